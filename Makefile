@@ -1,0 +1,47 @@
+# Samizdat: `make run` serves the app and runs the scheduler; `make test` installs and tests.
+# Both work on a fresh machine (Python 3.11; root for apt-get when node/npm are missing).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+JSIPFS := tests/ipfs/node_modules/.bin/jsipfs
+
+.PHONY: run test bench install install-dev services clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+
+install-dev: $(VENV)/.dev $(JSIPFS)
+
+# js-ipfs is the real IPFS daemon of the tests (Kubo cannot be installed here). `npm install`
+# honours the committed lock; `npm ci` would refuse it (see tests/ipfs/README.md).
+$(JSIPFS): tests/ipfs/package.json tests/ipfs/package-lock.json
+	command -v npm >/dev/null || scripts/apt-install.sh nodejs npm
+	cd tests/ipfs && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+# PostgreSQL must be up for the database tests; start the machine's cluster if it is installed.
+services:
+	scripts/ensure-postgres.sh
+
+run: install
+	scripts/run.sh
+
+test: install-dev services
+	$(PY) -m pytest
+
+bench: install-dev
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) tests/ipfs/node_modules .pytest_cache

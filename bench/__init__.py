@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): each compares Samizdat against a peer in the same run."""

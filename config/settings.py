@@ -1,0 +1,111 @@
+"""One typed settings loader, shared by the web app, the scheduler and the CLI.
+
+Every setting comes from a ``SAMIZDAT_*`` environment variable (see the README's table). Nothing
+reads ``os.environ`` at import time: callers build a :class:`Settings` with :func:`load_settings`
+(or construct one directly in tests) and pass it down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "SAMIZDAT_"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A SAMIZDAT_* variable holds a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Samizdat process needs to know about its environment."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""  # empty: sqlite file inside data_dir
+    s3_endpoint_url: str = ""  # empty: AWS itself
+    s3_bucket: str = ""  # empty: S3 off
+    s3_region: str = "us-east-1"
+    ipfs_api: str = ""  # empty: IPFS off; a multiaddr such as /ip4/127.0.0.1/tcp/5001/http
+    ipfs_timeout: float = 30.0
+    fetch_allow_private: bool = False
+    fetch_connect_timeout: float = 10.0
+    fetch_timeout: float = 60.0
+    fetch_max_bytes: int = 20 * 1024 * 1024
+    fetch_max_redirects: int = 5
+    fetch_user_agent: str = (
+        "SamizdatMirror/0.1 (+https://github.com/samizdat-archive; archiving blocked pages)"
+    )
+    default_interval_minutes: int = 360
+    scheduler_tick_seconds: float = 60.0
+    secret_key: str = field(default="", repr=False)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'samizdat.db').as_posix()}"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the local content-addressed store keeps its bytes."""
+        return self.data_dir / "blobs"
+
+    def replace(self, **changes) -> Settings:
+        """A copy of these settings with some fields changed (tests use this)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{PREFIX}{name.upper()} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _parse_number(name: str, raw: str, kind: type) -> int | float:
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{PREFIX}{name.upper()} must be positive, got {raw!r}")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``SAMIZDAT_*`` variables (``os.environ`` when not given)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Settings):
+        raw = env.get(PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        if f.type in ("bool", bool):
+            values[f.name] = _parse_bool(f.name, raw)
+        elif f.type in ("int", int):
+            values[f.name] = _parse_number(f.name, raw, int)
+        elif f.type in ("float", float):
+            values[f.name] = _parse_number(f.name, raw, float)
+        elif f.type in ("Path", Path):
+            if not raw.strip():
+                raise SettingsError(f"{PREFIX}{f.name.upper()} must not be empty")
+            values[f.name] = Path(raw)
+        else:
+            values[f.name] = raw.strip()
+    settings = Settings(**values)
+    if settings.ipfs_api and not settings.ipfs_api.startswith("/"):
+        raise SettingsError(
+            f"{PREFIX}IPFS_API must be a multiaddr such as /ip4/127.0.0.1/tcp/5001/http, "
+            f"got {settings.ipfs_api!r}"
+        )
+    return settings

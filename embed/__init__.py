@@ -1,0 +1,1 @@
+"""Embed: the public endpoints supporters' pages call to show a random approved fragment."""

@@ -1,0 +1,1 @@
+"""Mirror: sources (blocked pages), the fetcher, captures, storage back-ends and the scheduler."""

@@ -1,0 +1,267 @@
+"""The fetcher: one bounded, SSRF-guarded HTTP fetch of one page.
+
+Every connection is checked after DNS resolution and before connecting, so neither a hostname
+pointing at a private address nor a redirect to one reaches the inside of the network (unless
+``fetch_allow_private`` is set, as tests do to mirror pages served on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+
+import urllib3
+from urllib3 import connection as u3conn
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util import connection as u3util
+
+from config.settings import Settings
+from mirror.urls import normalize_url
+from samizdat.errors import FetchError, InvalidURLError
+
+REDIRECT_CODES = {301, 302, 303, 307, 308}
+CHUNK = 64 * 1024
+
+
+@dataclass
+class FetchResult:
+    """What one successful fetch returned."""
+
+    url: str
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    content_type: str
+    charset: str | None
+    body: bytes
+    elapsed: float
+    redirects: list[str] = field(default_factory=list)
+
+
+def address_is_public(ip: str) -> bool:
+    """Whether ``ip`` is a globally routable unicast address (not loopback/private/link-local)."""
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return addr.is_global and not addr.is_multicast
+
+
+def allow_any_address(_ip: str) -> bool:
+    """The policy when SAMIZDAT_FETCH_ALLOW_PRIVATE is on (tests, closed networks)."""
+    return True
+
+
+def resolve_allowed(host: str, port: int, allow_address: Callable[[str], bool]) -> list[tuple]:
+    """Resolve ``host`` and keep only addresses the policy lets the fetcher connect to."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError("dns", f"cannot resolve {host}: {exc.strerror or exc}") from None
+    allowed = [info for info in infos if allow_address(info[4][0])]
+    if not allowed:
+        shown = ", ".join(sorted({info[4][0] for info in infos}))
+        raise FetchError(
+            "blocked_address",
+            f"{host} resolves to a private, loopback or link-local address ({shown}); refused",
+        )
+    return allowed
+
+
+class _GuardedConnectionMixin:
+    """Resolves and checks the destination itself, then connects to a checked address only."""
+
+    allow_address: Callable[[str], bool] = staticmethod(address_is_public)
+
+    def _new_conn(self) -> socket.socket:
+        infos = resolve_allowed(self._dns_host, self.port, self.allow_address)
+        last_error: OSError | None = None
+        for family, socktype, proto, _name, sockaddr in infos:
+            sock = socket.socket(family, socktype, proto)
+            try:
+                u3util._set_socket_options(sock, self.socket_options)
+                if self.timeout is not None:
+                    sock.settimeout(self.timeout)
+                sock.connect(sockaddr)
+                return sock
+            except TimeoutError as exc:
+                sock.close()
+                raise ConnectTimeoutError(self, f"connection to {self.host} timed out") from exc
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
+
+
+def _pool_classes(allow_address: Callable[[str], bool]) -> dict[str, type]:
+    policy = {"allow_address": staticmethod(allow_address)}
+    guarded_http = type(
+        "GuardedHTTPConnection", (_GuardedConnectionMixin, u3conn.HTTPConnection), policy
+    )
+    guarded_https = type(
+        "GuardedHTTPSConnection", (_GuardedConnectionMixin, u3conn.HTTPSConnection), policy
+    )
+    return {
+        "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": guarded_http}),
+        "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": guarded_https}),
+    }
+
+
+def _parse_content_type(value: str) -> tuple[str, str | None]:
+    """Split a Content-Type header into the media type and the charset parameter."""
+    if not value:
+        return "", None
+    media, _, params = value.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, val = param.strip().partition("=")
+        if key.strip().lower() == "charset" and val.strip():
+            charset = val.strip().strip("\"'").lower()
+    return media.strip().lower(), charset
+
+
+class Fetcher:
+    """Fetches pages within the configured time, size and redirect bounds."""
+
+    def __init__(self, settings: Settings, allow_address: Callable[[str], bool] | None = None):
+        """``allow_address`` overrides the address policy (default: public addresses only)."""
+        self.settings = settings
+        if allow_address is None:
+            allow_address = allow_any_address if settings.fetch_allow_private else address_is_public
+        self.pool = urllib3.PoolManager(num_pools=20, maxsize=4, retries=False)
+        # Swap in guarded connection pools so every socket goes through resolve_allowed().
+        self.pool.pool_classes_by_scheme = _pool_classes(allow_address)
+
+    def fetch(self, url: str) -> FetchResult:
+        """Fetch ``url``, following at most ``fetch_max_redirects`` redirects.
+
+        Raises FetchError with a short ``reason`` (dns, refused, blocked_address, timeout,
+        http_error, redirect_loop, too_many_redirects, too_large, tls, connection).
+        """
+        s = self.settings
+        started = time.monotonic()
+        deadline = started + s.fetch_timeout
+        current = normalize_url(url)
+        seen = {current}
+        redirects: list[str] = []
+        while True:
+            response = self._request(current, deadline)
+            if response.status in REDIRECT_CODES:
+                location = response.headers.get("Location")
+                response.drain_conn()
+                response.release_conn()
+                if not location:
+                    raise FetchError("http_error", f"HTTP {response.status} without a Location")
+                try:
+                    target = normalize_url(urljoin(current, location))
+                except InvalidURLError as exc:
+                    raise FetchError("bad_redirect", f"redirect to an unusable URL: {exc}") from None
+                if target in seen:
+                    raise FetchError("redirect_loop", f"redirect loop back to {target}")
+                if len(redirects) >= s.fetch_max_redirects:
+                    raise FetchError(
+                        "too_many_redirects", f"more than {s.fetch_max_redirects} redirects"
+                    )
+                seen.add(target)
+                redirects.append(target)
+                current = target
+                continue
+            break
+        try:
+            if response.status >= 400:
+                raise FetchError(
+                    "http_error",
+                    f"HTTP {response.status} from {current}",
+                    status=response.status,
+                    final_url=current,
+                )
+            body = self._read_body(response, deadline)
+        finally:
+            response.release_conn()
+        content_type, charset = _parse_content_type(response.headers.get("Content-Type", ""))
+        return FetchResult(
+            url=normalize_url(url),
+            final_url=current,
+            status=response.status,
+            headers={k: v for k, v in response.headers.items()},
+            content_type=content_type,
+            charset=charset,
+            body=body,
+            elapsed=time.monotonic() - started,
+            redirects=redirects,
+        )
+
+    def _request(self, url: str, deadline: float) -> urllib3.BaseHTTPResponse:
+        s = self.settings
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("timeout", f"no answer within {s.fetch_timeout:g} s")
+        timeout = urllib3.Timeout(
+            connect=min(s.fetch_connect_timeout, remaining), read=remaining
+        )
+        headers = {
+            "User-Agent": s.fetch_user_agent,
+            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            "Accept-Encoding": "gzip, deflate",
+        }
+        try:
+            return self.pool.request(
+                "GET",
+                url,
+                headers=headers,
+                timeout=timeout,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+            )
+        except FetchError:
+            raise
+        except NewConnectionError as exc:
+            # Checked before the timeouts: urllib3 makes NewConnectionError a ConnectTimeoutError.
+            text = str(exc).rsplit("connection: ", 1)[-1]
+            reason = "refused" if "refused" in text.lower() else "connection"
+            raise FetchError(reason, f"cannot connect to {url}: {text}") from None
+        except (ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise FetchError("timeout", f"timed out fetching {url}: {exc}") from None
+        except SSLError as exc:
+            raise FetchError("tls", f"TLS failure for {url}: {exc}") from None
+        except (ProtocolError, HTTPError, OSError) as exc:
+            raise FetchError("connection", f"connection failure for {url}: {exc}") from None
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+        """Read the decoded body, aborting past the size cap or the total deadline."""
+        cap = self.settings.fetch_max_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise FetchError("too_large", f"declared body of {declared} bytes exceeds {cap}")
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            # decode_content=True counts decompressed bytes, so a gzip bomb hits the cap too.
+            for chunk in response.stream(CHUNK, decode_content=True):
+                total += len(chunk)
+                if total > cap:
+                    raise FetchError("too_large", f"body exceeds {cap} bytes")
+                if time.monotonic() > deadline:
+                    raise FetchError(
+                        "timeout", f"body not complete within {self.settings.fetch_timeout:g} s"
+                    )
+                chunks.append(chunk)
+        except FetchError:
+            raise
+        except ReadTimeoutError:
+            raise FetchError("timeout", "timed out reading the body") from None
+        except (ProtocolError, HTTPError, OSError) as exc:
+            raise FetchError("connection", f"body read failed: {exc}") from None
+        return b"".join(chunks)

@@ -1,0 +1,91 @@
+"""IPFS store via ipfshttpclient against a Kubo-compatible RPC API: add, pin, cat."""
+
+from __future__ import annotations
+
+import threading
+
+import ipfshttpclient
+from ipfshttpclient import exceptions as ipfs_exc
+
+from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
+from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+
+
+def _translate(exc: Exception, what: str) -> StorageError:
+    """Turn an ipfshttpclient error into a Samizdat one."""
+    if isinstance(exc, (ipfs_exc.ConnectionError, ipfs_exc.TimeoutError)):
+        return StorageUnavailableError(f"IPFS unreachable during {what}: {exc}")
+    if isinstance(exc, ipfs_exc.ErrorResponse):
+        text = str(exc).lower()
+        if "not found" in text or "no link named" in text or "invalid" in text:
+            return BlobNotFoundError(f"IPFS has no {what}: {exc}")
+        return StorageError(f"IPFS refused {what}: {exc}")
+    return StorageError(f"IPFS failed during {what}: {exc}")
+
+
+class IpfsStore(BlobStore):
+    """Adds and pins blobs on an IPFS node; the locator is the CID."""
+
+    name = "ipfs"
+
+    def __init__(self, api_multiaddr: str, timeout: float = 30.0):
+        self.api = api_multiaddr
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def client(self) -> ipfshttpclient.Client:
+        """A client per thread: ipfshttpclient's sessions are not thread-safe."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            # ipfshttpclient.connect() refuses every daemon newer than 0.7 (VersionMismatch), so the
+            # client is built directly and the version checked in check().
+            try:
+                client = ipfshttpclient.Client(self.api, timeout=self.timeout)
+            except ipfs_exc.Error as exc:
+                raise StorageError(f"bad IPFS API address {self.api!r}: {exc}") from exc
+            self._local.client = client
+        return client
+
+    def put(self, data: bytes) -> StoredBlob:
+        """Add and pin ``data``; IPFS itself deduplicates identical blocks."""
+        digest = sha256_hex(data)
+        try:
+            cid = self.client.add_bytes(data, opts={"pin": "true"})
+            self.client.pin.add(cid)
+        except ipfs_exc.Error as exc:
+            raise _translate(exc, "add") from exc
+        return StoredBlob(self.name, str(cid), digest, len(data), uploaded=True)
+
+    def get(self, locator: str) -> bytes:
+        """Cat the CID's bytes."""
+        try:
+            return self.client.cat(locator)
+        except ipfs_exc.Error as exc:
+            raise _translate(exc, f"CID {locator}") from exc
+
+    def exists(self, locator: str) -> bool:
+        """Whether the CID is pinned on this node."""
+        try:
+            pins = self.client.pin.ls(locator, type="recursive")
+        except ipfs_exc.ErrorResponse as exc:
+            if "not pinned" in str(exc).lower() or "invalid" in str(exc).lower():
+                return False
+            raise _translate(exc, f"pin of {locator}") from exc
+        except ipfs_exc.Error as exc:
+            raise _translate(exc, f"pin of {locator}") from exc
+        return locator in (pins.get("Keys") or {})
+
+    def url(self, locator: str) -> str:
+        """An ipfs:// URI, resolvable through any gateway."""
+        return f"ipfs://{locator}"
+
+    def check(self) -> BackendHealth:
+        """Ask the daemon for its version."""
+        try:
+            version = self.client.version()
+        except StorageError as exc:
+            return BackendHealth(self.name, False, str(exc))
+        except ipfs_exc.Error as exc:
+            return BackendHealth(self.name, False, str(_translate(exc, "version")))
+        return BackendHealth(self.name, True, f"{self.api} (IPFS {version.get('Version', '?')})")

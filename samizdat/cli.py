@@ -1,0 +1,63 @@
+"""Flask CLI wiring: one command group per capability, plus `db` and `doctor`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from samizdat import migrate
+from samizdat.health import collect_health
+from samizdat.web import runtime
+
+
+@click.group("db")
+def db_cli():
+    """Database schema migrations (Alembic)."""
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str):
+    """Bring the database to REVISION (the latest by default)."""
+    url = runtime().settings.sqlalchemy_url
+    migrate.upgrade(url, revision)
+    click.echo(f"database at {migrate.current_revision(url)}")
+
+
+@db_cli.command("current")
+@with_appcontext
+def db_current():
+    """Print the database's schema revision."""
+    click.echo(migrate.current_revision(runtime().settings.sqlalchemy_url) or "none")
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@with_appcontext
+def doctor(as_json: bool):
+    """Report which back-ends are configured and reachable; exit 1 if any is not."""
+    report = collect_health(runtime())
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        for name, configured in report["configured"].items():
+            if not configured:
+                click.echo(f"{name:9} off       (not configured)")
+        for name, check in report["checks"].items():
+            state = "ok" if check["ok"] else "FAILING"
+            click.echo(f"{name:9} {state:9} {check['detail']}")
+    raise SystemExit(0 if report["status"] == "ok" else 1)
+
+
+def register_cli(app: Flask) -> None:
+    """Attach every command group to ``app.cli``."""
+    from embed.cli import embed_cli
+    from fragments.cli import fragments_cli
+    from mirror.cli import mirror_cli, scheduler_cmd, sources_cli
+
+    for command in (db_cli, doctor, sources_cli, mirror_cli, scheduler_cmd, fragments_cli, embed_cli):
+        app.cli.add_command(command)

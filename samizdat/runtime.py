@@ -1,0 +1,53 @@
+"""The objects a Samizdat process shares: settings, database engine and sessions, stores, fetcher.
+
+Built the same way by the web app, the scheduler and the CLI, and free of Flask so the scheduler
+(which has no app context) can use it as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from config.settings import Settings
+from samizdat.db import make_engine, make_sessionmaker
+
+
+@dataclass
+class Runtime:
+    """Lazily built process-wide services for one set of settings."""
+
+    settings: Settings
+    engine: Engine = field(init=False)
+    Session: sessionmaker = field(init=False)
+
+    def __post_init__(self):
+        self.engine = make_engine(self.settings.sqlalchemy_url)
+        self.Session = make_sessionmaker(self.engine)
+
+    @cached_property
+    def stores(self):
+        """Every configured storage back-end by name (built on first use)."""
+        from mirror.storage import build_stores
+
+        return build_stores(self.settings)
+
+    @cached_property
+    def fetcher(self):
+        """The guarded page fetcher (built on first use)."""
+        from mirror.fetch import Fetcher
+
+        return Fetcher(self.settings)
+
+    def dispose(self) -> None:
+        """Close pooled database connections."""
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Create the runtime for ``settings``, making sure the data directory exists."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Runtime(settings)

@@ -1,0 +1,34 @@
+"""Request-scoped access to the runtime and a database session, and JSON error helpers."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify
+from sqlalchemy.orm import Session
+
+from samizdat.runtime import Runtime
+
+
+def runtime() -> Runtime:
+    """The runtime of the current app."""
+    return current_app.extensions["samizdat"]
+
+
+def db_session() -> Session:
+    """One database session per request, opened lazily and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = runtime().Session()
+    return g.db_session
+
+
+def close_db_session(_exc=None) -> None:
+    """Teardown: close the request's session if one was opened."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def json_error(status: int, message: str):
+    """A JSON error body with one clear message."""
+    response = jsonify({"error": message, "status": status})
+    response.status_code = status
+    return response

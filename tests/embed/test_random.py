@@ -1,0 +1,60 @@
+"""GET /api/fragments/random: one approved fragment, no trace left."""
+
+from sqlalchemy import update
+
+from fragments.models import REJECTED, Fragment
+from mirror.pipeline import capture_source
+from mirror.sources import add_source
+from tests.sites import seed_names
+
+
+def capture_article(app, site, index=0):
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        source = add_source(session, site.url(f"/articles/{seed_names()[index]}.html"), 60).source
+        session.commit()
+    return capture_source(rt, source.id)
+
+
+def test_no_fragments_is_a_json_404(client):
+    response = client.get("/api/fragments/random")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "no approved fragments yet"
+
+
+def test_random_fragment_has_text_and_attribution(app, client, site):
+    outcome = capture_article(app, site)
+    response = client.get("/api/fragments/random")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {
+        "id", "text", "source_url", "title", "capture_id", "sha256", "cid", "fetched_at",
+    }
+    assert body["capture_id"] == outcome.capture_id
+    assert body["source_url"] == site.url(f"/articles/{seed_names()[0]}.html")
+    assert 60 <= len(body["text"]) <= 280
+    assert body["cid"] and len(body["sha256"]) == 64
+
+
+def test_random_spreads_over_all_fragments(app, client, site):
+    outcome = capture_article(app, site, 1)
+    seen = {client.get("/api/fragments/random").get_json()["id"] for _ in range(60)}
+    assert len(seen) >= min(outcome.new_fragments, 5)
+
+
+def test_only_approved_fragments_are_served(app, client, site):
+    capture_article(app, site)
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        session.execute(update(Fragment).values(status=REJECTED))
+        session.commit()
+    assert client.get("/api/fragments/random").status_code == 404
+
+
+def test_random_sets_no_cookie_and_is_never_cached(app, client, site):
+    capture_article(app, site)
+    response = client.get("/api/fragments/random")
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.headers["Referrer-Policy"] == "no-referrer"

@@ -1,0 +1,1 @@
+"""Tests of the mirror: URLs, fetcher, storage, pipeline, CLI and scheduler."""

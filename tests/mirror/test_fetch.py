@@ -1,0 +1,113 @@
+"""The fetcher against a real loopback HTTP server: success, every fault, and the SSRF guard."""
+
+import pytest
+
+from config.settings import Settings
+from mirror.fetch import Fetcher, address_is_public
+from samizdat.errors import FetchError
+from tests.services import free_port
+from tests.sites import seed_names
+
+ALLOW = Settings(
+    fetch_allow_private=True,
+    fetch_timeout=1.5,
+    fetch_connect_timeout=1.5,
+    fetch_max_bytes=1024 * 1024,
+    fetch_max_redirects=5,
+)
+
+
+def fetch_error(settings: Settings, url: str) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        Fetcher(settings).fetch(url)
+    return info.value
+
+
+def test_fetches_a_page_with_status_type_and_charset(site):
+    result = Fetcher(ALLOW).fetch(site.url(f"/articles/{seed_names()[0]}.html"))
+    assert result.status == 200
+    assert result.content_type == "text/html"
+    assert result.charset == "utf-8"
+    assert b"<article>" in result.body
+
+
+def test_follows_redirects_and_records_the_final_url(site):
+    result = Fetcher(ALLOW).fetch(site.url("/redirect-to-article"))
+    assert result.final_url == site.url(f"/articles/{seed_names()[0]}.html")
+    assert result.redirects == [result.final_url]
+
+
+def test_sends_an_honest_user_agent(site):
+    before = len(site.hits)
+    Fetcher(ALLOW).fetch(site.url("/empty.html"))
+    assert site.hits[before:] == ["/empty.html"]
+    assert site.agents[-1].startswith("SamizdatMirror/")
+
+
+@pytest.mark.parametrize(
+    "path, reason",
+    [
+        ("/missing", "http_error"),
+        ("/status/500", "http_error"),
+        ("/loop/a", "redirect_loop"),
+        ("/hop/0", "too_many_redirects"),
+        ("/big", "too_large"),
+        ("/gzip-bomb", "too_large"),
+        ("/slow", "timeout"),
+    ],
+)
+def test_faults_become_fetch_errors_with_a_reason(site, path, reason):
+    assert fetch_error(ALLOW, site.url(path)).reason == reason
+
+
+def test_refused_connection_is_reported():
+    error = fetch_error(ALLOW, f"http://127.0.0.1:{free_port()}/")
+    assert error.reason == "refused"
+
+
+def test_unresolvable_host_is_a_dns_failure():
+    error = fetch_error(ALLOW, "http://no-such-host.invalid/")
+    assert error.reason == "dns"
+
+
+def test_loopback_is_refused_by_default(site):
+    before = len(site.hits)
+    error = fetch_error(ALLOW.replace(fetch_allow_private=False), site.url("/empty.html"))
+    assert error.reason == "blocked_address"
+    assert len(site.hits) == before  # refused before connecting: the server saw nothing
+
+
+def test_private_address_is_refused_without_connecting():
+    error = fetch_error(ALLOW.replace(fetch_allow_private=False), "http://10.255.255.1/secret")
+    assert error.reason == "blocked_address"
+
+
+def test_every_redirect_hop_is_checked(site):
+    # Treat the loopback test site as "public" and everything else as private: the redirect to
+    # 10.255.255.1 must be refused at the second hop, before any connection is attempted.
+    only_loopback = Fetcher(ALLOW, allow_address=lambda ip: ip == "127.0.0.1")
+    with pytest.raises(FetchError) as info:
+        only_loopback.fetch(site.url("/redirect-to-private"))
+    assert info.value.reason == "blocked_address"
+    assert "10.255.255.1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "ip, public",
+    [
+        ("127.0.0.1", False),
+        ("10.0.0.8", False),
+        ("172.16.5.4", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("93.184.216.34", True),
+        ("2606:2800:220:1:248:1893:25c8:1946", True),
+    ],
+)
+def test_address_classification(ip, public):
+    assert address_is_public(ip) is public

@@ -1,0 +1,158 @@
+"""A real HTTP server on loopback serving the pages the tests mirror.
+
+Articles are built from the seed texts in ../shared/seeds, wrapped in the navigation, cookie
+notice and footer boilerplate that real news sites carry. Other paths produce the faults the
+fetcher must survive.
+"""
+
+from __future__ import annotations
+
+import gzip
+import html
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = ROOT.parent / "shared" / "seeds"
+
+NAV_TEXT = "Skip to main content | Home | News | Log in | Donate now"
+COOKIE_TEXT = (
+    "We use cookies to improve your experience on our website and to show you relevant "
+    "advertising. By continuing you accept our cookie policy and terms of use."
+)
+FOOTER_TEXT = (
+    "Related articles: View latest press releases from our offices around the world and "
+    "subscribe to our newsletter for weekly updates on every campaign."
+)
+
+
+def seed_names() -> list[str]:
+    """The seed article names (file stems); fails loudly when ../shared/seeds is missing."""
+    names = sorted(p.stem for p in SEEDS_DIR.glob("*.txt"))
+    if not names:
+        raise RuntimeError(f"no seed articles in {SEEDS_DIR}: ../shared must sit beside the repo")
+    return names
+
+
+def seed_text(name: str) -> str:
+    """The raw text of one seed article."""
+    return (SEEDS_DIR / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def article_html(name: str) -> bytes:
+    """A realistic article page for a seed: its paragraphs inside page boilerplate."""
+    lines = [line.strip() for line in seed_text(name).splitlines() if line.strip()]
+    title = max(lines[:6], key=len)  # the headline is the longest of the opening lines
+    body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script>window.tracker = "track everyone";</script>
+<style>body {{ font-family: serif; }}</style></head>
+<body>
+<header><nav><a href="/">{NAV_TEXT}</a></nav></header>
+<div class="cookie-banner"><form><p>{COOKIE_TEXT}</p><button>Accept</button></form></div>
+<main><article><h1>{html.escape(title)}</h1>
+{body}
+</article></main>
+<aside><p>Share this article on social media with your friends and family today.</p></aside>
+<footer><p>{FOOTER_TEXT}</p></footer>
+<script>document.write("<p>injected by script, never a fragment of the page</p>");</script>
+</body></html>"""
+    return page.encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "SamizdatTestSite/1.0"
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8", headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        self.server.hits.append(self.path)
+        self.server.agents.append(self.headers.get("User-Agent", ""))
+        path = self.path.split("?", 1)[0]
+        if path.startswith("/articles/") and path.endswith(".html"):
+            name = path[len("/articles/") : -len(".html")]
+            if name in seed_names():
+                return self._send(200, article_html(name))
+        if path == "/empty.html":
+            return self._send(200, b"<html><head><title>Nothing</title></head><body></body></html>")
+        if path == "/plain.txt":
+            return self._send(200, b"just text", "text/plain")
+        if path == "/status/500":
+            return self._send(500, b"<h1>Server error</h1>")
+        if path == "/slow":
+            time.sleep(3)
+            return self._send(200, b"<p>too late</p>")
+        if path == "/loop/a":
+            return self._send(302, b"", headers={"Location": "/loop/b"})
+        if path == "/loop/b":
+            return self._send(302, b"", headers={"Location": "/loop/a"})
+        if path.startswith("/hop/"):
+            n = int(path.rsplit("/", 1)[1])
+            return self._send(302, b"", headers={"Location": f"/hop/{n + 1}"})
+        if path == "/redirect-to-article":
+            return self._send(301, b"", headers={"Location": f"/articles/{seed_names()[0]}.html"})
+        if path == "/redirect-to-private":
+            return self._send(302, b"", headers={"Location": "http://10.255.255.1/secret"})
+        if path == "/big":
+            return self._send(200, b"<p>" + b"x" * (3 * 1024 * 1024) + b"</p>")
+        if path == "/gzip-bomb":
+            bomb = gzip.compress(b"\0" * (50 * 1024 * 1024), compresslevel=9)
+            return self._send(200, bomb, headers={"Content-Encoding": "gzip"})
+        return self._send(404, b"<h1>Not found</h1>")
+
+
+class FixtureSite:
+    """A ThreadingHTTPServer on a free 127.0.0.1 port, serving in a background thread."""
+
+    def __init__(self):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.hits = []
+        self.server.agents = []
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` on this server."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @property
+    def hits(self) -> list[str]:
+        """Paths requested so far, in order."""
+        return self.server.hits
+
+    @property
+    def agents(self) -> list[str]:
+        """User-Agent headers received so far, in order."""
+        return self.server.agents
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    # `python -m tests.sites [PORT]` serves the fixture articles for trying Samizdat by hand.
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    server.hits, server.agents = [], []
+    for name in seed_names():
+        print(f"http://127.0.0.1:{port}/articles/{name}.html")
+    server.serve_forever()
