@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from fragments.extract import extract_main_text
 from fragments.models import Fragment
 from fragments.store import fragment_as_dict
 from samizdat.web import runtime
@@ -35,3 +37,26 @@ def fragments_list(status: str | None, limit: int, as_json: bool):
             return
         for f in items:
             click.echo(f"{f.id}  {f.status:8}  {f.text}")
+
+
+@fragments_cli.command("extract")
+@click.argument("path")
+@click.option("--url", default=None, help="The page's address (helps recognise the site's furniture).")
+@click.option("--charset", default=None, help="The page's charset, when known (else sniffed).")
+def fragments_extract(path: str, url: str | None, charset: str | None):
+    """Print the main text extraction keeps from an HTML file (PATH, or - for stdin), a block a line.
+
+    Needs no database: it reads the file and prints, nothing else.
+    """
+    try:
+        if path == "-":
+            html = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                html = handle.read()
+    except OSError as error:
+        # One line, no traceback: the reason the file could not be read.
+        click.echo(f"error: cannot read {path}: {error.strerror or error}", err=True)
+        sys.exit(1)
+    for paragraph in extract_main_text(html, url=url, charset=charset).paragraphs:
+        click.echo(paragraph)

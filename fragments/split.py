@@ -1,8 +1,8 @@
-"""The first splitter: a capture's HTML to short, attributed fragments of 1–3 sentences.
+"""The splitter: a capture's HTML to short, attributed fragments of 1–3 sentences.
 
 The seam is :func:`split_capture`: bytes and metadata in, :class:`FragmentDraft` records out.
-Extraction (what is the page's own text) and sentence splitting are separate functions so either
-can be replaced without touching callers.
+Extraction (what is the page's own text, :mod:`fragments.extract`) and sentence splitting are
+separate functions so either can be replaced without touching callers.
 """
 
 from __future__ import annotations
@@ -13,27 +13,29 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from bs4 import BeautifulSoup
-
-# Elements that never hold the page's own words.
-BOILERPLATE_TAGS = [
-    "script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas",
-    "nav", "header", "footer", "aside", "form", "button", "select", "input", "textarea", "menu",
-]
-TEXT_TAGS = ["p", "blockquote", "li", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption", "dd"]
+from fragments.extract import TextBlock, detect_language, extract_main_text
 
 DEFAULT_MIN_CHARS = 60
 DEFAULT_MAX_CHARS = 280
+# A page yields at most this many fragments: the time spent on one capture stays bounded (a page
+# of 50,000 paragraphs is a dump, not an article) and nobody curates more than this from a page.
+DEFAULT_MAX_FRAGMENTS = 2000
 
-# A sentence ends at . ! ? or … (optionally followed by closing quotes or brackets) and whitespace,
-# when the next word starts like a sentence. Common abbreviations are protected below.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+(?=[\"'“‘«(\[]?[^\s\da-z])")
+# Where a sentence may end: Latin-style stops followed by space (closing quotes or brackets
+# belong to the sentence), and stops of scripts that need no space after them (CJK, Devanagari,
+# Burmese, Ethiopic, Arabic question mark, Urdu full stop).
+_CANDIDATE_END = re.compile(
+    r"[.!?…]+[\"'”’»)\]]*(?=\s)|[。！？]+[”’」』）)]*|[؟۔।॥။።]+[\"'”’»)\]]*"
+)
+_OPENERS = "\"'“‘«([¿¡„"
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "no", "vs", "etc", "e.g", "i.e", "u.s",
-    "u.k", "u.n", "inc", "ltd", "co", "corp", "gen", "gov", "sen", "rep", "mt", "ft", "jan",
-    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "no", "nos", "vs", "etc", "e.g", "i.e",
+    "u.s", "u.k", "u.n", "inc", "ltd", "co", "corp", "gen", "gov", "sen", "rep", "mt", "ft", "jan",
+    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "col", "capt",
+    "lt", "sgt", "maj", "rev", "hon", "pres", "gov", "dept", "univ", "approx", "est", "fig", "vol",
+    "pp", "p", "ph.d", "a.m", "p.m", "cf", "al", "ave", "blvd", "rd", "op", "ed", "eds", "tp",
+    "ths", "ts", "gs", "pgs",  # Vietnamese: thành phố, thạc sĩ, tiến sĩ, giáo sư, phó giáo sư
 }
-
 
 @dataclass(frozen=True)
 class CaptureInfo:
@@ -55,6 +57,7 @@ class FragmentDraft:
     position: int
     text: str
     capture: CaptureInfo
+    language: str | None = None  # ISO 639-1 code of the page's main text, e.g. "en", "vi"
 
 
 def normalize_text(text: str) -> str:
@@ -68,40 +71,45 @@ def fragment_id(source_url: str, text: str) -> str:
     return digest[:32]
 
 
-def extract_title_and_paragraphs(html: bytes, charset: str | None = None) -> tuple[str | None, list[str]]:
-    """Parse HTML and return the page title and its text blocks, boilerplate elements removed."""
-    soup = BeautifulSoup(html, "lxml", from_encoding=charset)
-    title = None
-    if soup.title and soup.title.string:
-        title = normalize_text(soup.title.string) or None
-    for tag in soup.find_all(BOILERPLATE_TAGS):
-        tag.decompose()
-    root = soup.find("article") or soup.find("main") or soup.body or soup
-    blocks: list[str] = []
-    for element in root.find_all(TEXT_TAGS):
-        # Only the innermost text blocks, so a <li> holding a <p> is not counted twice.
-        if element.find(TEXT_TAGS):
-            continue
-        text = normalize_text(element.get_text(" "))
-        if text:
-            blocks.append(text)
-    return title, blocks
+def _is_sentence_end(text: str, match: re.Match) -> bool:
+    """Whether a candidate stop really ends a sentence (not an abbreviation, initial or aside)."""
+    stop = match.group(0)
+    following = text[match.end() :].lstrip()
+    while following and following[0] in _OPENERS:
+        following = following[1:]
+    if not following:
+        return True
+    if stop[0] in "。！？؟۔।॥။።":
+        return True
+    nxt = following[0]
+    # A lower-case or numeric continuation ("Why?" he asked; on Jan. 5) is the same sentence.
+    if nxt.islower() or nxt.isdigit():
+        return False
+    if stop[0] == ".":
+        word = text[: match.start()].rsplit(None, 1)[-1] if text[: match.start()].strip() else ""
+        word = word.lstrip(_OPENERS).lower()
+        if word in _ABBREVIATIONS:
+            return False
+        # A single letter before the stop is an initial ("J. Smith"), not a sentence.
+        if len(word) == 1 and word.isalpha():
+            return False
+    return True
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences, keeping abbreviations and decimals intact."""
-    pieces = _SENTENCE_END.split(text)
+    """Split a paragraph into sentences, keeping abbreviations, initials and decimals intact."""
     sentences: list[str] = []
-    for piece in pieces:
-        piece = piece.strip()
-        if not piece:
+    start = 0
+    for match in _CANDIDATE_END.finditer(text):
+        if not _is_sentence_end(text, match):
             continue
-        if sentences:
-            last_word = sentences[-1].rsplit(" ", 1)[-1].rstrip(".").lower()
-            if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
-                sentences[-1] = f"{sentences[-1]} {piece}"
-                continue
-        sentences.append(piece)
+        piece = text[start : match.end()].strip()
+        if piece:
+            sentences.append(piece)
+        start = match.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
     return sentences
 
 
@@ -109,33 +117,74 @@ def _trim_to_words(text: str, max_chars: int) -> str:
     """Cut ``text`` to at most ``max_chars`` at a word boundary, marking the cut with an ellipsis."""
     if len(text) <= max_chars:
         return text
-    cut = text[: max_chars - 1].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "…"
+    head = text[: max_chars - 1]
+    if " " in head.strip():
+        cut = head.rsplit(" ", 1)[0]
+    else:
+        # Scripts written without spaces (Chinese, Japanese, Thai) are cut after a comma-like
+        # mark when there is one, else between characters, which is where their words meet.
+        marks = [head.rfind(m) for m in "，、；,;"]
+        best = max(marks)
+        cut = head[: best + 1] if best > max_chars // 2 else head
+    return cut.rstrip(" ,;:，、；") + "…"
 
 
 def group_sentences(
     sentences: list[str], min_chars: int = DEFAULT_MIN_CHARS, max_chars: int = DEFAULT_MAX_CHARS
 ) -> list[str]:
     """Group consecutive sentences into fragments of 1–3 sentences within the length bounds."""
-    groups: list[str] = []
+    groups: list[list[str]] = []
     current: list[str] = []
     for sentence in sentences:
         candidate = " ".join([*current, sentence])
         if current and (len(candidate) > max_chars or len(current) == 3):
-            groups.append(" ".join(current))
+            groups.append(current)
             current = []
         current.append(sentence)
         if len(" ".join(current)) >= min_chars:
-            groups.append(" ".join(current))
+            groups.append(current)
             current = []
     if current:
-        groups.append(" ".join(current))
+        # A short last sentence joins the group before it when that still fits the bounds,
+        # rather than being thrown away.
+        if groups and len(groups[-1]) < 3 and len(" ".join([*groups[-1], *current])) <= max_chars:
+            groups[-1] = [*groups[-1], *current]
+        else:
+            groups.append(current)
     out = []
     for group in groups:
-        if len(group) < min_chars:
+        text = " ".join(group)
+        if len(text) < min_chars:
             continue
-        out.append(_trim_to_words(group, max_chars))
+        out.append(_trim_to_words(text, max_chars))
     return out
+
+
+# Headings label the text after them and captions describe a picture: neither is a fragment.
+_FRAGMENT_KINDS = {"paragraph", "quote", "list_item", "cell", "preformatted"}
+
+
+def split_blocks(
+    blocks: list[TextBlock],
+    min_chars: int = DEFAULT_MIN_CHARS,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+) -> list[str]:
+    """Fragment texts from extracted blocks, in order, without duplicates, headings left out."""
+    texts: list[str] = []
+    seen: set[str] = set()
+    for block in blocks:
+        if block.kind not in _FRAGMENT_KINDS:
+            continue
+        for text in group_sentences(split_sentences(block.text), min_chars, max_chars):
+            key = normalize_text(text)
+            if key in seen:
+                continue
+            seen.add(key)
+            texts.append(text)
+            if len(texts) >= max_fragments:
+                return texts
+    return texts
 
 
 def split_capture(
@@ -144,18 +193,20 @@ def split_capture(
     charset: str | None = None,
     min_chars: int = DEFAULT_MIN_CHARS,
     max_chars: int = DEFAULT_MAX_CHARS,
+    *,
+    max_fragments: int = DEFAULT_MAX_FRAGMENTS,
 ) -> list[FragmentDraft]:
     """Turn one capture's HTML into fragment drafts, in page order, without duplicates."""
-    title, blocks = extract_title_and_paragraphs(html, charset)
-    if capture.title is None and title:
-        capture = CaptureInfo(**{**capture.__dict__, "title": title})
+    extraction = extract_main_text(html, url=capture.source_url, charset=charset)
+    if capture.title is None and extraction.title:
+        capture = CaptureInfo(**{**capture.__dict__, "title": extraction.title})
+    texts = split_blocks(extraction.blocks, min_chars, max_chars, max_fragments)
+    language = extraction.language
     drafts: list[FragmentDraft] = []
-    seen: set[str] = set()
-    for block in blocks:
-        for text in group_sentences(split_sentences(block), min_chars, max_chars):
-            fid = fragment_id(capture.source_url, text)
-            if fid in seen:
-                continue
-            seen.add(fid)
-            drafts.append(FragmentDraft(fid, len(drafts), text, capture))
+    for text in texts:
+        # Pages quoting another language keep that quote's own language when it is clear.
+        own = detect_language(text) if len(text) >= 120 else None
+        drafts.append(
+            FragmentDraft(fragment_id(capture.source_url, text), len(drafts), text, capture, own or language)
+        )
     return drafts

@@ -1,5 +1,6 @@
 """The first splitter: the page's own words, in 1–3 sentence fragments, with stable ids."""
 
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -99,3 +100,93 @@ def test_vietnamese_text_survives_intact():
     html = f"<html><body><article><p>{text}</p></article></body></html>".encode()
     drafts = split_capture(html, INFO)
     assert " ".join(d.text for d in drafts) == text
+
+
+def test_quotations_end_sentences_inside_the_quote_marks():
+    text = 'He said: "We will not leave." Then he sat down. "Why?" she asked. Nobody answered.'
+    assert split_sentences(text) == [
+        'He said: "We will not leave."',
+        "Then he sat down.",
+        '"Why?" she asked.',
+        "Nobody answered.",
+    ]
+
+
+def test_initials_and_titles_do_not_end_sentences():
+    text = "J. K. Nguyen met Dr. Tran at 10 a.m. today. The U.S. embassy was closed."
+    assert split_sentences(text) == ["J. K. Nguyen met Dr. Tran at 10 a.m. today.", "The U.S. embassy was closed."]
+
+
+def test_vietnamese_sentences_split_before_capitalised_diacritic_letters():
+    text = "Phiên tòa kéo dài chưa đầy một ngày. Đây là bản án nặng nhất. Ông nói: đó là sự thật."
+    assert split_sentences(text) == [
+        "Phiên tòa kéo dài chưa đầy một ngày.",
+        "Đây là bản án nặng nhất.",
+        "Ông nói: đó là sự thật.",
+    ]
+
+
+def test_chinese_sentences_split_at_full_width_stops_without_spaces():
+    assert split_sentences("政府关闭了网站。记者被拘留了！为什么？") == ["政府关闭了网站。", "记者被拘留了！", "为什么？"]
+
+
+def test_headings_are_neither_fragments_nor_glued_to_body_text():
+    body = "The ministry said the delays were caused by a new payment system, and arrears would be paid."
+    html = f"<article><h2>What the ministry says</h2><p>{body}</p><p>{body} Again.</p></article>".encode()
+    texts = [d.text for d in split_capture(html, INFO)]
+    assert texts and all("What the ministry says" not in t for t in texts)
+
+
+def test_long_list_items_become_fragments_of_their_own():
+    items = [
+        "the use of tax investigations against independent outlets that criticise officials;",
+        "laws on false information drafted so broadly that almost any criticism falls under them.",
+    ]
+    html = ("<article><p>The index highlights two trends, which the authors describe in detail:</p><ul>"
+            + "".join(f"<li>{i}</li>" for i in items) + "</ul></article>").encode()
+    texts = [d.text for d in split_capture(html, INFO)]
+    assert items[0] in texts and items[1] in texts
+
+
+def test_length_bounds_are_configurable_and_words_are_never_cut():
+    text = " ".join(f"Sentence number {i} talks about the river, the dam and the village." for i in range(12))
+    html = f"<article><p>{text}</p></article>".encode()
+    drafts = split_capture(html, INFO, min_chars=100, max_chars=150)
+    words = set(text.replace(".", " ").replace(",", " ").split())
+    for draft in drafts:
+        assert 100 <= len(draft.text) <= 150
+        assert set(draft.text.rstrip("…").replace(".", " ").replace(",", " ").split()) <= words
+
+
+def test_fragments_carry_the_language_of_their_text():
+    html = f"<html lang='en'><body><article><p>{VIETNAMESE_TEXT_LONG}</p></article></body></html>".encode()
+    drafts = split_capture(html, INFO)
+    assert drafts and all(d.language == "vi" for d in drafts)
+
+
+VIETNAMESE_TEXT_LONG = (
+    "Chính quyền Việt Nam đã bắt giữ nhiều nhà hoạt động vì những bài viết trên mạng. "
+    "Họ bị kết án nhiều năm tù giam vì tội tuyên truyền chống nhà nước. "
+    "Người dân sợ hãi khi đăng thông tin trên Internet, và nhiều người đã ngừng viết."
+)
+
+
+def test_a_page_of_fifty_thousand_paragraphs_is_split_quickly_and_bounded():
+    html = ("<article>" + "".join(
+        f"<p>Paragraph {i} reports what the villagers said, and what the police did next.</p>" for i in range(50000)
+    ) + "</article>").encode()
+    split_capture(b"<p>warm up the language model with a sentence of plain English text.</p>", INFO)
+    started = time.perf_counter()
+    drafts = split_capture(html, INFO, max_fragments=500)
+    assert time.perf_counter() - started < 2.0
+    assert len(drafts) == 500 and drafts[0].text.startswith("Paragraph 0 ")
+
+
+def test_right_to_left_and_mixed_encoding_pages_split_without_error():
+    arabic = "احتجزت السلطات صحفية مستقلة بعد أيام من نشرها تحقيقاً عن عقود حكومية. وطالبت النقابة بالإفراج عنها فوراً."
+    drafts = split_capture(f"<div dir='rtl'><p>{arabic}</p></div>".encode(), INFO)
+    assert " ".join(d.text for d in drafts) == arabic
+    mixed = ("<p>Nguyễn said the café was “closed” by police, and nobody in the street knew why.</p>".encode()
+             .replace("“".encode(), b"\x93"))
+    (draft,) = split_capture(mixed, INFO)
+    assert draft.text.startswith("Nguyễn said the café was “closed”")
