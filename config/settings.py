@@ -44,7 +44,14 @@ class Settings:
     )
     default_interval_minutes: int = 360
     scheduler_tick_seconds: float = 60.0
-    secret_key: str = field(default="", repr=False)
+    jobs_poll_seconds: float = 2.0
+    reconcile_seconds: float = 60.0
+    replica_retry_seconds: float = 30.0  # first retry delay; doubles per attempt
+    replica_retry_max_seconds: float = 3600.0
+    capture_concurrency: int = 4
+    standby_retry_seconds: float = 10.0
+    secret_key: str = field(default="", repr=False)  # empty: generated once into data_dir
+    session_cookie_secure: bool = False  # true behind HTTPS: the login cookie is never sent in clear
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -24,6 +24,7 @@ class Fragment(Base):
     )
     position: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))  # ISO 639-1 code, detected
     status: Mapped[str] = mapped_column(String(16), index=True)
     source_url: Mapped[str] = mapped_column(String(2048))
     title: Mapped[str | None] = mapped_column(Text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fragments.models import APPROVED, Fragment
@@ -28,6 +28,7 @@ def save_fragments(session: Session, drafts: list[FragmentDraft], status: str) -
                 capture_id=cap.capture_id,
                 position=draft.position,
                 text=draft.text,
+                language=draft.language,
                 status=status,
                 source_url=cap.source_url,
                 title=cap.title,
@@ -58,6 +59,7 @@ def fragment_as_dict(fragment: Fragment) -> dict:
     return {
         "id": fragment.id,
         "text": fragment.text,
+        "language": fragment.language,
         "source_url": fragment.source_url,
         "title": fragment.title,
         "capture_id": fragment.capture_id,
@@ -65,3 +67,8 @@ def fragment_as_dict(fragment: Fragment) -> dict:
         "cid": fragment.cid,
         "fetched_at": fragment.fetched_at.isoformat(),
     }
+
+
+def set_capture_cid(session: Session, capture_id: int, cid: str) -> None:
+    """Record the IPFS CID of a capture on its fragments once it is known (caller commits)."""
+    session.execute(update(Fragment).where(Fragment.capture_id == capture_id).values(cid=cid))

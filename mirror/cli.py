@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
@@ -11,23 +10,14 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from mirror.models import Source
-from mirror.pipeline import run_sources
+from mirror.importer import import_sources
+from mirror.jobs import enqueue, run_jobs
+from mirror.pipeline import active_source_ids
+from mirror.replicas import reconcile
 from mirror.routes import source_as_dict
-from mirror.sources import add_source
+from mirror.sources import add_source, parse_interval
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
-
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
-_UNIT_MINUTES = {"": 1, "m": 1, "h": 60, "d": 1440}
-
-
-def parse_interval(text: str) -> int:
-    """'90m', '6h', '1d' or a bare number of minutes → minutes."""
-    match = _INTERVAL.match(text or "")
-    if not match or int(match.group(1)) == 0:
-        raise click.BadParameter(f"expected e.g. 30m, 6h or 1d, got {text!r}")
-    return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
-
 
 @click.group("sources")
 def sources_cli():
@@ -43,15 +33,50 @@ def sources_cli():
 def sources_add(url: str, country: str | None, collection: str | None, every: str | None):
     """Add URL as a source (http/https only)."""
     rt = runtime()
-    interval = parse_interval(every) if every else rt.settings.default_interval_minutes
     with rt.Session() as session:
         try:
+            interval = parse_interval(every) if every else rt.settings.default_interval_minutes
             result = add_source(session, url, interval, country=country, collection=collection)
         except SamizdatError as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
         verb = "added" if result.created else "already present"
         click.echo(f"{verb}: source {result.source.id} {result.source.url}")
+
+
+@sources_cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--country", help="Two-letter country code (default: from a file name like vn.csv).")
+@click.option("--collection", help="Collection name, e.g. vietnam.")
+@click.option("--every", "every", help="Capture interval: 30m, 6h, 1d (default from settings).")
+@with_appcontext
+def sources_import(file: str, country: str | None, collection: str | None, every: str | None):
+    """Import a Citizen Lab test-list CSV or a plain list of URLs (one per line); idempotent."""
+    rt = runtime()
+    try:
+        interval = parse_interval(every) if every else rt.settings.default_interval_minutes
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        with click.open_file(file, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    total = len(data.splitlines())
+    with rt.Session() as session:
+        with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+            try:
+                summary = import_sources(
+                    session, data, None if file == "-" else file, interval,
+                    country=country, collection=collection, progress=bar.update,
+                )
+            except SamizdatError as exc:
+                raise click.ClickException(str(exc)) from None
+        session.commit()
+    lines = summary.lines()
+    click.echo(lines[0])
+    for line in lines[1:]:
+        click.echo(line, err=True)
 
 
 @sources_cli.command("list")
@@ -65,7 +90,7 @@ def sources_list(as_json: bool):
             click.echo(json.dumps([source_as_dict(s) for s in sources], indent=2))
             return
         for s in sources:
-            state = "active" if s.active else "paused"
+            state = "deleted" if s.deleted_at else "active" if s.active else "paused"
             click.echo(f"{s.id:>5}  {state:6}  every {s.interval_minutes:>5} min  {s.url}")
 
 
@@ -79,35 +104,48 @@ def mirror_cli():
 @click.option("--all", "run_all", is_flag=True, help="Capture every active source.")
 @with_appcontext
 def mirror_run(source_ids: tuple[int, ...], run_all: bool):
-    """Capture SOURCE_IDS (or --all) synchronously, going on past failures."""
+    """Capture SOURCE_IDS (or --all) now, synchronously, going on past failures."""
     if bool(source_ids) == run_all:
         raise click.UsageError("give source ids or --all (not both)")
     rt = runtime()
-    ids = list(source_ids) if source_ids else None
-    if ids is None:
-        with rt.Session() as session:
-            ids = list(session.scalars(select(Source.id).where(Source.active.is_(True))))
-    else:
-        with rt.Session() as session:
-            missing = [i for i in ids if session.get(Source, i) is None]
+    ids = list(source_ids) if source_ids else active_source_ids(rt)
+    with rt.Session() as session:
+        # A deleted source is gone from mirroring, so naming one is the same mistake as a typo.
+        missing = [i for i in ids if (s := session.get(Source, i)) is None or s.deleted_at]
         if missing:
             raise click.ClickException(f"no source with id {', '.join(map(str, missing))}")
-    with click.progressbar(length=len(ids), label="capturing", file=sys.stderr) as bar:
-
-        failures = []
+        job_ids = [enqueue(session, i, "cli").id for i in ids]
+        session.commit()
+    failures = []
+    with click.progressbar(length=len(job_ids), label="capturing", file=sys.stderr) as bar:
 
         def done(outcome):
             bar.update(1)
-            if outcome.status != "ok":
+            if outcome.status == "failed":
                 failures.append(outcome)
 
-        summary = run_sources(rt, ids, on_done=done)
+        summary = run_jobs(rt, job_ids, on_done=done)
     for outcome in failures:
         click.echo(f"failed: {outcome.url} ({outcome.reason}): {outcome.message}", err=True)
     click.echo(
-        f"{len(summary.ok)} captured, {len(summary.failed)} failed, "
-        f"{summary.fragments} new fragments"
+        f"{len(summary.ok)} captured, {len(summary.unchanged)} unchanged, "
+        f"{len(summary.failed)} failed, {summary.fragments} new fragments"
     )
+
+
+@mirror_cli.command("reconcile")
+@with_appcontext
+def mirror_reconcile():
+    """Retry every pending or failed replica now (ignoring backoff) and verify what is stored."""
+    report = reconcile(runtime(), force=True)
+    for error in report.errors:
+        click.echo(f"still failing: {error}", err=True)
+    click.echo(
+        f"{report.stored} replicas stored, {report.failed} failed, "
+        f"{len(report.completed_captures)} captures completed"
+    )
+    if report.failed:
+        raise SystemExit(1)
 
 
 @click.command("scheduler")

@@ -28,10 +28,12 @@ from urllib3.exceptions import (
 from urllib3.util import connection as u3util
 
 from config.settings import Settings
+from mirror.charset import detect_charset
 from mirror.urls import normalize_url
 from samizdat.errors import FetchError, InvalidURLError
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
+TEXT_TYPES = {"", "application/xhtml+xml", "application/xml"}
 CHUNK = 64 * 1024
 
 
@@ -48,6 +50,9 @@ class FetchResult:
     body: bytes
     elapsed: float
     redirects: list[str] = field(default_factory=list)
+    reason: str = ""
+    request_headers: dict[str, str] = field(default_factory=dict)
+    charset_source: str = ""
 
 
 def address_is_public(ip: str) -> bool:
@@ -189,7 +194,10 @@ class Fetcher:
             body = self._read_body(response, deadline)
         finally:
             response.release_conn()
-        content_type, charset = _parse_content_type(response.headers.get("Content-Type", ""))
+        content_type, header_charset = _parse_content_type(response.headers.get("Content-Type", ""))
+        charset, charset_source = None, ""
+        if content_type in TEXT_TYPES or content_type.startswith("text/"):
+            charset, charset_source = detect_charset(body, header_charset)
         return FetchResult(
             url=normalize_url(url),
             final_url=current,
@@ -200,7 +208,18 @@ class Fetcher:
             body=body,
             elapsed=time.monotonic() - started,
             redirects=redirects,
+            reason=response.reason or "",
+            request_headers=self.request_headers(),
+            charset_source=charset_source,
         )
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers every fetch sends (also written to the WARC request record)."""
+        return {
+            "User-Agent": self.settings.fetch_user_agent,
+            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            "Accept-Encoding": "gzip, deflate",
+        }
 
     def _request(self, url: str, deadline: float) -> urllib3.BaseHTTPResponse:
         s = self.settings
@@ -210,11 +229,7 @@ class Fetcher:
         timeout = urllib3.Timeout(
             connect=min(s.fetch_connect_timeout, remaining), read=remaining
         )
-        headers = {
-            "User-Agent": s.fetch_user_agent,
-            "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
-            "Accept-Encoding": "gzip, deflate",
-        }
+        headers = self.request_headers()
         try:
             return self.pool.request(
                 "GET",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from samizdat.db import Base, UTCDateTime, utcnow
@@ -20,8 +20,13 @@ class Source(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     collection: Mapped[str | None] = mapped_column(String(100))
     interval_minutes: Mapped[int] = mapped_column(Integer)
+    # Citizen Lab test-list categories, e.g. HUMR / "Human Rights Issues".
+    category_code: Mapped[str | None] = mapped_column(String(32))
+    category_description: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deleting a source only hides it: its captures (and their fragments) stay in the archive.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     captures: Mapped[list[Capture]] = relationship(
         back_populates="source", order_by="Capture.fetched_at"
@@ -35,7 +40,7 @@ class Capture(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16))  # "ok" or "failed"
+    status: Mapped[str] = mapped_column(String(16))  # "ok", "unchanged" or "failed"
     url: Mapped[str] = mapped_column(String(2048))
     final_url: Mapped[str | None] = mapped_column(String(2048))
     http_status: Mapped[int | None] = mapped_column(Integer)
@@ -49,5 +54,71 @@ class Capture(Base):
     error_reason: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    charset: Mapped[str | None] = mapped_column(String(40))
+    # An "unchanged" capture points at the earlier capture whose bytes it matched.
+    same_as_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id", ondelete="SET NULL"))
+    # True once every part is stored and verified in every configured back-end.
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the page was split into fragments (None: not yet processed).
+    split_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     source: Mapped[Source] = relationship(back_populates="captures")
+    parts: Mapped[list[CapturePart]] = relationship(
+        back_populates="capture", order_by="CapturePart.id", cascade="all, delete-orphan"
+    )
+
+
+class CapturePart(Base):
+    """One file of a capture (page, WARC, manifest, asset), stored by its sha256."""
+
+    __tablename__ = "capture_parts"
+    __table_args__ = (UniqueConstraint("capture_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # page, warc, manifest, asset
+    name: Mapped[str] = mapped_column(String(512))  # its path inside the capture's IPFS directory
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str | None] = mapped_column(String(255))
+
+    capture: Mapped[Capture] = relationship(back_populates="parts")
+
+
+class Replica(Base):
+    """The state of one blob (by sha256) in one remote back-end: pending, stored or failed."""
+
+    __tablename__ = "replicas"
+    __table_args__ = (UniqueConstraint("sha256", "backend"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending, stored, failed
+    locator: Mapped[str | None] = mapped_column(String(255))  # S3 key or CID once stored
+    size: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Job(Base):
+    """One capture run of one source: queued, running, then succeeded/unchanged/failed."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule, request, cli
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    capture_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id", ondelete="SET NULL"))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""The capture pipeline: fetch a source, store the bytes everywhere, record it, split it.
+"""The capture pipeline: fetch a source, spool its parts, record the capture, split it, replicate.
 
 Data flows one way: source → capture → stored replicas → fragments.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -15,7 +16,10 @@ from fragments.models import APPROVED
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
 from mirror.fetch import FetchResult
-from mirror.models import Capture, Source
+from mirror.models import Capture, CapturePart, Source
+from mirror.replicas import ensure_replicas, replicate_capture
+from mirror.storage import sha256_hex
+from mirror.warc import build_warc
 from samizdat.db import utcnow
 from samizdat.errors import FetchError, InvalidURLError, StorageError
 from samizdat.runtime import Runtime
@@ -23,6 +27,11 @@ from samizdat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
+OK, UNCHANGED, FAILED = "ok", "unchanged", "failed"
+
+# File names inside a capture's IPFS directory, by content type of the page.
+_PAGE_NAMES = {"text/html": "index.html", "application/xhtml+xml": "index.xhtml", "": "index.html",
+               "application/pdf": "document.pdf", "text/plain": "page.txt"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,9 @@ class CaptureOutcome:
     reason: str | None
     message: str | None
     new_fragments: int
+    size: int = 0
+    uploaded_bytes: int = 0
+    complete: bool = False
 
 
 @dataclass
@@ -43,32 +55,18 @@ class RunSummary:
     """What one mirror run did, source by source."""
 
     ok: list[int] = field(default_factory=list)
+    unchanged: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     fragments: int = 0
+    uploaded_bytes: int = 0
 
     @property
     def attempted(self) -> int:
         """How many sources the run tried."""
-        return len(self.ok) + len(self.failed)
+        return len(self.ok) + len(self.unchanged) + len(self.failed)
 
 
-def _store_everywhere(runtime: Runtime, body: bytes) -> tuple[dict[str, str], list[str]]:
-    """Put ``body`` in every back-end; return locators by back-end and the failures."""
-    locators: dict[str, str] = {}
-    errors: list[str] = []
-    # The local store goes first: it is the spool that later back-ends can be re-filled from.
-    for name, store in runtime.stores.items():
-        try:
-            locators[name] = store.put(body).locator
-        except StorageError as exc:
-            log.warning("storing in %s failed: %s", name, exc)
-            errors.append(f"{name}: {exc}")
-            if name == "local":
-                raise
-    return locators, errors
-
-
-def _outcome(capture: Capture, new_fragments: int) -> CaptureOutcome:
+def _outcome(capture: Capture, new_fragments: int, uploaded: int = 0) -> CaptureOutcome:
     return CaptureOutcome(
         capture.id,
         capture.source_id,
@@ -77,55 +75,148 @@ def _outcome(capture: Capture, new_fragments: int) -> CaptureOutcome:
         capture.error_reason,
         capture.error_message,
         new_fragments,
+        capture.size or 0,
+        uploaded,
+        capture.complete,
     )
 
 
-def capture_source(runtime: Runtime, source_id: int) -> CaptureOutcome:
-    """Fetch one source and record the capture (ok or failed) in its own transaction."""
+def _previous_success(session, source_id: int) -> Capture | None:
+    """The latest capture of a source that has bytes (stored or confirmed unchanged)."""
+    return session.scalars(
+        select(Capture)
+        .where(Capture.source_id == source_id, Capture.status.in_([OK, UNCHANGED]))
+        .order_by(Capture.fetched_at.desc(), Capture.id.desc())
+        .limit(1)
+    ).first()
+
+
+def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> CaptureOutcome:
+    """Fetch one source and record the capture: ok (spooled and recorded), unchanged, or failed.
+
+    With ``process`` (the default) the capture is also split and replicated before returning;
+    the scheduler passes False and leaves that to its processing job, so fetching never waits
+    for S3, IPFS or the splitter. Network work happens outside database transactions.
+    """
     with runtime.Session() as session:
         source = session.get(Source, source_id)
         if source is None:
             raise InvalidURLError(f"no source with id {source_id}")
         url = source.url
-        fetched_at = utcnow()
-        try:
-            result = runtime.fetcher.fetch(url)
-        except FetchError as exc:
-            return _record_failure(
-                session, source, url, fetched_at, exc.reason, str(exc), exc.status, exc.final_url
-            )
-        try:
-            locators, errors = _store_everywhere(runtime, result.body)
-        except StorageError as exc:
-            return _record_failure(
-                session, source, url, fetched_at, "storage", str(exc), result.status, result.final_url
-            )
+        previous = _previous_success(session, source.id)
+        previous_id = previous.id if previous is not None else None
+        previous_sha = previous.sha256 if previous is not None else None
+    fetched_at = utcnow()
+    try:
+        result = runtime.fetcher.fetch(url)
+    except FetchError as exc:
+        return _record_failure(
+            runtime, source_id, url, fetched_at, exc.reason, str(exc), exc.status, exc.final_url
+        )
+    digest = sha256_hex(result.body)
+    if previous_sha == digest:
+        return _record_unchanged(runtime, source_id, previous_id, result, fetched_at)
+    try:
+        parts = _spool_parts(runtime, result, fetched_at)
+    except StorageError as exc:
+        return _record_failure(
+            runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
+        )
+    with runtime.Session() as session:
         capture = Capture(
-            source_id=source.id,
-            status="ok",
+            source_id=source_id,
+            status=OK,
             url=url,
             final_url=result.final_url,
             http_status=result.status,
             content_type=result.content_type or None,
-            sha256=locators["local"],
+            charset=result.charset,
+            sha256=digest,
             size=len(result.body),
-            local_key=locators["local"],
-            s3_key=locators.get("s3"),
-            cid=locators.get("ipfs"),
-            error_message="; ".join(errors) or None,
+            local_key=digest,
             fetched_at=fetched_at,
+            complete=False,
         )
+        capture.parts = parts
         session.add(capture)
         session.flush()
-        new_fragments = _split(session, capture, result)
+        for part in parts:
+            ensure_replicas(session, runtime, part.sha256, part.size)
         session.commit()
-        log.info("captured %s (%d bytes, %d new fragments)", url, len(result.body), new_fragments)
-        return _outcome(capture, new_fragments)
+        capture_id = capture.id
+        if not process:
+            return _outcome(capture, 0)
+    return process_capture(runtime, capture_id)
 
 
-def _split(session, capture: Capture, result: FetchResult) -> int:
+def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
+    """Split a recorded capture into fragments (once) and replicate it; return its outcome.
+
+    Replication happens after the capture is safely recorded: a back-end that is down leaves
+    pending replicas for the reconcile job, and loses nothing.
+    """
+    new_fragments = 0
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        if capture.split_at is None:
+            page = next(p for p in capture.parts if p.role == "page")
+            body = runtime.stores["local"].get(page.sha256)
+            new_fragments = _split(session, capture, body)
+            capture.split_at = utcnow()
+            session.commit()
+    report = replicate_capture(runtime, capture_id)
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        if report.errors:
+            capture.error_message = "; ".join(report.errors)[:2000]
+            session.commit()
+        log.info(
+            "captured %s (%d bytes, %d new fragments, complete=%s)",
+            capture.url, capture.size, new_fragments, capture.complete,
+        )
+        return _outcome(capture, new_fragments, report.uploaded_bytes)
+
+
+def process_pending_captures(runtime: Runtime, limit: int = 200) -> int:
+    """Split and replicate captures recorded without processing (the scheduler's job)."""
+    with runtime.Session() as session:
+        ids = list(
+            session.scalars(
+                select(Capture.id)
+                .where(Capture.status == OK, Capture.split_at.is_(None))
+                .order_by(Capture.id)
+                .limit(limit)
+            )
+        )
+    if not ids:
+        return 0
+    # Two workers: splitting is CPU-bound and shares the interpreter with the fetchers, which
+    # measured slower with more (docs/benchmarks.md).
+    with ThreadPoolExecutor(2, thread_name_prefix="process") as pool:
+        list(pool.map(lambda cid: process_capture(runtime, cid), ids))
+    return len(ids)
+
+
+def _spool_parts(runtime: Runtime, result: FetchResult, fetched_at) -> list[CapturePart]:
+    """Write the page and its WARC to the local spool; return their part records."""
+    local = runtime.stores["local"]
+    warc = build_warc(result, fetched_at)
+    files = [
+        ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
+        ("warc", "capture.warc.gz", warc, "application/warc"),
+    ]
+    parts = []
+    for role, name, data, content_type in files:
+        blob = local.put(data)
+        parts.append(
+            CapturePart(role=role, name=name, sha256=blob.sha256, size=blob.size, content_type=content_type)
+        )
+    return parts
+
+
+def _split(session, capture: Capture, body: bytes) -> int:
     """Split an HTML capture into fragments; other content types are kept but not split."""
-    if result.content_type not in HTML_TYPES:
+    if (capture.content_type or "") not in HTML_TYPES:
         return 0
     info = CaptureInfo(
         capture_id=capture.id,
@@ -134,16 +225,47 @@ def _split(session, capture: Capture, result: FetchResult) -> int:
         cid=capture.cid,
         fetched_at=capture.fetched_at,
     )
-    drafts = split_capture(result.body, info, charset=result.charset)
+    drafts = split_capture(body, info, charset=capture.charset)
     if drafts and drafts[0].capture.title:
         capture.title = drafts[0].capture.title
     # Curation arrives with the fragments issue; until then fragments are served as split.
     return save_fragments(session, drafts, status=APPROVED)
 
 
+def _record_unchanged(
+    runtime: Runtime, source_id: int, previous_id: int, result: FetchResult, fetched_at
+) -> CaptureOutcome:
+    """Record a check that found the same bytes as last time: nothing uploaded, nothing split."""
+    with runtime.Session() as session:
+        previous = session.get(Capture, previous_id)
+        capture = Capture(
+            source_id=source_id,
+            status=UNCHANGED,
+            url=previous.url,
+            final_url=result.final_url,
+            http_status=result.status,
+            content_type=result.content_type or None,
+            charset=result.charset,
+            title=previous.title,
+            sha256=previous.sha256,
+            size=previous.size,
+            local_key=previous.local_key,
+            s3_key=previous.s3_key,
+            cid=previous.cid,
+            same_as_id=previous.same_as_id or previous.id,
+            complete=True,
+            split_at=fetched_at,
+            fetched_at=fetched_at,
+        )
+        session.add(capture)
+        session.commit()
+        log.info("checked %s: unchanged since capture %s", capture.url, capture.same_as_id)
+        return _outcome(capture, 0)
+
+
 def _record_failure(
-    session,
-    source: Source,
+    runtime: Runtime,
+    source_id: int,
     url: str,
     fetched_at,
     reason: str,
@@ -152,41 +274,62 @@ def _record_failure(
     final_url: str | None = None,
 ) -> CaptureOutcome:
     """Record a failed attempt with its reason; nothing is stored."""
-    capture = Capture(
-        source_id=source.id,
-        status="failed",
-        url=url,
-        final_url=final_url,
-        http_status=http_status,
-        error_reason=reason,
-        error_message=message[:2000],
-        fetched_at=fetched_at,
-    )
-    session.add(capture)
-    session.commit()
-    log.warning("capture of %s failed (%s): %s", url, reason, message)
-    return _outcome(capture, 0)
+    with runtime.Session() as session:
+        capture = Capture(
+            source_id=source_id,
+            status=FAILED,
+            url=url,
+            final_url=final_url,
+            http_status=http_status,
+            error_reason=reason,
+            error_message=message[:2000],
+            fetched_at=fetched_at,
+            complete=False,
+        )
+        session.add(capture)
+        session.commit()
+        log.warning("capture of %s failed (%s): %s", url, reason, message)
+        return _outcome(capture, 0)
+
+
+def active_source_ids(runtime: Runtime) -> list[int]:
+    """Ids of every active, not deleted source, in order."""
+    with runtime.Session() as session:
+        query = select(Source.id).where(Source.active.is_(True), Source.deleted_at.is_(None))
+        return list(session.scalars(query.order_by(Source.id)))
 
 
 def run_sources(
     runtime: Runtime,
     source_ids: Iterable[int] | None = None,
     on_done: Callable[[CaptureOutcome], None] | None = None,
+    capture: Callable[[Runtime, int], CaptureOutcome] = capture_source,
 ) -> RunSummary:
-    """Capture the given sources (all active ones when None), going on past failures."""
-    if source_ids is None:
-        with runtime.Session() as session:
-            source_ids = list(
-                session.scalars(select(Source.id).where(Source.active.is_(True)).order_by(Source.id))
-            )
+    """Capture the given sources (all active ones when None) with bounded concurrency.
+
+    Failures are recorded and the run goes on. ``capture`` lets the job runner wrap each attempt.
+    """
+    ids = active_source_ids(runtime) if source_ids is None else list(source_ids)
     summary = RunSummary()
-    for source_id in source_ids:
-        outcome = capture_source(runtime, source_id)
-        if outcome.status == "ok":
-            summary.ok.append(source_id)
+
+    def account(outcome: CaptureOutcome) -> None:
+        if outcome.status == OK:
+            summary.ok.append(outcome.source_id)
             summary.fragments += outcome.new_fragments
+        elif outcome.status == UNCHANGED:
+            summary.unchanged.append(outcome.source_id)
         else:
-            summary.failed.append((source_id, outcome.reason or "unknown"))
+            summary.failed.append((outcome.source_id, outcome.reason or "unknown"))
+        summary.uploaded_bytes += outcome.uploaded_bytes
         if on_done:
             on_done(outcome)
+
+    workers = max(1, min(runtime.settings.capture_concurrency, len(ids)))
+    if workers == 1:
+        for source_id in ids:
+            account(capture(runtime, source_id))
+        return summary
+    with ThreadPoolExecutor(workers, thread_name_prefix="capture") as pool:
+        for outcome in pool.map(lambda sid: capture(runtime, sid), ids):
+            account(outcome)
     return summary

@@ -5,8 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from mirror.models import Capture, Source
-from samizdat.web import db_session, json_error
+from accounts.auth import current_user, require_archivist
+from mirror.importer import MAX_IMPORT_BYTES, import_sources
+from mirror.jobs import enqueue
+from mirror.models import Capture, Job, Source
+from mirror.replicas import replica_states
+from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
+from mirror.sources import add_source, delete_source, parse_interval, update_source
+from samizdat.errors import SamizdatError
+from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("mirror", __name__)
 
@@ -21,14 +28,17 @@ def source_as_dict(source: Source) -> dict:
         "country": source.country,
         "collection": source.collection,
         "interval_minutes": source.interval_minutes,
+        "category_code": source.category_code,
+        "category_description": source.category_description,
         "active": source.active,
         "created_at": source.created_at.isoformat(),
     }
 
 
-def capture_as_dict(capture: Capture) -> dict:
-    """The public JSON shape of a capture."""
-    return {
+def capture_as_dict(capture: Capture, session=None) -> dict:
+    """The public JSON shape of a capture; with a session, each part's replica states too."""
+    warc = next((p for p in capture.parts if p.role == "warc"), None)
+    shape = {
         "id": capture.id,
         "source_id": capture.source_id,
         "status": capture.status,
@@ -44,7 +54,14 @@ def capture_as_dict(capture: Capture) -> dict:
         "error_reason": capture.error_reason,
         "error_message": capture.error_message,
         "fetched_at": capture.fetched_at.isoformat(),
+        "charset": capture.charset,
+        "complete": capture.complete,
+        "same_as_id": capture.same_as_id,
+        "warc_key": f"{S3_KEY_PREFIX}{warc.sha256}" if warc else None,
     }
+    if session is not None:
+        shape["parts"] = replica_states(session, capture)
+    return shape
 
 
 def _page_args() -> tuple[int, int]:
@@ -63,7 +80,7 @@ def list_sources():
         page, per_page = _page_args()
     except ValueError as exc:
         return json_error(400, str(exc))
-    query = select(Source)
+    query = select(Source).where(Source.deleted_at.is_(None))
     if request.args.get("country"):
         query = query.where(Source.country == request.args["country"].upper())
     if request.args.get("collection"):
@@ -90,4 +107,197 @@ def list_captures(source_id: int):
     captures = session.scalars(
         select(Capture).where(Capture.source_id == source_id).order_by(Capture.fetched_at.desc())
     )
-    return jsonify({"items": [capture_as_dict(c) for c in captures]})
+    return jsonify({"items": [capture_as_dict(c, session) for c in captures]})
+
+
+# --- Archivist writes: every one needs an archivist (a Bearer token, or a session plus CSRF). ---
+
+
+def _json_object() -> dict:
+    """The request's JSON object body; SamizdatError when there is none."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise SamizdatError("send a JSON object with Content-Type: application/json")
+    return body
+
+
+def _optional_text(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise SamizdatError(f"{name} must be a string")
+    return value
+
+
+def _live_source(source_id: int) -> Source | None:
+    """The source with this id unless it does not exist or was deleted."""
+    source = db_session().get(Source, source_id)
+    return None if source is None or source.deleted_at is not None else source
+
+
+@bp.post("/api/sources")
+@require_archivist
+def create_source():
+    """Add a source from JSON {url, country?, collection?, every?}: 201 new, 200 already present."""
+    session = db_session()
+    try:
+        body = _json_object()
+        url = body.get("url")
+        if not isinstance(url, str):
+            raise SamizdatError("url is required and must be a string")
+        every = _optional_text(body, "every")
+        interval = parse_interval(every) if every else runtime().settings.default_interval_minutes
+        result = add_source(
+            session,
+            url,
+            interval,
+            country=_optional_text(body, "country"),
+            collection=_optional_text(body, "collection"),
+        )
+    except SamizdatError as exc:
+        session.rollback()
+        return json_error(400, str(exc))
+    session.commit()
+    return jsonify(source_as_dict(result.source)), (201 if result.created else 200)
+
+
+@bp.patch("/api/sources/<int:source_id>")
+@require_archivist
+def patch_source(source_id: int):
+    """Change a source's country, collection, every (interval) or active (pause/resume)."""
+    session = db_session()
+    source = _live_source(source_id)
+    if source is None:
+        return json_error(404, f"no source with id {source_id}")
+    try:
+        body = _json_object()
+        unknown = set(body) - {"country", "collection", "every", "active"}
+        if unknown:
+            raise SamizdatError(f"cannot change {', '.join(sorted(unknown))}")
+        changes: dict[str, object] = {}
+        for name in ("country", "collection"):
+            if name in body:
+                changes[name] = _optional_text(body, name)
+        if "every" in body:
+            changes["interval_minutes"] = parse_interval(_optional_text(body, "every") or "")
+        if "active" in body:
+            changes["active"] = body["active"]
+        update_source(session, source, **changes)
+    except SamizdatError as exc:
+        session.rollback()
+        return json_error(400, str(exc))
+    session.commit()
+    return jsonify(source_as_dict(source))
+
+
+@bp.delete("/api/sources/<int:source_id>")
+@require_archivist
+def remove_source(source_id: int):
+    """Delete a source: it stops being mirrored and listed; its captures are kept."""
+    session = db_session()
+    source = _live_source(source_id)
+    if source is None:
+        return json_error(404, f"no source with id {source_id}")
+    delete_source(session, source)
+    session.commit()
+    return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
+
+
+# --- End of archivist writes. ---
+
+
+# --- Capture jobs and bulk import: archivist only. The web process never captures by itself: it
+# queues a job that the scheduler process picks up within SAMIZDAT_JOBS_POLL_SECONDS. ---
+
+
+def job_as_dict(job: Job) -> dict:
+    """The JSON shape of a capture job."""
+    duration = None
+    if job.started_at and job.finished_at:
+        duration = round((job.finished_at - job.started_at).total_seconds(), 3)
+    return {
+        "id": job.id,
+        "source_id": job.source_id,
+        "state": job.state,
+        "trigger": job.trigger,
+        "requested_by": job.requested_by,
+        "capture_id": job.capture_id,
+        "bytes": job.bytes,
+        "reason": job.reason,
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "seconds": duration,
+    }
+
+
+@bp.post("/api/sources/<int:source_id>/mirror")
+@require_archivist
+def trigger_capture(source_id: int):
+    """Queue a capture of one source now: 202 with the job (an existing queued job is reused)."""
+    session = db_session()
+    if _live_source(source_id) is None:
+        return json_error(404, f"no source with id {source_id}")
+    job = enqueue(session, source_id, "request", requested_by=current_user().name)
+    session.commit()
+    response = jsonify(job_as_dict(job))
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    return response, 202
+
+
+@bp.get("/api/jobs/<int:job_id>")
+@require_archivist
+def get_job(job_id: int):
+    """One capture job with its state, timings, bytes and failure reason."""
+    job = db_session().get(Job, job_id)
+    if job is None:
+        return json_error(404, f"no job with id {job_id}")
+    return jsonify(job_as_dict(job))
+
+
+@bp.get("/api/jobs")
+@require_archivist
+def list_jobs():
+    """Capture jobs, newest first, optionally filtered by state."""
+    try:
+        page, per_page = _page_args()
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    query = select(Job)
+    if request.args.get("state"):
+        query = query.where(Job.state == request.args["state"])
+    session = db_session()
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    jobs = session.scalars(query.order_by(Job.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    return jsonify({"items": [job_as_dict(j) for j in jobs], "page": page, "per_page": per_page, "total": total})
+
+
+@bp.post("/api/sources/import")
+@require_archivist
+def import_source_file():
+    """Import an uploaded Citizen Lab CSV or URL list (multipart field ``file``); idempotent."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return json_error(400, "send the list as a multipart file field named 'file'")
+    session = db_session()
+    try:
+        every = request.form.get("every") or None
+        interval = parse_interval(every) if every else runtime().settings.default_interval_minutes
+        summary = import_sources(
+            session,
+            upload.read(MAX_IMPORT_BYTES + 1),
+            upload.filename,
+            interval,
+            country=request.form.get("country") or None,
+            collection=request.form.get("collection") or None,
+        )
+    except SamizdatError as exc:
+        session.rollback()
+        return json_error(400, str(exc))
+    session.commit()
+    return jsonify(
+        {
+            "added": len(summary.added),
+            "already_present": summary.already_present,
+            "invalid": [{"line": line, "reason": reason} for line, reason in summary.invalid],
+        }
+    )

@@ -1,70 +1,107 @@
-"""The scheduler process: captures every due source on its interval.
+"""The scheduler process: captures due sources, runs requested jobs, reconciles replicas.
 
-It runs as its own process (`flask scheduler`), never inside gunicorn workers. Job ids are fixed so
-a restart never duplicates a job; the job store is in memory because what is due is computed from
-the database on every tick.
+It runs as its own process (`flask scheduler`), never inside gunicorn workers. Only one scheduler
+is active per database (mirror.leader); another waits as a standby and takes over when it dies.
+Job ids are fixed so a restart never duplicates a job; the job store is in memory because what
+is due is computed from the database on every tick.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from datetime import datetime, timezone
+import threading
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mirror.pipeline import run_sources
-from mirror.sources import due_sources
+from mirror.jobs import enqueue_due_sources, recover_interrupted, run_queued_jobs
+from mirror.leader import LeaderLock
+from mirror.pipeline import process_pending_captures
+from mirror.replicas import reconcile
 from samizdat.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 CAPTURE_JOB_ID = "mirror.capture-due-sources"
+QUEUE_JOB_ID = "mirror.run-queued-jobs"
+PROCESS_JOB_ID = "mirror.process-captures"
+RECONCILE_JOB_ID = "mirror.reconcile-replicas"
 
 
 def capture_due_sources(runtime: Runtime) -> int:
-    """Capture every source that is due now; return how many were attempted."""
-    with runtime.Session() as session:
-        ids = [s.id for s in due_sources(session)]
-    if not ids:
-        return 0
-    summary = run_sources(runtime, ids)
-    log.info("scheduled run: %d captured, %d failed", len(summary.ok), len(summary.failed))
-    return summary.attempted
+    """Queue a job for every due source; the queue job runs them (one consumer, bounded)."""
+    job_ids = enqueue_due_sources(runtime)
+    if job_ids:
+        log.info("queued %d due source(s)", len(job_ids))
+    return len(job_ids)
+
+
+def run_requested_jobs(runtime: Runtime) -> int:
+    """Run every queued job (scheduled, requested or re-queued) with the configured concurrency.
+
+    Processing (split, replicate) is left to its own job, so fetching never waits for it.
+    """
+    return run_queued_jobs(runtime, process=False)
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
-    """A BlockingScheduler with the capture job registered under its fixed id."""
+    """A BlockingScheduler with its four jobs under fixed ids.
+
+    Capturing (fetch, spool, record) and processing (split, replicate) run as separate jobs, so
+    fetching never waits for S3, IPFS or the splitter.
+    """
+    s = runtime.settings
     scheduler = BlockingScheduler(
-        executors={"default": ThreadPoolExecutor(2)},
+        executors={"default": ThreadPoolExecutor(4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
         timezone="UTC",
     )
-    scheduler.add_job(
-        capture_due_sources,
-        "interval",
-        seconds=runtime.settings.scheduler_tick_seconds,
-        args=[runtime],
-        id=CAPTURE_JOB_ID,
-        replace_existing=True,
-        # The first tick runs at start-up rather than one interval later.
-        next_run_time=datetime.now(timezone.utc),
-    )
+    now = datetime.now(timezone.utc)
+    # The first tick of each job runs at start-up rather than one interval later.
+    for job_id, func, seconds, first in (
+        (CAPTURE_JOB_ID, capture_due_sources, s.scheduler_tick_seconds, now),
+        (QUEUE_JOB_ID, run_requested_jobs, s.jobs_poll_seconds, now),
+        (PROCESS_JOB_ID, process_pending_captures, s.jobs_poll_seconds, now),
+        (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
+    ):
+        scheduler.add_job(
+            func, "interval", seconds=seconds, args=[runtime], id=job_id,
+            replace_existing=True, next_run_time=first,
+        )
     return scheduler
 
 
 def run_scheduler(runtime: Runtime) -> None:
-    """Run until SIGTERM or SIGINT, running the first tick immediately."""
+    """Wait for leadership (standby), then run until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    scheduler = build_scheduler(runtime)
+    stopping = threading.Event()
+    scheduler: BlockingScheduler | None = None
 
     def stop(signum, _frame):
         log.info("signal %s: scheduler stopping", signum)
-        scheduler.shutdown(wait=False)
+        stopping.set()
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("scheduler started: tick every %ss", runtime.settings.scheduler_tick_seconds)
-    scheduler.start()
+    lock = LeaderLock(runtime.settings, runtime.engine)
+    announced = False
+    while not lock.acquire():
+        if not announced:
+            log.info("another scheduler is active: standing by")
+            announced = True
+        if stopping.wait(runtime.settings.standby_retry_seconds):
+            log.info("scheduler stopped")
+            return
+    try:
+        log.info("scheduler active: tick every %ss", runtime.settings.scheduler_tick_seconds)
+        recover_interrupted(runtime)
+        scheduler = build_scheduler(runtime)
+        if not stopping.is_set():
+            scheduler.start()
+    finally:
+        lock.release()
     log.info("scheduler stopped")

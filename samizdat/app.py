@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
@@ -10,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from config.settings import Settings, load_settings
 from samizdat.health import collect_health
 from samizdat.runtime import build_runtime
+from samizdat.secret_key import load_secret_key
 from samizdat.web import close_db_session, json_error, runtime
 
 
@@ -17,14 +19,28 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (read from SAMIZDAT_* variables when None)."""
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = settings.secret_key or None
+    app.config["SECRET_KEY"] = load_secret_key(settings)
+    # Only the login flow and archivist pages ever write the session, so only they set this cookie.
+    app.config.update(
+        SESSION_COOKIE_NAME="samizdat_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.session_cookie_secure,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # No refresh on every request: an archivist reading public pages gets no Set-Cookie there.
+        SESSION_REFRESH_EACH_REQUEST=False,
+    )
     app.config["JSON_SORT_KEYS"] = False
     app.extensions["samizdat"] = build_runtime(settings)
     app.teardown_appcontext(close_db_session)
 
+    from accounts.routes import bp as accounts_bp
     from embed.routes import bp as embed_bp
+    from mirror.archive import bp as archive_bp
     from mirror.routes import bp as mirror_bp
 
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(archive_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(embed_bp)
 

@@ -79,6 +79,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 def import_all_models() -> None:
     """Import every module that defines tables so ``Base.metadata`` is complete (Alembic needs it)."""
+    import accounts.models  # noqa: F401
     import fragments.models  # noqa: F401
     import mirror.models  # noqa: F401
 

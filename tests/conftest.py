@@ -15,22 +15,18 @@ from sqlalchemy import create_engine, text
 from config.settings import Settings
 from samizdat import migrate
 from samizdat.app import create_app
+from samizdat.db import Base, import_all_models
 from samizdat.runtime import build_runtime
 from tests import services
 from tests.sites import FixtureSite
 
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "samizdat-test",
-    "AWS_SECRET_ACCESS_KEY": "samizdat-test-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session", autouse=True)
 def aws_credentials():
     """boto3 reads credentials from its standard chain; give it throwaway ones for moto."""
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in AWS_ENV.items():
+        for key, value in services.AWS_TEST_ENV.items():
             mp.setenv(key, value)
         # Never let a developer's real AWS profile leak into the tests.
         mp.delenv("AWS_PROFILE", raising=False)
@@ -74,9 +70,12 @@ def postgres_url():
 
 
 def _truncate_all(url: str) -> None:
+    """Empty every Samizdat table (not Alembic's), restarting ids, so each test starts clean."""
+    import_all_models()
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE fragments, captures, sources RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -166,3 +165,62 @@ def client(app):
 def cli(app):
     """Runs `flask …` commands in-process against the app."""
     return app.test_cli_runner()
+
+
+# --- Accounts: users, tokens and logged-in clients for the archivist endpoints. ---
+
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def create_account(app, name: str, role: str = "archivist", password: str = TEST_PASSWORD):
+    """Store a user directly (as `flask users create` would) and return it."""
+    from accounts.users import create_user
+
+    with app.extensions["samizdat"].Session() as session:
+        user = create_user(session, name, role, password)
+        session.commit()
+        return user
+
+
+def issue_account_token(app, name: str, role: str) -> str:
+    """Create user ``name`` with ``role`` and return a fresh plain API token for them."""
+    from accounts.users import issue_token
+
+    user = create_account(app, name, role)
+    with app.extensions["samizdat"].Session() as session:
+        plain = issue_token(session, session.merge(user), "tests").plain
+        session.commit()
+    return plain
+
+
+@pytest.fixture
+def archivist_token(app) -> str:
+    """A Bearer token of the archivist 'arch'."""
+    return issue_account_token(app, "arch", "archivist")
+
+
+@pytest.fixture
+def admin_token(app) -> str:
+    """A Bearer token of the admin 'boss'."""
+    return issue_account_token(app, "boss", "admin")
+
+
+def csrf_of(client) -> str:
+    """The CSRF token in ``client``'s session (what the pages put in every form)."""
+    with client.session_transaction() as sess:
+        return sess["csrf"]
+
+
+@pytest.fixture
+def login():
+    """``login(client, name, password)`` posts the login form; returns the session's CSRF token."""
+
+    def do_login(client, name: str, password: str = TEST_PASSWORD) -> str:
+        client.get("/login")
+        response = client.post(
+            "/login", data={"name": name, "password": password, "csrf_token": csrf_of(client)}
+        )
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return csrf_of(client)
+
+    return do_login

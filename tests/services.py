@@ -33,6 +33,13 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 
 
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "samizdat-test",
+    "AWS_SECRET_ACCESS_KEY": "samizdat-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
 class ServiceError(RuntimeError):
     """A real service needed by the tests could not be started or reached."""
 
@@ -202,6 +209,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.listener.listen(64)
         self.enabled = True
+        self.bytes_up = 0  # client → service, i.e. what was uploaded through the proxy
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -222,13 +230,15 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, up), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
         try:
             while data := src.recv(65536):
+                if upstream:
+                    with self._lock:
+                        self.bytes_up += len(data)
                 dst.sendall(data)
         except OSError:
             pass

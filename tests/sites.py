@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import html
+import re
 import threading
+import unicodedata
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +65,32 @@ def article_html(name: str) -> bytes:
     return page.encode("utf-8")
 
 
+VIETNAMESE_TEXT = (
+    "Chính quyền Việt Nam đã bắt giữ nhiều nhà hoạt động vì những bài viết trên mạng. "
+    "Họ bị kết án nhiều năm tù giam vì tội tuyên truyền chống nhà nước. "
+    "Người dân sợ hãi khi đăng thông tin trên Internet."
+)
+_VI_TONES = "\u0300\u0301\u0303\u0309\u0323"
+
+
+def encode_windows_1258(text: str) -> bytes:
+    """Encode Vietnamese as windows-1258 does: precomposed vowels plus combining tone marks."""
+    out = bytearray()
+    for cluster in re.findall(r".[\u0300-\u036f]*", unicodedata.normalize("NFD", text), re.S):
+        base = unicodedata.normalize("NFC", "".join(c for c in cluster if c not in _VI_TONES))
+        tones = "".join(c for c in cluster if c in _VI_TONES)
+        out += (base + tones).encode("cp1258")
+    return bytes(out)
+
+
+def vietnamese_page(text: str = VIETNAMESE_TEXT) -> str:
+    """A small Vietnamese article page (no charset declared anywhere)."""
+    return (
+        "<html><head><title>Tin tức</title></head><body><article>"
+        f"<h1>Tự do ngôn luận</h1><p>{text}</p><p>{text}</p></article></body></html>"
+    )
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "SamizdatTestSite/1.0"
 
@@ -86,6 +114,11 @@ class _Handler(BaseHTTPRequestHandler):
             name = path[len("/articles/") : -len(".html")]
             if name in seed_names():
                 return self._send(200, article_html(name))
+        if path == "/vi/windows-1258.html":
+            return self._send(200, encode_windows_1258(vietnamese_page()), "text/html")
+        if path == "/vi/wrong-header.html":
+            # Declared latin-1, actually UTF-8: a common misconfiguration.
+            return self._send(200, vietnamese_page().encode(), "text/html; charset=iso-8859-1")
         if path == "/empty.html":
             return self._send(200, b"<html><head><title>Nothing</title></head><body></body></html>")
         if path == "/plain.txt":

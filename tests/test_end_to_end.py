@@ -27,7 +27,7 @@ def test_blocked_url_to_random_fragment(settings, site, s3_server, ipfs_node):
     assert refused.returncode != 0 and "unsupported scheme" in refused.stderr
     run = flask(env, "mirror", "run", "--all")
     assert run.returncode == 0, run.stderr
-    assert f"{len(seed_names())} captured, 0 failed" in run.stdout
+    assert f"{len(seed_names())} captured, 0 unchanged, 0 failed" in run.stdout
 
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],
@@ -49,4 +49,4 @@ def test_blocked_url_to_random_fragment(settings, site, s3_server, ipfs_node):
     s3_bytes = S3Store(settings.s3_bucket, settings.s3_endpoint_url).get(
         f"blobs/sha256/{fragment['sha256']}"
     )
-    assert IpfsStore(settings.ipfs_api).get(fragment["cid"]) == s3_bytes
+    assert IpfsStore(settings.ipfs_api).get(f"{fragment['cid']}/index.html") == s3_bytes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import posixpath
 import threading
+import uuid
 
 import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_exc
@@ -75,6 +77,31 @@ class IpfsStore(BlobStore):
         except ipfs_exc.Error as exc:
             raise _translate(exc, f"pin of {locator}") from exc
         return locator in (pins.get("Keys") or {})
+
+    def make_directory(self, entries: dict[str, str]) -> str:
+        """Build and pin a UnixFS directory of already-added CIDs (name → CID); return its CID.
+
+        Uses the node's MFS, so no bytes are sent again: each entry is linked by CID.
+        """
+        scratch = f"/samizdat-tmp/{uuid.uuid4().hex}"
+        client = self.client
+        try:
+            client.files.mkdir(scratch, parents=True)
+            for name, cid in sorted(entries.items()):
+                parent = posixpath.dirname(name)
+                if parent:
+                    client.files.mkdir(f"{scratch}/{parent}", parents=True)
+                client.files.cp(f"/ipfs/{cid}", f"{scratch}/{name}")
+            root = client.files.stat(scratch)["Hash"]
+            client.pin.add(root)
+        except ipfs_exc.Error as exc:
+            raise _translate(exc, "directory build") from exc
+        finally:
+            try:
+                client.files.rm(scratch, recursive=True)
+            except ipfs_exc.Error:
+                pass  # a leftover scratch dir in MFS is harmless; the root is pinned
+        return str(root)
 
     def url(self, locator: str) -> str:
         """An ipfs:// URI, resolvable through any gateway."""

@@ -28,7 +28,7 @@ def test_random_fragment_has_text_and_attribution(app, client, site):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {
-        "id", "text", "source_url", "title", "capture_id", "sha256", "cid", "fetched_at",
+        "id", "text", "language", "source_url", "title", "capture_id", "sha256", "cid", "fetched_at",
     }
     assert body["capture_id"] == outcome.capture_id
     assert body["source_url"] == site.url(f"/articles/{seed_names()[0]}.html")

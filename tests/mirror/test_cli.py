@@ -63,7 +63,7 @@ def test_mirror_run_all_captures_and_reports(app, cli, site):
     cli.invoke(args=["sources", "add", site.url("/status/500")])
     result = cli.invoke(args=["mirror", "run", "--all"])
     assert result.exit_code == 0, result.output
-    assert "1 captured, 1 failed" in result.output
+    assert "1 captured, 0 unchanged, 1 failed" in result.output
     assert "failed: " in result.output and "(http_error)" in result.output
     with app.extensions["samizdat"].Session() as session:
         statuses = sorted(session.scalars(select(Capture.status)))

@@ -1,14 +1,17 @@
 """The capture pipeline end to end on real S3, IPFS, SQLite and PostgreSQL."""
 
-from sqlalchemy import select
+import io
+import json
+
+from warcio.archiveiterator import ArchiveIterator
+
+from sqlalchemy import func, select
 
 from fragments.models import Fragment
-from mirror.models import Capture
+from mirror.models import Capture, Replica
 from mirror.pipeline import capture_source, run_sources
 from mirror.sources import add_source
-from mirror.storage import S3Store, sha256_hex
-from samizdat.runtime import build_runtime
-from tests.services import TcpProxy
+from mirror.storage import sha256_hex
 from tests.sites import article_html, seed_names
 
 
@@ -39,7 +42,8 @@ def test_capture_is_stored_in_every_backend_and_recorded(runtime, site):
     stores = runtime.stores
     assert stores["local"].get(capture.local_key) == body
     assert stores["s3"].get(capture.s3_key) == body
-    assert stores["ipfs"].get(capture.cid) == body
+    assert stores["ipfs"].get(f"{capture.cid}/index.html") == body
+    assert capture.complete
 
 
 def test_capture_yields_attributed_fragments(runtime, site):
@@ -79,21 +83,24 @@ def test_failed_fetches_are_recorded_and_the_run_goes_on(runtime, site):
             assert capture.sha256 is None and capture.s3_key is None and capture.cid is None
             frags = session.scalars(select(Fragment).where(Fragment.capture_id == capture.id))
             assert list(frags) == []
-    # Nothing of the failures reached S3: only the one good page is there.
+    # Nothing of the failures reached S3: only the good page's page, WARC and manifest are there.
     listed = runtime.stores["s3"].client.list_objects_v2(Bucket=runtime.settings.s3_bucket)
-    assert len(listed["Contents"]) == 1
+    assert len(listed["Contents"]) == 3
 
 
-def test_recapturing_the_same_page_uploads_nothing_new_and_adds_no_fragments(runtime, site):
+def test_unchanged_capture_uploads_nothing(runtime, site):
     source_id = add(runtime, site.url(f"/articles/{seed_names()[2]}.html"))
     first = capture_source(runtime, source_id)
     second = capture_source(runtime, source_id)
-    assert first.new_fragments > 0 and second.new_fragments == 0
-    s3: S3Store = runtime.stores["s3"]
+    assert first.status == "ok" and first.new_fragments > 0 and first.uploaded_bytes > 0
+    assert second.status == "unchanged"
+    assert second.new_fragments == 0 and second.uploaded_bytes == 0
     with runtime.Session() as session:
         a, b = session.get(Capture, first.capture_id), session.get(Capture, second.capture_id)
+        assert b.same_as_id == a.id
         assert a.sha256 == b.sha256 and a.s3_key == b.s3_key and a.cid == b.cid
-    assert s3.put(article_html(seed_names()[2])).uploaded is False
+        assert b.parts == []
+        assert session.scalar(select(func.count()).select_from(Replica)) == 3 * 2  # page, warc, manifest
 
 
 def test_non_html_capture_is_stored_but_not_split(runtime, site):
@@ -101,20 +108,42 @@ def test_non_html_capture_is_stored_but_not_split(runtime, site):
     assert outcome.status == "ok" and outcome.new_fragments == 0
 
 
-def test_s3_outage_keeps_the_capture_locally_with_the_reason(settings, site, s3_server):
-    proxy = TcpProxy(s3_server.port)
-    try:
-        rt = build_runtime(settings.replace(s3_endpoint_url=f"http://127.0.0.1:{proxy.port}"))
-        source_id = add(rt, site.url(f"/articles/{seed_names()[0]}.html"))
-        proxy.cut()
-        outcome = capture_source(rt, source_id)
-        assert outcome.status == "ok"
-        with rt.Session() as session:
-            capture = session.get(Capture, outcome.capture_id)
-            assert capture.s3_key is None
-            assert capture.cid  # IPFS was up
-            assert "s3:" in capture.error_message
-        assert rt.stores["local"].get(capture.local_key) == article_html(seed_names()[0])
-        rt.dispose()
-    finally:
-        proxy.close()
+def test_capture_has_a_warc_and_a_manifest_on_every_backend(runtime, site):
+    name = seed_names()[0]
+    outcome = capture_source(runtime, add(runtime, site.url(f"/articles/{name}.html")))
+    with runtime.Session() as session:
+        capture = session.get(Capture, outcome.capture_id)
+        parts = {p.role: p for p in capture.parts}
+        cid = capture.cid
+    assert set(parts) == {"page", "warc", "manifest"}
+    ipfs = runtime.stores["ipfs"]
+    warc = ipfs.get(f"{cid}/capture.warc.gz")
+    assert sha256_hex(warc) == parts["warc"].sha256
+    # A record's payload must be read while the iterator stands on it.
+    records = [
+        (r.rec_type, r.rec_headers, r.content_stream().read())
+        for r in ArchiveIterator(io.BytesIO(warc))
+    ]
+    assert [rec_type for rec_type, _, _ in records] == ["warcinfo", "response", "request"]
+    _, headers, payload = records[1]
+    assert headers.get_header("WARC-Target-URI") == site.url(f"/articles/{name}.html")
+    assert headers.get_header("WARC-Payload-Digest").startswith("sha1:")
+    assert payload == article_html(name)
+    manifest = json.loads(runtime.stores["s3"].get(f"blobs/sha256/{parts['manifest'].sha256}"))
+    assert manifest == json.loads(ipfs.get(f"{cid}/manifest.json"))
+    assert manifest["url"] == site.url(f"/articles/{name}.html")
+    by_name = {p["name"]: p for p in manifest["parts"]}
+    assert set(by_name) == {"index.html", "capture.warc.gz"}
+    assert by_name["index.html"]["sha256"] == sha256_hex(article_html(name))
+    for entry in by_name.values():
+        assert ipfs.get(entry["cid"]) == runtime.stores["local"].get(entry["sha256"])
+
+
+def test_vietnamese_page_without_a_declared_charset_comes_out_right(runtime, site):
+    outcome = capture_source(runtime, add(runtime, site.url("/vi/windows-1258.html")))
+    assert outcome.status == "ok" and outcome.new_fragments >= 1
+    with runtime.Session() as session:
+        capture = session.get(Capture, outcome.capture_id)
+        assert capture.charset == "cp1258"
+        texts = list(session.scalars(select(Fragment.text).where(Fragment.capture_id == capture.id)))
+    assert any("Việt Nam" in text for text in texts), texts

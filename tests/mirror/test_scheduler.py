@@ -8,7 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from mirror.models import Capture, Source
+from mirror.jobs import enqueue
+from mirror.models import Capture, Job, Source
 from mirror.sources import add_source, due_sources
 from samizdat.db import utcnow
 from tests.services import ROOT, settings_env
@@ -42,25 +43,75 @@ def test_scheduler_process_captures_due_sources(settings, runtime, site):
         add_source(session, url, 60)
         session.commit()
     env = settings_env(settings, SAMIZDAT_SCHEDULER_TICK_SECONDS="0.5")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "scheduler"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    proc = _start_scheduler(env)
+    captures: list[Capture] = []
     try:
-        deadline = time.monotonic() + 30
-        captures = []
-        while time.monotonic() < deadline and not captures:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not captures and proc.poll() is None:
             time.sleep(0.3)
             with runtime.Session() as session:
                 captures = list(session.scalars(select(Capture)))
-        assert [c.status for c in captures] == ["ok"], "scheduler captured nothing in 30 s"
         # Several more ticks pass: the source is not due again for an hour, so nothing repeats.
         time.sleep(2)
         with runtime.Session() as session:
-            assert len(list(session.scalars(select(Capture)))) == 1
+            total = len(list(session.scalars(select(Capture))))
             assert session.scalar(select(Source.url)) == url
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=20)[0].decode()
+    assert [c.status for c in captures] == ["ok"], f"scheduler captured nothing:\n{output}"
+    assert total == 1, output
     assert proc.returncode == 0, output
     assert "scheduler stopped" in output
+
+
+def _start_scheduler(env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "scheduler"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site):
+    env = settings_env(
+        settings,
+        SAMIZDAT_SCHEDULER_TICK_SECONDS="0.5",
+        SAMIZDAT_JOBS_POLL_SECONDS="0.3",
+        SAMIZDAT_STANDBY_RETRY_SECONDS="0.5",
+    )
+    subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    first = _start_scheduler(env)
+    time.sleep(3)  # let the first become active before the second starts
+    second = _start_scheduler(env)
+    try:
+        time.sleep(2)
+        first.send_signal(signal.SIGKILL)  # dies without releasing anything by itself
+        first.wait(10)
+        with runtime.Session() as session:
+            source = add_source(session, site.url(f"/articles/{seed_names()[1]}.html"), 60).source
+            job = enqueue(session, source.id, "request")
+            session.commit()
+            job_id = job.id
+
+        def done():
+            with runtime.Session() as session:
+                return session.get(Job, job_id).state == "succeeded"
+
+        _wait_for(done, 30, "the standby capturing the requested job")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        output = second.communicate(timeout=20)[0].decode()
+        if first.poll() is None:
+            first.kill()
+    assert "standing by" in output, output
+    assert "scheduler active" in output

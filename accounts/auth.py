@@ -1,0 +1,186 @@
+"""Who is asking: a Bearer token or the login session; role checks, CSRF and page headers.
+
+Public endpoints never call into this module, so readers and supporters get no cookie: Flask
+only sets the session cookie when something writes to the session (login, CSRF token, flash).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from flask import Response, g, redirect, render_template, request, session, url_for
+
+from accounts.models import User
+from accounts.users import has_role, user_for_token
+from samizdat.web import db_session, json_error
+
+F = TypeVar("F", bound=Callable)
+
+SESSION_USER = "user_id"
+SESSION_CSRF = "csrf"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Archivist pages load nothing from elsewhere and run no script at all.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class AuthFailure(Exception):
+    """A request lacks credentials (401), has the wrong role (403) or fails CSRF (403)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, created on first use (templates call it for every form)."""
+    token = session.get(SESSION_CSRF)
+    if not token:
+        token = session[SESSION_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf() -> None:
+    """Raise AuthFailure(403) unless the form field or X-CSRF-Token header matches the session's."""
+    expected = session.get(SESSION_CSRF)
+    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
+    if not expected or not secrets.compare_digest(str(expected), sent):
+        raise AuthFailure(403, "missing or wrong CSRF token; reload the page and try again")
+
+
+def log_in(user: User) -> None:
+    """Start a fresh session for ``user`` (a new CSRF token too, so none survives from before)."""
+    session.clear()
+    session.permanent = True
+    session[SESSION_USER] = user.id
+    csrf_token()
+
+
+def log_out() -> None:
+    """Forget the session; Flask then tells the browser to drop the cookie."""
+    session.clear()
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip()
+
+
+def authenticated_user() -> User | None:
+    """The user behind this request (looked up once); AuthFailure(401) for a bad token.
+
+    An Authorization header, when present, is the only credential considered: a script's broken
+    token must fail loudly rather than fall back to a browser session.
+    """
+    if "auth_user" in g:
+        return g.auth_user
+    user = None
+    g.auth_via = None
+    if "Authorization" in request.headers:
+        token = _bearer_token()
+        if not token:
+            raise AuthFailure(401, "the Authorization header must be 'Bearer <token>'")
+        user = user_for_token(db_session(), token)
+        if user is None:
+            raise AuthFailure(401, "invalid, revoked or disabled API token")
+        db_session().commit()  # keep last_used_at
+        g.auth_via = "token"
+    elif session.get(SESSION_USER) is not None:
+        user = db_session().get(User, session[SESSION_USER])
+        if user is None or not user.active:
+            # Deleted or disabled since login: the session is worthless, so drop it.
+            session.clear()
+            user = None
+        else:
+            g.auth_via = "session"
+    g.auth_user = user
+    return user
+
+
+def current_user() -> User:
+    """The authenticated user of a view wrapped by :func:`require_role`."""
+    return g.auth_user
+
+
+def _check(role: str) -> User:
+    user = authenticated_user()
+    if user is None:
+        raise AuthFailure(401, "log in or send 'Authorization: Bearer <token>'")
+    if not has_role(user, role):
+        raise AuthFailure(403, f"this needs the {role} role")
+    # Cookies ride along with cross-site requests; tokens do not, so only sessions need CSRF.
+    if g.auth_via == "session" and request.method not in _SAFE_METHODS:
+        check_csrf()
+    return user
+
+
+def require_role(role: str, page: bool = False) -> Callable[[F], F]:
+    """Decorator: let the view run only for a user with ``role``.
+
+    API views (``page=False``) answer 401/403 JSON; pages send a visitor without a session to
+    the login page and answer a wrong role or a failed CSRF check with an HTML 403 page.
+    """
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            try:
+                _check(role)
+            except AuthFailure as failure:
+                if not page:
+                    response = json_error(failure.status, failure.message)
+                    if failure.status == 401:
+                        response.headers["WWW-Authenticate"] = 'Bearer realm="samizdat"'
+                    return response
+                if failure.status == 401:
+                    return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+                return secure_page(
+                    render_template("accounts/forbidden.html", message=failure.message),
+                    failure.status,
+                )
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+require_archivist = require_role("archivist")
+require_admin = require_role("admin")
+archivist_page = require_role("archivist", page=True)
+
+
+def secure_page(body: str | Response, status: int = 200) -> Response:
+    """An HTML response with the strict Content-Security-Policy and no caching of private pages."""
+    response = (
+        body if isinstance(body, Response) else Response(body, status=status, mimetype="text/html")
+    )
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default`` (no open redirect after login)."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target:
+        return default  # some browsers read /\evil.example as //evil.example
+    return target

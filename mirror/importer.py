@@ -1,0 +1,187 @@
+"""Bulk import of sources from a Citizen Lab test-list CSV or a plain list of URLs.
+
+Citizen Lab lists (github.com/citizenlab/test-lists) have the header
+``url,category_code,category_description,date_added,source,notes`` and one file per country
+(``vn.csv``). A plain list has one URL per line; blank lines and ``#`` comments are skipped.
+Importing is idempotent: URLs are normalised and anything already known is counted, not added.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mirror.models import Source
+from mirror.urls import normalize_url
+from samizdat.errors import InvalidURLError, SamizdatError
+
+CITIZENLAB_HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+_COUNTRY_FILE = re.compile(r"^([a-z]{2})\.(csv|txt)$", re.I)
+
+
+class ImportFileError(SamizdatError):
+    """The file as a whole cannot be imported (not text, wrong header, too large)."""
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One candidate source read from a file, with the line it came from."""
+
+    line: int
+    url: str
+    category_code: str | None = None
+    category_description: str | None = None
+
+
+@dataclass
+class ImportSummary:
+    """What an import did: added, already present, and invalid rows with their reasons."""
+
+    added: list[int] = field(default_factory=list)
+    already_present: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """A human summary, one line per fact, then one line per invalid row."""
+        out = [
+            f"{len(self.added)} added, {self.already_present} already present, "
+            f"{len(self.invalid)} invalid"
+        ]
+        out += [f"line {line}: {reason}" for line, reason in self.invalid]
+        return out
+
+
+def country_from_filename(filename: str | None) -> str | None:
+    """``vn.csv`` → ``VN``: Citizen Lab names each country's list by its two-letter code."""
+    if not filename:
+        return None
+    match = _COUNTRY_FILE.match(PurePath(filename).name)
+    return match.group(1).upper() if match else None
+
+
+def decode_import(data: bytes) -> str:
+    """Decode an uploaded file as UTF-8 (a BOM is dropped); refuse binary data clearly."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFileError(f"file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB")
+    if b"\x00" in data[:8192]:
+        raise ImportFileError("file is binary, not a CSV or a list of URLs")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"file is not UTF-8 text (byte {exc.start})") from None
+
+
+def read_rows(text: str) -> Iterator[ImportRow | tuple[int, str]]:
+    """Yield ImportRow for each candidate, or (line, reason) for a row that is malformed."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0].strip().lower()
+    if first.startswith("url,"):
+        yield from _read_csv(text)
+    else:
+        yield from _read_plain(text)
+
+
+def _read_csv(text: str) -> Iterator[ImportRow | tuple[int, str]]:
+    # newline="" semantics: the csv module handles \r\n and quoted newlines itself.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except (StopIteration, csv.Error):
+        raise ImportFileError("empty or unreadable CSV header") from None
+    if "url" not in header:
+        raise ImportFileError("CSV header has no url column")
+    if header[: len(CITIZENLAB_HEADER)] != CITIZENLAB_HEADER and header != ["url"]:
+        missing = [h for h in CITIZENLAB_HEADER if h not in header]
+        if missing:
+            raise ImportFileError(
+                f"not a Citizen Lab test-list header (missing {', '.join(missing)}); "
+                f"expected {','.join(CITIZENLAB_HEADER)}"
+            )
+    index = {name: i for i, name in enumerate(header)}
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield (reader.line_num, f"malformed CSV: {exc}")
+            continue
+        line = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            yield (line, f"expected {len(header)} fields, found {len(row)}")
+            continue
+
+        def cell(name: str) -> str | None:
+            value = row[index[name]].strip() if name in index else ""
+            return value or None
+
+        yield ImportRow(line, row[index["url"]].strip(), cell("category_code"), cell("category_description"))
+
+
+def _read_plain(text: str) -> Iterator[ImportRow | tuple[int, str]]:
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        yield ImportRow(number, line)
+
+
+def import_sources(
+    session: Session,
+    data: bytes,
+    filename: str | None,
+    interval_minutes: int,
+    country: str | None = None,
+    collection: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import every valid row in one transaction (the caller commits); idempotent.
+
+    ``progress`` is called with the number of rows handled since the last call.
+    """
+    text = decode_import(data)
+    country = (country or country_from_filename(filename) or "").strip().upper() or None
+    if country is not None and (len(country) != 2 or not country.isalpha()):
+        raise ImportFileError(f"country must be a two-letter code, got {country!r}")
+    known = set(session.scalars(select(Source.url)))
+    summary = ImportSummary()
+    new_sources: list[Source] = []
+    for item in read_rows(text):
+        if progress:
+            progress(1)
+        if isinstance(item, tuple):
+            summary.invalid.append(item)
+            continue
+        try:
+            url = normalize_url(item.url)
+        except InvalidURLError as exc:
+            summary.invalid.append((item.line, str(exc)))
+            continue
+        if url in known:
+            summary.already_present += 1
+            continue
+        known.add(url)
+        new_sources.append(
+            Source(
+                url=url,
+                interval_minutes=interval_minutes,
+                country=country,
+                collection=collection or None,
+                category_code=item.category_code,
+                category_description=item.category_description,
+                active=True,
+            )
+        )
+    session.add_all(new_sources)
+    session.flush()
+    summary.added = [s.id for s in new_sources]
+    return summary

@@ -1,0 +1,311 @@
+"""Durable replicas: every blob goes to the local spool first, then to each remote back-end.
+
+Each (blob, back-end) pair has a Replica row: pending until stored, failed with the reason and a
+backoff when a back-end is down, stored once the bytes were written *and read back with the same
+sha256*. The reconcile job retries what is due and finishes captures whose replicas are all in
+place (manifest, IPFS directory). Nothing is lost while a store is down: the spool keeps the bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fragments.store import set_capture_cid
+from mirror.models import Capture, CapturePart, Replica
+from mirror.storage import IpfsStore, StoredBlob, sha256_hex
+from samizdat.db import utcnow
+from samizdat.errors import StorageError
+from samizdat.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PENDING, STORED, FAILED = "pending", "stored", "failed"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class ReplicationReport:
+    """What one replication pass did."""
+
+    stored: int = 0
+    failed: int = 0
+    uploaded_bytes: int = 0
+    completed_captures: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def remote_backends(runtime: Runtime) -> list[str]:
+    """The configured back-ends other than the local spool."""
+    return [name for name in runtime.stores if name != "local"]
+
+
+def ensure_replicas(session: Session, runtime: Runtime, sha256: str, size: int) -> None:
+    """Make sure a Replica row exists for ``sha256`` in every remote back-end (caller commits)."""
+    for backend in remote_backends(runtime):
+        exists = session.scalar(
+            select(Replica.id).where(Replica.sha256 == sha256, Replica.backend == backend)
+        )
+        if exists:
+            continue
+        try:
+            # A savepoint, because another capture thread may add the same blob at the same time.
+            with session.begin_nested():
+                session.add(
+                    Replica(sha256=sha256, backend=backend, state=PENDING, size=size, attempts=0)
+                )
+        except IntegrityError:
+            pass
+
+
+def _backoff(runtime: Runtime, attempts: int) -> timedelta:
+    s = runtime.settings
+    delay = min(s.replica_retry_seconds * (2 ** max(0, attempts - 1)), s.replica_retry_max_seconds)
+    return timedelta(seconds=delay)
+
+
+def _copy_and_verify(runtime: Runtime, sha256: str, backend: str) -> StoredBlob:
+    """Copy one blob from the spool to ``backend`` and read it back; no database involved."""
+    store = runtime.stores[backend]
+    data = runtime.stores["local"].get(sha256)
+    if sha256_hex(data) != sha256:
+        raise StorageError(f"spool copy of {sha256} is corrupt")
+    blob = store.put(data)
+    if sha256_hex(store.get(blob.locator)) != sha256:
+        raise StorageError(f"{backend} returned different bytes for {blob.locator}")
+    return blob
+
+
+def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationReport) -> None:
+    """Push each replica and record the result.
+
+    The network work happens outside any transaction and each result is written in its own
+    short one, so a slow back-end never holds a database lock (SQLite has only one writer).
+    """
+    for replica_id in replica_ids:
+        with runtime.Session() as session:
+            replica = session.get(Replica, replica_id)
+            if replica is None or replica.state == STORED:
+                continue
+            sha256, backend = replica.sha256, replica.backend
+        try:
+            blob, error = _copy_and_verify(runtime, sha256, backend), None
+        except StorageError as exc:
+            blob, error = None, exc
+        with runtime.Session() as session:
+            replica = session.get(Replica, replica_id)
+            replica.attempts += 1
+            if error is not None:
+                replica.state = FAILED
+                replica.last_error = str(error)[:2000]
+                replica.next_attempt_at = utcnow() + _backoff(runtime, replica.attempts)
+                report.failed += 1
+                report.errors.append(f"{backend}: {error}")
+                log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
+            else:
+                now = utcnow()
+                replica.state = STORED
+                replica.locator = blob.locator
+                replica.last_error = None
+                replica.next_attempt_at = None
+                replica.stored_at = now
+                replica.verified_at = now
+                report.stored += 1
+                if blob.uploaded:
+                    report.uploaded_bytes += blob.size
+            session.commit()
+
+
+def _replicas_by_backend(session: Session, sha256s: set[str]) -> dict[tuple[str, str], Replica]:
+    if not sha256s:
+        return {}
+    rows = session.scalars(select(Replica).where(Replica.sha256.in_(sha256s)))
+    return {(r.sha256, r.backend): r for r in rows}
+
+
+def build_manifest(capture: Capture, parts: list[CapturePart], cids: dict[str, str]) -> bytes:
+    """The capture's manifest.json: where it came from and the sha256 (and CID) of every part."""
+    manifest = {
+        "samizdat_manifest": 1,
+        "url": capture.url,
+        "final_url": capture.final_url,
+        "fetched_at": capture.fetched_at.isoformat(),
+        "http_status": capture.http_status,
+        "content_type": capture.content_type,
+        "charset": capture.charset,
+        "sha256": capture.sha256,
+        "parts": [
+            {
+                "name": p.name,
+                "role": p.role,
+                "sha256": p.sha256,
+                "size": p.size,
+                "content_type": p.content_type,
+                "cid": cids.get(p.sha256),
+            }
+            for p in parts
+            if p.role != "manifest"
+        ],
+    }
+    return json.dumps(manifest, indent=2, sort_keys=True).encode()
+
+
+def _pending_ids(session: Session, sha256s: set[str], backends: list[str]) -> list[int]:
+    """Replicas of these blobs never tried yet (failed ones wait for their backoff)."""
+    if not sha256s:
+        return []
+    return list(
+        session.scalars(
+            select(Replica.id).where(
+                Replica.sha256.in_(sha256s), Replica.backend.in_(backends), Replica.state == PENDING
+            )
+        )
+    )
+
+
+def _all_stored(replicas: dict[tuple[str, str], Replica], sha256s: list[str], backend: str) -> bool:
+    return all(
+        (sha, backend) in replicas and replicas[(sha, backend)].state == STORED for sha in sha256s
+    )
+
+
+def finalize_capture(runtime: Runtime, capture_id: int, report: ReplicationReport) -> bool:
+    """Write the manifest and IPFS directory once every part is everywhere; mark it complete.
+
+    Returns whether the capture is complete. Safe to call repeatedly; network work happens
+    between short transactions.
+    """
+    backends = remote_backends(runtime)
+    ipfs_on = "ipfs" in backends
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        if capture.complete:
+            return True
+        content = [p for p in capture.parts if p.role != "manifest"]
+        has_manifest = any(p.role == "manifest" for p in capture.parts)
+        replicas = _replicas_by_backend(session, {p.sha256 for p in content})
+        # The manifest lists every part's CID, so it waits until IPFS has them all.
+        if not has_manifest and (not ipfs_on or _all_stored(replicas, [p.sha256 for p in content], "ipfs")):
+            cids = {p.sha256: replicas[(p.sha256, "ipfs")].locator for p in content} if ipfs_on else {}
+            data = build_manifest(capture, content, cids)
+            try:
+                runtime.stores["local"].put(data)
+            except StorageError as exc:
+                report.errors.append(f"local: {exc}")
+                return False
+            part = CapturePart(
+                role="manifest",
+                name=MANIFEST_NAME,
+                sha256=sha256_hex(data),
+                size=len(data),
+                content_type="application/json",
+            )
+            capture.parts.append(part)
+            ensure_replicas(session, runtime, part.sha256, part.size)
+            has_manifest = True
+        session.commit()
+        if not has_manifest:
+            return False
+        pending = _pending_ids(session, {p.sha256 for p in capture.parts}, backends)
+    push_replicas(runtime, pending, report)
+
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        shas = [p.sha256 for p in capture.parts]
+        replicas = _replicas_by_backend(session, set(shas))
+        page = next((p for p in capture.parts if p.role == "page"), None)
+        if page is not None and "s3" in backends and _all_stored(replicas, shas, "s3"):
+            capture.s3_key = replicas[(page.sha256, "s3")].locator
+        entries = None
+        # The IPFS directory is built as soon as IPFS has every part, even if S3 is still behind.
+        if ipfs_on and capture.cid is None and _all_stored(replicas, shas, "ipfs"):
+            entries = {p.name: replicas[(p.sha256, "ipfs")].locator for p in capture.parts}
+        session.commit()
+    if entries is not None:
+        store: IpfsStore = runtime.stores["ipfs"]
+        try:
+            cid = store.make_directory(entries)
+        except StorageError as exc:
+            report.errors.append(f"ipfs: {exc}")
+            return False
+        with runtime.Session() as session:
+            session.get(Capture, capture_id).cid = cid
+            set_capture_cid(session, capture_id, cid)
+            session.commit()
+
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        shas = [p.sha256 for p in capture.parts]
+        replicas = _replicas_by_backend(session, set(shas))
+        if not all(_all_stored(replicas, shas, b) for b in backends) or (ipfs_on and capture.cid is None):
+            return False
+        capture.complete = True
+        session.commit()
+    report.completed_captures.append(capture_id)
+    return True
+
+
+def replicate_capture(runtime: Runtime, capture_id: int) -> ReplicationReport:
+    """Push every untried replica of a fresh capture now, then try to finalize it."""
+    report = ReplicationReport()
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        pending = _pending_ids(session, {p.sha256 for p in capture.parts}, remote_backends(runtime))
+    push_replicas(runtime, pending, report)
+    finalize_capture(runtime, capture_id, report)
+    return report
+
+
+def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False) -> ReplicationReport:
+    """Retry every due pending/failed replica, then finish captures that are now complete.
+
+    With ``force``, backoff is ignored (``flask mirror reconcile`` run by hand).
+    """
+    now = now or utcnow()
+    report = ReplicationReport()
+    backends = remote_backends(runtime)
+    with runtime.Session() as session:
+        query = select(Replica.id).where(Replica.state != STORED, Replica.backend.in_(backends))
+        if not force:
+            query = query.where(or_(Replica.next_attempt_at.is_(None), Replica.next_attempt_at <= now))
+        due = list(session.scalars(query.order_by(Replica.id)))
+        incomplete = list(
+            session.scalars(
+                select(Capture.id)
+                .where(Capture.status == "ok", Capture.complete.is_(False))
+                .order_by(Capture.id)
+            )
+        )
+    push_replicas(runtime, due, report)
+    for capture_id in incomplete:
+        finalize_capture(runtime, capture_id, report)
+    if report.stored or report.failed:
+        log.info("reconcile: %d stored, %d failed", report.stored, report.failed)
+    return report
+
+
+def replica_states(session: Session, capture: Capture) -> list[dict]:
+    """Every part of a capture with the state of its replica in each back-end (for the API)."""
+    replicas = _replicas_by_backend(session, {p.sha256 for p in capture.parts})
+    out = []
+    for part in capture.parts:
+        states = {"local": {"state": STORED, "locator": part.sha256}}
+        for (sha, backend), r in replicas.items():
+            if sha == part.sha256:
+                states[backend] = {
+                    "state": r.state,
+                    "locator": r.locator,
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                    "verified_at": r.verified_at.isoformat() if r.verified_at else None,
+                }
+        out.append(
+            {"name": part.name, "role": part.role, "sha256": part.sha256, "size": part.size, "replicas": states}
+        )
+    return out
