@@ -73,6 +73,18 @@ def _wait(predicate, timeout: float) -> float:
     raise TimeoutError(f"not done within {timeout} s")
 
 
+def _plain_fetch_seconds(port: int) -> float:
+    """The peer: fetch the same pages with bare urllib3 and the same concurrency, storing nothing."""
+    import urllib3
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = urllib3.PoolManager(maxsize=CONCURRENCY)
+    started = time.monotonic()
+    with ThreadPoolExecutor(CONCURRENCY) as workers:
+        list(workers.map(lambda n: pool.request("GET", f"http://127.0.0.1:{port}/page/{n}").data, range(PAGES)))
+    return time.monotonic() - started
+
+
 def run() -> str:
     """Run the benchmark and return its Markdown report."""
     work = Path(tempfile.mkdtemp(prefix="samizdat-bench-"))
@@ -144,6 +156,7 @@ def run() -> str:
                 select(func.count()).select_from(Capture).where(Capture.complete.is_(True), Capture.status == "ok")
             )
         rss = _peak_rss_mib(scheduler.pid)
+        plain = _plain_fetch_seconds(site.server_address[1])
     finally:
         os.killpg(scheduler.pid, signal.SIGTERM)
         scheduler.wait(30)
@@ -165,6 +178,8 @@ def run() -> str:
             f"| pages/s | {PAGES / first:.1f} |",
             f"| ideal for the concurrency ({PAGES} × {DELAY} s ÷ {CONCURRENCY}) | {ideal:.1f} s |",
             f"| ratio wall / ideal (goal ≤ 1.3) | {first / ideal:.2f} |",
+            f"| peer: bare urllib3 fetch of the same pages, same concurrency, same run | {plain:.1f} s |",
+            f"| ratio wall / peer | {first / plain:.2f} |",
             f"| … and split, in S3 and IPFS, read back and verified (complete) | {completed:.1f} s ({completed / ideal:.2f} × ideal) |",
             f"| captures complete in every back-end | {complete} / {PAGES} |",
             f"| bytes uploaded by the first capture (S3 + IPFS, through proxies) | {uploaded_first:,} |",

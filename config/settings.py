@@ -35,6 +35,7 @@ class Settings:
     ipfs_api: str = ""  # empty: IPFS off; a multiaddr such as /ip4/127.0.0.1/tcp/5001/http
     ipfs_timeout: float = 30.0
     fetch_allow_private: bool = False
+    fetch_proxy: str = ""  # empty: direct; http://host:port or socks5h://host:port (e.g. Tor)
     fetch_connect_timeout: float = 10.0
     fetch_timeout: float = 60.0
     fetch_max_bytes: int = 20 * 1024 * 1024
@@ -49,6 +50,8 @@ class Settings:
     replica_retry_seconds: float = 30.0  # first retry delay; doubles per attempt
     replica_retry_max_seconds: float = 3600.0
     capture_concurrency: int = 4
+    requisites_max_count: int = 20  # same-site stylesheets and images kept per capture
+    requisites_max_bytes: int = 10 * 1024 * 1024
     standby_retry_seconds: float = 10.0
     secret_key: str = field(default="", repr=False)  # empty: generated once into data_dir
     session_cookie_secure: bool = False  # true behind HTTPS: the login cookie is never sent in clear
@@ -114,5 +117,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{PREFIX}IPFS_API must be a multiaddr such as /ip4/127.0.0.1/tcp/5001/http, "
             f"got {settings.ipfs_api!r}"
+        )
+    if settings.fetch_proxy and not settings.fetch_proxy.startswith(
+        ("http://", "https://", "socks5://", "socks5h://", "socks4://", "socks4a://")
+    ):
+        raise SettingsError(
+            f"{PREFIX}FETCH_PROXY must be an http://, https://, socks5:// or socks5h:// URL, "
+            f"got {settings.fetch_proxy!r}"
         )
     return settings

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from mirror.models import Source
 from mirror.importer import import_sources
 from mirror.jobs import enqueue, run_jobs
-from mirror.pipeline import active_source_ids
+from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
 from mirror.replicas import reconcile
 from mirror.routes import source_as_dict
 from mirror.sources import add_source, parse_interval
@@ -77,6 +77,32 @@ def sources_import(file: str, country: str | None, collection: str | None, every
     click.echo(lines[0])
     for line in lines[1:]:
         click.echo(line, err=True)
+
+
+@sources_cli.command("upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--url", required=True, help="The address of the page this document preserves.")
+@click.option("--country", help="Two-letter country code where the page is blocked.")
+@click.option("--collection", help="Collection name, e.g. vietnam.")
+@with_appcontext
+def sources_upload(file: str, url: str, country: str | None, collection: str | None):
+    """Keep an HTML or text FILE as a capture of URL, for a page that is gone."""
+    rt = runtime()
+    with open(file, "rb") as fh:
+        data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    try:
+        with rt.Session() as session:
+            result = add_source(
+                session, url, rt.settings.default_interval_minutes, country=country, collection=collection
+            )
+            session.commit()
+            source_id = result.source.id
+        outcome = capture_document(rt, source_id, data, file)
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"capture {outcome.capture_id} of source {source_id}: {outcome.new_fragments} new fragments"
+    )
 
 
 @sources_cli.command("list")

@@ -12,7 +12,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import urllib3
 from urllib3 import connection as u3conn
@@ -22,6 +22,7 @@ from urllib3.exceptions import (
     HTTPError,
     NewConnectionError,
     ProtocolError,
+    ProxyError,
     ReadTimeoutError,
     SSLError,
 )
@@ -123,6 +124,15 @@ def _pool_classes(allow_address: Callable[[str], bool]) -> dict[str, type]:
     }
 
 
+def _proxy_manager(proxy: str) -> urllib3.PoolManager:
+    """A pool manager that sends every request through ``proxy`` (HTTP or SOCKS)."""
+    if proxy.startswith("socks"):
+        from urllib3.contrib.socks import SOCKSProxyManager
+
+        return SOCKSProxyManager(proxy, num_pools=20, maxsize=4, retries=False)
+    return urllib3.ProxyManager(proxy, num_pools=20, maxsize=4, retries=False)
+
+
 def _parse_content_type(value: str) -> tuple[str, str | None]:
     """Split a Content-Type header into the media type and the charset parameter."""
     if not value:
@@ -144,9 +154,16 @@ class Fetcher:
         self.settings = settings
         if allow_address is None:
             allow_address = allow_any_address if settings.fetch_allow_private else address_is_public
-        self.pool = urllib3.PoolManager(num_pools=20, maxsize=4, retries=False)
-        # Swap in guarded connection pools so every socket goes through resolve_allowed().
-        self.pool.pool_classes_by_scheme = _pool_classes(allow_address)
+        self.allow_address = allow_address
+        self.proxied = bool(settings.fetch_proxy)
+        if self.proxied:
+            # Through a proxy (Tor, say) the proxy resolves and connects, so local DNS is never
+            # consulted (no leak); _check_proxied_target refuses what can be refused up front.
+            self.pool = _proxy_manager(settings.fetch_proxy)
+        else:
+            self.pool = urllib3.PoolManager(num_pools=20, maxsize=4, retries=False)
+            # Swap in guarded connection pools so every socket goes through resolve_allowed().
+            self.pool.pool_classes_by_scheme = _pool_classes(allow_address)
 
     def fetch(self, url: str) -> FetchResult:
         """Fetch ``url``, following at most ``fetch_max_redirects`` redirects.
@@ -213,6 +230,20 @@ class Fetcher:
             charset_source=charset_source,
         )
 
+    def _check_proxied_target(self, url: str) -> None:
+        """With a proxy, refuse literal private addresses and local names before any request."""
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            if not self.settings.fetch_allow_private and (
+                host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+            ):
+                raise FetchError("blocked_address", f"{host} is a local name; refused") from None
+            return
+        if not self.allow_address(host):
+            raise FetchError("blocked_address", f"{host} is a private address; refused")
+
     def request_headers(self) -> dict[str, str]:
         """The headers every fetch sends (also written to the WARC request record)."""
         return {
@@ -226,6 +257,8 @@ class Fetcher:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("timeout", f"no answer within {s.fetch_timeout:g} s")
+        if self.proxied:
+            self._check_proxied_target(url)
         timeout = urllib3.Timeout(
             connect=min(s.fetch_connect_timeout, remaining), read=remaining
         )
@@ -249,6 +282,8 @@ class Fetcher:
             raise FetchError(reason, f"cannot connect to {url}: {text}") from None
         except (ConnectTimeoutError, ReadTimeoutError) as exc:
             raise FetchError("timeout", f"timed out fetching {url}: {exc}") from None
+        except ProxyError as exc:
+            raise FetchError("proxy", f"the proxy failed for {url}: {exc}") from None
         except SSLError as exc:
             raise FetchError("tls", f"TLS failure for {url}: {exc}") from None
         except (ProtocolError, HTTPError, OSError) as exc:

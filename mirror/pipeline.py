@@ -5,29 +5,35 @@ Data flows one way: source → capture → stored replicas → fragments.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from sqlalchemy import select
 
 from fragments.models import APPROVED
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
+from mirror.charset import detect_charset
 from mirror.fetch import FetchResult
 from mirror.models import Capture, CapturePart, Source
 from mirror.replicas import ensure_replicas, replicate_capture
+from mirror.requisites import Requisite, fetch_requisites, find_requisites, offline_page
 from mirror.storage import sha256_hex
-from mirror.warc import build_warc
+from mirror.warc import build_document_warc, build_warc
 from samizdat.db import utcnow
-from samizdat.errors import FetchError, InvalidURLError, StorageError
+from samizdat.errors import FetchError, InvalidURLError, SamizdatError, StorageError
 from samizdat.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 OK, UNCHANGED, FAILED = "ok", "unchanged", "failed"
+OFFLINE_NAME = "offline.html"
 
 # File names inside a capture's IPFS directory, by content type of the page.
 _PAGE_NAMES = {"text/html": "index.html", "application/xhtml+xml": "index.xhtml", "": "index.html",
@@ -116,8 +122,15 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
     digest = sha256_hex(result.body)
     if previous_sha == digest:
         return _record_unchanged(runtime, source_id, previous_id, result, fetched_at)
+    requisites: list[Requisite] = []
+    if result.content_type in HTML_TYPES:
+        s = runtime.settings
+        urls = find_requisites(result.body, result.final_url, result.charset, s.requisites_max_count)
+        requisites, notes = fetch_requisites(runtime.fetcher, urls, s.requisites_max_bytes, s.fetch_timeout)
+        for note in notes:
+            log.info("requisite of %s left out: %s", url, note)
     try:
-        parts = _spool_parts(runtime, result, fetched_at)
+        parts = _spool_parts(runtime, result, fetched_at, requisites)
     except StorageError as exc:
         return _record_failure(
             runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
@@ -136,6 +149,61 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
             local_key=digest,
             fetched_at=fetched_at,
             complete=False,
+        )
+        capture.parts = parts
+        session.add(capture)
+        session.flush()
+        for part in parts:
+            ensure_replicas(session, runtime, part.sha256, part.size)
+        session.commit()
+        capture_id = capture.id
+        if not process:
+            return _outcome(capture, 0)
+    return process_capture(runtime, capture_id)
+
+
+DOCUMENT_TYPES = {".html": "text/html", ".htm": "text/html", ".xhtml": "text/html", ".txt": "text/plain"}
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+
+def capture_document(
+    runtime: Runtime, source_id: int, data: bytes, filename: str, process: bool = True
+) -> CaptureOutcome:
+    """Record an uploaded HTML or text file as a capture of a source whose page is gone.
+
+    It is stored, replicated and split like a fetched page; its WARC holds a ``resource``
+    record, since there was no HTTP exchange. Raises SamizdatError for anything else.
+    """
+    content_type = DOCUMENT_TYPES.get(PurePath(filename or "").suffix.lower())
+    if content_type is None:
+        raise SamizdatError("documents must be HTML (.html, .htm) or text (.txt) files")
+    if not data.strip():
+        raise SamizdatError("the document is empty")
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise SamizdatError(f"the document is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    if b"\x00" in data[:8192]:
+        raise SamizdatError("the document is binary, not HTML or text")
+    with runtime.Session() as session:
+        source = session.get(Source, source_id)
+        if source is None:
+            raise InvalidURLError(f"no source with id {source_id}")
+        url = source.url
+    charset, _how = detect_charset(data, None)
+    fetched_at = utcnow()
+    local = runtime.stores["local"]
+    files = [
+        ("page", _PAGE_NAMES[content_type], data, content_type),
+        ("warc", "capture.warc.gz", build_document_warc(url, data, content_type, fetched_at), "application/warc"),
+    ]
+    parts = []
+    for role, name, payload, part_type in files:
+        blob = local.put(payload)
+        parts.append(CapturePart(role=role, name=name, sha256=blob.sha256, size=blob.size, content_type=part_type))
+    with runtime.Session() as session:
+        capture = Capture(
+            source_id=source_id, status=OK, url=url, final_url=url, http_status=None,
+            content_type=content_type, charset=charset, sha256=sha256_hex(data), size=len(data),
+            local_key=sha256_hex(data), fetched_at=fetched_at, complete=False,
         )
         capture.parts = parts
         session.add(capture)
@@ -197,16 +265,28 @@ def process_pending_captures(runtime: Runtime, limit: int = 200) -> int:
     return len(ids)
 
 
-def _spool_parts(runtime: Runtime, result: FetchResult, fetched_at) -> list[CapturePart]:
-    """Write the page and its WARC to the local spool; return their part records."""
+def _spool_parts(
+    runtime: Runtime, result: FetchResult, fetched_at, requisites: list[Requisite]
+) -> list[CapturePart]:
+    """Write the page, its WARC, its assets and its offline copy to the spool; return the parts."""
     local = runtime.stores["local"]
-    warc = build_warc(result, fetched_at)
+    warc = build_warc(result, fetched_at, [r.result for r in requisites])
     files = [
         ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
         ("warc", "capture.warc.gz", warc, "application/warc"),
     ]
-    parts = []
+    names = {r.url: r.name for r in requisites}
+    files += [("asset", r.name, r.result.body, r.result.content_type) for r in requisites]
+    if result.content_type in HTML_TYPES:
+        offline = offline_page(result.body, result.final_url, result.charset, names)
+        if offline is not None:
+            files.append(("offline", OFFLINE_NAME, offline, "text/html"))
+    parts: list[CapturePart] = []
+    seen: set[str] = set()
     for role, name, data, content_type in files:
+        if name in seen:  # two URLs serving the same image share one file
+            continue
+        seen.add(name)
         blob = local.put(data)
         parts.append(
             CapturePart(role=role, name=name, sha256=blob.sha256, size=blob.size, content_type=content_type)
@@ -216,7 +296,9 @@ def _spool_parts(runtime: Runtime, result: FetchResult, fetched_at) -> list[Capt
 
 def _split(session, capture: Capture, body: bytes) -> int:
     """Split an HTML capture into fragments; other content types are kept but not split."""
-    if (capture.content_type or "") not in HTML_TYPES:
+    if capture.content_type == "text/plain":
+        body = _text_as_html(body, capture.charset)
+    elif (capture.content_type or "") not in HTML_TYPES:
         return 0
     info = CaptureInfo(
         capture_id=capture.id,
@@ -230,6 +312,14 @@ def _split(session, capture: Capture, body: bytes) -> int:
         capture.title = drafts[0].capture.title
     # Curation arrives with the fragments issue; until then fragments are served as split.
     return save_fragments(session, drafts, status=APPROVED)
+
+
+def _text_as_html(body: bytes, charset: str | None) -> bytes:
+    """Plain text as minimal HTML (one paragraph per blank-line block) for the splitter."""
+    text = body.decode(charset or "utf-8", errors="replace")
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", text) if b.strip()]
+    paragraphs = "".join(f"<p>{html.escape(' '.join(b.split()))}</p>" for b in blocks)
+    return f"<html><body><article>{paragraphs}</article></body></html>".encode()
 
 
 def _record_unchanged(

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from accounts.auth import current_user, require_archivist
 from mirror.importer import MAX_IMPORT_BYTES, import_sources
 from mirror.jobs import enqueue
+from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
 from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
@@ -301,3 +302,22 @@ def import_source_file():
             "invalid": [{"line": line, "reason": reason} for line, reason in summary.invalid],
         }
     )
+
+
+@bp.post("/api/sources/<int:source_id>/documents")
+@require_archivist
+def upload_document(source_id: int):
+    """Keep an uploaded HTML or text file (multipart ``file``) as a capture of this source."""
+    if _live_source(source_id) is None:
+        return json_error(404, f"no source with id {source_id}")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return json_error(400, "send the document as a multipart file field named 'file'")
+    try:
+        outcome = capture_document(
+            runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename
+        )
+    except SamizdatError as exc:
+        return json_error(400, str(exc))
+    capture = db_session().get(Capture, outcome.capture_id)
+    return jsonify(capture_as_dict(capture, db_session())), 201

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CAPTURE_JOB_ID = "mirror.capture-due-sources"
 QUEUE_JOB_ID = "mirror.run-queued-jobs"
 PROCESS_JOB_ID = "mirror.process-captures"
+LEADER_JOB_ID = "mirror.keep-leadership"
 RECONCILE_JOB_ID = "mirror.reconcile-replicas"
 
 
@@ -100,6 +101,18 @@ def run_scheduler(runtime: Runtime) -> None:
         log.info("scheduler active: tick every %ss", runtime.settings.scheduler_tick_seconds)
         recover_interrupted(runtime)
         scheduler = build_scheduler(runtime)
+
+        def keep_leadership() -> None:
+            # A lost PostgreSQL connection drops the advisory lock: stop, so that a standby
+            # can take over, rather than risk two active schedulers.
+            if not lock.still_held():
+                log.error("lost the scheduler lock: stopping")
+                scheduler.shutdown(wait=False)
+
+        scheduler.add_job(
+            keep_leadership, "interval", seconds=runtime.settings.standby_retry_seconds,
+            id=LEADER_JOB_ID, replace_existing=True,
+        )
         if not stopping.is_set():
             scheduler.start()
     finally:

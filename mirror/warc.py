@@ -20,8 +20,8 @@ def _http_date(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_warc(result: FetchResult, fetched_at: datetime) -> bytes:
-    """A gzipped WARC 1.1 with warcinfo, request and response records for one fetch.
+def build_warc(result: FetchResult, fetched_at: datetime, requisites: list[FetchResult] = ()) -> bytes:
+    """A gzipped WARC 1.1: warcinfo, then a response and a request record per fetch (page first).
 
     warcio computes WARC-Block-Digest and WARC-Payload-Digest (sha1, the format's convention);
     Samizdat's own sha256 of the payload is recorded in the manifest.
@@ -35,6 +35,13 @@ def build_warc(result: FetchResult, fetched_at: datetime) -> bytes:
             {"software": SOFTWARE, "format": "WARC File Format 1.1", "robots": "ignore"},
         )
     )
+    for fetched in [result, *requisites]:
+        _write_exchange(writer, fetched, warc_date)
+    return out.getvalue()
+
+
+def _write_exchange(writer: WARCWriter, result: FetchResult, warc_date: str) -> None:
+    """Write the response and request records of one fetch, linked by WARC-Concurrent-To."""
     target = result.final_url
     parts = urlsplit(target)
     path = parts.path or "/"
@@ -69,4 +76,27 @@ def build_warc(result: FetchResult, fetched_at: datetime) -> bytes:
     request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
     writer.write_record(response)
     writer.write_record(request)
+
+
+def build_document_warc(url: str, data: bytes, content_type: str, when: datetime) -> bytes:
+    """A gzipped WARC with a warcinfo and one ``resource`` record: a document an archivist
+    uploaded because the page itself is gone (there was no HTTP exchange to record)."""
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    writer.write_record(
+        writer.create_warcinfo_record(
+            "capture.warc.gz",
+            {"software": SOFTWARE, "format": "WARC File Format 1.1", "description": "uploaded document"},
+        )
+    )
+    writer.write_record(
+        writer.create_warc_record(
+            url,
+            "resource",
+            payload=io.BytesIO(data),
+            length=len(data),
+            warc_content_type=content_type,
+            warc_headers_dict={"WARC-Date": _http_date(when)},
+        )
+    )
     return out.getvalue()

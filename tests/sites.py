@@ -30,6 +30,24 @@ FOOTER_TEXT = (
 )
 
 
+SITE_CSS = b"article { max-width: 40em; } h1 { font-size: 2em; }"
+# A 1x1 PNG: enough to prove images are captured byte for byte.
+PHOTO_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cf"
+    "c0f01f0005000201a2b1e3a50000000049454e44ae426082"
+)
+
+
+HOSTILE_PAGE = (
+    b"<html><head><script>steal(document.cookie)</script></head><body onload='alert(1)'>"
+    + b"<iframe src='https://evil.example/'></iframe>" * 20
+    + b"<article><p>The journalist was sentenced to nine years in prison for articles she "
+    b"published on her personal blog about land seizures in the province.</p>"
+    b"<a href='javascript:alert(2)'>click</a><script>alert(3)</script>"
+    b"<object data='x.swf'></object><embed src='y.swf'></article></body></html>"
+)
+
+
 def seed_names() -> list[str]:
     """The seed article names (file stems); fails loudly when ../shared/seeds is missing."""
     names = sorted(p.stem for p in SEEDS_DIR.glob("*.txt"))
@@ -51,11 +69,13 @@ def article_html(name: str) -> bytes:
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <script>window.tracker = "track everyone";</script>
-<style>body {{ font-family: serif; }}</style></head>
+<style>body {{ font-family: serif; }}</style>
+<link rel="stylesheet" href="/static/site.css"></head>
 <body>
 <header><nav><a href="/">{NAV_TEXT}</a></nav></header>
 <div class="cookie-banner"><form><p>{COOKIE_TEXT}</p><button>Accept</button></form></div>
 <main><article><h1>{html.escape(title)}</h1>
+<figure><img src="/static/photo.png" alt="A protest" onerror="alert(1)"><img src="https://cdn.other.example/tracker.gif" alt=""><figcaption>Photo</figcaption></figure>
 {body}
 </article></main>
 <aside><p>Share this article on social media with your friends and family today.</p></aside>
@@ -119,6 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/vi/wrong-header.html":
             # Declared latin-1, actually UTF-8: a common misconfiguration.
             return self._send(200, vietnamese_page().encode(), "text/html; charset=iso-8859-1")
+        if path == "/static/site.css":
+            return self._send(200, SITE_CSS, "text/css")
+        if path == "/static/photo.png":
+            return self._send(200, PHOTO_PNG, "image/png")
+        if path == "/doc.pdf":
+            return self._send(200, b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n", "application/pdf")
+        if path == "/blob.bin":
+            return self._send(200, bytes(range(256)) * 64, "application/octet-stream")
+        if path == "/hostile.html":
+            return self._send(200, HOSTILE_PAGE)
         if path == "/empty.html":
             return self._send(200, b"<html><head><title>Nothing</title></head><body></body></html>")
         if path == "/plain.txt":

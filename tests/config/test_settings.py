@@ -45,6 +45,7 @@ def test_variables_are_parsed_to_their_types():
         ("SAMIZDAT_FETCH_TIMEOUT", "-1", "must be positive"),
         ("SAMIZDAT_IPFS_API", "http://127.0.0.1:5001", "must be a multiaddr"),
         ("SAMIZDAT_DATA_DIR", "  ", "must not be empty"),
+        ("SAMIZDAT_FETCH_PROXY", "tor:9050", "FETCH_PROXY must be"),
     ],
 )
 def test_bad_values_raise_one_clear_error(name, value, message):

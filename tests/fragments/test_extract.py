@@ -162,9 +162,11 @@ def test_a_five_mebibyte_page_is_extracted_within_two_seconds(html):
     assert len(html) >= 2_500_000
     html = html if len(html) >= 5 * 2**20 else html + b" " * (5 * 2**20 - len(html))
     extract_main_text(b"<p>warm up: load the language model before timing anything at all.</p>")
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is about our work, not about what else the machine
+    # (other tests' servers, CI neighbours) is doing meanwhile.
+    started = time.process_time()
     extract_main_text(html)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_second_opinion_keeps_agreed_blocks_and_clear_prose_only():

@@ -176,9 +176,11 @@ def test_a_page_of_fifty_thousand_paragraphs_is_split_quickly_and_bounded():
         f"<p>Paragraph {i} reports what the villagers said, and what the police did next.</p>" for i in range(50000)
     ) + "</article>").encode()
     split_capture(b"<p>warm up the language model with a sentence of plain English text.</p>", INFO)
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is about our work, not about what else the machine
+    # (other tests' servers, CI neighbours) is doing meanwhile.
+    started = time.process_time()
     drafts = split_capture(html, INFO, max_fragments=500)
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
     assert len(drafts) == 500 and drafts[0].text.startswith("Paragraph 0 ")
 
 

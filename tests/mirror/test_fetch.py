@@ -1,11 +1,16 @@
 """The fetcher against a real loopback HTTP server: success, every fault, and the SSRF guard."""
 
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 
 from config.settings import Settings
 from mirror.fetch import Fetcher, address_is_public
 from samizdat.errors import FetchError
-from tests.services import free_port
+from tests.services import free_port, stop_process
 from tests.sites import seed_names
 
 ALLOW = Settings(
@@ -111,3 +116,50 @@ def test_every_redirect_hop_is_checked(site):
 )
 def test_address_classification(ip, public):
     assert address_is_public(ip) is public
+
+
+@pytest.fixture(scope="module")
+def socks_proxy():
+    """pproxy as a real SOCKS5 proxy process on loopback (like a local Tor client)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pproxy", "-l", f"socks5://127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        stop_process(proc)
+        raise RuntimeError("pproxy did not start")
+    yield port, proc
+    stop_process(proc)
+
+
+def test_fetches_through_a_socks_proxy(site, socks_proxy):
+    port, _proc = socks_proxy
+    fetcher = Fetcher(ALLOW.replace(fetch_proxy=f"socks5h://127.0.0.1:{port}"))
+    result = fetcher.fetch(site.url(f"/articles/{seed_names()[0]}.html"))
+    assert result.status == 200 and b"<article>" in result.body
+
+
+def test_a_dead_proxy_fails_instead_of_going_direct(site):
+    fetcher = Fetcher(ALLOW.replace(fetch_proxy=f"socks5h://127.0.0.1:{free_port()}"))
+    before = len(site.hits)
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(site.url("/empty.html"))
+    assert info.value.reason in {"refused", "connection", "proxy"}
+    assert len(site.hits) == before  # nothing leaked around the proxy
+
+
+def test_private_targets_are_refused_before_reaching_the_proxy(socks_proxy):
+    port, _proc = socks_proxy
+    guarded = Fetcher(Settings(fetch_proxy=f"socks5h://127.0.0.1:{port}"))
+    for url in ("http://10.255.255.1/secret", "http://localhost/admin", "http://[::1]/"):
+        with pytest.raises(FetchError) as info:
+            guarded.fetch(url)
+        assert info.value.reason == "blocked_address"

@@ -12,7 +12,9 @@ from mirror.models import Capture, Replica
 from mirror.pipeline import capture_source, run_sources
 from mirror.sources import add_source
 from mirror.storage import sha256_hex
-from tests.sites import article_html, seed_names
+import pytest
+
+from tests.sites import PHOTO_PNG, article_html, seed_names
 
 
 def add(runtime, url):
@@ -83,9 +85,10 @@ def test_failed_fetches_are_recorded_and_the_run_goes_on(runtime, site):
             assert capture.sha256 is None and capture.s3_key is None and capture.cid is None
             frags = session.scalars(select(Fragment).where(Fragment.capture_id == capture.id))
             assert list(frags) == []
-    # Nothing of the failures reached S3: only the good page's page, WARC and manifest are there.
+    # Nothing of the failures reached S3: only the good page's parts are there (page, WARC,
+    # stylesheet, image, offline copy, manifest).
     listed = runtime.stores["s3"].client.list_objects_v2(Bucket=runtime.settings.s3_bucket)
-    assert len(listed["Contents"]) == 3
+    assert len(listed["Contents"]) == 6
 
 
 def test_unchanged_capture_uploads_nothing(runtime, site):
@@ -100,7 +103,8 @@ def test_unchanged_capture_uploads_nothing(runtime, site):
         assert b.same_as_id == a.id
         assert a.sha256 == b.sha256 and a.s3_key == b.s3_key and a.cid == b.cid
         assert b.parts == []
-        assert session.scalar(select(func.count()).select_from(Replica)) == 3 * 2  # page, warc, manifest
+        # page, WARC, stylesheet, image, offline copy, manifest: once each, in two back-ends
+        assert session.scalar(select(func.count()).select_from(Replica)) == 6 * 2
 
 
 def test_non_html_capture_is_stored_but_not_split(runtime, site):
@@ -115,7 +119,7 @@ def test_capture_has_a_warc_and_a_manifest_on_every_backend(runtime, site):
         capture = session.get(Capture, outcome.capture_id)
         parts = {p.role: p for p in capture.parts}
         cid = capture.cid
-    assert set(parts) == {"page", "warc", "manifest"}
+    assert set(parts) == {"page", "warc", "manifest", "asset", "offline"}
     ipfs = runtime.stores["ipfs"]
     warc = ipfs.get(f"{cid}/capture.warc.gz")
     assert sha256_hex(warc) == parts["warc"].sha256
@@ -124,7 +128,7 @@ def test_capture_has_a_warc_and_a_manifest_on_every_backend(runtime, site):
         (r.rec_type, r.rec_headers, r.content_stream().read())
         for r in ArchiveIterator(io.BytesIO(warc))
     ]
-    assert [rec_type for rec_type, _, _ in records] == ["warcinfo", "response", "request"]
+    assert [rec_type for rec_type, _, _ in records] == ["warcinfo"] + ["response", "request"] * 3
     _, headers, payload = records[1]
     assert headers.get_header("WARC-Target-URI") == site.url(f"/articles/{name}.html")
     assert headers.get_header("WARC-Payload-Digest").startswith("sha1:")
@@ -133,7 +137,8 @@ def test_capture_has_a_warc_and_a_manifest_on_every_backend(runtime, site):
     assert manifest == json.loads(ipfs.get(f"{cid}/manifest.json"))
     assert manifest["url"] == site.url(f"/articles/{name}.html")
     by_name = {p["name"]: p for p in manifest["parts"]}
-    assert set(by_name) == {"index.html", "capture.warc.gz"}
+    assert {"index.html", "capture.warc.gz", "offline.html"} <= set(by_name)
+    assert len([n for n in by_name if n.startswith("assets/")]) == 2
     assert by_name["index.html"]["sha256"] == sha256_hex(article_html(name))
     for entry in by_name.values():
         assert ipfs.get(entry["cid"]) == runtime.stores["local"].get(entry["sha256"])
@@ -147,3 +152,61 @@ def test_vietnamese_page_without_a_declared_charset_comes_out_right(runtime, sit
         assert capture.charset == "cp1258"
         texts = list(session.scalars(select(Fragment.text).where(Fragment.capture_id == capture.id)))
     assert any("Việt Nam" in text for text in texts), texts
+
+
+def test_same_site_requisites_are_captured_and_the_offline_copy_runs_nothing(runtime, site):
+    name = seed_names()[0]
+    before = len(site.hits)
+    outcome = capture_source(runtime, add(runtime, site.url(f"/articles/{name}.html")))
+    assert set(site.hits[before:]) == {f"/articles/{name}.html", "/static/site.css", "/static/photo.png"}
+    with runtime.Session() as session:
+        capture = session.get(Capture, outcome.capture_id)
+        parts = {p.name: p for p in capture.parts}
+        cid = capture.cid
+    ipfs = runtime.stores["ipfs"]
+    assets = {n: p for n, p in parts.items() if n.startswith("assets/")}
+    assert {p.content_type for p in assets.values()} == {"text/css", "image/png"}
+    png = next(n for n, p in assets.items() if p.content_type == "image/png")
+    assert ipfs.get(f"{cid}/{png}") == PHOTO_PNG
+    offline = ipfs.get(f"{cid}/offline.html").decode()
+    assert "<script" not in offline.lower() and "onerror" not in offline
+    assert "script-src 'none'" in offline
+    assert f'src="{png}"' in offline  # the image now comes from the capture itself
+    assert "cdn.other.example" in offline  # a cross-site image was neither fetched nor rewritten
+    # The page as served is kept untouched, scripts included, as the WARC keeps it.
+    assert ipfs.get(f"{cid}/index.html") == article_html(name)
+
+
+def test_requisites_are_bounded_in_count(settings, site):
+    from samizdat.runtime import build_runtime
+
+    rt = build_runtime(settings.replace(requisites_max_count=1))
+    before = len(site.hits)
+    capture_source(rt, add(rt, site.url(f"/articles/{seed_names()[0]}.html")))
+    assert len(site.hits) - before == 2  # the page and one requisite
+    rt.dispose()
+
+
+@pytest.mark.parametrize(
+    "path, content_type, role",
+    [("/static/photo.png", "image/png", "page"), ("/doc.pdf", "application/pdf", "page"),
+     ("/blob.bin", "application/octet-stream", "page")],
+)
+def test_non_html_content_is_kept_but_not_split(runtime, site, path, content_type, role):
+    outcome = capture_source(runtime, add(runtime, site.url(path)))
+    assert outcome.status == "ok" and outcome.new_fragments == 0
+    with runtime.Session() as session:
+        capture = session.get(Capture, outcome.capture_id)
+        assert capture.content_type == content_type
+        assert {p.role for p in capture.parts} == {"page", "warc", "manifest"}
+
+
+def test_a_page_full_of_scripts_and_iframes_yields_only_its_words(runtime, site):
+    outcome = capture_source(runtime, add(runtime, site.url("/hostile.html")))
+    assert outcome.status == "ok"
+    with runtime.Session() as session:
+        texts = list(session.scalars(select(Fragment.text)))
+        offline = next(p for p in session.get(Capture, outcome.capture_id).parts if p.role == "offline")
+    assert texts and all("alert" not in t and "iframe" not in t.lower() for t in texts)
+    page = runtime.stores["local"].get(offline.sha256).decode().lower()
+    assert "<script" not in page and "<iframe" not in page and "javascript:" not in page
