@@ -249,7 +249,8 @@ class Fetcher:
         return {
             "User-Agent": self.settings.fetch_user_agent,
             "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
-            "Accept-Encoding": "gzip, deflate",
+            # br is decoded by urllib3 through the Brotli package (pinned in requirements.txt).
+            "Accept-Encoding": "gzip, deflate, br",
         }
 
     def _request(self, url: str, deadline: float) -> urllib3.BaseHTTPResponse:

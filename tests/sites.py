@@ -111,6 +111,9 @@ def vietnamese_page(text: str = VIETNAMESE_TEXT) -> str:
     )
 
 
+_COMPRESSED: dict[str, bytes] = {}
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "SamizdatTestSite/1.0"
 
@@ -171,6 +174,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(302, b"", headers={"Location": "http://10.255.255.1/secret"})
         if path == "/big":
             return self._send(200, b"<p>" + b"x" * (3 * 1024 * 1024) + b"</p>")
+        if path in ("/brotli.html", "/brotli-bomb"):
+            import brotli
+
+            if path not in _COMPRESSED:  # compressing 50 MiB takes a while: do it once
+                raw = article_html(seed_names()[0]) if path == "/brotli.html" else b"\0" * (50 * 2**20)
+                _COMPRESSED[path] = brotli.compress(raw, quality=1)
+            return self._send(200, _COMPRESSED[path], headers={"Content-Encoding": "br"})
         if path == "/gzip-bomb":
             bomb = gzip.compress(b"\0" * (50 * 1024 * 1024), compresslevel=9)
             return self._send(200, bomb, headers={"Content-Encoding": "gzip"})

@@ -11,7 +11,7 @@ from config.settings import Settings
 from mirror.fetch import Fetcher, address_is_public
 from samizdat.errors import FetchError
 from tests.services import free_port, stop_process
-from tests.sites import seed_names
+from tests.sites import article_html, seed_names
 
 ALLOW = Settings(
     fetch_allow_private=True,
@@ -58,6 +58,7 @@ def test_sends_an_honest_user_agent(site):
         ("/hop/0", "too_many_redirects"),
         ("/big", "too_large"),
         ("/gzip-bomb", "too_large"),
+        ("/brotli-bomb", "too_large"),
         ("/slow", "timeout"),
     ],
 )
@@ -163,3 +164,8 @@ def test_private_targets_are_refused_before_reaching_the_proxy(socks_proxy):
         with pytest.raises(FetchError) as info:
             guarded.fetch(url)
         assert info.value.reason == "blocked_address"
+
+
+def test_brotli_pages_are_decoded(site):
+    result = Fetcher(ALLOW).fetch(site.url("/brotli.html"))
+    assert result.body == article_html(seed_names()[0])
