@@ -135,21 +135,28 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
         return _record_failure(
             runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
         )
+    capture = Capture(
+        source_id=source_id,
+        status=OK,
+        url=url,
+        final_url=result.final_url,
+        http_status=result.status,
+        content_type=result.content_type or None,
+        charset=result.charset,
+        sha256=digest,
+        size=len(result.body),
+        local_key=digest,
+        fetched_at=fetched_at,
+        complete=False,
+    )
+    return _record_capture(runtime, capture, parts, process)
+
+
+def _record_capture(
+    runtime: Runtime, capture: Capture, parts: list[CapturePart], process: bool
+) -> CaptureOutcome:
+    """Commit a spooled capture with its parts and pending replicas; process it if asked."""
     with runtime.Session() as session:
-        capture = Capture(
-            source_id=source_id,
-            status=OK,
-            url=url,
-            final_url=result.final_url,
-            http_status=result.status,
-            content_type=result.content_type or None,
-            charset=result.charset,
-            sha256=digest,
-            size=len(result.body),
-            local_key=digest,
-            fetched_at=fetched_at,
-            complete=False,
-        )
         capture.parts = parts
         session.add(capture)
         session.flush()
@@ -190,31 +197,21 @@ def capture_document(
         url = source.url
     charset, _how = detect_charset(data, None)
     fetched_at = utcnow()
-    local = runtime.stores["local"]
-    files = [
-        ("page", _PAGE_NAMES[content_type], data, content_type),
-        ("warc", "capture.warc.gz", build_document_warc(url, data, content_type, fetched_at), "application/warc"),
-    ]
-    parts = []
-    for role, name, payload, part_type in files:
-        blob = local.put(payload)
-        parts.append(CapturePart(role=role, name=name, sha256=blob.sha256, size=blob.size, content_type=part_type))
-    with runtime.Session() as session:
-        capture = Capture(
-            source_id=source_id, status=OK, url=url, final_url=url, http_status=None,
-            content_type=content_type, charset=charset, sha256=sha256_hex(data), size=len(data),
-            local_key=sha256_hex(data), fetched_at=fetched_at, complete=False,
-        )
-        capture.parts = parts
-        session.add(capture)
-        session.flush()
-        for part in parts:
-            ensure_replicas(session, runtime, part.sha256, part.size)
-        session.commit()
-        capture_id = capture.id
-        if not process:
-            return _outcome(capture, 0)
-    return process_capture(runtime, capture_id)
+    warc = build_document_warc(url, data, content_type, fetched_at)
+    parts = _spool(
+        runtime,
+        [
+            ("page", _PAGE_NAMES[content_type], data, content_type),
+            ("warc", "capture.warc.gz", warc, "application/warc"),
+        ],
+    )
+    digest = sha256_hex(data)
+    capture = Capture(
+        source_id=source_id, status=OK, url=url, final_url=url, http_status=None,
+        content_type=content_type, charset=charset, sha256=digest, size=len(data),
+        local_key=digest, fetched_at=fetched_at, complete=False,
+    )
+    return _record_capture(runtime, capture, parts, process)
 
 
 def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
@@ -269,7 +266,6 @@ def _spool_parts(
     runtime: Runtime, result: FetchResult, fetched_at, requisites: list[Requisite]
 ) -> list[CapturePart]:
     """Write the page, its WARC, its assets and its offline copy to the spool; return the parts."""
-    local = runtime.stores["local"]
     warc = build_warc(result, fetched_at, [r.result for r in requisites])
     files = [
         ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
@@ -281,6 +277,12 @@ def _spool_parts(
         offline = offline_page(result.body, result.final_url, result.charset, names)
         if offline is not None:
             files.append(("offline", OFFLINE_NAME, offline, "text/html"))
+    return _spool(runtime, files)
+
+
+def _spool(runtime: Runtime, files: list[tuple[str, str, bytes, str | None]]) -> list[CapturePart]:
+    """Put (role, name, bytes, content type) files in the local store; return their parts."""
+    local = runtime.stores["local"]
     parts: list[CapturePart] = []
     seen: set[str] = set()
     for role, name, data, content_type in files:
