@@ -198,13 +198,15 @@ def capture_document(
     charset, _how = detect_charset(data, None)
     fetched_at = utcnow()
     warc = build_document_warc(url, data, content_type, fetched_at)
-    parts = _spool(
-        runtime,
-        [
-            ("page", _PAGE_NAMES[content_type], data, content_type),
-            ("warc", "capture.warc.gz", warc, "application/warc"),
-        ],
-    )
+    readable = data if content_type == "text/html" else _text_as_html(data, charset)
+    offline = offline_page(readable, url, charset if content_type == "text/html" else "utf-8", {})
+    files = [
+        ("page", _PAGE_NAMES[content_type], data, content_type),
+        ("warc", "capture.warc.gz", warc, "application/warc"),
+    ]
+    if offline is not None:
+        files.append(("offline", OFFLINE_NAME, offline, "text/html"))
+    parts = _spool(runtime, files)
     digest = sha256_hex(data)
     capture = Capture(
         source_id=source_id, status=OK, url=url, final_url=url, http_status=None,

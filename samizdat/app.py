@@ -37,11 +37,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     from accounts.routes import bp as accounts_bp
     from embed.routes import bp as embed_bp
     from mirror.archive import bp as archive_bp
+    from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(archive_bp)
     app.register_blueprint(mirror_bp)
+    app.register_blueprint(reader_bp)
     app.register_blueprint(embed_bp)
 
     @app.get("/healthz")

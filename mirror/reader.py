@@ -1,0 +1,81 @@
+"""Reader pages: a capture's files, replayed safely from the archive (no account, no cookie).
+
+Every response is sandboxed by Content-Security-Policy (no scripts can run, nothing loads from
+elsewhere). ``offline.html`` and its assets render; the page as served, the WARC and the
+manifest are downloads, never rendered from this origin.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Blueprint, Response, redirect, url_for
+
+from mirror.models import Capture
+from mirror.pipeline import OFFLINE_NAME
+from samizdat.errors import StorageError
+from samizdat.web import db_session, json_error, runtime
+
+bp = Blueprint("reader", __name__)
+
+REPLAY_CSP = (
+    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+RENDERED_ROLES = {"offline", "asset"}
+
+
+def capture_link(capture_id: int, text: str | None = None) -> str:
+    """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
+    # Straight to the offline copy: a text directive is not carried through every redirect.
+    url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME)
+    if not text:
+        return url
+    words = text.rstrip("…").split()
+    if len(words) <= 8:
+        directive = _fragment_quote(" ".join(words))
+    else:
+        directive = f"{_fragment_quote(' '.join(words[:5]))},{_fragment_quote(' '.join(words[-3:]))}"
+    return f"{url}#:~:text={directive}"
+
+
+def _fragment_quote(text: str) -> str:
+    # Text-fragment syntax reserves "-", "," and "&"; quote() leaves "-" alone, so do it by hand.
+    return quote(text, safe="").replace("-", "%2D")
+
+
+@bp.get("/captures/<int:capture_id>/")
+def read_capture(capture_id: int):
+    """The capture as a reader sees it: its offline copy, or its first file when it has none."""
+    capture = db_session().get(Capture, capture_id)
+    if capture is None or capture.status != "ok":
+        return json_error(404, f"no stored capture with id {capture_id}")
+    offline = next((p for p in capture.parts if p.role == "offline"), None)
+    name = offline.name if offline else capture.parts[0].name
+    return redirect(url_for("reader.capture_file", capture_id=capture_id, name=name))
+
+
+@bp.get("/captures/<int:capture_id>/<path:name>")
+def capture_file(capture_id: int, name: str):
+    """One file of a capture, from the local spool, under a sandboxing CSP."""
+    capture = db_session().get(Capture, capture_id)
+    part = None if capture is None else next((p for p in capture.parts if p.name == name), None)
+    if part is None:
+        return json_error(404, f"capture {capture_id} has no file {name!r}")
+    try:
+        data = runtime().stores["local"].get(part.sha256)
+    except StorageError as exc:
+        return json_error(503, f"the file is not available here right now: {exc}")
+    response = Response(data, mimetype="application/octet-stream")
+    if part.role in RENDERED_ROLES:
+        response.mimetype = part.content_type or "application/octet-stream"
+    else:
+        filename = f"capture-{capture_id}-{name.replace('/', '-')}"
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Content-Security-Policy"] = REPLAY_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    # Content-addressed: a capture's files never change.
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    response.headers["ETag"] = part.sha256
+    return response
