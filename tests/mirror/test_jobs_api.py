@@ -31,8 +31,8 @@ def test_trigger_queues_a_job_the_scheduler_runs(app, client, site, archivist_to
     captures = client.get(f"/api/sources/{sid}/captures").get_json()["items"]
     assert captures[0]["id"] == done["capture_id"] and captures[0]["complete"] is True
     parts = {p["role"]: p for p in captures[0]["parts"]}
-    assert set(parts) == {"page", "warc", "manifest"}
-    for part in parts.values():
+    assert set(parts) == {"page", "warc", "manifest", "asset", "offline"}
+    for part in captures[0]["parts"]:
         assert {b: r["state"] for b, r in part["replicas"].items()} == {
             "local": "stored", "s3": "stored", "ipfs": "stored",
         }
