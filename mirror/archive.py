@@ -1,7 +1,8 @@
-"""Archivist pages: the list of sources with forms to add, edit, pause, resume and delete them.
+"""Archivist pages: sources (add, edit, pause, resume, delete, capture now), import, jobs.
 
 Plain HTML forms posting back here (no script at all), each carrying the session's CSRF token;
-the JSON API in mirror/routes.py does the same for scripts.
+the JSON API in mirror/routes.py does the same for scripts. Like the API, these pages never
+capture by themselves: "Capture now" queues a job for the scheduler process.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from accounts.auth import archivist_page, secure_page
-from mirror.models import Capture, Source
+from accounts.auth import archivist_page, current_user, secure_page
+from mirror.importer import MAX_IMPORT_BYTES, import_sources
+from mirror.jobs import JOB_STATES, enqueue
+from mirror.models import Capture, Job, Source
+from mirror.routes import job_as_dict
 from mirror.sources import add_source, delete_source, parse_interval, update_source
 from samizdat.errors import SamizdatError
 from samizdat.web import db_session, runtime
@@ -20,13 +24,29 @@ bp = Blueprint("archive", __name__, template_folder="templates")
 PAGE_SIZE = 100
 
 
+def _page_number() -> int:
+    """The ``page`` query argument; a missing or garbled one means the first page."""
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+def _interval_or_default(every: str) -> int:
+    """Minutes for what the archivist typed in "Every", or the configured default when blank."""
+    return parse_interval(every) if every else runtime().settings.default_interval_minutes
+
+
+def _live_source(source_id: int) -> Source | None:
+    """The source with this id unless it is unknown or deleted."""
+    source = db_session().get(Source, source_id)
+    return None if source is None or source.deleted_at is not None else source
+
+
 def _render_sources(error: str | None = None, form: dict | None = None, status: int = 200):
     """The sources page, optionally with an error and the values the archivist typed."""
     session = db_session()
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    page = _page_number()
     live = select(Source).where(Source.deleted_at.is_(None))
     total = session.scalar(select(func.count()).select_from(live.subquery()))
     sources = list(
@@ -85,11 +105,7 @@ def add_source_form():
     session = db_session()
     form = {k: request.form.get(k, "").strip() for k in ("url", "country", "collection", "every")}
     try:
-        interval = (
-            parse_interval(form["every"])
-            if form["every"]
-            else runtime().settings.default_interval_minutes
-        )
+        interval = _interval_or_default(form["every"])
         result = add_source(
             session,
             form["url"],
@@ -111,8 +127,8 @@ def add_source_form():
 def _change(source_id: int, message: str, **changes):
     """Apply ``changes`` to a live source and go back to the list with ``message``."""
     session = db_session()
-    source = session.get(Source, source_id)
-    if source is None or source.deleted_at is not None:
+    source = _live_source(source_id)
+    if source is None:
         return _render_sources(error=f"no source with id {source_id}", status=404)
     try:
         if changes.pop("delete", False):
@@ -164,3 +180,103 @@ def resume_source_form(source_id: int):
 def delete_source_form(source_id: int):
     """Delete a source; its captures stay, and adding the URL again brings it back."""
     return _change(source_id, "Deleted {url}; its captures are kept.", delete=True)
+
+
+@bp.post("/archive/sources/<int:source_id>/mirror")
+@archivist_page
+def capture_now_form(source_id: int):
+    """Queue a capture of one source; the scheduler process runs it (an active job is reused)."""
+    session = db_session()
+    source = _live_source(source_id)
+    if source is None:
+        return _render_sources(error=f"no source with id {source_id}", status=404)
+    job = enqueue(session, source.id, "request", requested_by=current_user().name)
+    session.commit()
+    flash(f"Capture of {source.url} queued as job {job.id}.", "ok")
+    return redirect(url_for("archive.sources_page"), 303)
+
+
+# --- Bulk import ---
+
+
+def _render_import(
+    summary=None, error: str | None = None, form: dict | None = None, status: int = 200
+):
+    """The import page: the upload form, then either the summary of an import or its error."""
+    body = render_template(
+        "archive/import.html",
+        summary=summary,
+        error=error,
+        form=form or {},
+        max_mib=MAX_IMPORT_BYTES // (1024 * 1024),
+        default_every=f"{runtime().settings.default_interval_minutes}m",
+    )
+    return secure_page(body, status)
+
+
+@bp.get("/archive/sources/import")
+@archivist_page
+def import_page():
+    """The form to import a Citizen Lab test-list CSV or a list of URLs."""
+    return _render_import()
+
+
+@bp.post("/archive/sources/import")
+@archivist_page
+def import_form():
+    """Import the uploaded list in one transaction and show what was added, known and invalid."""
+    form = {k: request.form.get(k, "").strip() for k in ("country", "collection", "every")}
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _render_import(error="choose a file to import", form=form, status=400)
+    session = db_session()
+    try:
+        summary = import_sources(
+            session,
+            # One byte over the limit is enough for the importer to refuse the file as too large.
+            upload.read(MAX_IMPORT_BYTES + 1),
+            upload.filename,
+            _interval_or_default(form["every"]),
+            country=form["country"] or None,
+            collection=form["collection"] or None,
+        )
+    except SamizdatError as exc:
+        session.rollback()
+        return _render_import(error=str(exc), form=form, status=400)
+    session.commit()
+    return _render_import(summary=summary, form=form)
+
+
+# --- Capture jobs ---
+
+
+@bp.get("/archive/jobs")
+@archivist_page
+def jobs_page():
+    """Capture jobs, newest first, optionally only those in one state."""
+    session = db_session()
+    state = request.args.get("state", "")
+    if state and state not in JOB_STATES:
+        state, error, status = "", f"unknown job state {state!r}", 400
+    else:
+        error, status = None, 200
+    query = select(Job, Source.url).join(Source, Job.source_id == Source.id)
+    if state:
+        query = query.where(Job.state == state)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    page = _page_number()
+    rows = session.execute(
+        query.order_by(Job.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    ).all()
+    body = render_template(
+        "archive/jobs.html",
+        # job_as_dict owns the duration; the template takes the rest from the job itself.
+        jobs=[(job, url, job_as_dict(job)["seconds"]) for job, url in rows],
+        states=JOB_STATES,
+        state=state,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        total=total,
+        error=error,
+    )
+    return secure_page(body, status)

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, SUCCEEDED, INTERRUPTED = "queued", "running", "succeeded", "interrupted"
 ACTIVE_STATES = (QUEUED, RUNNING)
 _STATE_FOR = {OK: SUCCEEDED, UNCHANGED: "unchanged", FAILED: "failed"}
+# Every state a job can be in, in the order of its life (pages offer them as a filter).
+JOB_STATES = (QUEUED, RUNNING, *_STATE_FOR.values(), INTERRUPTED)
 
 
 def enqueue(session, source_id: int, trigger: str, requested_by: str | None = None) -> Job:
