@@ -1,4 +1,4 @@
-"""`flask fragments …`: inspect the fragments split from captures."""
+"""`flask fragments …` and `flask collections …`: inspect and curate fragments from a shell."""
 
 from __future__ import annotations
 
@@ -7,12 +7,31 @@ import sys
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
+from fragments.curation import (
+    CurationError,
+    FragmentFilter,
+    create_collection,
+    decision_status,
+    get_collection,
+    list_collections,
+    list_fragments,
+    review,
+    review_pending,
+    tags_of,
+)
 from fragments.extract import extract_main_text
-from fragments.models import Fragment
-from fragments.store import fragment_as_dict
+from fragments.store import fragment_review_dict
 from samizdat.web import runtime
+
+# Who decided, in reviewed_by: a shell has no account, so decisions made here say so.
+CLI_REVIEWER = "cli"
+
+
+def _fail(message: str) -> None:
+    """Print one error line and exit non-zero (the caller has not committed anything)."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
 
 
 @click.group("fragments")
@@ -22,21 +41,64 @@ def fragments_cli():
 
 @fragments_cli.command("list")
 @click.option("--status", type=click.Choice(["pending", "approved", "rejected"]))
+@click.option("--collection", default=None, help="Only fragments of this collection.")
+@click.option("--tag", default=None, help="Only fragments with this tag.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @with_appcontext
-def fragments_list(status: str | None, limit: int, as_json: bool):
+def fragments_list(
+    status: str | None, collection: str | None, tag: str | None, limit: int, as_json: bool
+):
     """List fragments, newest capture first."""
-    query = select(Fragment).order_by(Fragment.fetched_at.desc(), Fragment.position).limit(limit)
-    if status:
-        query = query.where(Fragment.status == status)
+    flt = FragmentFilter(status=status, collection=collection, tag=tag)
     with runtime().Session() as session:
-        items = list(session.scalars(query))
+        _, items = list_fragments(session, flt, 0, limit)
         if as_json:
-            click.echo(json.dumps([{**fragment_as_dict(f), "status": f.status} for f in items], indent=2))
+            tags = tags_of(session, [f.id for f in items])
+            click.echo(json.dumps([fragment_review_dict(f, tags.get(f.id)) for f in items], indent=2))
             return
         for f in items:
             click.echo(f"{f.id}  {f.status:8}  {f.text}")
+
+
+def _decide(action: str, ids: tuple[str, ...], all_pending: bool, collection: str | None) -> None:
+    """Approve or reject the given ids, or every pending fragment (of a collection)."""
+    if ids and (all_pending or collection):
+        _fail("give fragment ids, or --all/--collection, not both")
+    if not ids and not all_pending and not collection:
+        _fail("give fragment ids, or --all (optionally with --collection NAME)")
+    status = decision_status(action)
+    with runtime().Session() as session:
+        try:
+            if ids:
+                changed = review(session, ids, status, CLI_REVIEWER)
+            else:
+                changed = review_pending(session, status, CLI_REVIEWER, collection)
+        except CurationError as exc:
+            session.rollback()
+            _fail(str(exc))
+        session.commit()
+    click.echo(f"{changed} fragment{'' if changed == 1 else 's'} {status}")
+
+
+@fragments_cli.command("approve")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_pending", is_flag=True, help="Every pending fragment.")
+@click.option("--collection", default=None, help="Every pending fragment of this collection.")
+@with_appcontext
+def fragments_approve(ids: tuple[str, ...], all_pending: bool, collection: str | None):
+    """Approve fragments by ID, or all pending ones (--all, --collection NAME)."""
+    _decide("approve", ids, all_pending, collection)
+
+
+@fragments_cli.command("reject")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_pending", is_flag=True, help="Every pending fragment.")
+@click.option("--collection", default=None, help="Every pending fragment of this collection.")
+@with_appcontext
+def fragments_reject(ids: tuple[str, ...], all_pending: bool, collection: str | None):
+    """Reject fragments by ID, or all pending ones (--all, --collection NAME)."""
+    _decide("reject", ids, all_pending, collection)
 
 
 @fragments_cli.command("extract")
@@ -60,3 +122,53 @@ def fragments_extract(path: str, url: str | None, charset: str | None):
         sys.exit(1)
     for paragraph in extract_main_text(html, url=url, charset=charset).paragraphs:
         click.echo(paragraph)
+
+
+@click.group("collections")
+def collections_cli():
+    """Collections of sources, and whether their fragments skip review."""
+
+
+@collections_cli.command("add")
+@click.argument("name")
+@click.option("--auto-approve", is_flag=True, help="Approve this collection's new fragments as split.")
+@with_appcontext
+def collections_add(name: str, auto_approve: bool):
+    """Declare collection NAME."""
+    with runtime().Session() as session:
+        try:
+            collection = create_collection(session, name, auto_approve)
+        except CurationError as exc:
+            session.rollback()
+            _fail(str(exc))
+        session.commit()
+        click.echo(f"added {collection.name}{' (auto-approve)' if auto_approve else ''}")
+
+
+@collections_cli.command("list")
+@with_appcontext
+def collections_list():
+    """Every collection with its fragment counts per status."""
+    with runtime().Session() as session:
+        for collection, counts in list_collections(session):
+            auto = "auto-approve" if collection.auto_approve else "review"
+            tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+            click.echo(f"{collection.name}  {auto:12}  {tally}")
+
+
+@collections_cli.command("set")
+@click.argument("name")
+@click.option("--auto-approve/--no-auto-approve", default=None, help="Skip review of new fragments, or not.")
+@with_appcontext
+def collections_set(name: str, auto_approve: bool | None):
+    """Change collection NAME; auto-approve applies to fragments split from now on."""
+    if auto_approve is None:
+        _fail("nothing to change: give --auto-approve or --no-auto-approve")
+    with runtime().Session() as session:
+        try:
+            collection = get_collection(session, name)
+        except CurationError as exc:
+            _fail(str(exc))
+        collection.auto_approve = auto_approve
+        session.commit()
+        click.echo(f"{name}: {'auto-approve' if auto_approve else 'review'}")

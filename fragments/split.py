@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from fragments.extract import TextBlock, detect_language, extract_main_text
@@ -47,6 +47,12 @@ class CaptureInfo:
     cid: str | None
     fetched_at: datetime
     title: str | None = None
+    # Attribution the caller knows from its own records (the source's country, collection and
+    # category); the site name comes from the page itself when the caller has none.
+    site_name: str | None = None
+    country: str | None = None
+    collection: str | None = None
+    category_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -199,7 +205,9 @@ def split_capture(
     """Turn one capture's HTML into fragment drafts, in page order, without duplicates."""
     extraction = extract_main_text(html, url=capture.source_url, charset=charset)
     if capture.title is None and extraction.title:
-        capture = CaptureInfo(**{**capture.__dict__, "title": extraction.title})
+        capture = replace(capture, title=extraction.title)
+    if capture.site_name is None and extraction.site_name:
+        capture = replace(capture, site_name=extraction.site_name[:255])
     texts = split_blocks(extraction.blocks, min_chars, max_chars, max_fragments)
     language = extraction.language
     drafts: list[FragmentDraft] = []

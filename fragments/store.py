@@ -7,21 +7,28 @@ import random
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from fragments.models import APPROVED, Fragment
+from fragments.curation import auto_approved
+from fragments.models import APPROVED, PENDING, Fragment
 from fragments.split import FragmentDraft
 
 
-def save_fragments(session: Session, drafts: list[FragmentDraft], status: str) -> int:
-    """Insert drafts not stored yet (by stable id); return how many were new. Caller commits."""
+def save_fragments(session: Session, drafts: list[FragmentDraft]) -> int:
+    """Insert drafts not stored yet (by stable id); return how many were new. Caller commits.
+
+    New fragments are approved when their collection is marked auto-approve, else pending.
+    Fragments already stored are left alone, so re-splitting a capture never undoes a review.
+    """
     if not drafts:
         return 0
     ids = [d.id for d in drafts]
     existing = set(session.scalars(select(Fragment.id).where(Fragment.id.in_(ids))))
+    approved_collections = auto_approved(session, {d.capture.collection for d in drafts})
     added = 0
     for draft in drafts:
         if draft.id in existing:
             continue
         cap = draft.capture
+        status = APPROVED if cap.collection in approved_collections else PENDING
         session.add(
             Fragment(
                 id=draft.id,
@@ -32,6 +39,10 @@ def save_fragments(session: Session, drafts: list[FragmentDraft], status: str) -
                 status=status,
                 source_url=cap.source_url,
                 title=cap.title,
+                site_name=cap.site_name,
+                country=cap.country,
+                collection=cap.collection,
+                category_code=cap.category_code,
                 sha256=cap.sha256,
                 cid=cap.cid,
                 fetched_at=cap.fetched_at,
@@ -62,10 +73,28 @@ def fragment_as_dict(fragment: Fragment) -> dict:
         "language": fragment.language,
         "source_url": fragment.source_url,
         "title": fragment.title,
+        "site_name": fragment.site_name,
+        "country": fragment.country,
+        "collection": fragment.collection,
         "capture_id": fragment.capture_id,
         "sha256": fragment.sha256,
         "cid": fragment.cid,
         "fetched_at": fragment.fetched_at.isoformat(),
+    }
+
+
+def fragment_review_dict(fragment: Fragment, tags: list[str] | None = None) -> dict:
+    """The archivist's JSON shape: the public one plus curation state, edits and tags."""
+    return {
+        **fragment_as_dict(fragment),
+        "status": fragment.status,
+        "position": fragment.position,
+        "category_code": fragment.category_code,
+        "original_text": fragment.original_text,
+        "edited_by": fragment.edited_by,
+        "reviewed_by": fragment.reviewed_by,
+        "reviewed_at": fragment.reviewed_at.isoformat() if fragment.reviewed_at else None,
+        "tags": tags or [],
     }
 
 

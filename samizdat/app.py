@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from accounts.routes import bp as accounts_bp
     from embed.routes import bp as embed_bp
+    from fragments.review import bp as review_bp
+    from fragments.routes import bp as fragments_bp
     from mirror.archive import bp as archive_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
     app.register_blueprint(embed_bp)
+    app.register_blueprint(fragments_bp)
+    app.register_blueprint(review_bp)
 
     @app.get("/healthz")
     def healthz():

@@ -57,10 +57,11 @@ def register_cli(app: Flask) -> None:
     """Attach every command group to ``app.cli``."""
     from accounts.cli import users_cli
     from embed.cli import embed_cli
-    from fragments.cli import fragments_cli
+    from fragments.cli import collections_cli, fragments_cli
     from mirror.cli import mirror_cli, scheduler_cmd, sources_cli
 
     for command in (
-        db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, fragments_cli, embed_cli
+        db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, fragments_cli,
+        collections_cli, embed_cli,
     ):
         app.cli.add_command(command)

@@ -28,6 +28,9 @@ def test_blocked_url_to_random_fragment(settings, site, s3_server, ipfs_node):
     run = flask(env, "mirror", "run", "--all")
     assert run.returncode == 0, run.stderr
     assert f"{len(seed_names())} captured, 0 unchanged, 0 failed" in run.stdout
+    # Fragments wait for review; nothing is served to supporters until an archivist approves.
+    approved = flask(env, "fragments", "approve", "--all")
+    assert approved.returncode == 0 and " fragments approved" in approved.stdout, approved.stderr
 
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],

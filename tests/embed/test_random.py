@@ -2,7 +2,8 @@
 
 from sqlalchemy import update
 
-from fragments.models import REJECTED, Fragment
+from fragments.curation import review_pending
+from fragments.models import APPROVED, REJECTED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
 from tests.sites import seed_names
@@ -13,7 +14,21 @@ def capture_article(app, site, index=0):
     with rt.Session() as session:
         source = add_source(session, site.url(f"/articles/{seed_names()[index]}.html"), 60).source
         session.commit()
-    return capture_source(rt, source.id)
+    outcome = capture_source(rt, source.id)
+    # Fragments start pending; these tests are about serving, so an archivist approves them all.
+    with rt.Session() as session:
+        review_pending(session, APPROVED, "arch")
+        session.commit()
+    return outcome
+
+
+def test_pending_fragments_are_not_served(app, client, site):
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        source = add_source(session, site.url(f"/articles/{seed_names()[0]}.html"), 60).source
+        session.commit()
+    assert capture_source(rt, source.id).new_fragments > 0
+    assert client.get("/api/fragments/random").status_code == 404
 
 
 def test_no_fragments_is_a_json_404(client):
@@ -28,8 +43,12 @@ def test_random_fragment_has_text_and_attribution(app, client, site):
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {
-        "id", "text", "language", "source_url", "title", "capture_id", "sha256", "cid", "fetched_at",
+        "id", "text", "language", "source_url", "title", "site_name", "country", "collection",
+        "capture_id", "sha256", "cid", "fetched_at", "link",
     }
+    capture_page = f"/captures/{outcome.capture_id}/offline.html"
+    assert body["link"].startswith(f"http://localhost{capture_page}#:~:text=")
+    assert client.get(capture_page).status_code == 200
     assert body["capture_id"] == outcome.capture_id
     assert body["source_url"] == site.url(f"/articles/{seed_names()[0]}.html")
     assert 60 <= len(body["text"]) <= 280
