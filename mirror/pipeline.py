@@ -13,9 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from fragments.models import APPROVED
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
 from mirror.charset import detect_charset
@@ -224,13 +223,28 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
     """
     new_fragments = 0
     with runtime.Session() as session:
-        capture = session.get(Capture, capture_id)
-        if capture.split_at is None:
-            page = next(p for p in capture.parts if p.role == "page")
-            body = runtime.stores["local"].get(page.sha256)
-            new_fragments = _split(session, capture, body)
-            capture.split_at = utcnow()
-            session.commit()
+        # Claimed with one atomic UPDATE: the CLI and the scheduler's processing job may reach
+        # the same fresh capture at once, and only one of them may split it.
+        claimed = session.execute(
+            update(Capture)
+            .where(Capture.id == capture_id, Capture.split_at.is_(None))
+            .values(split_at=utcnow())
+        ).rowcount
+        session.commit()
+    if claimed:
+        with runtime.Session() as session:
+            capture = session.get(Capture, capture_id)
+            try:
+                page = next(p for p in capture.parts if p.role == "page")
+                body = runtime.stores["local"].get(page.sha256)
+                new_fragments = _split(session, capture, body)
+                session.commit()
+            except Exception:
+                session.rollback()
+                # Give the capture back, so the next processing run tries again.
+                session.execute(update(Capture).where(Capture.id == capture_id).values(split_at=None))
+                session.commit()
+                raise
     report = replicate_capture(runtime, capture_id)
     with runtime.Session() as session:
         capture = session.get(Capture, capture_id)
@@ -310,12 +324,16 @@ def _split(session, capture: Capture, body: bytes) -> int:
         sha256=capture.sha256,
         cid=capture.cid,
         fetched_at=capture.fetched_at,
+        # Attribution travels with the fragments, so fragments never has to read mirror's tables.
+        country=capture.source.country,
+        collection=capture.source.collection,
+        category_code=capture.source.category_code,
     )
     drafts = split_capture(body, info, charset=capture.charset)
     if drafts and drafts[0].capture.title:
         capture.title = drafts[0].capture.title
-    # Curation arrives with the fragments issue; until then fragments are served as split.
-    return save_fragments(session, drafts, status=APPROVED)
+    # save_fragments decides review: pending, or approved in an auto-approve collection.
+    return save_fragments(session, drafts)
 
 
 def _text_as_html(body: bytes, charset: str | None) -> bytes:

@@ -29,14 +29,15 @@ def capture_link(capture_id: int, text: str | None = None) -> str:
     """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
     # Straight to the offline copy: a text directive is not carried through every redirect.
     url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME)
-    if not text:
-        return url
+    return url + text_directive(text) if text else url
+
+
+def text_directive(text: str) -> str:
+    """The ``#:~:text=`` fragment that makes a browser scroll to and highlight ``text``."""
     words = text.rstrip("…").split()
     if len(words) <= 8:
-        directive = _fragment_quote(" ".join(words))
-    else:
-        directive = f"{_fragment_quote(' '.join(words[:5]))},{_fragment_quote(' '.join(words[-3:]))}"
-    return f"{url}#:~:text={directive}"
+        return f"#:~:text={_fragment_quote(' '.join(words))}"
+    return f"#:~:text={_fragment_quote(' '.join(words[:5]))},{_fragment_quote(' '.join(words[-3:]))}"
 
 
 def _fragment_quote(text: str) -> str:

@@ -17,9 +17,9 @@ import pytest
 from tests.sites import PHOTO_PNG, article_html, seed_names
 
 
-def add(runtime, url):
+def add(runtime, url, **attribution):
     with runtime.Session() as session:
-        source = add_source(session, url, 60).source
+        source = add_source(session, url, 60, **attribution).source
         session.commit()
         return source.id
 
@@ -50,13 +50,17 @@ def test_capture_is_stored_in_every_backend_and_recorded(runtime, site):
 
 def test_capture_yields_attributed_fragments(runtime, site):
     name = seed_names()[1]
-    outcome = capture_source(runtime, add(runtime, site.url(f"/articles/{name}.html")))
+    source_id = add(runtime, site.url(f"/articles/{name}.html"), country="VN", collection="vietnam")
+    outcome = capture_source(runtime, source_id)
     assert outcome.new_fragments > 3
     with runtime.Session() as session:
         capture = session.get(Capture, outcome.capture_id)
         fragments = list(session.scalars(select(Fragment).order_by(Fragment.position)))
     assert len(fragments) == outcome.new_fragments
     for fragment in fragments:
+        # New fragments wait for an archivist (the collection is not marked auto-approve).
+        assert fragment.status == "pending"
+        assert fragment.country == "VN" and fragment.collection == "vietnam"
         assert fragment.capture_id == capture.id
         assert fragment.source_url == capture.url
         assert fragment.sha256 == capture.sha256
@@ -210,3 +214,13 @@ def test_a_page_full_of_scripts_and_iframes_yields_only_its_words(runtime, site)
     assert texts and all("alert" not in t and "iframe" not in t.lower() for t in texts)
     page = runtime.stores["local"].get(offline.sha256).decode().lower()
     assert "<script" not in page and "<iframe" not in page and "javascript:" not in page
+
+
+def test_a_capture_is_split_once_even_when_processed_twice(runtime, site):
+    from mirror.pipeline import process_capture
+
+    outcome = capture_source(runtime, add(runtime, site.url(f"/articles/{seed_names()[1]}.html")), process=False)
+    first = process_capture(runtime, outcome.capture_id)
+    second = process_capture(runtime, outcome.capture_id)
+    assert first.new_fragments > 0 and second.new_fragments == 0
+    assert first.complete and second.complete
