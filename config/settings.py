@@ -50,6 +50,8 @@ class Settings:
     replica_retry_seconds: float = 30.0  # first retry delay; doubles per attempt
     replica_retry_max_seconds: float = 3600.0
     capture_concurrency: int = 4
+    fragment_min_chars: int = 60  # fragment length bounds; fragments never cut inside a word
+    fragment_max_chars: int = 280
     requisites_max_count: int = 20  # same-site stylesheets and images kept per capture
     requisites_max_bytes: int = 10 * 1024 * 1024
     standby_retry_seconds: float = 10.0
@@ -117,6 +119,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{PREFIX}IPFS_API must be a multiaddr such as /ip4/127.0.0.1/tcp/5001/http, "
             f"got {settings.ipfs_api!r}"
+        )
+    if settings.fragment_min_chars >= settings.fragment_max_chars:
+        raise SettingsError(
+            f"{PREFIX}FRAGMENT_MIN_CHARS must be below {PREFIX}FRAGMENT_MAX_CHARS "
+            f"({settings.fragment_min_chars} ≥ {settings.fragment_max_chars})"
         )
     if settings.fetch_proxy and not settings.fetch_proxy.startswith(
         ("http://", "https://", "socks5://", "socks5h://", "socks4://", "socks4a://")

@@ -237,7 +237,7 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
             try:
                 page = next(p for p in capture.parts if p.role == "page")
                 body = runtime.stores["local"].get(page.sha256)
-                new_fragments = _split(session, capture, body)
+                new_fragments = _split(runtime, session, capture, body)
                 session.commit()
             except Exception:
                 session.rollback()
@@ -312,7 +312,7 @@ def _spool(runtime: Runtime, files: list[tuple[str, str, bytes, str | None]]) ->
     return parts
 
 
-def _split(session, capture: Capture, body: bytes) -> int:
+def _split(runtime: Runtime, session, capture: Capture, body: bytes) -> int:
     """Split an HTML capture into fragments; other content types are kept but not split."""
     if capture.content_type == "text/plain":
         body = _text_as_html(body, capture.charset)
@@ -329,7 +329,11 @@ def _split(session, capture: Capture, body: bytes) -> int:
         collection=capture.source.collection,
         category_code=capture.source.category_code,
     )
-    drafts = split_capture(body, info, charset=capture.charset)
+    bounds = runtime.settings
+    drafts = split_capture(
+        body, info, charset=capture.charset,
+        min_chars=bounds.fragment_min_chars, max_chars=bounds.fragment_max_chars,
+    )
     if drafts and drafts[0].capture.title:
         capture.title = drafts[0].capture.title
     # save_fragments decides review: pending, or approved in an auto-approve collection.

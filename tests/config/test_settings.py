@@ -46,6 +46,7 @@ def test_variables_are_parsed_to_their_types():
         ("SAMIZDAT_IPFS_API", "http://127.0.0.1:5001", "must be a multiaddr"),
         ("SAMIZDAT_DATA_DIR", "  ", "must not be empty"),
         ("SAMIZDAT_FETCH_PROXY", "tor:9050", "FETCH_PROXY must be"),
+        ("SAMIZDAT_FRAGMENT_MIN_CHARS", "500", "must be below"),
     ],
 )
 def test_bad_values_raise_one_clear_error(name, value, message):

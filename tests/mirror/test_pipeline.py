@@ -224,3 +224,14 @@ def test_a_capture_is_split_once_even_when_processed_twice(runtime, site):
     second = process_capture(runtime, outcome.capture_id)
     assert first.new_fragments > 0 and second.new_fragments == 0
     assert first.complete and second.complete
+
+
+def test_fragment_length_bounds_come_from_the_settings(settings, site):
+    from samizdat.runtime import build_runtime
+
+    rt = build_runtime(settings.replace(fragment_min_chars=20, fragment_max_chars=100))
+    capture_source(rt, add(rt, site.url(f"/articles/{seed_names()[0]}.html")))
+    with rt.Session() as session:
+        lengths = [len(t) for t in session.scalars(select(Fragment.text))]
+    assert lengths and all(20 <= n <= 100 for n in lengths)
+    rt.dispose()
