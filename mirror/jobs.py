@@ -152,3 +152,9 @@ def recover_interrupted(runtime: Runtime) -> int:
     if stuck:
         log.warning("re-queued %d interrupted job(s)", len(stuck))
     return len(stuck)
+
+
+def jobs_running(runtime: Runtime) -> bool:
+    """Whether any capture job is running right now."""
+    with runtime.Session() as session:
+        return session.scalar(select(Job.id).where(Job.state == RUNNING).limit(1)) is not None

@@ -21,7 +21,13 @@ from mirror.charset import detect_charset
 from mirror.fetch import FetchResult
 from mirror.models import Capture, CapturePart, Source
 from mirror.replicas import ensure_replicas, replicate_capture
-from mirror.requisites import Requisite, fetch_requisites, find_requisites, offline_page
+from mirror.requisites import (
+    Requisite,
+    asset_names,
+    fetch_requisites,
+    find_requisites,
+    offline_page,
+)
 from mirror.storage import sha256_hex
 from mirror.warc import build_document_warc, build_warc
 from samizdat.db import utcnow
@@ -238,6 +244,7 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
                 page = next(p for p in capture.parts if p.role == "page")
                 body = runtime.stores["local"].get(page.sha256)
                 new_fragments = _split(runtime, session, capture, body)
+                _add_offline_copy(runtime, session, capture, body)
                 session.commit()
             except Exception:
                 session.rollback()
@@ -258,7 +265,25 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
         return _outcome(capture, new_fragments, report.uploaded_bytes)
 
 
-def process_pending_captures(runtime: Runtime, limit: int = 200) -> int:
+def _add_offline_copy(runtime: Runtime, session, capture: Capture, body: bytes) -> None:
+    """Add offline.html (scripts removed, requisites pointing at the capture) to an HTML capture."""
+    if (capture.content_type or "") not in HTML_TYPES or any(p.role == "offline" for p in capture.parts):
+        return
+    base = capture.final_url or capture.url
+    assets = asset_names(
+        body, base, capture.charset, runtime.settings.requisites_max_count,
+        {p.name for p in capture.parts if p.role == "asset"},
+    )
+    offline = offline_page(body, base, capture.charset, assets)
+    if offline is None:
+        return
+    (part,) = _spool(runtime, [("offline", OFFLINE_NAME, offline, "text/html")])
+    capture.parts.append(part)
+    session.flush()
+    ensure_replicas(session, runtime, part.sha256, part.size)
+
+
+def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 2) -> int:
     """Split and replicate captures recorded without processing (the scheduler's job)."""
     with runtime.Session() as session:
         ids = list(
@@ -271,9 +296,9 @@ def process_pending_captures(runtime: Runtime, limit: int = 200) -> int:
         )
     if not ids:
         return 0
-    # Two workers: splitting is CPU-bound and shares the interpreter with the fetchers, which
-    # measured slower with more (docs/benchmarks.md).
-    with ThreadPoolExecutor(2, thread_name_prefix="process") as pool:
+    # Two workers by default: splitting is CPU-bound and shares the interpreter with the
+    # fetchers, which measured slower with more (docs/benchmarks.md).
+    with ThreadPoolExecutor(workers, thread_name_prefix="process") as pool:
         list(pool.map(lambda cid: process_capture(runtime, cid), ids))
     return len(ids)
 
@@ -287,12 +312,9 @@ def _spool_parts(
         ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
         ("warc", "capture.warc.gz", warc, "application/warc"),
     ]
-    names = {r.url: r.name for r in requisites}
     files += [("asset", r.name, r.result.body, r.result.content_type) for r in requisites]
-    if result.content_type in HTML_TYPES:
-        offline = offline_page(result.body, result.final_url, result.charset, names)
-        if offline is not None:
-            files.append(("offline", OFFLINE_NAME, offline, "text/html"))
+    # The offline copy is made by process_capture: rewriting the page costs CPU that fetching
+    # should not wait for.
     return _spool(runtime, files)
 
 
@@ -302,7 +324,7 @@ def _spool(runtime: Runtime, files: list[tuple[str, str, bytes, str | None]]) ->
     parts: list[CapturePart] = []
     seen: set[str] = set()
     for role, name, data, content_type in files:
-        if name in seen:  # two URLs serving the same image share one file
+        if name in seen:  # one file per name inside the capture directory
             continue
         seen.add(name)
         blob = local.put(data)

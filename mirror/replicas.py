@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -175,12 +176,22 @@ def _all_stored(replicas: dict[tuple[str, str], Replica], sha256s: list[str], ba
     )
 
 
+_FINALIZE_LOCKS = [threading.Lock() for _ in range(64)]
+
+
 def finalize_capture(runtime: Runtime, capture_id: int, report: ReplicationReport) -> bool:
     """Write the manifest and IPFS directory once every part is everywhere; mark it complete.
 
     Returns whether the capture is complete. Safe to call repeatedly; network work happens
     between short transactions.
     """
+    # The processing and reconcile jobs run in one scheduler process and may reach the same
+    # capture at once; a striped lock keeps them from finishing it twice.
+    with _FINALIZE_LOCKS[capture_id % len(_FINALIZE_LOCKS)]:
+        return _finalize(runtime, capture_id, report)
+
+
+def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> bool:
     backends = remote_backends(runtime)
     ipfs_on = "ipfs" in backends
     with runtime.Session() as session:
@@ -207,6 +218,13 @@ def finalize_capture(runtime: Runtime, capture_id: int, report: ReplicationRepor
                 content_type="application/json",
             )
             capture.parts.append(part)
+            try:
+                # Flushed on its own, so a manifest written meanwhile by another process (the CLI
+                # and the scheduler can finish the same capture) is noticed, not half-written.
+                session.flush()
+            except IntegrityError:
+                session.rollback()
+                return False
             ensure_replicas(session, runtime, part.sha256, part.size)
             has_manifest = True
         session.commit()
@@ -273,12 +291,22 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
     with runtime.Session() as session:
         query = select(Replica.id).where(Replica.state != STORED, Replica.backend.in_(backends))
         if not force:
-            query = query.where(or_(Replica.next_attempt_at.is_(None), Replica.next_attempt_at <= now))
+            # Never-tried replicas belong to the processing job for a while; reconcile takes
+            # them only if they are left over (a crashed run), so the two never push the same one.
+            grace = timedelta(seconds=max(60.0, 10 * runtime.settings.jobs_poll_seconds))
+            query = query.where(
+                or_(
+                    and_(Replica.attempts > 0, Replica.next_attempt_at <= now),
+                    and_(Replica.attempts == 0, Replica.created_at <= now - grace),
+                )
+            )
         due = list(session.scalars(query.order_by(Replica.id)))
         incomplete = list(
             session.scalars(
                 select(Capture.id)
-                .where(Capture.status == "ok", Capture.complete.is_(False))
+                # Captures not processed yet are the processing job's (it adds their offline copy
+                # before the manifest is written).
+                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.split_at.is_not(None))
                 .order_by(Capture.id)
             )
         )

@@ -84,11 +84,28 @@ def find_requisites(html: bytes, base_url: str, charset: str | None, limit: int)
     return found
 
 
+def asset_stem(url: str) -> str:
+    """The file name of a requisite inside a capture, without extension: derived from its URL,
+    so the offline copy can be rewritten later from the page alone."""
+    return f"assets/{hashlib.sha256(url.encode()).hexdigest()[:20]}"
+
+
 def _asset_name(url: str, result: FetchResult) -> str:
     ext = splitext(urlsplit(url).path)[1].lower()
     if not ext or len(ext) > 6:
         ext = mimetypes.guess_extension(result.content_type or "") or ".bin"
-    return f"assets/{hashlib.sha256(result.body).hexdigest()[:20]}{ext}"
+    return f"{asset_stem(url)}{ext}"
+
+
+def asset_names(html: bytes, base_url: str, charset: str | None, limit: int, names: set[str]) -> dict[str, str]:
+    """Requisite URL → file name, for the requisites of a page that a capture actually holds."""
+    by_stem = {name.rsplit(".", 1)[0] if "." in name[7:] else name: name for name in names}
+    found = {}
+    for url in find_requisites(html, base_url, charset, limit):
+        name = by_stem.get(asset_stem(url))
+        if name is not None:
+            found[url] = name
+    return found
 
 
 def fetch_requisites(

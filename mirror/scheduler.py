@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mirror.jobs import enqueue_due_sources, recover_interrupted, run_queued_jobs
+from mirror.jobs import enqueue_due_sources, jobs_running, recover_interrupted, run_queued_jobs
 from mirror.leader import LeaderLock
 from mirror.pipeline import process_pending_captures
 from mirror.replicas import reconcile
@@ -47,6 +47,17 @@ def run_requested_jobs(runtime: Runtime) -> int:
     return run_queued_jobs(runtime, process=False)
 
 
+def process_captures(runtime: Runtime) -> int:
+    """Split and replicate new captures; while captures are being fetched, only a trickle.
+
+    Fetching is what the schedule waits on, and processing competes with it for the CPU, so
+    processing mostly runs in the gaps between capture runs (measured: docs/benchmarks.md).
+    """
+    if jobs_running(runtime):
+        return process_pending_captures(runtime, limit=2, workers=1)
+    return process_pending_captures(runtime)
+
+
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     """A BlockingScheduler with its four jobs under fixed ids.
 
@@ -64,7 +75,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     for job_id, func, seconds, first in (
         (CAPTURE_JOB_ID, capture_due_sources, s.scheduler_tick_seconds, now),
         (QUEUE_JOB_ID, run_requested_jobs, s.jobs_poll_seconds, now),
-        (PROCESS_JOB_ID, process_pending_captures, s.jobs_poll_seconds, now),
+        (PROCESS_JOB_ID, process_captures, s.jobs_poll_seconds, now),
         (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
     ):
         scheduler.add_job(

@@ -126,3 +126,16 @@ def test_same_bytes_from_two_sources_are_replicated_once(runtime, site):
             select(Replica).where(Replica.sha256 == session.get(Capture, second.capture_id).sha256)
         ).all()
     assert len(page_replicas) == 2  # one per back-end, shared by both captures
+
+
+def test_reconcile_leaves_fresh_replicas_to_the_processing_job(runtime, site):
+    from mirror.pipeline import process_capture
+
+    with runtime.Session() as session:
+        source = add_source(session, site.url(f"/articles/{seed_names()[0]}.html"), 60).source
+        session.commit()
+    outcome = capture_source(runtime, source.id, process=False)
+    assert reconcile(runtime).stored == 0  # brand-new: processing's to push, not reconcile's
+    later = reconcile(runtime, now=utcnow() + timedelta(minutes=5))
+    assert later.stored > 0  # left over for five minutes (a crashed run): reconcile takes them
+    assert process_capture(runtime, outcome.capture_id).complete
