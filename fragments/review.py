@@ -20,7 +20,7 @@ from fragments.curation import (
     tags_of,
 )
 from fragments.models import PENDING, STATUSES
-from samizdat.web import db_session
+from samizdat.web import db_session, page_number
 
 bp = Blueprint("review", __name__, template_folder="templates")
 
@@ -30,10 +30,7 @@ PAGE_SIZE = 50
 def _filter_args() -> tuple[FragmentFilter, int]:
     """The listing's filter and page number from the query string (pending by default)."""
     status = request.args.get("status", PENDING)
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    page = page_number()
     flt = FragmentFilter(
         status=status if status in STATUSES else PENDING,
         collection=request.args.get("collection") or None,

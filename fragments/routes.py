@@ -26,11 +26,10 @@ from fragments.curation import (
     tags_of,
 )
 from fragments.store import fragment_review_dict
-from samizdat.web import db_session, json_error
+from samizdat.web import db_session, json_error, page_args
 
 bp = Blueprint("fragments", __name__)
 
-MAX_PAGE_SIZE = 200
 MAX_BULK_IDS = 1000
 
 
@@ -65,10 +64,9 @@ def _reviewed(fragment_id: str, action: str):
 def list_fragments_api():
     """Fragments, paginated, filtered by status, collection, tag and a text search (q)."""
     try:
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(MAX_PAGE_SIZE, max(1, int(request.args.get("per_page", 50))))
-    except ValueError:
-        return json_error(400, "page and per_page must be whole numbers")
+        page, per_page = page_args()
+    except ValueError as exc:
+        return json_error(400, str(exc))
     flt = FragmentFilter(
         status=request.args.get("status") or None,
         collection=request.args.get("collection") or None,

@@ -17,19 +17,11 @@ from mirror.models import Capture, Job, Source
 from mirror.routes import job_as_dict
 from mirror.sources import add_source, delete_source, parse_interval, update_source
 from samizdat.errors import SamizdatError
-from samizdat.web import db_session, runtime
+from samizdat.web import db_session, page_number, runtime
 
 bp = Blueprint("archive", __name__, template_folder="templates")
 
 PAGE_SIZE = 100
-
-
-def _page_number() -> int:
-    """The ``page`` query argument; a missing or garbled one means the first page."""
-    try:
-        return max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        return 1
 
 
 def _interval_or_default(every: str) -> int:
@@ -46,7 +38,7 @@ def _live_source(source_id: int) -> Source | None:
 def _render_sources(error: str | None = None, form: dict | None = None, status: int = 200):
     """The sources page, optionally with an error and the values the archivist typed."""
     session = db_session()
-    page = _page_number()
+    page = page_number()
     live = select(Source).where(Source.deleted_at.is_(None))
     total = session.scalar(select(func.count()).select_from(live.subquery()))
     sources = list(
@@ -264,7 +256,7 @@ def jobs_page():
     if state:
         query = query.where(Job.state == state)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page = _page_number()
+    page = page_number()
     rows = session.execute(
         query.order_by(Job.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     ).all()

@@ -14,11 +14,9 @@ from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
 from mirror.sources import add_source, delete_source, parse_interval, update_source
 from samizdat.errors import SamizdatError
-from samizdat.web import db_session, json_error, runtime
+from samizdat.web import db_session, json_error, page_args, runtime
 
 bp = Blueprint("mirror", __name__)
-
-MAX_PAGE_SIZE = 200
 
 
 def source_as_dict(source: Source) -> dict:
@@ -65,20 +63,11 @@ def capture_as_dict(capture: Capture, session=None) -> dict:
     return shape
 
 
-def _page_args() -> tuple[int, int]:
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(MAX_PAGE_SIZE, max(1, int(request.args.get("per_page", 50))))
-    except ValueError:
-        raise ValueError("page and per_page must be whole numbers") from None
-    return page, per_page
-
-
 @bp.get("/api/sources")
 def list_sources():
     """Sources, paginated, optionally filtered by country and collection."""
     try:
-        page, per_page = _page_args()
+        page, per_page = page_args()
     except ValueError as exc:
         return json_error(400, str(exc))
     query = select(Source).where(Source.deleted_at.is_(None))
@@ -260,7 +249,7 @@ def get_job(job_id: int):
 def list_jobs():
     """Capture jobs, newest first, optionally filtered by state."""
     try:
-        page, per_page = _page_args()
+        page, per_page = page_args()
     except ValueError as exc:
         return json_error(400, str(exc))
     query = select(Job)

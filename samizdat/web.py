@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify
+from flask import current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 
 from samizdat.runtime import Runtime
@@ -32,3 +32,24 @@ def json_error(status: int, message: str):
     response = jsonify({"error": message, "status": status})
     response.status_code = status
     return response
+
+
+MAX_PAGE_SIZE = 200
+
+
+def page_args() -> tuple[int, int]:
+    """``page`` and ``per_page`` of a JSON listing; ValueError with one message when garbled."""
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+        per_page = min(MAX_PAGE_SIZE, max(1, int(request.args.get("per_page", 50))))
+    except ValueError:
+        raise ValueError("page and per_page must be whole numbers") from None
+    return page, per_page
+
+
+def page_number() -> int:
+    """The ``page`` of an HTML listing; a missing or garbled one means the first page."""
+    try:
+        return max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        return 1
