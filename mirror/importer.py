@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirror.models import Source
+from mirror.sources import clean_country
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError, SamizdatError
 
@@ -149,9 +150,10 @@ def import_sources(
     ``progress`` is called with the number of rows handled since the last call.
     """
     text = decode_import(data)
-    country = (country or country_from_filename(filename) or "").strip().upper() or None
-    if country is not None and (len(country) != 2 or not country.isalpha()):
-        raise ImportFileError(f"country must be a two-letter code, got {country!r}")
+    try:
+        country = clean_country(country or country_from_filename(filename))
+    except SamizdatError as exc:
+        raise ImportFileError(str(exc)) from None
     known = set(session.scalars(select(Source.url)))
     summary = ImportSummary()
     new_sources: list[Source] = []

@@ -27,7 +27,7 @@ def parse_interval(text: str) -> int:
     return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
 
 
-def _clean_country(country: str | None) -> str | None:
+def clean_country(country: str | None) -> str | None:
     """A two-letter upper-case code, None for none; SamizdatError for anything else."""
     if country is None or not country.strip():
         return None
@@ -66,7 +66,7 @@ def add_source(
     Raises InvalidURLError before anything is written. The caller commits.
     """
     normalized = normalize_url(url)
-    country = _clean_country(country)
+    country = clean_country(country)
     collection = _clean_collection(collection)
     if interval_minutes <= 0:
         raise SamizdatError("interval must be positive")
@@ -112,7 +112,7 @@ def update_source(
     """
     changes: dict[str, object] = {}
     if country is not _UNSET:
-        changes["country"] = _clean_country(country)  # type: ignore[arg-type]
+        changes["country"] = clean_country(country)  # type: ignore[arg-type]
     if collection is not _UNSET:
         changes["collection"] = _clean_collection(collection)  # type: ignore[arg-type]
     if interval_minutes is not _UNSET:
