@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, url_for
+from flask import Blueprint, jsonify
 
 from fragments.store import fragment_as_dict, random_approved
-from mirror.pipeline import OFFLINE_NAME
-from mirror.reader import text_directive
+from mirror.reader import capture_link
 from samizdat.web import db_session, json_error
 
 bp = Blueprint("embed", __name__)
@@ -19,8 +18,8 @@ def random_fragment():
     if fragment is None:
         return json_error(404, "no approved fragments yet")
     # The reader link opens the archived page at this passage (#:~:text=).
-    link = url_for("reader.capture_file", capture_id=fragment.capture_id, name=OFFLINE_NAME, _external=True)
-    response = jsonify({**fragment_as_dict(fragment), "link": link + text_directive(fragment.text)})
+    link = capture_link(fragment.capture_id, fragment.text, external=True)
+    response = jsonify({**fragment_as_dict(fragment), "link": link})
     # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
     response.headers["Cache-Control"] = "no-store"
     response.headers["Access-Control-Allow-Origin"] = "*"

@@ -25,10 +25,10 @@ REPLAY_CSP = (
 RENDERED_ROLES = {"offline", "asset"}
 
 
-def capture_link(capture_id: int, text: str | None = None) -> str:
+def capture_link(capture_id: int, text: str | None = None, external: bool = False) -> str:
     """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
     # Straight to the offline copy: a text directive is not carried through every redirect.
-    url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME)
+    url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external)
     return url + text_directive(text) if text else url
 
 
