@@ -53,8 +53,8 @@ class IpfsStore(BlobStore):
         """Add and pin ``data``; IPFS itself deduplicates identical blocks."""
         digest = sha256_hex(data)
         try:
+            # pin=true pins as part of the add (checked against the daemon): no second call.
             cid = self.client.add_bytes(data, opts={"pin": "true"})
-            self.client.pin.add(cid)
         except ipfs_exc.Error as exc:
             raise _translate(exc, "add") from exc
         return StoredBlob(self.name, str(cid), digest, len(data), uploaded=True)
