@@ -112,11 +112,8 @@ def run_jobs(
     for job_id, source_id in sorted(rows):
         job_for_source.setdefault(source_id, job_id)
 
-    def capture_via_job(rt: Runtime, source_id: int) -> CaptureOutcome:
-        outcome = run_job(rt, job_for_source[source_id], process=process)
-        if outcome is None:
-            return CaptureOutcome(0, source_id, "", FAILED, "job", "job was not run", 0)
-        return outcome
+    def capture_via_job(rt: Runtime, source_id: int) -> CaptureOutcome | None:
+        return run_job(rt, job_for_source[source_id], process=process)
 
     return run_sources(runtime, list(job_for_source), on_done=on_done, capture=capture_via_job)
 

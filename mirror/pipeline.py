@@ -441,16 +441,19 @@ def run_sources(
     runtime: Runtime,
     source_ids: Iterable[int] | None = None,
     on_done: Callable[[CaptureOutcome], None] | None = None,
-    capture: Callable[[Runtime, int], CaptureOutcome] = capture_source,
+    capture: Callable[[Runtime, int], CaptureOutcome | None] = capture_source,
 ) -> RunSummary:
     """Capture the given sources (all active ones when None) with bounded concurrency.
 
-    Failures are recorded and the run goes on. ``capture`` lets the job runner wrap each attempt.
+    Failures are recorded and the run goes on. ``capture`` lets the job runner wrap each attempt;
+    it returns None for an attempt that did not happen (a job another process had taken).
     """
     ids = active_source_ids(runtime) if source_ids is None else list(source_ids)
     summary = RunSummary()
 
-    def account(outcome: CaptureOutcome) -> None:
+    def account(outcome: CaptureOutcome | None) -> None:
+        if outcome is None:
+            return
         if outcome.status == OK:
             summary.ok.append(outcome.source_id)
             summary.fragments += outcome.new_fragments
@@ -463,10 +466,6 @@ def run_sources(
             on_done(outcome)
 
     workers = max(1, min(runtime.settings.capture_concurrency, len(ids)))
-    if workers == 1:
-        for source_id in ids:
-            account(capture(runtime, source_id))
-        return summary
     with ThreadPoolExecutor(workers, thread_name_prefix="capture") as pool:
         for outcome in pool.map(lambda sid: capture(runtime, sid), ids):
             account(outcome)
