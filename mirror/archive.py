@@ -15,18 +15,13 @@ from mirror.importer import MAX_IMPORT_BYTES, import_sources
 from mirror.jobs import JOB_STATES, enqueue
 from mirror.models import Capture, Job, Source
 from mirror.routes import job_as_dict
-from mirror.sources import add_source, delete_source, parse_interval, update_source
+from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
 from samizdat.errors import SamizdatError
 from samizdat.web import db_session, page_number, runtime
 
 bp = Blueprint("archive", __name__, template_folder="templates")
 
 PAGE_SIZE = 100
-
-
-def _interval_or_default(every: str) -> int:
-    """Minutes for what the archivist typed in "Every", or the configured default when blank."""
-    return parse_interval(every) if every else runtime().settings.default_interval_minutes
 
 
 def _live_source(source_id: int) -> Source | None:
@@ -97,7 +92,7 @@ def add_source_form():
     session = db_session()
     form = {k: request.form.get(k, "").strip() for k in ("url", "country", "collection", "every")}
     try:
-        interval = _interval_or_default(form["every"])
+        interval = interval_or_default(form["every"], runtime().settings)
         result = add_source(
             session,
             form["url"],
@@ -228,7 +223,7 @@ def import_form():
             # One byte over the limit is enough for the importer to refuse the file as too large.
             upload.read(MAX_IMPORT_BYTES + 1),
             upload.filename,
-            _interval_or_default(form["every"]),
+            interval_or_default(form["every"], runtime().settings),
             country=form["country"] or None,
             collection=form["collection"] or None,
         )

@@ -15,7 +15,7 @@ from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
 from mirror.replicas import reconcile
 from mirror.routes import source_as_dict
-from mirror.sources import add_source, parse_interval
+from mirror.sources import add_source, interval_or_default
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
 
@@ -35,7 +35,7 @@ def sources_add(url: str, country: str | None, collection: str | None, every: st
     rt = runtime()
     with rt.Session() as session:
         try:
-            interval = parse_interval(every) if every else rt.settings.default_interval_minutes
+            interval = interval_or_default(every, rt.settings)
             result = add_source(session, url, interval, country=country, collection=collection)
         except SamizdatError as exc:
             raise click.ClickException(str(exc)) from None
@@ -54,7 +54,7 @@ def sources_import(file: str, country: str | None, collection: str | None, every
     """Import a Citizen Lab test-list CSV or a plain list of URLs (one per line); idempotent."""
     rt = runtime()
     try:
-        interval = parse_interval(every) if every else rt.settings.default_interval_minutes
+        interval = interval_or_default(every, rt.settings)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     try:

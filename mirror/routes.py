@@ -12,7 +12,7 @@ from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
 from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
-from mirror.sources import add_source, delete_source, parse_interval, update_source
+from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
 from samizdat.errors import SamizdatError
 from samizdat.web import db_session, json_error, page_args, runtime
 
@@ -135,7 +135,7 @@ def create_source():
         if not isinstance(url, str):
             raise SamizdatError("url is required and must be a string")
         every = _optional_text(body, "every")
-        interval = parse_interval(every) if every else runtime().settings.default_interval_minutes
+        interval = interval_or_default(every, runtime().settings)
         result = add_source(
             session,
             url,
@@ -271,7 +271,7 @@ def import_source_file():
     session = db_session()
     try:
         every = request.form.get("every") or None
-        interval = parse_interval(every) if every else runtime().settings.default_interval_minutes
+        interval = interval_or_default(every, runtime().settings)
         summary = import_sources(
             session,
             upload.read(MAX_IMPORT_BYTES + 1),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from mirror.models import Capture, Job, Source
 from mirror.urls import normalize_url
 from samizdat.db import utcnow
@@ -25,6 +26,11 @@ def parse_interval(text: str) -> int:
     if not match or int(match.group(1)) == 0:
         raise SamizdatError(f"expected e.g. 30m, 6h or 1d, got {text!r}")
     return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+
+
+def interval_or_default(every: str | None, settings: Settings) -> int:
+    """Minutes for an ``every`` value such as "6h", or the configured default when none is given."""
+    return parse_interval(every) if every else settings.default_interval_minutes
 
 
 def clean_country(country: str | None) -> str | None:
