@@ -174,7 +174,7 @@ class Fetcher:
         s = self.settings
         started = time.monotonic()
         deadline = started + s.fetch_timeout
-        current = normalize_url(url)
+        requested = current = normalize_url(url)
         seen = {current}
         redirects: list[str] = []
         while True:
@@ -216,10 +216,10 @@ class Fetcher:
         if content_type in TEXT_TYPES or content_type.startswith("text/"):
             charset, charset_source = detect_charset(body, header_charset)
         return FetchResult(
-            url=normalize_url(url),
+            url=requested,
             final_url=current,
             status=response.status,
-            headers={k: v for k, v in response.headers.items()},
+            headers=dict(response.headers.items()),
             content_type=content_type,
             charset=charset,
             body=body,
