@@ -188,10 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FixtureSite:
-    """A ThreadingHTTPServer on a free 127.0.0.1 port, serving in a background thread."""
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port by default), serving in a background thread."""
 
-    def __init__(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    def __init__(self, port: int = 0):
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.server.daemon_threads = True
         self.server.hits = []
         self.server.agents = []
@@ -223,9 +223,7 @@ if __name__ == "__main__":
     # `python -m tests.sites [PORT]` serves the fixture articles for trying Samizdat by hand.
     import sys
 
-    port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-    server.hits, server.agents = [], []
+    site = FixtureSite(int(sys.argv[1]) if len(sys.argv) > 1 else 9000)
     for name in seed_names():
-        print(f"http://127.0.0.1:{port}/articles/{name}.html")
-    server.serve_forever()
+        print(site.url(f"/articles/{name}.html"))
+    site.thread.join()
