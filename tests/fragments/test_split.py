@@ -12,7 +12,7 @@ from fragments.split import (
     split_capture,
     split_sentences,
 )
-from tests.sites import COOKIE_TEXT, FOOTER_TEXT, article_html, seed_names, seed_text
+from tests.sites import article_html, seed_names, seed_text
 
 INFO = CaptureInfo(
     capture_id=7,
