@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 JSIPFS := tests/ipfs/node_modules/.bin/jsipfs
 
-.PHONY: run test bench install install-dev services clean
+.PHONY: run test bench install install-dev services clean chromium
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 install: $(VENV)/.runtime
 
-install-dev: $(VENV)/.dev $(JSIPFS)
+install-dev: $(VENV)/.dev $(JSIPFS) chromium
+
+# Browser tests drive Debian's Chromium through Playwright (which cannot download its own here).
+chromium:
+	command -v chromium >/dev/null || scripts/apt-install.sh chromium
 
 # js-ipfs is the real IPFS daemon of the tests (Kubo cannot be installed here). `npm install`
 # honours the committed lock; `npm ci` would refuse it (see tests/ipfs/README.md).

@@ -22,6 +22,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # one of ROLES
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Sessions carry the version they were issued under: logout, a password change and disabling
+    # bump it, so every copy of an older session cookie stops working at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", order_by="ApiToken.id")

@@ -57,6 +57,20 @@ class Settings:
     standby_retry_seconds: float = 10.0
     secret_key: str = field(default="", repr=False)  # empty: generated once into data_dir
     session_cookie_secure: bool = False  # true behind HTTPS: the login cookie is never sent in clear
+    # Curation: an edited fragment goes back to review; by default someone else must approve it.
+    fragment_self_approve: bool = False  # true for one-person archives
+    # Leases: a running job renews its heartbeat; one silent for this long died and is re-queued.
+    job_lease_seconds: float = 120.0
+    # A processing claim (split + offline copy) not finished within this long is taken again.
+    processing_lease_seconds: float = 300.0
+    # After a back-end times out it is treated as down this long (then one short probe).
+    backend_cooldown_seconds: float = 60.0
+    # Requests larger than this get 413 before any parsing (default: just above the 50 MiB import).
+    max_request_bytes: int = 51 * 1024 * 1024
+    # Login attempts per client address and per account name (flask-limiter syntax).
+    login_rate_limit: str = "10 per minute; 50 per hour"
+    # Redis for shared rate-limit counters across workers; empty: each worker counts in memory.
+    redis_url: str = field(default="", repr=False)
 
     @property
     def sqlalchemy_url(self) -> str:

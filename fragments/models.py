@@ -45,6 +45,7 @@ class Fragment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Names, not user ids: the record of who decided must outlive the account.
     edited_by: Mapped[str | None] = mapped_column(String(100))
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -59,8 +59,11 @@ class Capture(Base):
     same_as_id: Mapped[int | None] = mapped_column(ForeignKey("captures.id", ondelete="SET NULL"))
     # True once every part is stored and verified in every configured back-end.
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
-    # When the page was split into fragments (None: not yet processed).
+    # When processing (split, offline copy) was claimed: None means not yet claimed. A claim
+    # without processed_at older than the processing lease is a crashed run, taken again.
     split_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the fragments and the offline copy were committed (with them, in one transaction).
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     source: Mapped[Source] = relationship(back_populates="captures")
     parts: Mapped[list[CapturePart]] = relationship(
@@ -122,3 +125,6 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A running job's lease: its process renews this; a stale one means the process died.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker: Mapped[str | None] = mapped_column(String(100))  # host:pid of the process running it
