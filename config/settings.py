@@ -71,6 +71,20 @@ class Settings:
     login_rate_limit: str = "10 per minute; 50 per hour"
     # Redis for shared rate-limit counters across workers; empty: each worker counts in memory.
     redis_url: str = field(default="", repr=False)
+    # Embed packs: the Ed25519 key that signs them (empty: data_dir/keys/embed-ed25519.pem, 0600)
+    # and where they are written for the app's own static route.
+    embed_signing_key: str = ""
+    public_dir: str = ""  # empty: data_dir/public
+
+    @property
+    def embed_signing_key_path(self) -> Path:
+        """Where the pack signing key lives: outside every directory the app serves."""
+        return Path(self.embed_signing_key) if self.embed_signing_key else self.data_dir / "keys" / "embed-ed25519.pem"
+
+    @property
+    def public_path(self) -> Path:
+        """The directory of published static files; its packs/ is served at /embed/packs/."""
+        return Path(self.public_dir) if self.public_dir else self.data_dir / "public"
 
     @property
     def sqlalchemy_url(self) -> str:

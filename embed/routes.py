@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, send_from_directory
 
 from fragments.store import fragment_as_dict, random_approved
 from mirror.reader import capture_link
-from samizdat.web import db_session, json_error
+from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("embed", __name__)
 
@@ -22,5 +22,21 @@ def random_fragment():
     response = jsonify({**fragment_as_dict(fragment), "link": link})
     # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/embed/packs/<path:name>")
+def pack_file(name: str):
+    """A published pack file: shards cache forever (content-addressed), indexes for a minute."""
+    if not name.endswith(".json"):
+        return json_error(404, "no such pack file")
+    # safe_join refuses "..", absolute paths and the like: only files under packs/ are served.
+    response = send_from_directory(runtime().settings.public_path / "packs", name,
+                                   mimetype="application/json", max_age=0, conditional=True)
+    if name.startswith("shards/"):
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    else:
+        response.headers["Cache-Control"] = "public, max-age=60"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
