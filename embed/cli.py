@@ -7,8 +7,8 @@ import json
 import click
 from flask.cli import with_appcontext
 
-from embed.packs import MAX_REQUEST_BYTES, publish_packs
-from embed.signing import load_or_create_signer
+from embed.packs import MAX_REQUEST_BYTES
+from embed.publish import publish_embed
 from fragments.store import fragment_as_dict, random_approved
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
@@ -33,17 +33,26 @@ def embed_random():
 @embed_cli.command("publish")
 @with_appcontext
 def embed_publish():
-    """Write the signed fragment packs (every collection, and each per language)."""
+    """Write the signed fragment packs, embed.js and the frame page to the public directory."""
     settings = runtime().settings
     try:
-        signer = load_or_create_signer(settings.embed_signing_key_path)
+        with runtime().Session() as session:
+            report = publish_embed(session, settings)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
-    with runtime().Session() as session:
-        report = publish_packs(session, signer, settings.public_path)
+    packs = report.packs
     click.echo(
-        f"published {report.packs} pack(s) of {report.fragments} approved fragment(s), "
-        f"serial {report.serial}: {report.shards_written} new shard(s), "
-        f"{report.shards_reused} reused, {report.bytes_written} bytes written; "
-        f"largest file {report.largest_file} bytes (limit {MAX_REQUEST_BYTES}); key {signer.key_id}"
+        f"published {packs.packs} pack(s) of {packs.fragments} approved fragment(s), "
+        f"serial {packs.serial}: {packs.shards_written} new shard(s), {packs.shards_reused} reused, "
+        f"{packs.bytes_written} bytes written; largest file {packs.largest_file} bytes "
+        f"(limit {MAX_REQUEST_BYTES}); embed.js {report.embed_js_bytes} bytes "
+        f"({report.embed_js_integrity}); key {report.key_id}"
     )
+    for site in report.sites:
+        where = f" root {site.root_cid}, IPNS {site.ipns_name}" if site.root_cid else ""
+        click.echo(f"{site.site}: {site.uploaded} file(s) uploaded ({site.bytes} bytes), "
+                   f"{site.skipped} already there{where}")
+        for note in site.notes:
+            click.echo(f"{site.site}: note: {note}")
+    if report.failures:
+        raise click.ClickException("not published to " + "; ".join(report.failures))

@@ -107,6 +107,8 @@ class PublishReport:
     largest_file: int = 0
     serial: int = 0
     written: list[str] = field(default_factory=list)
+    # Every file the published packs consist of (written now or kept from before), under packs/.
+    files: list[str] = field(default_factory=list)
 
 
 def _approved(session: Session, spec: PackSpec):
@@ -155,7 +157,7 @@ def _shard_bytes(entries: list[bytes]) -> bytes:
     return b'{"format":"' + PACK_FORMAT.encode() + b'","fragments":[' + b",".join(entries) + b"]}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -205,10 +207,11 @@ def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> Publis
     catalog = []
 
     def write(rel: str, data: bytes) -> None:
-        _write_atomic(root / rel, data)
+        write_atomic(root / rel, data)
         report.bytes_written += len(data)
         report.largest_file = max(report.largest_file, len(data))
         report.written.append(rel)
+        report.files.append(rel)
 
     for spec in pack_specs(session):
         shards, count = [], 0
@@ -218,6 +221,7 @@ def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> Publis
             if (root / rel).exists():
                 report.shards_reused += 1
                 report.largest_file = max(report.largest_file, len(data))
+                report.files.append(rel)
             else:
                 write(rel, data)
                 report.shards_written += 1
@@ -225,6 +229,8 @@ def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> Publis
             count += n
         index = {
             "format": PACK_FORMAT,
+            # The path is signed too: an index valid for one pack cannot be served as another's.
+            "pack": spec.path,
             "collection": spec.collection,
             "language": spec.language,
             "count": count,

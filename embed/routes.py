@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, send_from_directory
 
+from embed.publish import EMBED_JS, FRAME_HTML
 from fragments.store import fragment_as_dict, random_approved
 from mirror.reader import capture_link
 from samizdat.web import db_session, json_error, runtime
@@ -26,17 +27,40 @@ def random_fragment():
     return response
 
 
+def _public_file(name: str, cache_control: str, mimetype: str):
+    """A published file from the public directory, with CORS open and no cookie."""
+    # send_from_directory refuses "..", absolute paths and the like: only published files leave.
+    response = send_from_directory(runtime().settings.public_path, name, mimetype=mimetype,
+                                   max_age=0, conditional=True)
+    response.headers["Cache-Control"] = cache_control
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 @bp.get("/embed/packs/<path:name>")
 def pack_file(name: str):
     """A published pack file: shards cache forever (content-addressed), indexes for a minute."""
     if not name.endswith(".json"):
         return json_error(404, "no such pack file")
-    # safe_join refuses "..", absolute paths and the like: only files under packs/ are served.
-    response = send_from_directory(runtime().settings.public_path / "packs", name,
-                                   mimetype="application/json", max_age=0, conditional=True)
-    if name.startswith("shards/"):
-        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    else:
-        response.headers["Cache-Control"] = "public, max-age=60"
-    response.headers["Access-Control-Allow-Origin"] = "*"
+    immutable = name.startswith("shards/")
+    return _public_file(f"packs/{name}",
+                        "public, max-age=31536000, immutable" if immutable else "public, max-age=60",
+                        "application/json")
+
+
+@bp.get("/embed/embed.js")
+def embed_script():
+    """The published embed.js (short-lived cache: it changes when the key or origins do)."""
+    return _public_file(EMBED_JS, "public, max-age=300", "text/javascript")
+
+
+@bp.get("/embed/frame")
+def embed_frame():
+    """The static frame page for hosts that strip scripts (?collection=&size=&theme=&lang=)."""
+    response = _public_file(FRAME_HTML, "public, max-age=300", "text/html")
+    # Its only script is our own embed.js; fragment data never becomes markup (textContent).
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; script-src 'self'; connect-src *; style-src 'unsafe-inline'; "
+        "img-src 'self'; base-uri 'none'; form-action 'none'"
+    )
     return response
