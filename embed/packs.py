@@ -254,3 +254,15 @@ def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> Publis
 def approved_count(session: Session) -> int:
     """How many fragments are approved (the size of the "all" pack)."""
     return session.scalar(select(func.count()).select_from(Fragment).where(Fragment.status == APPROVED)) or 0
+
+
+def curation_fingerprint(session) -> str:
+    """What the packs depend on, in one cheap indexed query: approved count and latest decisions."""
+    count, reviewed, edited = session.execute(
+        select(
+            func.count().filter(Fragment.status == APPROVED),
+            func.max(Fragment.reviewed_at),
+            func.max(Fragment.edited_at),
+        )
+    ).one()
+    return f"{count}|{reviewed}|{edited}"

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from embed.packs import PublishReport, write_atomic, pack_entry, publish_packs
+from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
 from embed.signing import PackSigner, load_or_create_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
@@ -72,12 +72,17 @@ def embed_origins(settings: Settings, where: Locations) -> list[dict]:
     return origins
 
 
-def build_embed_js(signer: PackSigner, settings: Settings, where: Locations = Locations()) -> bytes:
-    """embed.js with its configuration (public key, origins, words, style) built in."""
+def build_embed_js(
+    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None
+) -> bytes:
+    """embed.js with its configuration (public key, origins, words, style) built in.
+
+    ``origins`` replaces the published ones (a self-hosted copy reads only ``packs/`` beside it).
+    """
     config = {
         "key": signer.public_key,
         "kid": signer.key_id,
-        "origins": embed_origins(settings, where),
+        "origins": embed_origins(settings, where) if origins is None else origins,
         "archive": settings.public_url.rstrip("/") + "/",
         "words": widget_words(),
         "css": _asset("embed.css"),
@@ -149,7 +154,7 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
-def publish_embed(session: Session, settings: Settings) -> EmbedPublishReport:
+def publish_embed(session: Session, settings: Settings, fingerprint: str | None = None) -> EmbedPublishReport:
     """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
 
     A site that fails is reported and skipped: the others (and the app's own copy) still
@@ -186,7 +191,10 @@ def publish_embed(session: Session, settings: Settings) -> EmbedPublishReport:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
                                 [r for _, r in sites], failures)
-    write_atomic(out / PUBLISHED_STATE, json.dumps(published_state(result), indent=2).encode())
+    if fingerprint is None:
+        fingerprint = curation_fingerprint(session)
+    state = {**published_state(result), "fingerprint": fingerprint}
+    write_atomic(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
     return result
 
 

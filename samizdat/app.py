@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(close_db_session)
 
     from accounts.routes import bp as accounts_bp
+    from embed.builder import bp as embed_builder_bp
+    from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
     from fragments.review import bp as review_bp
     from fragments.routes import bp as fragments_bp
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
     app.register_blueprint(embed_bp)
+    app.register_blueprint(embed_public_bp)
+    app.register_blueprint(embed_builder_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
 

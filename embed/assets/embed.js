@@ -6,6 +6,8 @@
   var CONFIG = /*SAMIZDAT_CONFIG*/{};
   if (window.__samizdatEmbed) { window.__samizdatEmbed.scan(); return; }
   var TIMEOUT_MS = 2000, STORE = "samizdat:";
+  // Relative origins (a self-hosted copy) are resolved against where this script came from.
+  var SCRIPT_SRC = (document.currentScript && document.currentScript.src) || location.href;
   var subtle = window.crypto && window.crypto.subtle;
   var keyPromise = null;
 
@@ -75,8 +77,8 @@
     return (collection || "all") + (lang ? "/lang/" + lang : "") + "/index.json";
   }
   function loadFromOrigin(origin, collection, lang) {
-    var path = packPath(collection, lang);
-    return fetchBytes(origin.packs + path).then(function (bytes) {
+    var path = packPath(collection, lang), base = new URL(origin.packs, SCRIPT_SRC).href;
+    return fetchBytes(base + path).then(function (bytes) {
       return verifyEnvelope(origin, bytes);
     }).then(function (index) {
       if (index.format !== "samizdat-pack/1") throw new Error("unknown format");
@@ -90,14 +92,14 @@
         at -= index.shards[i].count;
       }
       if (!shard) throw new Error("bad index");
-      return fetchBytes(origin.packs + "shards/" + shard.sha256 + ".json").then(function (bytes) {
+      return fetchBytes(base + "shards/" + shard.sha256 + ".json").then(function (bytes) {
         return subtle.digest("SHA-256", bytes).then(function (d) {
           if (hex(d) !== shard.sha256) throw new Error("shard does not match its hash");
           var list = JSON.parse(new TextDecoder().decode(bytes)).fragments;
           if (list.length !== shard.count) throw new Error("bad shard");
           remember("serial:" + path, index.serial);
-          remember("last:" + path, { fragments: list, archive: origin.archive || CONFIG.archive });
-          return { index: index, fragments: list, pick: list[at], archive: origin.archive || CONFIG.archive };
+          remember("last:" + path, { fragments: list, archive: CONFIG.archive });
+          return { index: index, fragments: list, pick: list[at], archive: CONFIG.archive };
         });
       });
     });
