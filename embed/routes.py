@@ -2,28 +2,84 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
+from embed.pool import FragmentPool
 from embed.publish import EMBED_JS, FRAME_HTML
-from fragments.store import fragment_as_dict, random_approved
+from fragments.models import APPROVED, Fragment
+from fragments.store import fragment_as_dict
 from mirror.reader import capture_link
 from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("embed", __name__)
+POOL_KEY = "embed.pool"
+
+
+@bp.after_request
+def open_to_every_origin(response):
+    """Supporters' pages on any site may read these (errors too, so widgets can tell why)."""
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def fragment_pool() -> FragmentPool:
+    """This worker's pool of approved fragment ids (built on first use, never at import)."""
+    pool = current_app.extensions.get(POOL_KEY)
+    if pool is None:
+        rt = runtime()
+        pool = current_app.extensions.setdefault(
+            POOL_KEY, FragmentPool(rt.Session, rt.settings.public_path / "packs" / "catalog.json")
+        )
+    return pool
+
+
+def _pick(key) -> Fragment | None:
+    """A random approved fragment for ``key``: one primary-key lookup, unless the pool is stale.
+
+    A fragment rejected since the pool was built is skipped; if several picks in a row were
+    stale, the pool is rebuilt now rather than waiting for the next publish.
+    """
+    pool = fragment_pool()
+    for attempt in range(4):
+        if attempt == 3:
+            pool.invalidate()
+        fragment_id = pool.snapshot().pick(key)
+        if fragment_id is None:
+            return None
+        fragment = db_session().get(Fragment, fragment_id)
+        if fragment is not None and fragment.status == APPROVED:
+            return fragment
+    return None
 
 
 @bp.get("/api/fragments/random")
 def random_fragment():
-    """One random approved fragment as JSON; 404 with a message when there are none."""
-    fragment = random_approved(db_session())
+    """One random approved fragment (?collection=&lang=) as JSON, or as text with ?format=text."""
+    collection = request.args.get("collection") or None
+    language = request.args.get("lang") or None
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "text"):
+        return json_error(400, "format must be json or text")
+    snapshot = fragment_pool().snapshot()
+    if collection == "all":
+        collection = None
+    if collection is not None and collection not in snapshot.collections:
+        return json_error(404, f"no collection named {collection[:100]!r} has published fragments")
+    if language is not None and language not in snapshot.languages:
+        return json_error(404, f"no published fragments in language {language[:20]!r}")
+    fragment = _pick((collection, language))
     if fragment is None:
         return json_error(404, "no approved fragments yet")
-    # The reader link opens the archived page at this passage (#:~:text=).
-    link = capture_link(fragment.capture_id, fragment.text, external=True)
-    response = jsonify({**fragment_as_dict(fragment), "link": link})
+    # The reader link opens the archived page at the passage as captured (#:~:text=).
+    link = capture_link(fragment.capture_id, fragment.original_text or fragment.text, external=True)
+    if fmt == "text":
+        credit = fragment.title or fragment.site_name or fragment.source_url
+        response = Response(f"{fragment.text}\n\n— {credit}, {fragment.source_url}\n{link}\n",
+                            mimetype="text/plain")
+    else:
+        response = jsonify({**fragment_as_dict(fragment), "link": link})
     # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
@@ -33,7 +89,6 @@ def _public_file(name: str, cache_control: str, mimetype: str):
     response = send_from_directory(runtime().settings.public_path, name, mimetype=mimetype,
                                    max_age=0, conditional=True)
     response.headers["Cache-Control"] = cache_control
-    response.headers["Access-Control-Allow-Origin"] = "*"
     return response
 
 
