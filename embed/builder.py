@@ -106,11 +106,14 @@ def sample_fragment(session, choice: Choice) -> Fragment | None:
 def script_sources(published: dict | None) -> list[str]:
     """Where the snippet loads embed.js from: the app, then S3 or an IPFS gateway by name."""
     s = runtime().settings
-    sources = [f"{s.public_url.rstrip('/')}/embed/{EMBED_JS}"]
+    # The versioned name: the integrity attribute pins these exact bytes, so a snippet keeps
+    # working after later publishes change embed.js.
+    script = (published or {}).get("embed_js") or EMBED_JS
+    sources = [f"{s.public_url.rstrip('/')}/embed/{script}"]
     if s.s3_public_base:
-        sources.append(f"{s.s3_public_base}/{S3_PREFIX}/{EMBED_JS}")
+        sources.append(f"{s.s3_public_base}/{S3_PREFIX}/{script}")
     elif s.gateway_list and published and published.get("ipns_name"):
-        sources.append(f"{s.gateway_list[0]}/ipns/{published['ipns_name']}/{EMBED_JS}")
+        sources.append(f"{s.gateway_list[0]}/ipns/{published['ipns_name']}/{script}")
     return sources
 
 
@@ -169,7 +172,7 @@ def preview():
     response = Response(f'<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" '
                         f'content="no-referrer"><title>Preview</title></head><body>{snippet}</body></html>')
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src {base}/embed/embed.js; connect-src *; style-src 'unsafe-inline'; "
+        f"default-src 'none'; script-src {base}/embed/; connect-src *; style-src 'unsafe-inline'; "
         "base-uri 'none'; form-action 'none'"
     )
     return response

@@ -94,6 +94,12 @@ def build_embed_js(
     return source.replace(_CONFIG_MARK, text).encode()
 
 
+def versioned_script_name(script: bytes) -> str:
+    """embed.<hash>.js: the name snippets use, so the bytes their integrity attribute names stay
+    available however often embed.js changes (new origins, a new key)."""
+    return f"embed.{hashlib.sha256(script).hexdigest()[:16]}.js"
+
+
 def subresource_integrity(data: bytes) -> str:
     """The ``integrity`` attribute value (sha384) for a script tag loading ``data``."""
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
@@ -128,6 +134,7 @@ class EmbedPublishReport:
     key_id: str
     sites: list[SiteReport]
     failures: list[str]
+    embed_js_versioned: str = EMBED_JS
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -178,9 +185,13 @@ def publish_embed(session: Session, settings: Settings, fingerprint: str | None 
             failures.append(f"{site.name}: {exc}")
     script = build_embed_js(signer, settings, where)
     frame = build_frame_html(session, settings)
+    versioned = versioned_script_name(script)
     write_atomic(out / EMBED_JS, script)
+    write_atomic(out / versioned, script)
     write_atomic(out / FRAME_HTML, frame)
-    assets = [SiteFile(EMBED_JS, script, "text/javascript; charset=utf-8", "public, max-age=300"),
+    js = "text/javascript; charset=utf-8"
+    assets = [SiteFile(EMBED_JS, script, js, "public, max-age=300"),
+              SiteFile(versioned, script, js, IMMUTABLE, immutable=True),
               SiteFile(FRAME_HTML, frame, "text/html; charset=utf-8", "public, max-age=300")]
     for site, report in sites:
         try:
@@ -190,7 +201,7 @@ def publish_embed(session: Session, settings: Settings, fingerprint: str | None 
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
-                                [r for _, r in sites], failures)
+                                [r for _, r in sites], failures, versioned)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}
@@ -209,6 +220,7 @@ def published_state(report: EmbedPublishReport) -> dict:
         "fragments": report.packs.fragments,
         "key_id": report.key_id,
         "embed_js_integrity": report.embed_js_integrity,
+        "embed_js": report.embed_js_versioned,
         "embed_js_bytes": report.embed_js_bytes,
         "ipfs_root": ipfs.root_cid if ipfs else None,
         "ipns_name": ipfs.ipns_name if ipfs else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 
 from embed.pool import FragmentPool
@@ -13,6 +15,7 @@ from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("embed", __name__)
 POOL_KEY = "embed.pool"
+VERSIONED_SCRIPT = re.compile(r"embed\.[0-9a-f]{16}\.js")
 
 
 @bp.after_request
@@ -105,8 +108,16 @@ def pack_file(name: str):
 
 @bp.get("/embed/embed.js")
 def embed_script():
-    """The published embed.js (short-lived cache: it changes when the key or origins do)."""
+    """The latest embed.js (short-lived cache: it changes when the key or origins do)."""
     return _public_file(EMBED_JS, "public, max-age=300", "text/javascript")
+
+
+@bp.get("/embed/<name>.js")
+def embed_script_version(name: str):
+    """One published version of embed.js, as snippets name it (immutable)."""
+    if not VERSIONED_SCRIPT.fullmatch(f"{name}.js"):
+        return json_error(404, "no such script")
+    return _public_file(f"{name}.js", "public, max-age=31536000, immutable", "text/javascript")
 
 
 @bp.get("/embed/frame")

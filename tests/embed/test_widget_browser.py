@@ -4,8 +4,11 @@ moto's S3 server and the js-ipfs gateway. Origins are blocked with Playwright ro
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import threading
+import time
+import zipfile
 from functools import partial
 from pathlib import Path
 
@@ -83,7 +86,8 @@ def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
     server = make_server("127.0.0.1", port, counting, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield type("Live", (), {"url": settings.public_url, "settings": settings, "texts": texts,
+    yield type("Live", (), {"url": settings.public_url, "settings": settings, "texts": texts, "app": app,
+                            "script": report.embed_js_versioned,
                             "report": report, "counter": counting,
                             "s3": f"{settings.s3_public_base}/embed", "gateway": ipfs_node.gateway_url})
     server.shutdown()
@@ -130,7 +134,7 @@ def shown(page):
 
 def test_script_snippet_shows_a_verified_fragment_with_its_source(browser, live, blog):
     page = browser.new_page()
-    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/embed.js")))
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
     got = shown(page)
     assert got["text"] in live.texts
     assert got["source"] == live.texts[got["text"]]
@@ -144,7 +148,7 @@ def test_script_snippet_shows_a_verified_fragment_with_its_source(browser, live,
 def test_without_javascript_the_static_fragment_stays(browser, live, blog):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/embed.js")))
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
     assert page.locator("blockquote.samizdat-fragment").count() == 1
     assert page.locator(".samizdat-embed").count() == 0
     assert "STATIC GENUINE FRAGMENT" in page.content()
@@ -160,7 +164,7 @@ def test_with_the_app_blocked_packs_come_from_s3_then_from_the_ipfs_gateway(brow
             context.route(f"{origin}/**/packs/**", lambda route: route.abort())
         page = context.new_page()
         # embed.js itself still comes from the app here; its own fallback is tested below.
-        page.goto(blog.page(script_snippet(live, f"{live.url}/embed/embed.js")))
+        page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
         assert shown(page)["text"] in live.texts
         assert any(u.startswith(expected) and "/shards/" in u for u in fetched), fetched
         context.close()
@@ -182,7 +186,7 @@ def test_a_pack_with_one_changed_byte_is_refused_and_the_next_origin_used(browse
 
     context.route(f"{live.url}/embed/packs/all/index.json", tamper)
     page = context.new_page()
-    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/embed.js")))
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
     assert shown(page)["text"] in live.texts
     assert not any(u.startswith(f"{live.url}/embed/packs/shards/") for u in fetched)
     assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched)
@@ -193,7 +197,7 @@ def test_embed_js_loads_from_its_second_origin_when_the_first_is_blocked(browser
     context = browser.new_context()
     context.route(f"{live.url}/**", lambda route: route.abort())
     page = context.new_page()
-    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/embed.js", f"{live.s3}/embed.js")))
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}", f"{live.s3}/{live.script}")))
     assert shown(page)["text"] in live.texts
     context.close()
 
@@ -212,7 +216,7 @@ def test_iframe_snippet_shows_a_fragment(browser, live, blog):
 def test_a_warm_page_view_makes_no_request_to_the_app(browser, live, blog):
     context = browser.new_context()
     page = context.new_page()
-    url = blog.page(script_snippet(live, f"{live.url}/embed/embed.js"))
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
     page.goto(url)
     shown(page)
     before = len(live.counter.paths)
@@ -222,4 +226,81 @@ def test_a_warm_page_view_makes_no_request_to_the_app(browser, live, blog):
     assert len(json.loads(json.loads((live.settings.public_path / "packs/all/index.json")
                                      .read_bytes())["payload"])["shards"]) == 1
     assert live.counter.paths[before:] == []
+    context.close()
+
+
+def test_the_selfhost_zip_works_from_a_plain_static_server_with_every_other_origin_blocked(
+        browser, live, blog, tmp_path):
+    data = live.app.test_client().get("/embed/selfhost.zip").data
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "blog")
+    example = (tmp_path / "blog" / "example.html").read_text()
+    context = browser.new_context()
+    fetched = []
+    context.on("request", lambda r: fetched.append(r.url))
+    # Everything but the supporter's own host is unreachable.
+    context.route(lambda url: not url.startswith(blog.url), lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(example.split("<title>Samizdat example</title>", 1)[1], name="selfhosted.html"))
+    assert shown(page)["text"] in live.texts
+    assert fetched and all(u.startswith(blog.url) for u in fetched), fetched
+    context.close()
+
+
+def test_when_every_origin_fails_the_last_good_pack_is_shown(browser, live, blog):
+    context = browser.new_context()
+    page = context.new_page()
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    page.goto(url)
+    shown(page)
+    # Now every pack origin is blocked (embed.js itself comes from the browser cache or the app).
+    for origin in (live.url, live.s3, live.gateway):
+        context.route(f"{origin}/**/packs/**", lambda route: route.abort())
+        context.route(f"{origin}/ipfs/**", lambda route: route.abort())
+    second = context.new_page()
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    context.close()
+
+
+def test_a_replayed_older_index_is_refused(browser, live, blog):
+    rt = live.app.extensions["samizdat"]
+    old_index = (live.settings.public_path / "packs/all/index.json").read_bytes()
+    with rt.Session() as session:
+        publish_embed(session, live.settings)  # a newer serial, which the first view sees
+    context = browser.new_context()
+    page = context.new_page()
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    page.goto(url)
+    shown(page)
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+    # An attacker (or a stale mirror) answers with the older, validly signed index.
+    context.route(f"{live.url}/embed/packs/all/index.json",
+                  lambda route: route.fulfill(body=old_index, content_type="application/json",
+                                              headers={"Access-Control-Allow-Origin": "*",
+                                                       "Cache-Control": "no-store"}))
+    context.route(f"{live.url}/embed/packs/shards/**", lambda route: route.abort())
+    second = context.new_page()
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    assert any(u.startswith(live.s3) and u.endswith("/all/index.json") for u in fetched), fetched
+    context.close()
+
+
+def test_an_origin_slower_than_two_seconds_is_passed_over(browser, live, blog):
+    context = browser.new_context()
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+
+    def slow(route):
+        time.sleep(3)
+        route.continue_()
+
+    context.route(f"{live.url}/embed/packs/**", slow)
+    page = context.new_page()
+    started = time.monotonic()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    assert shown(page)["text"] in live.texts
+    assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched), fetched
+    assert time.monotonic() - started < 12
     context.close()
