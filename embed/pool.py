@@ -35,6 +35,15 @@ class PoolSnapshot:
     languages: frozenset[str] = frozenset()
     built_at: float = 0.0
     stamp: float | None = None
+    # Serialized responses by fragment id, for this snapshot's life: a fragment rejected or
+    # edited since is dropped with it when the packs are republished (debounced, seconds).
+    responses: dict[str, bytes] = field(default_factory=dict)
+
+    def remember(self, fragment_id: str, body: bytes) -> None:
+        """Keep a serialized response, within a bounded number of entries."""
+        if len(self.responses) >= CACHE_ENTRIES:
+            self.responses.clear()
+        self.responses[fragment_id] = body
 
     def count(self, key: Key) -> int:
         """How many approved fragments match ``key``."""
@@ -132,3 +141,54 @@ class FragmentPool:
     def invalidate(self) -> None:
         """Forget the snapshot; the next request rebuilds it (used after a curation change here)."""
         self._snapshot = None
+
+
+_COLUMNS = [c.name for c in Fragment.__table__.columns]
+CACHE_ENTRIES = 50_000  # about 35 MB of JSON per worker at most
+
+
+class FragmentReader:
+    """Reads one approved fragment by id on a connection of this thread's own: no ORM session.
+
+    The random API's cost per request must stay near a bare Flask view's, so the lookup is one
+    prepared statement on a DBAPI connection each thread keeps, in autocommit (no transaction is
+    left open to hold back SQLite checkpoints or PostgreSQL vacuum).
+    """
+
+    def __init__(self, engine):
+        self._engine = engine
+        self._local = threading.local()
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # The columns' own result processors: SQLite hands datetimes back as text, and the
+        # project's UTCDateTime adds the time zone; a raw cursor does neither by itself.
+        self._processors = [c.type._cached_result_processor(engine.dialect, None)
+                            for c in Fragment.__table__.columns]
+        self._sql = (f"SELECT {', '.join(_COLUMNS)} FROM {Fragment.__tablename__} "
+                     f"WHERE id = {mark} AND status = '{APPROVED}'")
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._engine.raw_connection()
+            if self._engine.dialect.name == "postgresql":
+                conn.driver_connection.autocommit = True
+            self._local.conn = conn
+        return conn
+
+    def read(self, fragment_id: str) -> Fragment | None:
+        """The approved fragment with this id as a detached object, or None."""
+        try:
+            cursor = self._connection().cursor()
+            cursor.execute(self._sql, (fragment_id,))
+            row = cursor.fetchone()
+            cursor.close()
+        except Exception:
+            # A broken connection (database restarted) is dropped; the next call opens another.
+            conn, self._local.conn = getattr(self._local, "conn", None), None
+            if conn is not None:
+                conn.invalidate()
+            raise
+        if row is None:
+            return None
+        values = [p(v) if p else v for p, v in zip(self._processors, row)]
+        return Fragment(**dict(zip(_COLUMNS, values)))

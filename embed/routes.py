@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, request, send_from_directory
 
-from embed.pool import FragmentPool
+from embed.pool import FragmentPool, FragmentReader
 from embed.publish import EMBED_JS, FRAME_HTML
-from fragments.models import APPROVED, Fragment
+from fragments.models import Fragment
 from fragments.store import fragment_as_dict
-from mirror.reader import capture_link
+from mirror.reader import capture_link_path
 from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("embed", __name__)
 POOL_KEY = "embed.pool"
+READER_KEY = "embed.reader"
 VERSIONED_SCRIPT = re.compile(r"embed\.[0-9a-f]{16}\.js")
 
 
@@ -36,22 +38,44 @@ def fragment_pool() -> FragmentPool:
     return pool
 
 
-def _pick(key) -> Fragment | None:
-    """A random approved fragment for ``key``: one primary-key lookup, unless the pool is stale.
+def fragment_reader() -> FragmentReader:
+    """This worker's session-free reader of single fragments."""
+    reader = current_app.extensions.get(READER_KEY)
+    if reader is None:
+        reader = current_app.extensions.setdefault(READER_KEY, FragmentReader(runtime().engine))
+    return reader
 
-    A fragment rejected since the pool was built is skipped; if several picks in a row were
-    stale, the pool is rebuilt now rather than waiting for the next publish.
-    """
+
+def _serialize(fragment: Fragment) -> tuple[bytes, bytes]:
+    """The fragment's JSON and text bodies, with a link to the passage as captured."""
+    base = runtime().settings.public_url.rstrip("/")
+    link = base + capture_link_path(fragment.capture_id, fragment.original_text or fragment.text)
+    body = json.dumps({**fragment_as_dict(fragment), "link": link}, ensure_ascii=False).encode()
+    credit = fragment.title or fragment.site_name or fragment.source_url
+    text = f"{fragment.text}\n\n— {credit}, {fragment.source_url}\n{link}\n".encode()
+    return body, text
+
+
+def _pick(key) -> tuple[bytes, bytes] | None:
+    """The bodies of a random approved fragment for ``key``: from this worker's cache, or one
+    primary-key lookup. A fragment no longer approved is skipped; several misses in a row mean
+    the pool is stale, and it is rebuilt now rather than at the next publish."""
     pool = fragment_pool()
     for attempt in range(4):
         if attempt == 3:
             pool.invalidate()
-        fragment_id = pool.snapshot().pick(key)
+        snapshot = pool.snapshot()
+        fragment_id = snapshot.pick(key)
         if fragment_id is None:
             return None
-        fragment = db_session().get(Fragment, fragment_id)
-        if fragment is not None and fragment.status == APPROVED:
-            return fragment
+        bodies = snapshot.responses.get(fragment_id)
+        if bodies is not None:
+            return bodies
+        fragment = fragment_reader().read(fragment_id)
+        if fragment is not None:
+            bodies = _serialize(fragment)
+            snapshot.remember(fragment_id, bodies)
+            return bodies
     return None
 
 
@@ -70,17 +94,13 @@ def random_fragment():
         return json_error(404, f"no collection named {collection[:100]!r} has published fragments")
     if language is not None and language not in snapshot.languages:
         return json_error(404, f"no published fragments in language {language[:20]!r}")
-    fragment = _pick((collection, language))
-    if fragment is None:
+    bodies = _pick((collection, language))
+    if bodies is None:
         return json_error(404, "no approved fragments yet")
-    # The reader link opens the archived page at the passage as captured (#:~:text=).
-    link = capture_link(fragment.capture_id, fragment.original_text or fragment.text, external=True)
     if fmt == "text":
-        credit = fragment.title or fragment.site_name or fragment.source_url
-        response = Response(f"{fragment.text}\n\n— {credit}, {fragment.source_url}\n{link}\n",
-                            mimetype="text/plain")
+        response = Response(bodies[1], mimetype="text/plain")
     else:
-        response = jsonify({**fragment_as_dict(fragment), "link": link})
+        response = Response(bodies[0], mimetype="application/json")
     # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
     response.headers["Cache-Control"] = "no-store"
     return response
