@@ -80,6 +80,8 @@ class Settings:
     s3_public_url: str = ""
     ipfs_gateways: str = ""
     embed_signing_key: str = ""
+    # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
+    embed_previous_keys: str = ""
     public_dir: str = ""  # empty: data_dir/public
 
     @property
@@ -102,6 +104,11 @@ class Settings:
     def embed_signing_key_path(self) -> Path:
         """Where the pack signing key lives: outside every directory the app serves."""
         return Path(self.embed_signing_key) if self.embed_signing_key else self.data_dir / "keys" / "embed-ed25519.pem"
+
+    @property
+    def embed_previous_key_paths(self) -> list[Path]:
+        """The retired signing keys, in order."""
+        return [Path(p.strip()) for p in self.embed_previous_keys.split(",") if p.strip()]
 
     @property
     def public_path(self) -> Path:

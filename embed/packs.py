@@ -9,7 +9,7 @@ that shard's sha256 against the index before showing anything.
 
 Layout under the output directory (the same paths go to the app's static route, S3 and IPFS)::
 
-    packs/key.json                       the public key (JWK) and its id
+    packs/key.json                       the public keys (a JWK set): the current one first
     packs/catalog.json                   signed: every pack with its counts and path
     packs/<slug>/index.json              signed index of one collection ("all" for every one)
     packs/<slug>/lang/<code>/index.json  the same, one language
@@ -171,16 +171,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def signed_envelope(signer: PackSigner, payload: dict) -> bytes:
-    """``payload`` as canonical JSON inside an envelope carrying its Ed25519 signature.
+def signed_envelope(signers: list[PackSigner], payload: dict) -> bytes:
+    """``payload`` as canonical JSON inside an envelope carrying one Ed25519 signature per key.
 
     The payload travels as a string so the client verifies exactly the bytes that were signed,
-    then parses them; no re-serialisation can change what the signature covers.
+    then parses them; no re-serialisation can change what the signature covers. Several keys
+    sign during a rotation, so embed.js copies that still carry the old key keep working.
     """
     text = canonical_json(payload).decode()
-    return canonical_json(
-        {"alg": "Ed25519", "kid": signer.key_id, "payload": text, "signature": signer.sign(text.encode())}
-    )
+    signatures = [{"alg": "Ed25519", "kid": s.key_id, "signature": s.sign(text.encode())} for s in signers]
+    return canonical_json({"payload": text, "signatures": signatures})
 
 
 def _next_serial(out_dir: Path) -> int:
@@ -199,8 +199,11 @@ def _next_serial(out_dir: Path) -> int:
     return max(int(time.time() * 1000), last + 1)
 
 
-def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> PublishReport:
-    """Write every pack (shards, signed indexes, signed catalogue, public key) under ``out_dir``."""
+def publish_packs(session: Session, signers: list[PackSigner], out_dir: Path) -> PublishReport:
+    """Write every pack (shards, signed indexes, signed catalogue, public keys) under ``out_dir``.
+
+    ``signers[0]`` is the current key; any others are retired keys still signing during a rotation.
+    """
     report = PublishReport(serial=_next_serial(out_dir))
     generated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     root = out_dir / "packs"
@@ -238,14 +241,14 @@ def publish_packs(session: Session, signer: PackSigner, out_dir: Path) -> Publis
             "generated_at": generated_at,
             "serial": report.serial,
         }
-        write(f"{spec.path}/index.json", signed_envelope(signer, index))
+        write(f"{spec.path}/index.json", signed_envelope(signers, index))
         catalog.append({"collection": spec.collection, "language": spec.language,
                         "count": count, "path": f"{spec.path}/index.json"})
         report.packs += 1
         if spec == PackSpec(None, None):
             report.fragments = count
-    write("key.json", canonical_json(signer.public_jwk()))
-    write("catalog.json", signed_envelope(signer, {
+    write("key.json", canonical_json({"keys": [s.public_jwk() for s in signers]}))
+    write("catalog.json", signed_envelope(signers, {
         "format": PACK_FORMAT, "packs": catalog, "generated_at": generated_at, "serial": report.serial,
     }))
     return report

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
-from embed.signing import PackSigner, load_or_create_signer
+from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
 from samizdat.errors import StorageError
@@ -168,8 +168,9 @@ def publish_embed(session: Session, settings: Settings, fingerprint: str | None 
     publish, and the next publish brings it up to date.
     """
     signer = load_or_create_signer(settings.embed_signing_key_path)
+    retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
-    packs = publish_packs(session, signer, out)
+    packs = publish_packs(session, [signer, *retired], out)
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):

@@ -104,3 +104,10 @@ def load_or_create_signer(path: Path) -> PackSigner:
     if not isinstance(key, Ed25519PrivateKey):
         raise SamizdatError(f"the pack signing key at {path} is not an Ed25519 key")
     return PackSigner(key)
+
+
+def load_retired_signer(path: Path) -> PackSigner:
+    """A retired key that still co-signs during a rotation; it must exist (never generated)."""
+    if not path.exists():
+        raise SamizdatError(f"retired pack signing key {path} does not exist")
+    return load_or_create_signer(path)

@@ -46,10 +46,11 @@
   // (TLS then vouches for the bytes); every other origin must prove its packs by signature.
   function verifyEnvelope(origin, bytes) {
     var env = JSON.parse(new TextDecoder().decode(bytes));
-    var payload = new TextEncoder().encode(env.payload);
-    if (env.alg !== "Ed25519" || env.kid !== CONFIG.kid) throw new Error("wrong key");
+    var payload = new TextEncoder().encode(env.payload), mine = null;
+    (env.signatures || []).forEach(function (s) { if (s.alg === "Ed25519" && s.kid === CONFIG.kid) mine = s; });
+    if (!mine) throw new Error("not signed with our key");
     return ed25519Key().then(function (key) {
-      return subtle.verify({ name: "Ed25519" }, key, b64urlBytes(env.signature), payload);
+      return subtle.verify({ name: "Ed25519" }, key, b64urlBytes(mine.signature), payload);
     }, function () {
       return origin.trustedWithoutSignature === true;
     }).then(function (ok) {

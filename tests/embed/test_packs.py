@@ -24,14 +24,15 @@ def publish(app):
     settings = app.extensions["samizdat"].settings
     signer = load_or_create_signer(settings.embed_signing_key_path)
     with app.extensions["samizdat"].Session() as session:
-        return signer, publish_packs(session, signer, settings.public_path)
+        return signer, publish_packs(session, [signer], settings.public_path)
 
 
 def open_index(app, signer, rel):
     """Read a signed envelope, check its signature, return the payload."""
     envelope = json.loads((app.extensions["samizdat"].settings.public_path / "packs" / rel).read_bytes())
-    assert envelope["kid"] == signer.key_id
-    assert verify(signer.public_key, envelope["payload"].encode(), envelope["signature"])
+    (signature,) = envelope["signatures"]
+    assert signature["kid"] == signer.key_id
+    assert verify(signer.public_key, envelope["payload"].encode(), signature["signature"])
     return json.loads(envelope["payload"])
 
 
@@ -57,7 +58,7 @@ def test_key_is_made_once_private_and_outside_the_published_tree(app):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert settings.public_path not in path.parents
     published = json.loads((settings.public_path / "packs" / "key.json").read_bytes())
-    assert published == {"kty": "OKP", "crv": "Ed25519", "x": first.public_key, "kid": first.key_id}
+    assert published == {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": first.public_key, "kid": first.key_id}]}
     assert b"PRIVATE" not in b"".join(p.read_bytes() for p in settings.public_path.rglob("*") if p.is_file())
 
 
@@ -118,13 +119,13 @@ def test_a_tampered_payload_or_signature_does_not_verify(app):
     signer, _ = publish(app)
     root = app.extensions["samizdat"].settings.public_path / "packs"
     envelope = json.loads((root / "all" / "index.json").read_bytes())
-    payload = envelope["payload"].encode()
-    assert verify(signer.public_key, payload, envelope["signature"])
-    assert not verify(signer.public_key, payload.replace(b'"count":3', b'"count":4'), envelope["signature"])
-    flipped = envelope["signature"][:-2] + ("A" if envelope["signature"][-2] != "A" else "B") + envelope["signature"][-1]
+    payload, signature = envelope["payload"].encode(), envelope["signatures"][0]["signature"]
+    assert verify(signer.public_key, payload, signature)
+    assert not verify(signer.public_key, payload.replace(b'"count":3', b'"count":4'), signature)
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     assert not verify(signer.public_key, payload, flipped)
     other = load_or_create_signer(root.parent.parent / "other-key.pem")
-    assert not verify(other.public_key, payload, envelope["signature"])
+    assert not verify(other.public_key, payload, signature)
 
 
 def test_fragment_markup_stays_data_and_links_are_relative_passages(app):
@@ -172,3 +173,36 @@ def test_publish_command_reports_what_it_wrote(app):
     result = app.test_cli_runner().invoke(args=["embed", "publish"])
     assert result.exit_code == 0, result.output
     assert "12 approved fragment(s)" in result.output and "largest file" in result.output
+
+
+def test_during_a_rotation_packs_carry_the_new_and_the_retired_signature(app, tmp_path):
+    from embed.publish import publish_embed
+
+    add_fragments(app, 3)
+    rt = app.extensions["samizdat"]
+    settings = rt.settings
+    old = load_or_create_signer(settings.embed_signing_key_path)
+    retired = tmp_path / "retired.pem"
+    settings.embed_signing_key_path.rename(retired)  # step 1 of docs/embed.md: keep the old key
+    rotated = settings.replace(embed_previous_keys=str(retired))
+    with rt.Session() as session:
+        report = publish_embed(session, rotated)
+    new = load_or_create_signer(settings.embed_signing_key_path)
+    assert new.key_id != old.key_id and report.key_id == new.key_id
+    envelope = json.loads((settings.public_path / "packs/all/index.json").read_bytes())
+    by_kid = {s["kid"]: s["signature"] for s in envelope["signatures"]}
+    assert set(by_kid) == {new.key_id, old.key_id}
+    for signer in (new, old):
+        assert verify(signer.public_key, envelope["payload"].encode(), by_kid[signer.key_id])
+    keys = json.loads((settings.public_path / "packs/key.json").read_bytes())["keys"]
+    assert [k["kid"] for k in keys] == [new.key_id, old.key_id]
+
+
+def test_a_missing_retired_key_is_a_clear_error_not_a_new_key(app, tmp_path):
+    from embed.publish import publish_embed
+    from samizdat.errors import SamizdatError
+
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session, pytest.raises(SamizdatError, match="does not exist"):
+        publish_embed(session, rt.settings.replace(embed_previous_keys=str(tmp_path / "gone.pem")))
+    assert not (tmp_path / "gone.pem").exists()

@@ -201,4 +201,4 @@ def test_published_embed_js_is_small_and_carries_the_key(app, client):
     assert "innerHTML" not in script.get_data(as_text=True)
     frame = client.get("/embed/frame")
     assert frame.status_code == 200 and "<script src=\"embed.js\"></script>" in frame.get_data(as_text=True)
-    assert json.loads(client.get("/embed/packs/key.json").data)["kid"] == report.key_id
+    assert json.loads(client.get("/embed/packs/key.json").data)["keys"][0]["kid"] == report.key_id

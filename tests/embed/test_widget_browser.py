@@ -304,3 +304,16 @@ def test_an_origin_slower_than_two_seconds_is_passed_over(browser, live, blog):
     assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched), fetched
     assert time.monotonic() - started < 12
     context.close()
+
+
+def test_snippets_pasted_before_a_key_rotation_keep_working_during_it(browser, live, blog, tmp_path):
+    rt = live.app.extensions["samizdat"]
+    retired = tmp_path / "retired.pem"
+    live.settings.embed_signing_key_path.rename(retired)
+    with rt.Session() as session:
+        report = publish_embed(session, live.settings.replace(embed_previous_keys=str(retired)))
+    assert report.embed_js_versioned != live.script  # the new embed.js carries the new key
+    page = browser.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))  # the old one
+    assert shown(page)["text"] in live.texts
+    page.close()
