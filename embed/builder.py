@@ -117,28 +117,37 @@ def script_sources(published: dict | None) -> list[str]:
     return sources
 
 
-@bp.get("/embed")
-def builder():
-    """The snippet builder."""
+def snippet_context(scripts: list[str] | None = None) -> dict:
+    """What every snippet template needs for the request's choice: the choice itself, a genuine
+    fragment for the written-in fallback, the widget's words, and where embed.js comes from."""
     session = db_session()
     collections, languages = available(session)
     choice, notices = read_choice(collections, languages)
     published = _published()
     fragment = sample_fragment(session, choice)
-    settings = runtime().settings
-    base = settings.public_url.rstrip("/")
-    width, height = SIZES[choice.size]
-    frame_src = f"{base}/embed/frame?" + urlencode(choice.query())
-    context = dict(
+    return dict(
         choice=choice, notices=notices, collections=collections, languages=languages,
-        sizes=SIZES, themes=THEMES, word_sets=sorted(widget_words()), published=published,
-        words=widget_words()[choice.words],
-        fragment=pack_entry(fragment) if fragment else None, archive=base + "/",
-        scripts=script_sources(published),
+        published=published, words=widget_words()[choice.words],
+        fragment=pack_entry(fragment) if fragment else None,
+        archive=runtime().settings.public_url.rstrip("/") + "/",
+        scripts=script_sources(published) if scripts is None else scripts,
         integrity=published.get("embed_js_integrity") if published else None,
-        frame_src=frame_src, width="100%" if choice.size == "full" else width, height=height,
         pack=pack_slug(None if choice.collection == ALL else choice.collection),
-        collection_page=(f"{base}/collections/{choice.collection}"),
+    )
+
+
+@bp.get("/embed")
+def builder():
+    """The snippet builder."""
+    context = snippet_context()
+    choice = context["choice"]
+    base = context["archive"].rstrip("/")
+    width, height = SIZES[choice.size]
+    context.update(
+        sizes=SIZES, themes=THEMES, word_sets=sorted(widget_words()),
+        frame_src=f"{base}/embed/frame?" + urlencode(choice.query()),
+        width="100%" if choice.size == "full" else width, height=height,
+        collection_page=f"{base}/collections/{choice.collection}",
         api=f"{base}/api/fragments/random?" + urlencode(
             {k: v for k, v in (("collection", choice.collection), ("lang", choice.lang)) if v and v != ALL}),
         feed=f"{base}/collections/{choice.collection}/feed.atom",
@@ -157,18 +166,10 @@ def builder():
 @bp.get("/embed/preview")
 def preview():
     """A page holding just the script snippet, for the builder's live preview (in an iframe)."""
-    session = db_session()
-    collections, languages = available(session)
-    choice, _ = read_choice(collections, languages)
-    published = _published()
-    fragment = sample_fragment(session, choice)
-    base = runtime().settings.public_url.rstrip("/")
-    snippet = render_template(
-        "embed/snippet_script.html", choice=choice, fragment=pack_entry(fragment) if fragment else None,
-        archive=base + "/", scripts=script_sources(published)[:1], words=widget_words()[choice.words],
-        integrity=published.get("embed_js_integrity") if published else None,
-        pack=pack_slug(None if choice.collection == ALL else choice.collection),
-    )
+    context = snippet_context()
+    context["scripts"] = context["scripts"][:1]
+    base = context["archive"].rstrip("/")
+    snippet = render_template("embed/snippet_script.html", **context)
     response = Response(f'<!doctype html><html><head><meta charset="utf-8"><meta name="referrer" '
                         f'content="no-referrer"><title>Preview</title></head><body>{snippet}</body></html>')
     response.headers["Content-Security-Policy"] = (
@@ -198,18 +199,12 @@ def selfhost_zip():
     root = runtime().settings.public_path
     if published is None or not (root / "packs" / "catalog.json").exists():
         abort(503, description="the fragment packs have not been published yet; try again later")
-    session = db_session()
-    collections, languages = available(session)
-    choice, _ = read_choice(collections, languages)
     signer = load_or_create_signer(runtime().settings.embed_signing_key_path)
     script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}])
-    fragment = sample_fragment(session, choice)
-    example = render_template(
-        "embed/snippet_script.html", choice=choice, fragment=pack_entry(fragment) if fragment else None,
-        archive=runtime().settings.public_url.rstrip("/") + "/", scripts=["samizdat/embed.js"],
-        words=widget_words()[choice.words],
-        integrity=subresource_integrity(script), pack=pack_slug(None if choice.collection == ALL else choice.collection),
-    )
+    context = snippet_context(scripts=["samizdat/embed.js"])
+    context["integrity"] = subresource_integrity(script)
+    choice = context["choice"]
+    example = render_template("embed/snippet_script.html", **context)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(f"samizdat/{EMBED_JS}", script)

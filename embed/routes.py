@@ -12,7 +12,7 @@ from embed.publish import EMBED_JS, FRAME_HTML
 from fragments.models import Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
-from samizdat.web import db_session, json_error, runtime
+from samizdat.web import json_error, runtime
 
 bp = Blueprint("embed", __name__)
 POOL_KEY = "embed.pool"
