@@ -202,3 +202,27 @@ def test_published_embed_js_is_small_and_carries_the_key(app, client):
     frame = client.get("/embed/frame")
     assert frame.status_code == 200 and "<script src=\"embed.js\"></script>" in frame.get_data(as_text=True)
     assert json.loads(client.get("/embed/packs/key.json").data)["keys"][0]["kid"] == report.key_id
+
+
+def test_every_supporter_facing_response_sets_no_cookie_and_no_referrer(app, client):
+    add_fragments(app, 2)
+    publish(app)
+    fid = first_id(app)
+    shard = json.loads(json.loads(client.get("/embed/packs/all/index.json").data)["payload"])["shards"][0]
+    urls = [
+        "/embed", "/embed/preview", "/embed/frame", "/embed/embed.js", "/embed/selfhost.zip",
+        "/embed/packs/all/index.json", f"/embed/packs/shards/{shard['sha256']}.json",
+        "/embed/packs/key.json", "/api/fragments/random", "/api/fragments/random?format=text",
+        f"/fragments/{fid}", f"/fragments/{fid}/card", "/collections/vietnam",
+        "/collections/vietnam/feed.atom",
+        "/oembed?url=http%3A%2F%2F127.0.0.1%3A8000%2Fcollections%2Fvietnam",
+        "/api/fragments/random?collection=nowhere",  # errors too
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code in (200, 404), url
+        assert "Set-Cookie" not in response.headers, url
+        assert response.headers["Referrer-Policy"] == "no-referrer", url
+    for url in ("/embed/packs/all/index.json", "/api/fragments/random", "/collections/vietnam/feed.atom",
+                "/oembed?url=http%3A%2F%2F127.0.0.1%3A8000%2Fcollections%2Fvietnam"):
+        assert client.get(url).headers["Access-Control-Allow-Origin"] == "*", url
