@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from mirror.fetch import FetchResult, Hop
+from mirror.fetch import REDIRECT_CODES, FetchResult, Hop
 
 SOFTWARE = "Samizdat mirror (warcio)"
 # Bodies are stored as received but without their transfer coding (urllib3 removes chunking), so
@@ -83,6 +84,30 @@ def _write_exchange(writer: WARCWriter, hop: Hop) -> None:
     request.rec_headers.add_header("WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID"))
     writer.write_record(response)
     writer.write_record(request)
+
+
+def page_hops(warc: bytes) -> list[dict]:
+    """The page's hops as a capture's WARC records them: url, status, Location and WARC-Date of
+    each response up to the first that is not a redirect (build_warc writes the page's first).
+
+    Empty for a WARC without HTTP responses (an uploaded document)."""
+    hops: list[dict] = []
+    for record in ArchiveIterator(io.BytesIO(warc)):
+        if record.rec_type != "response":
+            continue
+        status = int(record.http_headers.get_statuscode())
+        location = record.http_headers.get_header("Location") if status in REDIRECT_CODES else None
+        hops.append(
+            {
+                "url": record.rec_headers.get_header("WARC-Target-URI"),
+                "status": status,
+                "location": location,
+                "date": record.rec_headers.get_header("WARC-Date"),
+            }
+        )
+        if location is None:
+            break
+    return hops
 
 
 def build_document_warc(url: str, data: bytes, content_type: str, when: datetime) -> bytes:

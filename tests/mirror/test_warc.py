@@ -164,6 +164,18 @@ def test_every_hop_has_its_own_sub_second_warc_date(redirected):
     assert parsed == sorted(parsed) and len(set(parsed)) == len(parsed)
 
 
+def test_the_manifest_lists_every_hop_from_the_source_to_the_final_url(redirected, site):
+    manifest = json.loads(redirected.files["manifest.json"])
+    hops = [{k: v for k, v in hop.items() if k != "date"} for hop in manifest["hops"]]
+    assert hops == [
+        {"url": site.url(f"/old/{NAME}.html"), "status": 301, "location": f"/moved/{NAME}.html"},
+        {"url": site.url(f"/moved/{NAME}.html"), "status": 302, "location": f"/gzip/{NAME}.html"},
+        {"url": site.url(f"/gzip/{NAME}.html"), "status": 200, "location": None},
+    ]
+    page_dates = [h["WARC-Date"] for _, _, h, _ in responses(redirected.warc)][:3]
+    assert [hop["date"] for hop in manifest["hops"]] == page_dates
+
+
 def test_the_rest_of_the_pipeline_uses_the_decoded_bodies(redirected, local_runtime, site):
     decoded = gzip_article_html(NAME)
     capture, files = redirected.capture, redirected.files
