@@ -303,7 +303,9 @@ def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 
     return len(ids)
 
 
-def _spool_parts(runtime: Runtime, result: FetchResult, requisites: list[Requisite]) -> list[CapturePart]:
+def _spool_parts(
+    runtime: Runtime, result: FetchResult, requisites: list[Requisite]
+) -> list[CapturePart]:
     """Write the page, its WARC and its assets to the spool; return the parts.
 
     The page and assets are the decoded bodies (what is split, served and hashed); only the WARC

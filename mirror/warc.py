@@ -1,4 +1,4 @@
-"""WARC files for captures (warcio): a warcinfo, then a request/response pair per hop, with digests."""
+"""A capture's WARC (warcio): a warcinfo, then a response/request pair per hop, with digests."""
 
 from __future__ import annotations
 
