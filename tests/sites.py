@@ -219,6 +219,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._redirect(301, "/static/site-gz.css")
         if path == "/static/site-gz.css":
             return self._send(200, gzip.compress(SITE_CSS, mtime=0), "text/css", GZIP)
+        if path == "/chunked/gzip.html":
+            # gzip under chunked transfer coding: the chunking is transport, the gzip is content.
+            data = gzip_article_gz(seed_names()[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(data), 1000):
+                piece = data[start : start + 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return None
         if path == "/gzip-incompressible":
             # No Content-Length (the body ends when the connection closes): only counting the
             # bytes as they arrive can stop it.

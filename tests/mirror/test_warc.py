@@ -141,16 +141,36 @@ def test_responses_are_stored_as_received_with_their_content_encoding(redirected
     assert by_url[site.url("/static/photo.png")].payload == PHOTO_PNG
 
 
-def test_warcio_check_passes_every_block_and_payload_digest(redirected, tmp_path):
-    path = tmp_path / "capture.warc.gz"
-    path.write_bytes(redirected.warc)
+def warcio_check(warc: bytes, tmp_path: Path) -> str:
+    """Run `warcio check -v` (the real command) on ``warc``; assert it passes, return its report."""
+    path = tmp_path / "checked.warc.gz"
+    path.write_bytes(warc)
     warcio = Path(sys.executable).parent / "warcio"
     check = subprocess.run([str(warcio), "check", "-v", str(path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    return check.stdout
+
+
+def test_warcio_check_passes_every_block_and_payload_digest(redirected, tmp_path):
+    report = warcio_check(redirected.warc, tmp_path)
     stored = records(redirected.warc)
     exchanges = [t for t, _ in stored if t in ("request", "response")]
     assert len(exchanges) == 12  # six hops: three for the page, two for the stylesheet, the image
-    assert check.stdout.count("digest pass") == len(stored), check.stdout
+    assert report.count("digest pass") == len(stored), report
+
+
+def test_a_chunked_response_is_stored_dechunked_with_its_content_encoding(
+    local_runtime, site, tmp_path
+):
+    chunked = capture_url(local_runtime, site.url("/chunked/gzip.html"))
+    page = responses(chunked.warc)[site.url("/chunked/gzip.html")]
+    assert page.payload == gzip_article_gz(NAME)
+    assert "Transfer-Encoding" not in page.http_headers  # the stored bytes are not chunked
+    assert page.http_headers["Content-Length"] == str(len(page.payload))
+    assert page.http_headers["Content-Encoding"] == "gzip"
+    report = warcio_check(chunked.warc, tmp_path)
+    assert report.count("digest pass") == len(records(chunked.warc)), report
+    assert chunked.files["index.html"] == gzip_article_html(NAME)
 
 
 def test_the_payload_digest_is_of_the_bytes_as_sent(redirected, site):
