@@ -135,7 +135,7 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
         for note in notes:
             log.info("requisite of %s left out: %s", url, note)
     try:
-        parts = _spool_parts(runtime, result, fetched_at, requisites)
+        parts = _spool_parts(runtime, result, requisites)
     except StorageError as exc:
         return _record_failure(
             runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
@@ -304,10 +304,13 @@ def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 
 
 
 def _spool_parts(
-    runtime: Runtime, result: FetchResult, fetched_at, requisites: list[Requisite]
+    runtime: Runtime, result: FetchResult, requisites: list[Requisite]
 ) -> list[CapturePart]:
-    """Write the page, its WARC, its assets and its offline copy to the spool; return the parts."""
-    warc = build_warc(result, fetched_at, [r.result for r in requisites])
+    """Write the page, its WARC and its assets to the spool; return the parts.
+
+    The page and assets are the decoded bodies (what is split, served and hashed); only the WARC
+    keeps every hop as received, Content-Encoding included."""
+    warc = build_warc(result, [r.result for r in requisites])
     files = [
         ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
         ("warc", "capture.warc.gz", warc, "application/warc"),

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
-from mirror.storage import IpfsStore, StoredBlob, sha256_hex
+from mirror.storage import BlobStore, IpfsStore, StoredBlob, sha256_hex
+from mirror.warc import page_hops
 from samizdat.db import utcnow
 from samizdat.errors import StorageError
 from samizdat.runtime import Runtime
@@ -130,8 +131,12 @@ def _replicas_by_backend(session: Session, sha256s: set[str]) -> dict[tuple[str,
     return {(r.sha256, r.backend): r for r in rows}
 
 
-def build_manifest(capture: Capture, parts: list[CapturePart], cids: dict[str, str]) -> bytes:
-    """The capture's manifest.json: where it came from and the sha256 (and CID) of every part."""
+def build_manifest(
+    capture: Capture, parts: list[CapturePart], cids: dict[str, str], spool: BlobStore
+) -> bytes:
+    """The capture's manifest.json: where it came from (every hop from the source URL to the
+    final URL, as its WARC in ``spool`` records them) and the sha256 (and CID) of every part."""
+    warc = next((p for p in parts if p.role == "warc"), None)
     manifest = {
         "samizdat_manifest": 1,
         "url": capture.url,
@@ -141,6 +146,7 @@ def build_manifest(capture: Capture, parts: list[CapturePart], cids: dict[str, s
         "content_type": capture.content_type,
         "charset": capture.charset,
         "sha256": capture.sha256,
+        "hops": page_hops(spool.get(warc.sha256)) if warc is not None else [],
         "parts": [
             {
                 "name": p.name,
@@ -204,7 +210,7 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         # The manifest lists every part's CID, so it waits until IPFS has them all.
         if not has_manifest and (not ipfs_on or _all_stored(replicas, [p.sha256 for p in content], "ipfs")):
             cids = {p.sha256: replicas[(p.sha256, "ipfs")].locator for p in content} if ipfs_on else {}
-            data = build_manifest(capture, content, cids)
+            data = build_manifest(capture, content, cids, runtime.stores["local"])
             try:
                 runtime.stores["local"].put(data)
             except StorageError as exc:
