@@ -67,6 +67,11 @@ def create_app(settings: Settings | None = None) -> Flask:
                 f"the request body is larger than {settings.max_request_bytes} bytes"
             )
 
+    from accounts.ratelimit import limit_login
+
+    # After the size check above, so an oversized login is never parsed for its account name.
+    limit_login(app, settings)
+
     @app.get("/healthz")
     def healthz():
         """Which back-ends are configured and reachable; 503 when any is not."""
