@@ -124,6 +124,18 @@ def authenticated_user() -> User | None:
     return user
 
 
+def viewer_is_archivist() -> bool:
+    """Whether this request comes from an archivist, for public pages that show them more.
+
+    Never answers or raises: bad credentials simply count as a reader's.
+    """
+    try:
+        user = authenticated_user()
+    except AuthFailure:
+        return False
+    return user is not None and has_role(user, "archivist")
+
+
 def current_user() -> User:
     """The authenticated user of a view wrapped by :func:`require_role`."""
     return g.auth_user

@@ -74,8 +74,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.get("/healthz")
     def healthz():
-        """Which back-ends are configured and reachable; 503 when any is not."""
-        report = collect_health(runtime())
+        """Which back-ends are configured and reachable; 503 when any is not.
+
+        Only archivists see each check's detail (URLs, paths, error text).
+        """
+        from accounts.auth import viewer_is_archivist
+
+        report = collect_health(runtime(), details=viewer_is_archivist())
         return jsonify(report), (200 if report["status"] == "ok" else 503)
 
     @app.errorhandler(HTTPException)
