@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
@@ -13,10 +15,11 @@ from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
 from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
-from samizdat.errors import SamizdatError
+from samizdat.errors import SamizdatError, StorageError, StorageFullError
 from samizdat.web import db_session, json_error, page_args, runtime
 
 bp = Blueprint("mirror", __name__)
+log = logging.getLogger(__name__)
 
 
 def source_as_dict(source: Source) -> dict:
@@ -316,6 +319,12 @@ def upload_document(source_id: int):
         outcome = capture_document(
             runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename
         )
+    except StorageError as exc:
+        # The server's fault, not the upload's: the operator's log gets the path, the client not.
+        log.error("document upload for source %s not stored: %s", source_id, exc)
+        if isinstance(exc, StorageFullError):
+            return json_error(507, "the archive's storage is full; the document was not kept")
+        return json_error(503, "the archive's storage failed; the document was not kept")
     except SamizdatError as exc:
         return json_error(400, str(exc))
     capture = db_session().get(Capture, outcome.capture_id)
