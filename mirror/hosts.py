@@ -110,7 +110,10 @@ def hosts_file_addresses(name: str, path: Path = HOSTS_FILE) -> list[str]:
 
 
 def check_proxied_host(
-    host: str, allow_address: Callable[[str], bool], allow_private: bool, hosts_file: Path = HOSTS_FILE
+    host: str,
+    allow_address: Callable[[str], bool],
+    allow_private: bool,
+    hosts_file: Path = HOSTS_FILE,
 ) -> None:
     """Raise FetchError("blocked_address") unless ``host`` may be handed to a proxy to resolve.
 

@@ -24,7 +24,8 @@ def bearer(token: str) -> dict:
 
 def secrets_of(settings) -> list[str]:
     """What the health details reveal: the database URL's host part and the data directory."""
-    return [str(settings.data_dir.resolve()), settings.sqlalchemy_url.split("@")[-1].split("///")[-1]]
+    database = settings.sqlalchemy_url.split("@")[-1].split("///")[-1]
+    return [str(settings.data_dir.resolve()), database]
 
 
 def test_public_healthz_shows_states_but_no_urls_or_paths(guarded_app, settings):
@@ -60,8 +61,8 @@ def test_flask_doctor_still_prints_details(guarded_app, settings):
 def test_public_capture_json_hides_internal_dns_answers(guarded_app):
     token = issue_account_token(guarded_app, "arch", "archivist")
     client = guarded_app.test_client()
-    created = client.post("/api/sources", json={"url": "http://localhost:9/"}, headers=bearer(token))
-    sid = created.get_json()["id"]
+    source = {"url": "http://localhost:9/"}
+    sid = client.post("/api/sources", json=source, headers=bearer(token)).get_json()["id"]
     outcome = capture_source(guarded_app.extensions["samizdat"], sid)
     assert outcome.status == "failed"
 

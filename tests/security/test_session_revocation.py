@@ -1,4 +1,4 @@
-"""A copied session cookie dies with logout, a password change and disabling (users.session_version)."""
+"""A copied session cookie dies with logout, a password change and disabling (session_version)."""
 
 from __future__ import annotations
 
@@ -49,17 +49,23 @@ def test_copied_cookie_stays_dead_after_disable_and_enable(app, client, ana, log
     assert client.get("/api/tokens").status_code == 200
 
 
-def test_password_change_ends_every_session_and_the_new_password_works(app, client, ana, login, cli):
+def test_password_change_ends_every_session_and_the_new_password_works(
+    app, client, ana, login, cli
+):
     login(client, "ana")
     thief = copy_of_session(app, client)
-    result = cli.invoke(args=["users", "password", "ana", "--password-stdin"], input=NEW_PASSWORD + "\n")
+    result = cli.invoke(
+        args=["users", "password", "ana", "--password-stdin"], input=NEW_PASSWORD + "\n"
+    )
     assert result.exit_code == 0, result.output
     assert_logged_out(thief)
     assert_logged_out(client)
     client.get("/login")
     with client.session_transaction() as sess:
         csrf = sess["csrf"]
-    old = client.post("/login", data={"name": "ana", "password": TEST_PASSWORD, "csrf_token": csrf})
+    old = client.post(
+        "/login", data={"name": "ana", "password": TEST_PASSWORD, "csrf_token": csrf}
+    )
     assert old.status_code == 401
     login(client, "ana", NEW_PASSWORD)
     assert client.get("/api/tokens").status_code == 200

@@ -38,6 +38,12 @@ def run_limited(code: str, limit: int, env: dict | None = None, **kwargs) -> sub
     )
 
 
+def add_source(client, auth: dict) -> int:
+    """Add the source the documents are for; its id."""
+    created = client.post("/api/sources", json={"url": "https://example.org/gone"}, headers=auth)
+    return created.get_json()["id"]
+
+
 def partial_files(root: Path) -> list[Path]:
     """Temporary spool files left under ``root``."""
     return list(root.rglob(".tmp-*"))
@@ -67,7 +73,7 @@ def test_document_upload_on_a_full_store_is_507_without_paths(app, settings, dat
     token = issue_account_token(app, "arch", "archivist")
     auth = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
-    sid = client.post("/api/sources", json={"url": "https://example.org/gone"}, headers=auth).get_json()["id"]
+    sid = add_source(client, auth)
     # Room for the SQLite database to grow a little, none for the 480 kB page (kept in memory
     # by the form parser, which spools only uploads over 500 kB to disk).
     limit = 128 * 1024
@@ -111,7 +117,7 @@ def test_document_upload_on_a_broken_store_is_503_without_paths(app, settings):
     token = issue_account_token(app, "arch", "archivist")
     auth = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
-    sid = client.post("/api/sources", json={"url": "https://example.org/gone"}, headers=auth).get_json()["id"]
+    sid = add_source(client, auth)
     # A file where the spool directory should be: every write fails, for a reason other than room.
     if settings.spool_dir.exists():
         settings.spool_dir.rmdir()
