@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 from flask import Response, g, redirect, render_template, request, session, url_for
 
 from accounts.models import User
-from accounts.users import has_role, user_for_token
+from accounts.users import has_role, revoke_sessions, user_for_token
 from samizdat.web import db_session, json_error
 
 F = TypeVar("F", bound=Callable)
 
 SESSION_USER = "user_id"
+SESSION_VERSION = "version"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -66,11 +67,21 @@ def log_in(user: User) -> None:
     session.clear()
     session.permanent = True
     session[SESSION_USER] = user.id
+    # The cookie is only as good as this number: logout, a password change and disabling bump it.
+    session[SESSION_VERSION] = user.session_version
     csrf_token()
 
 
 def log_out() -> None:
-    """Forget the session; Flask then tells the browser to drop the cookie."""
+    """End the session everywhere: revoke every copy of the cookie, then forget it here."""
+    user_id = session.get(SESSION_USER)
+    if user_id is not None:
+        user = db_session().get(User, user_id)
+        if user is not None and user.session_version == session.get(SESSION_VERSION):
+            # The cookie is signed, not stored: clearing it here leaves any copy valid unless
+            # the version it carries stops matching.
+            revoke_sessions(user)
+            db_session().commit()
     session.clear()
 
 
@@ -103,14 +114,26 @@ def authenticated_user() -> User | None:
         g.auth_via = "token"
     elif session.get(SESSION_USER) is not None:
         user = db_session().get(User, session[SESSION_USER])
-        if user is None or not user.active:
-            # Deleted or disabled since login: the session is worthless, so drop it.
+        if user is None or not user.active or user.session_version != session.get(SESSION_VERSION):
+            # Deleted, disabled, logged out elsewhere or password changed since this login.
             session.clear()
             user = None
         else:
             g.auth_via = "session"
     g.auth_user = user
     return user
+
+
+def viewer_is_archivist() -> bool:
+    """Whether this request comes from an archivist, for public pages that show them more.
+
+    Never answers or raises: bad credentials simply count as a reader's.
+    """
+    try:
+        user = authenticated_user()
+    except AuthFailure:
+        return False
+    return user is not None and has_role(user, "archivist")
 
 
 def current_user() -> User:

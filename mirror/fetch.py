@@ -8,7 +8,6 @@ pointing at a private address nor a redirect to one reaches the inside of the ne
 from __future__ import annotations
 
 import io
-import ipaddress
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from urllib3.util import connection as u3util
 
 from config.settings import Settings
 from mirror.charset import detect_charset
+from mirror.hosts import address_is_public, check_proxied_host
 from mirror.urls import normalize_url
 from samizdat.errors import FetchError, InvalidURLError
 
@@ -81,14 +81,6 @@ class FetchResult:
     charset_source: str = ""
     # Every request of the fetch in order, redirects first and the final response last.
     hops: list[Hop] = field(default_factory=list)
-
-
-def address_is_public(ip: str) -> bool:
-    """Whether ``ip`` is a globally routable unicast address (not loopback/private/link-local)."""
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
 
 
 def allow_any_address(_ip: str) -> bool:
@@ -260,17 +252,8 @@ class Fetcher:
 
     def _check_proxied_target(self, url: str) -> None:
         """With a proxy, refuse literal private addresses and local names before any request."""
-        host = (urlsplit(url).hostname or "").lower()
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not self.settings.fetch_allow_private and (
-                host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
-            ):
-                raise FetchError("blocked_address", f"{host} is a local name; refused") from None
-            return
-        if not self.allow_address(host):
-            raise FetchError("blocked_address", f"{host} is a private address; refused")
+        host = urlsplit(url).hostname or ""
+        check_proxied_host(host, self.allow_address, self.settings.fetch_allow_private)
 
     def request_headers(self) -> dict[str, str]:
         """The headers every fetch sends (also written to the WARC request record)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from accounts.auth import current_user, require_archivist
+from accounts.auth import current_user, require_archivist, viewer_is_archivist
 from mirror.importer import MAX_IMPORT_BYTES, import_sources
 from mirror.jobs import enqueue
 from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
@@ -13,10 +15,11 @@ from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
 from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
-from samizdat.errors import SamizdatError
+from samizdat.errors import SamizdatError, StorageError, StorageFullError
 from samizdat.web import db_session, json_error, page_args, runtime
 
 bp = Blueprint("mirror", __name__)
+log = logging.getLogger(__name__)
 
 
 def source_as_dict(source: Source) -> dict:
@@ -34,8 +37,12 @@ def source_as_dict(source: Source) -> dict:
     }
 
 
-def capture_as_dict(capture: Capture, session=None) -> dict:
-    """The public JSON shape of a capture; with a session, each part's replica states too."""
+def capture_as_dict(capture: Capture, session=None, details: bool = False) -> dict:
+    """The JSON shape of a capture; with a session, each part's replica states too.
+
+    Error texts (``error_message``, each replica's ``last_error``) are shown with ``details``
+    only, i.e. to archivists: they carry internal DNS answers, addresses and endpoints.
+    """
     warc = next((p for p in capture.parts if p.role == "warc"), None)
     shape = {
         "id": capture.id,
@@ -51,7 +58,7 @@ def capture_as_dict(capture: Capture, session=None) -> dict:
         "s3_key": capture.s3_key,
         "cid": capture.cid,
         "error_reason": capture.error_reason,
-        "error_message": capture.error_message,
+        "error_message": capture.error_message if details else None,
         "fetched_at": capture.fetched_at.isoformat(),
         "charset": capture.charset,
         "complete": capture.complete,
@@ -60,6 +67,11 @@ def capture_as_dict(capture: Capture, session=None) -> dict:
     }
     if session is not None:
         shape["parts"] = replica_states(session, capture)
+        if not details:
+            for part in shape["parts"]:
+                for replica in part["replicas"].values():
+                    if "last_error" in replica:
+                        replica["last_error"] = None
     return shape
 
 
@@ -97,7 +109,8 @@ def list_captures(source_id: int):
     captures = session.scalars(
         select(Capture).where(Capture.source_id == source_id).order_by(Capture.fetched_at.desc())
     )
-    return jsonify({"items": [capture_as_dict(c, session) for c in captures]})
+    details = viewer_is_archivist()
+    return jsonify({"items": [capture_as_dict(c, session, details) for c in captures]})
 
 
 # --- Archivist writes: every one needs an archivist (a Bearer token, or a session plus CSRF). ---
@@ -306,7 +319,13 @@ def upload_document(source_id: int):
         outcome = capture_document(
             runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename
         )
+    except StorageError as exc:
+        # The server's fault, not the upload's: the operator's log gets the path, the client not.
+        log.error("document upload for source %s not stored: %s", source_id, exc)
+        if isinstance(exc, StorageFullError):
+            return json_error(507, "the archive's storage is full; the document was not kept")
+        return json_error(503, "the archive's storage failed; the document was not kept")
     except SamizdatError as exc:
         return json_error(400, str(exc))
     capture = db_session().get(Capture, outcome.capture_id)
-    return jsonify(capture_as_dict(capture, db_session())), 201
+    return jsonify(capture_as_dict(capture, db_session(), details=True)), 201
