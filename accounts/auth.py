@@ -13,9 +13,11 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, g, redirect, render_template, request, session, url_for
+from werkzeug.urls import iri_to_uri
 
 from accounts.models import User
 from accounts.users import has_role, user_for_token
+from samizdat.text import unstorable_reason
 from samizdat.web import db_session, json_error
 
 F = TypeVar("F", bound=Callable)
@@ -183,12 +185,22 @@ def secure_page(body: str | Response, status: int = 200, scripts: bool = False) 
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """``target`` if it is a path on this site, else ``default`` (no open redirect after login)."""
-    if not target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    """``target`` if it is a path on this site, else ``default`` (no open redirect after login).
+
+    It becomes a Location header, so control characters (CR/LF would inject headers; werkzeug
+    refuses them with a 500) and text no browser could send are refused too.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
         return default
     if "\\" in target:
         return default  # some browsers read /\evil.example as //evil.example
-    return target
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in target) or unstorable_reason(target):
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
+    # Header values are Latin-1 on the wire: send any other character percent-encoded.
+    return iri_to_uri(target)
