@@ -280,6 +280,8 @@ def import_source_file():
         {
             "added": len(summary.added),
             "already_present": summary.already_present,
+            # Every invalid row is counted; only the first few are listed (see ImportSummary).
+            "invalid_count": summary.invalid_count,
             "invalid": [{"line": line, "reason": reason} for line, reason in summary.invalid],
         }
     )
