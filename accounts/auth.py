@@ -59,7 +59,8 @@ def check_csrf() -> None:
     """Raise AuthFailure(403) unless the form field or X-CSRF-Token header matches the session's."""
     expected = session.get(SESSION_CSRF)
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    if not expected or not secrets.compare_digest(str(expected), sent):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    if not expected or not secrets.compare_digest(str(expected).encode(), sent.encode()):
         raise AuthFailure(403, "missing or wrong CSRF token; reload the page and try again")
 
 

@@ -39,7 +39,9 @@ def assert_friendly_page(response, status: int) -> str:
     ],
 )
 def test_html_paths_get_a_friendly_error_page(client, method, path, status):
-    assert_friendly_page(client.open(path, method=method), status)
+    response = client.open(path, method=method)
+    assert_friendly_page(response, status)
+    assert "Set-Cookie" not in response.headers  # readers leave no trace, even on errors
 
 
 def test_a_405_page_keeps_the_allow_header(client):
@@ -168,3 +170,19 @@ def test_review_forms_with_a_hostile_next_redirect_safely(app, client, admin, ca
         assert response.status_code == 303, path
         assert "X-Injected" not in response.headers
         assert response.headers["Location"] in ("/archive/fragments", "/archive/fragments?q=%E1%BB%87")
+
+
+# --- CSRF tokens are compared whatever characters they hold. ---
+
+
+@pytest.mark.parametrize("token", ["é", "\u4e2d" * 43, "a\x7fb"])
+def test_a_non_ascii_csrf_token_is_refused_not_a_500(app, client, admin, token):
+    form = client.post("/logout", data={"csrf_token": token})
+    assert_friendly_page(form, 403)
+    api = client.post(
+        "/api/sources", json={"url": "https://x.example/"},
+        headers={"X-CSRF-Token": token.encode("utf-8").decode("latin-1")},
+    )
+    assert api.status_code == 403 and api.get_json()["status"] == 403
+    login = client.post("/login", data={"name": "boss", "password": "x", "csrf_token": token})
+    assert login.status_code == 400 and login.mimetype == "text/html"
