@@ -7,6 +7,7 @@ import pytest
 
 from accounts.models import ApiToken, User
 from mirror.models import Source
+from tests.conftest import create_account
 from tests.input.conftest import count
 
 LONE_SURROGATE = "\ud800"
@@ -151,11 +152,16 @@ def test_bad_utf8_in_the_query_string_is_read_as_replacement_characters(client):
         (["sources", "add", "https://x.example/\udcff"], "lone surrogate"),
         (["sources", "add", "https://x.example/", "--collection", "c\udcff"], "lone surrogate"),
         (["sources", "add", "https://x.example/", "--collection", "c" * 300], "at most 100"),
+        (["sources", "import", "-", "--collection", "c\udcff"], "lone surrogate"),
+        (["fragments", "approve", "f\udcff"], "lone surrogate"),
+        (["collections", "add", "c\udcff"], "lone surrogate"),
+        (["users", "token", "boss", "--label", "l\udcff"], "lone surrogate"),
     ],
 )
 def test_cli_refuses_unstorable_arguments_in_one_line(app, cli, args, message):
     # An argument that is not valid UTF-8 reaches Python as lone surrogates (surrogateescape).
-    result = cli.invoke(args=args)
+    create_account(app, "boss", "admin")
+    result = cli.invoke(args=args, input="https://x.example/\n")
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert count(app, Source) == 0
