@@ -10,6 +10,7 @@ from sqlalchemy import select
 from accounts.auth import safe_next
 from fragments.models import Fragment
 from samizdat.app import create_app
+from samizdat.text import unstorable_reason
 from tests.conftest import TEST_PASSWORD, create_account, csrf_of
 from tests.fragments.conftest import capture  # noqa: F401 - a fixture: mirrors a seed article
 
@@ -138,25 +139,31 @@ def test_safe_next_refuses_control_characters_and_other_sites(target):
 
 
 def test_safe_next_keeps_local_paths_and_percent_encodes_non_ascii():
-    assert safe_next("/archive/jobs?state=failed&page=2", "/home") == "/archive/jobs?state=failed&page=2"
-    assert safe_next("/archive/fragments?q=vi\u1ec7t", "/home") == "/archive/fragments?q=vi%E1%BB%87t"
+    local = "/archive/jobs?state=failed&page=2"
+    assert safe_next(local, "/home") == local
+    encoded = "/archive/fragments?q=vi%E1%BB%87t"
+    assert safe_next("/archive/fragments?q=vi\u1ec7t", "/home") == encoded
 
 
-@pytest.mark.parametrize("target", [t for t in HOSTILE_NEXT if "\x00" not in t and "\ud800" not in t])
+# NUL and lone surrogates cannot reach the login form (a 400 first; see test_bodies_and_text).
+@pytest.mark.parametrize("target", [t for t in HOSTILE_NEXT if unstorable_reason(t) is None])
 def test_login_with_a_hostile_next_lands_on_the_default_page(app, client, target):
     create_account(app, "ana")
     page = client.get("/login", query_string={"next": target})
     assert page.status_code == 200
     response = client.post(
         "/login",
-        data={"name": "ana", "password": TEST_PASSWORD, "csrf_token": csrf_of(client), "next": target},
+        data={"name": "ana", "password": TEST_PASSWORD, "csrf_token": csrf_of(client),
+              "next": target},
     )
     assert response.status_code == 303
     assert response.headers["Location"] == "/archive/sources"
     assert "evil" not in str(response.headers) and "X-Injected" not in response.headers
 
 
-@pytest.mark.parametrize("target", ["/x\r\nX-Injected: 1", "//[evil", "/archive/fragments?q=\u1ec7"])
+@pytest.mark.parametrize(
+    "target", ["/x\r\nX-Injected: 1", "//[evil", "/archive/fragments?q=\u1ec7"]
+)
 def test_review_forms_with_a_hostile_next_redirect_safely(app, client, admin, capture, target):
     capture(0)
     with app.extensions["samizdat"].Session() as session:
@@ -166,10 +173,12 @@ def test_review_forms_with_a_hostile_next_redirect_safely(app, client, admin, ca
         (f"/archive/fragments/{fragment_id}/edit", {"text": "An edited passage."}),
         ("/archive/fragments/bulk", {"action": "reject", "ids": fragment_id}),
     ):
-        response = client.post(path, data={**form, "csrf_token": admin["X-CSRF-Token"], "next": target})
+        form.update(csrf_token=admin["X-CSRF-Token"], next=target)
+        response = client.post(path, data=form)
         assert response.status_code == 303, path
         assert "X-Injected" not in response.headers
-        assert response.headers["Location"] in ("/archive/fragments", "/archive/fragments?q=%E1%BB%87")
+        safe = ("/archive/fragments", "/archive/fragments?q=%E1%BB%87")
+        assert response.headers["Location"] in safe
 
 
 # --- CSRF tokens are compared whatever characters they hold. ---

@@ -56,7 +56,9 @@ def test_rows_whose_categories_do_not_fit_are_reported_and_the_rest_land(app, cl
 
 
 @pytest.mark.parametrize("do_import", [api_import, page_import], ids=["api", "page"])
-def test_a_file_with_more_rows_than_one_request_may_import_is_refused_whole(app, client, admin, do_import):
+def test_a_file_with_more_rows_than_one_request_may_import_is_refused_whole(
+    app, client, admin, do_import
+):
     data = "".join(f"https://site{i}.example/\n" for i in range(MAX_IMPORT_ROWS + 1)).encode()
     response = do_import(client, admin, data, filename="list.txt")
     assert response.status_code == 400
@@ -85,7 +87,8 @@ def test_the_cli_imports_big_files_and_lists_only_the_first_invalid_lines(app, c
     path.write_text("\n".join(lines) + "\n")
     result = cli.invoke(args=["sources", "import", str(path)])
     assert result.exit_code == 0, result.output
-    assert f"{MAX_IMPORT_ROWS + 1} added, 0 already present, {MAX_REPORTED_INVALID + 5} invalid" in result.output
+    summary = f"{MAX_IMPORT_ROWS + 1} added, 0 already present, {MAX_REPORTED_INVALID + 5} invalid"
+    assert summary in result.output
     assert "… and 5 more invalid lines" in result.output
     assert count(app, Source) == MAX_IMPORT_ROWS + 1
 
