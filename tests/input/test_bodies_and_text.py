@@ -80,7 +80,7 @@ def test_malformed_json_bodies_are_a_400(app, client, admin, data):
     assert count(app, Source) == 0
 
 
-@pytest.mark.parametrize("bad", [LONE_SURROGATE, "\udcff", "\x00"], ids=["d800", "dcff", "nul"])
+@pytest.mark.parametrize("bad", [LONE_SURROGATE, "\x00"], ids=["surrogate", "nul"])
 @pytest.mark.parametrize(
     "method, path, body",
     [
