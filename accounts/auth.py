@@ -13,9 +13,11 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, g, redirect, render_template, request, session, url_for
+from werkzeug.urls import iri_to_uri
 
 from accounts.models import User
 from accounts.users import has_role, revoke_sessions, user_for_token
+from samizdat.text import unstorable_reason
 from samizdat.web import db_session, json_error
 
 F = TypeVar("F", bound=Callable)
@@ -58,7 +60,8 @@ def check_csrf() -> None:
     """Raise AuthFailure(403) unless the form field or X-CSRF-Token header matches the session's."""
     expected = session.get(SESSION_CSRF)
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    if not expected or not secrets.compare_digest(str(expected), sent):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    if not expected or not secrets.compare_digest(str(expected).encode(), sent.encode()):
         raise AuthFailure(403, "missing or wrong CSRF token; reload the page and try again")
 
 
@@ -206,12 +209,22 @@ def secure_page(body: str | Response, status: int = 200, scripts: bool = False) 
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """``target`` if it is a path on this site, else ``default`` (no open redirect after login)."""
-    if not target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    """``target`` if it is a path on this site, else ``default`` (no open redirect after login).
+
+    It becomes a Location header, so control characters (CR/LF would inject headers; werkzeug
+    refuses them with a 500) and text no browser could send are refused too.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
         return default
     if "\\" in target:
         return default  # some browsers read /\evil.example as //evil.example
-    return target
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in target) or unstorable_reason(target):
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
+    # Header values are Latin-1 on the wire: send any other character percent-encoded.
+    return iri_to_uri(target)

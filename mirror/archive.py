@@ -11,7 +11,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from accounts.auth import archivist_page, current_user, secure_page
-from mirror.importer import MAX_IMPORT_BYTES, import_sources
+from mirror.importer import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, import_sources
 from mirror.jobs import JOB_STATES, enqueue
 from mirror.models import Capture, Job, Source
 from mirror.routes import job_as_dict
@@ -196,6 +196,7 @@ def _render_import(
         error=error,
         form=form or {},
         max_mib=MAX_IMPORT_BYTES // (1024 * 1024),
+        max_rows=f"{MAX_IMPORT_ROWS:,}",
         default_every=f"{runtime().settings.default_interval_minutes}m",
     )
     return secure_page(body, status)

@@ -69,6 +69,7 @@ def sources_import(file: str, country: str | None, collection: str | None, every
                 summary = import_sources(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
+                    max_rows=None,  # the operator's own file: no per-request cap here
                 )
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None

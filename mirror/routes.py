@@ -16,7 +16,7 @@ from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
 from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
 from samizdat.errors import SamizdatError, StorageError, StorageFullError
-from samizdat.web import db_session, json_error, page_args, runtime
+from samizdat.web import db_session, json_error, json_object, page_args, runtime
 
 bp = Blueprint("mirror", __name__)
 log = logging.getLogger(__name__)
@@ -116,14 +116,6 @@ def list_captures(source_id: int):
 # --- Archivist writes: every one needs an archivist (a Bearer token, or a session plus CSRF). ---
 
 
-def _json_object() -> dict:
-    """The request's JSON object body; SamizdatError when there is none."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise SamizdatError("send a JSON object with Content-Type: application/json")
-    return body
-
-
 def _optional_text(body: dict, name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
@@ -143,7 +135,7 @@ def create_source():
     """Add a source from JSON {url, country?, collection?, every?}: 201 new, 200 already present."""
     session = db_session()
     try:
-        body = _json_object()
+        body = json_object()
         url = body.get("url")
         if not isinstance(url, str):
             raise SamizdatError("url is required and must be a string")
@@ -172,7 +164,7 @@ def patch_source(source_id: int):
     if source is None:
         return json_error(404, f"no source with id {source_id}")
     try:
-        body = _json_object()
+        body = json_object()
         unknown = set(body) - {"country", "collection", "every", "active"}
         if unknown:
             raise SamizdatError(f"cannot change {', '.join(sorted(unknown))}")
@@ -301,6 +293,8 @@ def import_source_file():
         {
             "added": len(summary.added),
             "already_present": summary.already_present,
+            # Every invalid row is counted; only the first few are listed (see ImportSummary).
+            "invalid_count": summary.invalid_count,
             "invalid": [{"line": line, "reason": reason} for line, reason in summary.invalid],
         }
     )

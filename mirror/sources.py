@@ -14,6 +14,7 @@ from mirror.models import Capture, Job, Source
 from mirror.urls import normalize_url
 from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
+from samizdat.text import unstorable_reason
 
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
@@ -43,13 +44,20 @@ def clean_country(country: str | None) -> str | None:
     return country
 
 
-def _clean_collection(collection: str | None) -> str | None:
-    """A collection name of at most 100 characters, None for none."""
+MAX_COLLECTION_LENGTH = 100  # sources.collection is VARCHAR(100)
+
+
+def clean_collection(collection: str | None) -> str | None:
+    """A collection name of at most 100 characters, None for none; SamizdatError otherwise."""
     if collection is None or not collection.strip():
         return None
-    if len(collection.strip()) > 100:
-        raise SamizdatError("collection must be at most 100 characters")
-    return collection.strip()
+    collection = collection.strip()
+    if len(collection) > MAX_COLLECTION_LENGTH:
+        raise SamizdatError(f"collection must be at most {MAX_COLLECTION_LENGTH} characters")
+    reason = unstorable_reason(collection)  # e.g. an undecodable command-line argument
+    if reason:
+        raise SamizdatError(f"collection {reason}")
+    return collection
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def add_source(
     """
     normalized = normalize_url(url)
     country = clean_country(country)
-    collection = _clean_collection(collection)
+    collection = clean_collection(collection)
     if interval_minutes <= 0:
         raise SamizdatError("interval must be positive")
     existing = session.scalar(select(Source).where(Source.url == normalized))
@@ -120,7 +128,7 @@ def update_source(
     if country is not _UNSET:
         changes["country"] = clean_country(country)  # type: ignore[arg-type]
     if collection is not _UNSET:
-        changes["collection"] = _clean_collection(collection)  # type: ignore[arg-type]
+        changes["collection"] = clean_collection(collection)  # type: ignore[arg-type]
     if interval_minutes is not _UNSET:
         if not isinstance(interval_minutes, int) or interval_minutes <= 0:
             raise SamizdatError("interval must be positive")

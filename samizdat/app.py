@@ -12,13 +12,23 @@ from config.settings import Settings, load_settings
 from samizdat.health import collect_health
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
-from samizdat.web import close_db_session, json_error, runtime
+from samizdat.errorpages import error_response
+from samizdat.web import (
+    DatabaseIdConverter,
+    StorableJSONProvider,
+    close_db_session,
+    reject_unstorable_input,
+    runtime,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (read from SAMIZDAT_* variables when None)."""
     settings = settings or load_settings()
     app = Flask(__name__)
+    # Before any blueprint adds a route: every <int:…> becomes a bounded database id (404 past it).
+    app.url_map.converters["int"] = DatabaseIdConverter
+    app.json = StorableJSONProvider(app)
     app.config["SECRET_KEY"] = load_secret_key(settings)
     # Only the login flow and archivist pages ever write the session, so only they set this cookie.
     app.config.update(
@@ -36,6 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["samizdat"] = build_runtime(settings)
     app.teardown_appcontext(close_db_session)
+    app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
     from embed.routes import bp as embed_bp
@@ -83,9 +94,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         report = collect_health(runtime(), details=viewer_is_archivist())
         return jsonify(report), (200 if report["status"] == "ok" else 503)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        return json_error(exc.code or 500, exc.description or exc.name)
+    # Unexpected exceptions arrive here too, as a generic InternalServerError (500).
+    app.errorhandler(HTTPException)(error_response)
 
     @app.after_request
     def no_tracking(response):
