@@ -144,10 +144,13 @@ def import_sources(
     country: str | None = None,
     collection: str | None = None,
     progress: Callable[[int], None] | None = None,
+    active: bool = True,
 ) -> ImportSummary:
     """Import every valid row in one transaction (the caller commits); idempotent.
 
-    ``progress`` is called with the number of rows handled since the last call.
+    ``progress`` is called with the number of rows handled since the last call. ``active=False``
+    adds the new sources paused, so a long list is not all due at once; rows already present
+    keep their state.
     """
     text = decode_import(data)
     try:
@@ -180,7 +183,7 @@ def import_sources(
                 collection=collection or None,
                 category_code=item.category_code,
                 category_description=item.category_description,
-                active=True,
+                active=active,
             )
         )
     session.add_all(new_sources)
