@@ -115,3 +115,20 @@ def page(browser_context, browser_log: BrowserLog):
     tab.on("pageerror", lambda error: browser_log.errors.append(str(error)))
     yield tab
     tab.close()
+
+
+@pytest.fixture
+def browser_login(app, live_server):
+    """``browser_login(page, name)`` creates archivist ``name`` and logs the tab in by the form."""
+    from tests.conftest import TEST_PASSWORD, create_account
+
+    def log_in(tab, name: str = "ana", role: str = "archivist") -> None:
+        create_account(app, name, role)
+        tab.goto(live_server.url("/login"))
+        tab.fill("#name", name)
+        tab.fill("#password", TEST_PASSWORD)
+        with tab.expect_navigation():
+            tab.click("button[type=submit]")
+        assert "/login" not in tab.url, tab.content()
+
+    return log_in
