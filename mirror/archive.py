@@ -244,11 +244,8 @@ def _bulk(action: str, flt: SourceFilter):
         result = bulk_change(session, action, flt, confirmed=request.form.get("confirm") == "yes")
     except ConfirmationNeeded as needed:
         session.rollback()
-        urls = list(
-            session.scalars(
-                select(Source.url).where(Source.id.in_(needed.matched)).order_by(Source.id).limit(20)
-            )
-        )
+        shown = select(Source.url).where(Source.id.in_(needed.matched)).order_by(Source.id)
+        urls = list(session.scalars(shown.limit(20)))
         body = render_template(
             "archive/confirm.html", action=action, matched=needed.matched, urls=urls, here=_here()
         )

@@ -137,6 +137,7 @@ def _bulk_command(action: str, help_text: str) -> Callable:
                 try:
                     result = bulk_change(session, action, flt, confirmed=kw.get("yes", False))
                 except ConfirmationNeeded as needed:
+                    session.rollback()  # hold no transaction open while a person reads
                     # Without a terminal click.confirm reads EOF and aborts: nothing is deleted.
                     click.confirm(
                         f"{action.capitalize()} {len(needed.matched)} source(s)? "
@@ -146,7 +147,8 @@ def _bulk_command(action: str, help_text: str) -> Callable:
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None
             session.commit()
-        click.echo(f"{_BULK_DONE[action]} {result.changed} of {len(result.matched)} matching sources")
+        done = _BULK_DONE[action]
+        click.echo(f"{done} {result.changed} of {len(result.matched)} matching sources")
 
     command.__doc__ = help_text
     if action == "delete":
@@ -155,7 +157,9 @@ def _bulk_command(action: str, help_text: str) -> Callable:
 
 
 _bulk_command("pause", "Stop capturing SOURCE_IDS, or every source of --collection/--country.")
-_bulk_command("resume", "Capture paused SOURCE_IDS, or every source of --collection/--country, again.")
+_bulk_command(
+    "resume", "Capture paused SOURCE_IDS, or every source of --collection/--country, again."
+)
 _bulk_command(
     "delete",
     "Delete SOURCE_IDS, or every source of --collection/--country (asks first; captures are kept).",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -28,7 +30,7 @@ def store(app, count: int, **fields) -> list[int]:
     """``count`` live sources https://site.example/<n> with ``fields``; returns their ids."""
     with app.extensions["samizdat"].Session() as session:
         sources = [
-            Source(url=f"https://site.example/{n}", interval_minutes=60, **{"active": True, **fields})
+            Source(url=f"https://site.example/{n}", interval_minutes=60, **fields)
             for n in range(count)
         ]
         session.add_all(sources)
@@ -38,8 +40,6 @@ def store(app, count: int, **fields) -> list[int]:
 
 def rows(html: str) -> list[str]:
     """The source URLs listed in the page's table, in order."""
-    import re
-
     table = html[html.index("<table") :] if "<table" in html else ""
     return re.findall(r'<td class="url">([^<]*)</td>', table)
 
@@ -64,17 +64,25 @@ def test_capture_now_on_a_later_page_returns_to_that_page(app, client, ana, monk
     assert edited.headers["Location"] == here
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"]
+)
 def test_the_way_back_never_leaves_the_site(app, client, ana, target):
     (sid,) = store(app, 1)
-    response = client.post(f"/archive/sources/{sid}/pause", data={"csrf_token": ana, "next": target})
+    response = client.post(
+        f"/archive/sources/{sid}/pause", data={"csrf_token": ana, "next": target}
+    )
     assert response.status_code == 303 and response.headers["Location"] == "/archive/sources"
 
 
 def test_sources_are_found_by_url_text_country_collection_and_state(app, client, ana):
     store(app, 2, country="VN", collection="vietnam")
     with app.extensions["samizdat"].Session() as session:
-        session.add(Source(url="https://other.example/50%_off", interval_minutes=60, active=False, country="BY"))
+        session.add(
+            Source(
+                url="https://other.example/50%_off", interval_minutes=60, active=False, country="BY"
+            )
+        )
         session.commit()
 
     def listed(query: str) -> list[str]:
