@@ -187,12 +187,14 @@ def import_sources(
     collection: str | None = None,
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = MAX_IMPORT_ROWS,
+    active: bool = True,
 ) -> ImportSummary:
     """Import every valid row in one transaction (the caller commits); idempotent.
 
     ``progress`` is called with the number of rows handled since the last call. A file with more
     than ``max_rows`` rows (None: no limit) is refused whole with ImportFileError, as is a bad
-    country or collection; nothing is written then.
+    country or collection; nothing is written then. ``active=False`` adds the new sources paused,
+    so a long list is not all due at once; rows already present keep their state.
     """
     text = decode_import(data)
     try:
@@ -234,7 +236,7 @@ def import_sources(
                 collection=collection,
                 category_code=item.category_code,
                 category_description=item.category_description,
-                active=True,
+                active=active,
             )
         )
     session.add_all(new_sources)

@@ -76,7 +76,13 @@ def capture_file(capture_id: int, name: str):
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Content-Security-Policy"] = REPLAY_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    # The sandbox gives a replayed page an opaque origin (so it can never act as this site, nor
+    # reach an archivist's session), and to an opaque origin even this site is another origin:
+    # "same-origin" would make Chromium block every image and stylesheet of the replay. The
+    # rendered files are public archive content anyway; downloads stay same-origin.
+    response.headers["Cross-Origin-Resource-Policy"] = (
+        "cross-origin" if part.role in RENDERED_ROLES else "same-origin"
+    )
     # Content-addressed: a capture's files never change.
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["ETag"] = part.sha256

@@ -14,7 +14,17 @@ from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
 from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
-from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
+from mirror.sources import (
+    ConfirmationNeeded,
+    add_source,
+    bulk_change,
+    delete_source,
+    filtered_sources,
+    interval_or_default,
+    parse_interval,
+    source_filter,
+    update_source,
+)
 from samizdat.errors import SamizdatError, StorageError, StorageFullError
 from samizdat.web import db_session, json_error, json_object, page_args, runtime
 
@@ -80,13 +90,15 @@ def list_sources():
     """Sources, paginated, optionally filtered by country and collection."""
     try:
         page, per_page = page_args()
-    except ValueError as exc:
+        flt = source_filter(
+            country=request.args.get("country"),
+            collection=request.args.get("collection"),
+            q=request.args.get("q"),
+            state=request.args.get("state"),
+        )
+    except (ValueError, SamizdatError) as exc:
         return json_error(400, str(exc))
-    query = select(Source).where(Source.deleted_at.is_(None))
-    if request.args.get("country"):
-        query = query.where(Source.country == request.args["country"].upper())
-    if request.args.get("collection"):
-        query = query.where(Source.collection == request.args["collection"])
+    query = filtered_sources(flt)
     session = db_session()
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     items = session.scalars(query.order_by(Source.id).offset((page - 1) * per_page).limit(per_page))
@@ -197,6 +209,47 @@ def remove_source(source_id: int):
     return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
 
 
+_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm"}
+
+
+@bp.post("/api/sources/bulk")
+@require_archivist
+def bulk_sources():
+    """Pause, resume or delete many sources: {action, ids?, collection?, country?, q?, state?}.
+
+    Deleting needs ``"confirm": true``; without it the answer is 400 with how many would go.
+    """
+    session = db_session()
+    try:
+        body = _json_object()
+        unknown = set(body) - _BULK_KEYS
+        if unknown:
+            raise SamizdatError(f"unknown field {', '.join(sorted(unknown))}")
+        ids = body.get("ids", [])
+        if not isinstance(ids, list):
+            raise SamizdatError("ids must be a list of source ids")
+        confirm = body.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise SamizdatError("confirm must be true or false")
+        flt = source_filter(
+            ids,
+            country=_optional_text(body, "country"),
+            collection=_optional_text(body, "collection"),
+            q=_optional_text(body, "q"),
+            state=_optional_text(body, "state"),
+        )
+        result = bulk_change(session, _optional_text(body, "action") or "", flt, confirmed=confirm)
+    except ConfirmationNeeded as needed:
+        session.rollback()
+        message = f'{needed}: send "confirm": true'
+        return jsonify({"error": message, "status": 400, "matched": len(needed.matched)}), 400
+    except SamizdatError as exc:
+        session.rollback()
+        return json_error(400, str(exc))
+    session.commit()
+    return jsonify({"action": result.action, "matched": result.matched, "changed": result.changed})
+
+
 # --- End of archivist writes. ---
 
 
@@ -266,6 +319,17 @@ def list_jobs():
     return jsonify({"items": [job_as_dict(j) for j in jobs], "page": page, "per_page": per_page, "total": total})
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def form_flag(name: str) -> bool:
+    """A yes/no form field (absent means no); SamizdatError for anything else."""
+    value = request.form.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SamizdatError(f"{name} must be true or false")
+    return value in _TRUE
+
+
 @bp.post("/api/sources/import")
 @require_archivist
 def import_source_file():
@@ -277,6 +341,7 @@ def import_source_file():
     try:
         every = request.form.get("every") or None
         interval = interval_or_default(every, runtime().settings)
+        paused = form_flag("paused")
         summary = import_sources(
             session,
             upload.read(MAX_IMPORT_BYTES + 1),
@@ -284,6 +349,7 @@ def import_source_file():
             interval,
             country=request.form.get("country") or None,
             collection=request.form.get("collection") or None,
+            active=not paused,
         )
     except SamizdatError as exc:
         session.rollback()
@@ -292,6 +358,7 @@ def import_source_file():
     return jsonify(
         {
             "added": len(summary.added),
+            "paused": paused,
             "already_present": summary.already_present,
             # Every invalid row is counted; only the first few are listed (see ImportSummary).
             "invalid_count": summary.invalid_count,

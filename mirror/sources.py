@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -151,6 +152,134 @@ def delete_source(session: Session, source: Source) -> Source:
     source.deleted_at = utcnow()
     session.flush()
     return source
+
+
+SOURCE_STATES = ("active", "paused")
+BULK_ACTIONS = ("pause", "resume", "delete")
+# Deleting hides sources from mirroring: every interface asks before doing it to many at once.
+DESTRUCTIVE_ACTIONS = frozenset({"delete"})
+MAX_QUERY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """Which live sources to list or change; every criterion given must hold.
+
+    Build one with :func:`source_filter`, which validates what a form, a JSON body or the
+    command line sent.
+    """
+
+    ids: tuple[int, ...] = ()
+    country: str | None = None
+    collection: str | None = None
+    q: str | None = None  # part of the URL, any case
+    state: str | None = None  # "active" or "paused"
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing narrows the selection (it would be every source)."""
+        return not (self.ids or self.country or self.collection or self.q or self.state)
+
+
+def source_filter(
+    ids: Iterable[int | str] = (),
+    country: str | None = None,
+    collection: str | None = None,
+    q: str | None = None,
+    state: str | None = None,
+) -> SourceFilter:
+    """Validate raw criteria into a SourceFilter; SamizdatError with one message otherwise."""
+    try:
+        # bool is an int in Python, but `true` is no source id.
+        if any(isinstance(i, bool) for i in ids):
+            raise ValueError
+        clean_ids = tuple(sorted({int(i) for i in ids}))
+    except (TypeError, ValueError):
+        raise SamizdatError("source ids must be whole numbers") from None
+    if any(i <= 0 for i in clean_ids):
+        raise SamizdatError("source ids must be positive")
+    q = (q or "").strip() or None
+    if q is not None and len(q) > MAX_QUERY_CHARS:
+        raise SamizdatError(f"search text must be at most {MAX_QUERY_CHARS} characters")
+    state = (state or "").strip() or None
+    if state is not None and state not in SOURCE_STATES:
+        raise SamizdatError(f"state must be one of {', '.join(SOURCE_STATES)}")
+    return SourceFilter(clean_ids, clean_country(country), _clean_collection(collection), q, state)
+
+
+def filtered_sources(flt: SourceFilter) -> Select:
+    """The query of live sources matching ``flt``, in id order."""
+    query = select(Source).where(Source.deleted_at.is_(None))
+    if flt.ids:
+        query = query.where(Source.id.in_(flt.ids))
+    if flt.country:
+        query = query.where(Source.country == flt.country)
+    if flt.collection:
+        query = query.where(Source.collection == flt.collection)
+    if flt.q:
+        # autoescape: a % or _ typed by the archivist is a character, not a wildcard.
+        query = query.where(func.lower(Source.url).contains(flt.q.lower(), autoescape=True))
+    if flt.state:
+        query = query.where(Source.active.is_(flt.state == "active"))
+    return query.order_by(Source.id)
+
+
+class ConfirmationNeeded(SamizdatError):
+    """A destructive bulk action was asked for without confirming it; nothing was changed."""
+
+    def __init__(self, action: str, matched: list[int]):
+        noun = "source" if len(matched) == 1 else "sources"
+        super().__init__(f"{action} {len(matched)} {noun}? Confirm to go ahead")
+        self.action = action
+        self.matched = matched
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did: the live sources it selected and how many it changed."""
+
+    action: str
+    matched: list[int]
+    changed: int
+
+
+def bulk_change(
+    session: Session, action: str, flt: SourceFilter, confirmed: bool = False
+) -> BulkResult:
+    """Pause, resume or delete every live source ``flt`` selects; the caller commits.
+
+    The CLI, the API and the page all come here. An empty filter is refused (it is never "all"
+    by accident), as is an id that is unknown or deleted (then nothing changes). A destructive
+    action raises ConfirmationNeeded, writing nothing, unless ``confirmed``.
+    """
+    if action not in BULK_ACTIONS:
+        raise SamizdatError(f"action must be one of {', '.join(BULK_ACTIONS)}")
+    if flt.is_empty:
+        raise SamizdatError("choose sources: ids, a collection, a country, URL text or a state")
+    if flt.ids:
+        live = set(
+            session.scalars(
+                select(Source.id).where(Source.id.in_(flt.ids), Source.deleted_at.is_(None))
+            )
+        )
+        missing = [i for i in flt.ids if i not in live]
+        if missing:
+            raise SamizdatError(f"no source with id {', '.join(map(str, missing))}")
+    sources = list(session.scalars(filtered_sources(flt)))
+    matched = [s.id for s in sources]
+    if action in DESTRUCTIVE_ACTIONS and not confirmed and matched:
+        raise ConfirmationNeeded(action, matched)
+    changed = 0
+    now = utcnow()
+    for source in sources:
+        if action == "delete":
+            source.deleted_at = now
+            changed += 1
+        elif source.active != (action == "resume"):
+            source.active = action == "resume"
+            changed += 1
+    session.flush()
+    return BulkResult(action, matched, changed)
 
 
 def due_sources(session: Session, now: datetime | None = None) -> list[Source]:
