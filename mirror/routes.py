@@ -221,7 +221,7 @@ def bulk_sources():
     """
     session = db_session()
     try:
-        body = _json_object()
+        body = json_object()
         unknown = set(body) - _BULK_KEYS
         if unknown:
             raise SamizdatError(f"unknown field {', '.join(sorted(unknown))}")

@@ -204,7 +204,7 @@ def source_filter(
     state = (state or "").strip() or None
     if state is not None and state not in SOURCE_STATES:
         raise SamizdatError(f"state must be one of {', '.join(SOURCE_STATES)}")
-    return SourceFilter(clean_ids, clean_country(country), _clean_collection(collection), q, state)
+    return SourceFilter(clean_ids, clean_country(country), clean_collection(collection), q, state)
 
 
 def filtered_sources(flt: SourceFilter) -> Select:
