@@ -49,6 +49,16 @@ class Fragment(Base):
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def edited(self) -> bool:
+        """Whether an archivist changed the text the capture was split into."""
+        return self.original_text is not None
+
+    @property
+    def split_text(self) -> str:
+        """The text as split from the capture: what the archived page really says."""
+        return self.original_text if self.original_text is not None else self.text
+
 
 class Collection(Base):
     """A named group of sources (e.g. "vietnam"); fragments of an auto-approve one skip review."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import current_app, g, jsonify, request
 from sqlalchemy.orm import Session
 
@@ -47,9 +49,9 @@ def page_args() -> tuple[int, int]:
     return page, per_page
 
 
-def page_number() -> int:
-    """The ``page`` of an HTML listing; a missing or garbled one means the first page."""
+def page_number(args: Mapping[str, str] | None = None) -> int:
+    """The ``page`` of an HTML listing (from ``args``, else the query string); garbled means 1."""
     try:
-        return max(1, int(request.args.get("page", 1)))
+        return max(1, int((request.args if args is None else args).get("page", 1)))
     except ValueError:
         return 1
