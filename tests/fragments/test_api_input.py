@@ -1,0 +1,99 @@
+"""Wrong JSON in the curation API bodies (and queries) is a clear 400 or 404, never a 500, and
+changes nothing; on PostgreSQL too, which refuses NUL characters in text."""
+
+import pytest
+
+from tests.fragments.conftest import bearer, stored
+
+NUL = "a\u0000b"
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, message",
+    [
+        # POST /api/fragments/bulk
+        ("post", "/api/fragments/bulk", {"action": ["approve"], "ids": ["ID"]}, 400, "action must be"),
+        ("post", "/api/fragments/bulk", {"action": {"approve": 1}, "ids": ["ID"]}, 400, "action must be"),
+        ("post", "/api/fragments/bulk", {"action": 1, "ids": ["ID"]}, 400, "action must be"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": "ID"}, 400, "ids must be a list"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [1, 2]}, 400, "ids must be a list"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [["ID"]]}, 400, "ids must be a list"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": {"ID": 1}}, 400, "ids must be a list"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": []}, 400, "at least one"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [NUL]}, 404, "no fragment with id"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "collection": ["vietnam"]}, 400, "collection must be"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "collection": 5}, 400, "collection must be"),
+        ("post", "/api/fragments/bulk", {"action": "approve", "collection": NUL}, 400, "NUL"),
+        ("post", "/api/fragments/bulk", ["approve"], 400, "JSON object"),
+        ("post", "/api/fragments/bulk", 5, 400, "JSON object"),
+        ("post", "/api/fragments/bulk", "approve", 400, "JSON object"),
+        ("post", "/api/fragments/bulk", None, 400, "JSON object"),
+        # PATCH /api/fragments/<id>
+        ("patch", "/api/fragments/ID", {"text": ["x"]}, 400, "text must be a string"),
+        ("patch", "/api/fragments/ID", {"text": None}, 400, "text must be a string"),
+        ("patch", "/api/fragments/ID", {"text": {"a": "b"}}, 400, "text must be a string"),
+        ("patch", "/api/fragments/ID", {"text": True}, 400, "text must be a string"),
+        ("patch", "/api/fragments/ID", {"text": NUL}, 400, "NUL"),
+        ("patch", "/api/fragments/ID", {"add_tags": "solo"}, 400, "must be lists"),
+        ("patch", "/api/fragments/ID", {"add_tags": None}, 400, "must be lists"),
+        ("patch", "/api/fragments/ID", {"remove_tags": {"a": 1}}, 400, "must be lists"),
+        ("patch", "/api/fragments/ID", {"add_tags": [1]}, 400, "tags must be"),
+        ("patch", "/api/fragments/ID", {"add_tags": [["x"]]}, 400, "tags must be"),
+        ("patch", "/api/fragments/ID", {"add_tags": [NUL]}, 400, "tags must be"),
+        ("patch", "/api/fragments/ID", {"text": "Fine words.", "remove_tags": [None]}, 400, "tags must be"),
+        ("patch", "/api/fragments/ID", ["text"], 400, "JSON object"),
+        ("patch", "/api/fragments/ID", 5, 400, "JSON object"),
+        ("patch", "/api/fragments/a%00b", {"text": "x"}, 404, "no fragment with id"),
+        # POST /api/collections and PATCH /api/collections/<name>
+        ("post", "/api/collections", {"name": ["x"]}, 400, "collection name"),
+        ("post", "/api/collections", {"name": 5}, 400, "collection name"),
+        ("post", "/api/collections", {"name": NUL}, 400, "collection name"),
+        ("post", "/api/collections", {"name": "x", "auto_approve": "yes"}, 400, "auto_approve must be"),
+        ("post", "/api/collections", {"name": "x", "auto_approve": 1}, 400, "auto_approve must be"),
+        ("post", "/api/collections", [{"name": "x"}], 400, "JSON object"),
+        ("patch", "/api/collections/vietnam", {"auto_approve": "true"}, 400, "auto_approve"),
+        ("patch", "/api/collections/vietnam", {"auto_approve": None}, 400, "auto_approve"),
+        ("patch", "/api/collections/vietnam", [True], 400, "JSON object"),
+        ("patch", "/api/collections/a%00b", {"auto_approve": True}, 400, "NUL"),
+        # Listing queries
+        ("get", "/api/fragments?q=a%00b", None, 400, "NUL"),
+        ("get", "/api/fragments?collection=a%00b", None, 400, "NUL"),
+        ("get", "/api/fragments?tag=a%00b", None, 400, "NUL"),
+    ],
+)
+def test_wrong_json_in_the_curation_api_is_a_clear_4xx_and_changes_nothing(
+    app, client, pending, archivist_token, method, path, body, status, message
+):
+    before = {i: (f.status, f.text) for i, f in stored(app).items()}
+    if isinstance(body, dict) and body.get("ids") == ["ID"]:
+        body = {**body, "ids": [pending[0]]}
+    kwargs = {} if method == "get" else {"json": body}
+    response = getattr(client, method)(
+        path.replace("ID", pending[0]), headers=bearer(archivist_token), **kwargs
+    )
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert message in response.get_json()["error"]
+    assert {i: (f.status, f.text) for i, f in stored(app).items()} == before
+
+
+def test_a_body_that_is_not_json_is_a_400(app, client, pending, archivist_token):
+    response = client.post(
+        "/api/fragments/bulk", data="{action: approve", content_type="application/json",
+        headers=bearer(archivist_token),
+    )
+    assert response.status_code == 400 and "JSON object" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("query", ["q=a%00b", "collection=a%00b", "tag=a%00b"])
+def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(archivist_client, pending, query):
+    client, _ = archivist_client
+    response = client.get(f"/archive/fragments?{query}")
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "must not contain NUL characters" in response.get_data(as_text=True)
+
+
+def test_nul_in_an_edit_on_the_review_page_is_a_friendly_400(app, archivist_client, pending):
+    client, csrf = archivist_client
+    response = client.post(f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": NUL})
+    assert response.status_code == 400 and "must not contain NUL" in response.get_data(as_text=True)
+    assert stored(app)[pending[0]].original_text is None
