@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from fragments.models import APPROVED, PENDING, REJECTED, STATUSES, Collection, Fragment, FragmentTag
@@ -22,6 +22,7 @@ MAX_TEXT_CHARS = 1000
 MAX_TAG_CHARS = 64
 MAX_COLLECTION_CHARS = 100
 DECISIONS = {"approve": APPROVED, "reject": REJECTED}
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class CurationError(SamizdatError):
@@ -91,7 +92,7 @@ def checked_text(value: object, what: str) -> str:
 
 def _is_fragment_id(value: object) -> bool:
     # Ids are 32 hex digits (fragments.split.fragment_id): anything else cannot exist.
-    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+    return isinstance(value, str) and len(value) == 32 and all(c in HEX_DIGITS for c in value)
 
 
 def get_fragment(session: Session, fragment_id: str) -> Fragment:
@@ -146,26 +147,48 @@ def decision_status(action: object) -> str:
     return DECISIONS[action]
 
 
+def _may_approve(reviewer: Reviewer) -> ColumnElement[bool] | None:
+    """SQL for "``reviewer`` may approve this fragment", or None when they may approve any.
+
+    An edit is never approved by its own author: a stolen login must not be enough to publish.
+    Never NULL, so its negation is exact.
+    """
+    if reviewer.may_approve_own_edits:
+        return None
+    if reviewer.anonymous:
+        return Fragment.original_text.is_(None)
+    return or_(
+        Fragment.original_text.is_(None),
+        Fragment.edited_by.is_(None),
+        Fragment.edited_by != reviewer.name,
+    )
+
+
 def _own_edits(session: Session, query, status: str, reviewer: Reviewer) -> list[str]:
-    """Ids among ``query``'s fragments whose approval would be ``reviewer`` approving their own edit."""
-    if status != APPROVED or reviewer.may_approve_own_edits:
+    """Ids among ``query``'s fragments that ``reviewer`` may not approve: their own edits."""
+    allowed = _may_approve(reviewer)
+    if status != APPROVED or allowed is None:
         return []
-    # An edit is never approved by its own author: a stolen login must not be enough to publish.
-    query = query.where(Fragment.original_text.is_not(None))
-    if not reviewer.anonymous:
-        query = query.where(Fragment.edited_by == reviewer.name)
-    return list(session.scalars(query.order_by(Fragment.id)))
+    return list(session.scalars(query.where(not_(allowed)).order_by(Fragment.id)))
 
 
 def _refusal(fragment_id: str, reviewer: Reviewer) -> SelfApprovalError:
     """Why ``reviewer`` may not approve the edited fragment ``fragment_id``."""
     if reviewer.anonymous:
-        return SelfApprovalError(f"fragment {fragment_id} was edited; only a named archivist may approve an edit")
-    return SelfApprovalError(f"you edited fragment {fragment_id}; another archivist must approve your edit")
+        return SelfApprovalError(
+            f"fragment {fragment_id} was edited; only a named archivist may approve an edit"
+        )
+    return SelfApprovalError(
+        f"you edited fragment {fragment_id}; another archivist must approve your edit"
+    )
 
 
-def _decide(session: Session, where, status: str, reviewer: Reviewer) -> int:
+def _decide(session: Session, where: list, status: str, reviewer: Reviewer) -> int:
     """Set ``status`` on the fragments matching ``where``, recording who decided and when."""
+    allowed = _may_approve(reviewer)
+    if status == APPROVED and allowed is not None:
+        # Again in the UPDATE itself: an edit committed after the check was made is not approved.
+        where = [*where, allowed]
     result = session.execute(
         update(Fragment)
         .where(*where)
@@ -184,20 +207,25 @@ def review(
     """Set ``status`` on the given fragments, whatever they were; all must exist or none change.
 
     Approving one's own edit is refused (SelfApprovalError), or with ``skip_own_edits`` those
-    fragments are left pending and listed in the result.
+    fragments are left as they are and listed in the result.
     """
     ids = list(dict.fromkeys(fragment_ids))
     if not ids:
         raise CurationError("give at least one fragment id")
     wanted = [i for i in ids if _is_fragment_id(i)]
-    found = set(session.scalars(select(Fragment.id).where(Fragment.id.in_(wanted)))) if wanted else set()
+    found = set(session.scalars(select(Fragment.id).where(Fragment.id.in_(wanted))))
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFoundError(f"no fragment with id {missing[0]}")
     own = _own_edits(session, select(Fragment.id).where(Fragment.id.in_(ids)), status, reviewer)
     if own and not skip_own_edits:
         raise _refusal(own[0], reviewer)
-    changed = _decide(session, [Fragment.id.in_([i for i in ids if i not in own])], status, reviewer)
+    decided = [i for i in ids if i not in own]
+    changed = _decide(session, [Fragment.id.in_(decided)], status, reviewer)
+    if changed < len(decided):
+        # One became the reviewer's own edit since the check (a concurrent edit); the caller
+        # rolls back, so nothing is decided on the strength of a text nobody checked.
+        raise SelfApprovalError("a fragment changed meanwhile; reload and review it again")
     return Decision(status, changed, tuple(own))
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from accounts.auth import archivist_page, current_user, safe_next, secure_page
 from fragments.curation import (
@@ -58,7 +59,7 @@ def _render(error: str | None = None, status: int = 200):
     """The review page of the current listing, optionally with an error."""
     session = db_session()
     here = _listing_url()
-    flt, page = _filter_args(dict(parse_qsl(urlsplit(here).query)))
+    flt, page = _filter_args(MultiDict(parse_qsl(urlsplit(here).query)))
     try:
         total, items = list_fragments(session, flt, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     except CurationError as exc:  # a filter no database can run, e.g. text with a NUL in it
@@ -124,12 +125,16 @@ def edit_form(fragment_id: str):
     session = db_session()
     try:
         fragment = get_fragment(session, fragment_id)
+        before = fragment.text
         edit_text(session, fragment, request.form.get("text", ""), current_user().name)
     except CurationError as exc:
         session.rollback()
         return _render(error=f"fragment {fragment_id[:8]}…: {exc}", status=exc.status)
     session.commit()
-    flash(f"Fragment {fragment_id[:8]}… saved.", "ok")
+    if fragment.text == before:
+        flash(f"Fragment {fragment_id[:8]}… unchanged.", "ok")
+    else:
+        flash(f"Fragment {fragment_id[:8]}… saved; it waits for review again.", "ok")
     if request.form.get("then") == "approve":
         return _decide_one(fragment_id, "approve")
     return _back()
@@ -154,9 +159,10 @@ def bulk_form():
     session.commit()
     flash(f"{decision.changed} fragment{'' if decision.changed == 1 else 's'} {status}.", "ok")
     if decision.skipped:
+        shortened = ", ".join(f"{i[:8]}…" for i in decision.skipped)
         flash(
-            f"Not approved: {len(decision.skipped)} fragment(s) you edited yourself "
-            f"({', '.join(i[:8] + '…' for i in decision.skipped)}); another archivist must approve them.",
+            f"Not approved: {len(decision.skipped)} fragment(s) you edited yourself ({shortened}); "
+            "another archivist must approve them.",
             "error",
         )
     return _back()

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from accounts.users import set_active
+from fragments import curation
 from fragments.models import APPROVED, PENDING, REJECTED
 from mirror.reader import text_directive
 from tests.conftest import create_account, issue_account_token
@@ -29,7 +30,9 @@ def second(app) -> str:
 
 def edit(client, token: str, fragment_id: str, text: str = PLANTED):
     """PATCH a fragment's text as the owner of ``token``; the response must be a 200."""
-    response = client.patch(f"/api/fragments/{fragment_id}", json={"text": text}, headers=bearer(token))
+    response = client.patch(
+        f"/api/fragments/{fragment_id}", json={"text": text}, headers=bearer(token)
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
@@ -53,7 +56,7 @@ def edited(client, pending, editor, second) -> str:
     return pending[0]
 
 
-# --- The attack from the issue, end to end -----------------------------------------------------------
+# --- The attack from the issue, end to end --------------------------------------------------------
 
 
 def test_a_token_edit_of_an_approved_fragment_is_served_only_after_a_second_archivist_approves(
@@ -82,7 +85,9 @@ def test_a_token_edit_of_an_approved_fragment_is_served_only_after_a_second_arch
     assert text_directive(PLANTED) not in served["link"]
 
 
-def test_any_text_edit_sends_a_decided_fragment_back_to_pending(app, client, pending, editor, second):
+def test_any_text_edit_sends_a_decided_fragment_back_to_pending(
+    app, client, pending, editor, second
+):
     client.post(f"/api/fragments/{pending[1]}/reject", headers=bearer(second))
     body = edit(client, editor, pending[1], "A rejected fragment, reworded.")
     assert body["status"] == PENDING and body["reviewed_by"] is None
@@ -90,10 +95,13 @@ def test_any_text_edit_sends_a_decided_fragment_back_to_pending(app, client, pen
     assert unchanged["status"] == PENDING and unchanged["edited"] is False
 
 
-def test_an_unedited_fragment_is_public_unmarked_with_a_link_to_its_text(app, client, pending, second):
+def test_an_unedited_fragment_is_public_unmarked_with_a_link_to_its_text(
+    app, client, pending, second
+):
     approve(client, second, pending[0])
     served = client.get("/api/fragments/random").get_json()
-    assert served["edited"] is False and served["edited_at"] is None and served["original_text"] is None
+    assert served["edited"] is False and served["edited_at"] is None
+    assert served["original_text"] is None
     assert served["link"].endswith(text_directive(served["text"]))
 
 
@@ -103,7 +111,7 @@ def test_flask_embed_random_marks_an_edit_too(app, client, cli, edited, second):
     assert '"edited": true' in output and '"original_text": "' in output
 
 
-# --- Self-approval, on every path -------------------------------------------------------------------
+# --- Self-approval, on every path -----------------------------------------------------------------
 
 
 def test_approving_ones_own_edit_is_refused_by_default(app, client, edited, editor):
@@ -122,23 +130,34 @@ def test_the_setting_lets_a_one_person_archive_approve_its_own_edits(app, client
     assert client.get("/api/fragments/random").get_json()["text"] == PLANTED
 
 
+def test_an_edit_committed_after_the_check_is_still_not_self_approved(
+    app, client, edited, editor, monkeypatch
+):
+    # The check and the UPDATE are two statements; a concurrent PATCH can commit between them.
+    # Make the check miss the edit, as it would then, to prove the UPDATE refuses on its own.
+    monkeypatch.setattr(curation, "_own_edits", lambda *args: [])
+    response = approve(client, editor, edited)
+    assert response.status_code == 403 and "changed meanwhile" in response.get_json()["error"]
+    assert stored(app)[edited].status == PENDING
+
+
 def test_rejecting_ones_own_edit_is_allowed(app, client, edited, editor):
     response = client.post(f"/api/fragments/{edited}/reject", headers=bearer(editor))
     assert response.status_code == 200 and stored(app)[edited].status == REJECTED
 
 
-def test_bulk_ids_with_ones_own_edit_are_refused_and_change_nothing(app, client, pending, edited, editor):
-    response = client.post(
-        "/api/fragments/bulk", json={"action": "approve", "ids": pending[:3]}, headers=bearer(editor)
-    )
+def test_bulk_ids_with_ones_own_edit_are_refused_and_change_nothing(
+    app, client, pending, edited, editor
+):
+    body = {"action": "approve", "ids": pending[:3]}
+    response = client.post("/api/fragments/bulk", json=body, headers=bearer(editor))
     assert response.status_code == 403 and edited in response.get_json()["error"]
     assert [stored(app)[i].status for i in pending[:3]] == [PENDING, PENDING, PENDING]
 
 
 def test_bulk_collection_skips_ones_own_edits_and_lists_them(app, client, pending, edited, editor):
-    response = client.post(
-        "/api/fragments/bulk", json={"action": "approve", "collection": "vietnam"}, headers=bearer(editor)
-    )
+    body = {"action": "approve", "collection": "vietnam"}
+    response = client.post("/api/fragments/bulk", json=body, headers=bearer(editor))
     body = response.get_json()
     assert response.status_code == 200
     assert body == {"status": APPROVED, "changed": len(pending) - 1, "skipped": [edited]}
@@ -155,7 +174,7 @@ def test_bulk_with_the_setting_approves_ones_own_edits(app, client, pending, edi
     assert response.get_json() == {"status": APPROVED, "changed": 1, "skipped": []}
 
 
-# --- The review page --------------------------------------------------------------------------------
+# --- The review page ------------------------------------------------------------------------------
 
 
 def test_review_page_marks_an_edit_shows_the_original_and_hides_approve_from_its_editor(
@@ -178,7 +197,9 @@ def test_review_page_refuses_approving_ones_own_edit(app, archivist_client, edit
     assert stored(app)[edited].status == PENDING
 
 
-def test_review_page_save_and_approve_saves_but_leaves_ones_own_edit_pending(app, archivist_client, pending):
+def test_review_page_save_and_approve_saves_but_leaves_ones_own_edit_pending(
+    app, archivist_client, pending
+):
     client, csrf = archivist_client
     response = client.post(
         f"/archive/fragments/{pending[0]}/edit",
@@ -186,7 +207,7 @@ def test_review_page_save_and_approve_saves_but_leaves_ones_own_edit_pending(app
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 403 and "another archivist must approve your edit" in html
-    assert "saved" in html
+    assert "saved; it waits for review again" in html
     now = stored(app)[pending[0]]
     assert now.text == PLANTED and now.status == PENDING
 
@@ -203,7 +224,9 @@ def test_review_page_save_and_approve_works_with_the_setting(app, archivist_clie
     assert stored(app)[pending[0]].status == APPROVED
 
 
-def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(app, archivist_client, pending, edited):
+def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(
+    app, archivist_client, pending, edited
+):
     client, csrf = archivist_client
     response = client.post(
         "/archive/fragments/bulk",
@@ -217,11 +240,14 @@ def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(app, a
 
 
 @SELF_APPROVE
-def test_a_corrected_save_after_a_refused_edit_lands_back_on_the_listing(app, archivist_client, pending):
+def test_a_corrected_save_after_a_refused_edit_lands_back_on_the_listing(
+    app, archivist_client, pending
+):
     client, csrf = archivist_client
     listing = "/archive/fragments?status=pending&collection=vietnam"
     refused = client.post(
-        f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": " ", "next": listing}
+        f"/archive/fragments/{pending[0]}/edit",
+        data={"csrf_token": csrf, "text": " ", "next": listing},
     )
     html = refused.get_data(as_text=True)
     assert refused.status_code == 400 and "text must not be empty" in html
@@ -239,7 +265,7 @@ def test_a_corrected_save_after_a_refused_edit_lands_back_on_the_listing(app, ar
     assert stored(app)[pending[0]].text == "Corrected."
 
 
-# --- flask fragments approve ------------------------------------------------------------------------
+# --- flask fragments approve ----------------------------------------------------------------------
 
 
 def one_error_line(result) -> str:
@@ -284,10 +310,13 @@ def test_cli_with_the_setting_approves_own_edits(app, cli, edited):
     assert stored(app)[edited].status == APPROVED
 
 
-@pytest.mark.parametrize("name, message", [("nobody", "no user named 'nobody'"), ("boss", "boss is not")])
+@pytest.mark.parametrize(
+    "name, message", [("nobody", "no user named 'nobody'"), ("boss", "boss is not")]
+)
 def test_cli_as_must_name_an_active_archivist(app, cli, pending, name, message):
     create_account(app, "boss", "admin")
     with app.extensions["samizdat"].Session() as session:
         set_active(session, "boss", False)
         session.commit()
-    assert message in one_error_line(cli.invoke(args=["fragments", "approve", "--as", name, pending[0]]))
+    result = cli.invoke(args=["fragments", "approve", "--as", name, pending[0]])
+    assert message in one_error_line(result)
