@@ -83,7 +83,11 @@ def _reviewer(session: Session, name: str | None) -> Reviewer:
 
 
 def _decide(
-    action: str, ids: tuple[str, ...], all_pending: bool, collection: str | None, as_name: str | None
+    action: str,
+    ids: tuple[str, ...],
+    all_pending: bool,
+    collection: str | None,
+    as_name: str | None,
 ) -> None:
     """Approve or reject the given ids, or every pending fragment (of a collection).
 

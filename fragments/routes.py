@@ -50,7 +50,11 @@ def current_reviewer() -> Reviewer:
 
 def decision_as_dict(decision: Decision) -> dict:
     """The JSON answer to a bulk decision: the status set, how many, and own edits left pending."""
-    return {"status": decision.status, "changed": decision.changed, "skipped": list(decision.skipped)}
+    return {
+        "status": decision.status,
+        "changed": decision.changed,
+        "skipped": list(decision.skipped),
+    }
 
 
 def _failed(exc: CurationError):

@@ -6,54 +6,57 @@ import pytest
 from tests.fragments.conftest import bearer, stored
 
 NUL = "a\u0000b"
+BULK, ONE = "/api/fragments/bulk", "/api/fragments/ID"
+NEW, VIETNAM = "/api/collections", "/api/collections/vietnam"
+APPROVE = {"action": "approve"}
 
 
 @pytest.mark.parametrize(
     "method, path, body, status, message",
     [
         # POST /api/fragments/bulk
-        ("post", "/api/fragments/bulk", {"action": ["approve"], "ids": ["ID"]}, 400, "action must be"),
-        ("post", "/api/fragments/bulk", {"action": {"approve": 1}, "ids": ["ID"]}, 400, "action must be"),
-        ("post", "/api/fragments/bulk", {"action": 1, "ids": ["ID"]}, 400, "action must be"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": "ID"}, 400, "ids must be a list"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [1, 2]}, 400, "ids must be a list"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [["ID"]]}, 400, "ids must be a list"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": {"ID": 1}}, 400, "ids must be a list"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": []}, 400, "at least one"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "ids": [NUL]}, 404, "no fragment with id"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "collection": ["vietnam"]}, 400, "collection must be"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "collection": 5}, 400, "collection must be"),
-        ("post", "/api/fragments/bulk", {"action": "approve", "collection": NUL}, 400, "NUL"),
-        ("post", "/api/fragments/bulk", ["approve"], 400, "JSON object"),
-        ("post", "/api/fragments/bulk", 5, 400, "JSON object"),
-        ("post", "/api/fragments/bulk", "approve", 400, "JSON object"),
-        ("post", "/api/fragments/bulk", None, 400, "JSON object"),
+        ("post", BULK, {"action": ["approve"], "ids": ["ID"]}, 400, "action must be"),
+        ("post", BULK, {"action": {"approve": 1}, "ids": ["ID"]}, 400, "action must be"),
+        ("post", BULK, {"action": 1, "ids": ["ID"]}, 400, "action must be"),
+        ("post", BULK, {**APPROVE, "ids": "ID"}, 400, "ids must be a list"),
+        ("post", BULK, {**APPROVE, "ids": [1, 2]}, 400, "ids must be a list"),
+        ("post", BULK, {**APPROVE, "ids": [["ID"]]}, 400, "ids must be a list"),
+        ("post", BULK, {**APPROVE, "ids": {"ID": 1}}, 400, "ids must be a list"),
+        ("post", BULK, {**APPROVE, "ids": []}, 400, "at least one"),
+        ("post", BULK, {**APPROVE, "ids": [NUL]}, 404, "no fragment with id"),
+        ("post", BULK, {**APPROVE, "collection": ["vietnam"]}, 400, "collection must be"),
+        ("post", BULK, {**APPROVE, "collection": 5}, 400, "collection must be"),
+        ("post", BULK, {**APPROVE, "collection": NUL}, 400, "NUL"),
+        ("post", BULK, ["approve"], 400, "JSON object"),
+        ("post", BULK, 5, 400, "JSON object"),
+        ("post", BULK, "approve", 400, "JSON object"),
+        ("post", BULK, None, 400, "JSON object"),
         # PATCH /api/fragments/<id>
-        ("patch", "/api/fragments/ID", {"text": ["x"]}, 400, "text must be a string"),
-        ("patch", "/api/fragments/ID", {"text": None}, 400, "text must be a string"),
-        ("patch", "/api/fragments/ID", {"text": {"a": "b"}}, 400, "text must be a string"),
-        ("patch", "/api/fragments/ID", {"text": True}, 400, "text must be a string"),
-        ("patch", "/api/fragments/ID", {"text": NUL}, 400, "NUL"),
-        ("patch", "/api/fragments/ID", {"add_tags": "solo"}, 400, "must be lists"),
-        ("patch", "/api/fragments/ID", {"add_tags": None}, 400, "must be lists"),
-        ("patch", "/api/fragments/ID", {"remove_tags": {"a": 1}}, 400, "must be lists"),
-        ("patch", "/api/fragments/ID", {"add_tags": [1]}, 400, "tags must be"),
-        ("patch", "/api/fragments/ID", {"add_tags": [["x"]]}, 400, "tags must be"),
-        ("patch", "/api/fragments/ID", {"add_tags": [NUL]}, 400, "tags must be"),
-        ("patch", "/api/fragments/ID", {"text": "Fine words.", "remove_tags": [None]}, 400, "tags must be"),
-        ("patch", "/api/fragments/ID", ["text"], 400, "JSON object"),
-        ("patch", "/api/fragments/ID", 5, 400, "JSON object"),
+        ("patch", ONE, {"text": ["x"]}, 400, "text must be a string"),
+        ("patch", ONE, {"text": None}, 400, "text must be a string"),
+        ("patch", ONE, {"text": {"a": "b"}}, 400, "text must be a string"),
+        ("patch", ONE, {"text": True}, 400, "text must be a string"),
+        ("patch", ONE, {"text": NUL}, 400, "NUL"),
+        ("patch", ONE, {"add_tags": "solo"}, 400, "must be lists"),
+        ("patch", ONE, {"add_tags": None}, 400, "must be lists"),
+        ("patch", ONE, {"remove_tags": {"a": 1}}, 400, "must be lists"),
+        ("patch", ONE, {"add_tags": [1]}, 400, "tags must be"),
+        ("patch", ONE, {"add_tags": [["x"]]}, 400, "tags must be"),
+        ("patch", ONE, {"add_tags": [NUL]}, 400, "tags must be"),
+        ("patch", ONE, {"text": "Fine words.", "remove_tags": [None]}, 400, "tags must be"),
+        ("patch", ONE, ["text"], 400, "JSON object"),
+        ("patch", ONE, 5, 400, "JSON object"),
         ("patch", "/api/fragments/a%00b", {"text": "x"}, 404, "no fragment with id"),
         # POST /api/collections and PATCH /api/collections/<name>
-        ("post", "/api/collections", {"name": ["x"]}, 400, "collection name"),
-        ("post", "/api/collections", {"name": 5}, 400, "collection name"),
-        ("post", "/api/collections", {"name": NUL}, 400, "collection name"),
-        ("post", "/api/collections", {"name": "x", "auto_approve": "yes"}, 400, "auto_approve must be"),
-        ("post", "/api/collections", {"name": "x", "auto_approve": 1}, 400, "auto_approve must be"),
-        ("post", "/api/collections", [{"name": "x"}], 400, "JSON object"),
-        ("patch", "/api/collections/vietnam", {"auto_approve": "true"}, 400, "auto_approve"),
-        ("patch", "/api/collections/vietnam", {"auto_approve": None}, 400, "auto_approve"),
-        ("patch", "/api/collections/vietnam", [True], 400, "JSON object"),
+        ("post", NEW, {"name": ["x"]}, 400, "collection name"),
+        ("post", NEW, {"name": 5}, 400, "collection name"),
+        ("post", NEW, {"name": NUL}, 400, "collection name"),
+        ("post", NEW, {"name": "x", "auto_approve": "yes"}, 400, "auto_approve must be"),
+        ("post", NEW, {"name": "x", "auto_approve": 1}, 400, "auto_approve must be"),
+        ("post", NEW, [{"name": "x"}], 400, "JSON object"),
+        ("patch", VIETNAM, {"auto_approve": "true"}, 400, "auto_approve"),
+        ("patch", VIETNAM, {"auto_approve": None}, 400, "auto_approve"),
+        ("patch", VIETNAM, [True], 400, "JSON object"),
         ("patch", "/api/collections/a%00b", {"auto_approve": True}, 400, "NUL"),
         # Listing queries
         ("get", "/api/fragments?q=a%00b", None, 400, "NUL"),
@@ -85,7 +88,9 @@ def test_a_body_that_is_not_json_is_a_400(app, client, pending, archivist_token)
 
 
 @pytest.mark.parametrize("query", ["q=a%00b", "collection=a%00b", "tag=a%00b"])
-def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(archivist_client, pending, query):
+def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(
+    archivist_client, pending, query
+):
     client, _ = archivist_client
     response = client.get(f"/archive/fragments?{query}")
     assert response.status_code == 400 and response.mimetype == "text/html"
@@ -94,6 +99,8 @@ def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(archivist_cli
 
 def test_nul_in_an_edit_on_the_review_page_is_a_friendly_400(app, archivist_client, pending):
     client, csrf = archivist_client
-    response = client.post(f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": NUL})
+    response = client.post(
+        f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": NUL}
+    )
     assert response.status_code == 400 and "must not contain NUL" in response.get_data(as_text=True)
     assert stored(app)[pending[0]].original_text is None

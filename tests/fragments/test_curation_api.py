@@ -242,7 +242,8 @@ def test_review_forms_approve_reject_and_edit(app, archivist_client, pending):
     assert approved.status_code == 303 and approved.headers["Location"].endswith(back)
     client.post(f"/archive/fragments/{pending[1]}/reject", data={"csrf_token": csrf})
     edited = client.post(
-        f"/archive/fragments/{pending[2]}/edit", data={"csrf_token": csrf, "text": "Trimmed by hand."}
+        f"/archive/fragments/{pending[2]}/edit",
+        data={"csrf_token": csrf, "text": "Trimmed by hand."},
     )
     assert edited.status_code == 303
     now = stored(app)
