@@ -8,13 +8,22 @@ never approves their own edit (Settings.fragment_self_approve allows it for one-
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, delete, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from fragments.models import APPROVED, PENDING, REJECTED, STATUSES, Collection, Fragment, FragmentTag
+from fragments.models import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    STATUSES,
+    Collection,
+    Fragment,
+    FragmentTag,
+    text_version,
+)
 from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
 
@@ -197,35 +206,62 @@ def _decide(session: Session, where: list, status: str, reviewer: Reviewer) -> i
     return result.rowcount or 0
 
 
+def _texts_of(session: Session, ids: list[str]) -> dict[str, str]:
+    """Each fragment's current text by id; NotFoundError naming the first id that does not exist."""
+    wanted = [i for i in ids if _is_fragment_id(i)]
+    rows = session.execute(select(Fragment.id, Fragment.text).where(Fragment.id.in_(wanted)))
+    texts = {fragment_id: text for fragment_id, text in rows}
+    missing = [i for i in ids if i not in texts]
+    if missing:
+        raise NotFoundError(f"no fragment with id {missing[0]}")
+    return texts
+
+
+def _as_seen(ids: list[str], texts: dict[str, str], seen: Mapping[str, str] | None) -> list:
+    """UPDATE conditions holding each id to the text its reviewer saw; ConflictError if stale.
+
+    A page left open must not approve a text changed since it was loaded, nor one changed between
+    this check and the UPDATE (the texts read here are pinned in the WHERE clause).
+    """
+    if seen is None:
+        return [Fragment.id.in_(ids)]
+    for fragment_id in ids:
+        if seen.get(fragment_id) != text_version(texts[fragment_id]):
+            raise ConflictError(
+                f"fragment {fragment_id} changed since you saw it; reload and review it again"
+            )
+    return [or_(*(and_(Fragment.id == i, Fragment.text == texts[i]) for i in ids))]
+
+
 def review(
     session: Session,
     fragment_ids: Iterable[str],
     status: str,
     reviewer: Reviewer,
     skip_own_edits: bool = False,
+    seen: Mapping[str, str] | None = None,
 ) -> Decision:
     """Set ``status`` on the given fragments, whatever they were; all must exist or none change.
 
     Approving one's own edit is refused (SelfApprovalError), or with ``skip_own_edits`` those
-    fragments are left as they are and listed in the result.
+    fragments are left as they are and listed in the result. With ``seen`` (id → the
+    :func:`text_version` the reviewer saw), a fragment whose text differs is a ConflictError.
     """
     ids = list(dict.fromkeys(fragment_ids))
     if not ids:
         raise CurationError("give at least one fragment id")
-    wanted = [i for i in ids if _is_fragment_id(i)]
-    found = set(session.scalars(select(Fragment.id).where(Fragment.id.in_(wanted))))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFoundError(f"no fragment with id {missing[0]}")
+    texts = _texts_of(session, ids)
     own = _own_edits(session, select(Fragment.id).where(Fragment.id.in_(ids)), status, reviewer)
     if own and not skip_own_edits:
         raise _refusal(own[0], reviewer)
     decided = [i for i in ids if i not in own]
-    changed = _decide(session, [Fragment.id.in_(decided)], status, reviewer)
+    if not decided:
+        return Decision(status, 0, tuple(own))
+    changed = _decide(session, _as_seen(decided, texts, seen), status, reviewer)
     if changed < len(decided):
-        # One became the reviewer's own edit since the check (a concurrent edit); the caller
-        # rolls back, so nothing is decided on the strength of a text nobody checked.
-        raise SelfApprovalError("a fragment changed meanwhile; reload and review it again")
+        # Edited since the checks above (a concurrent request); the caller rolls back, so nothing
+        # is decided on the strength of a text nobody checked.
+        raise ConflictError("a fragment changed meanwhile; reload and review it again")
     return Decision(status, changed, tuple(own))
 
 

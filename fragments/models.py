@@ -3,6 +3,7 @@ collections they are curated in, and their tags."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
@@ -12,6 +13,11 @@ from samizdat.db import Base, UTCDateTime, utcnow
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+def text_version(text: str) -> str:
+    """A short digest of a fragment text: what a reviewer saw, carried back with their decision."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Fragment(Base):
@@ -53,6 +59,11 @@ class Fragment(Base):
     def edited(self) -> bool:
         """Whether an archivist changed the text the capture was split into."""
         return self.original_text is not None
+
+    @property
+    def text_version(self) -> str:
+        """The digest of the current text (see :func:`text_version`)."""
+        return text_version(self.text)
 
     @property
     def split_text(self) -> str:

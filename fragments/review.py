@@ -86,12 +86,23 @@ def _back():
     return redirect(_listing_url(), 303)
 
 
+def _seen_texts(ids: list[str]) -> dict[str, str] | None:
+    """Id → the text version the form showed (its ``seen`` fields, one per id), if it sent any."""
+    seen = request.form.getlist("seen")
+    if not seen:
+        return None
+    if len(seen) != len(ids):
+        raise CurationError("the form is garbled; reload the page and try again")
+    return dict(zip(ids, seen))
+
+
 def _decide_one(fragment_id: str, action: str):
     """Approve or reject one fragment; the listing again with the reason when refused."""
     session = db_session()
     try:
         status = decision_status(action)
-        review(session, [fragment_id], status, current_reviewer())
+        seen = _seen_texts([fragment_id])
+        review(session, [fragment_id], status, current_reviewer(), seen=seen)
     except CurationError as exc:
         session.rollback()
         return _render(error=str(exc), status=exc.status)
@@ -110,7 +121,7 @@ def review_page():
 @bp.post("/archive/fragments/<fragment_id>/<action>")
 @archivist_page
 def review_form(fragment_id: str, action: str):
-    """Approve or reject one fragment from its row."""
+    """Approve or reject one fragment from its row, as long as its text is the one shown there."""
     return _decide_one(fragment_id, action)
 
 
@@ -145,13 +156,15 @@ def edit_form(fragment_id: str):
 def bulk_form():
     """Approve or reject every fragment shown on the page the form came from.
 
-    One's own edits among them are left pending for another archivist, and the page says which.
+    One's own edits among them are left pending for another archivist, and the page says which;
+    a text changed since the page was loaded refuses the lot (409).
     """
     session = db_session()
+    ids = request.form.getlist("ids")
     try:
         status = decision_status(request.form.get("action", ""))
         decision = review(
-            session, request.form.getlist("ids"), status, current_reviewer(), skip_own_edits=True
+            session, ids, status, current_reviewer(), skip_own_edits=True, seen=_seen_texts(ids)
         )
     except CurationError as exc:
         session.rollback()

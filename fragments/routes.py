@@ -63,11 +63,24 @@ def _failed(exc: CurationError):
     return json_error(exc.status, str(exc))
 
 
+def _seen_in_body(fragment_id: str) -> dict[str, str] | None:
+    """The optional ``{"seen": text_version}`` body: decide only if the text is the one read."""
+    if not request.get_data():
+        return None
+    seen = _json_body().get("seen")
+    if seen is None:
+        return None
+    if not isinstance(seen, str):
+        raise CurationError("seen must be the text_version string you reviewed")
+    return {fragment_id: seen}
+
+
 def _reviewed(fragment_id: str, action: str):
     """Approve or reject one fragment and answer with its new state."""
     session = db_session()
     try:
-        review(session, [fragment_id], decision_status(action), current_reviewer())
+        seen = _seen_in_body(fragment_id)
+        review(session, [fragment_id], decision_status(action), current_reviewer(), seen=seen)
     except CurationError as exc:
         return _failed(exc)
     session.commit()

@@ -100,6 +100,7 @@ def fragment_review_dict(fragment: Fragment, tags: list[str] | None = None) -> d
     return {
         **fragment_as_dict(fragment),
         "status": fragment.status,
+        "text_version": fragment.text_version,
         "position": fragment.position,
         "category_code": fragment.category_code,
         "edited_by": fragment.edited_by,

@@ -47,6 +47,11 @@ APPROVE = {"action": "approve"}
         ("patch", ONE, ["text"], 400, "JSON object"),
         ("patch", ONE, 5, 400, "JSON object"),
         ("patch", "/api/fragments/a%00b", {"text": "x"}, 404, "no fragment with id"),
+        # POST /api/fragments/<id>/approve (an optional body)
+        ("post", "/api/fragments/ID/approve", {"seen": 5}, 400, "seen must be"),
+        ("post", "/api/fragments/ID/approve", {"seen": ["x"]}, 400, "seen must be"),
+        ("post", "/api/fragments/ID/approve", ["seen"], 400, "JSON object"),
+        ("post", "/api/fragments/ID/reject", "x", 400, "JSON object"),
         # POST /api/collections and PATCH /api/collections/<name>
         ("post", NEW, {"name": ["x"]}, 400, "collection name"),
         ("post", NEW, {"name": 5}, 400, "collection name"),

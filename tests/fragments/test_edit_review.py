@@ -137,8 +137,21 @@ def test_an_edit_committed_after_the_check_is_still_not_self_approved(
     # Make the check miss the edit, as it would then, to prove the UPDATE refuses on its own.
     monkeypatch.setattr(curation, "_own_edits", lambda *args: [])
     response = approve(client, editor, edited)
-    assert response.status_code == 403 and "changed meanwhile" in response.get_json()["error"]
+    assert response.status_code == 409 and "changed meanwhile" in response.get_json()["error"]
     assert stored(app)[edited].status == PENDING
+
+
+def test_the_api_approves_only_the_text_version_the_reviewer_read(
+    app, client, pending, editor, second
+):
+    read = edit(client, editor, pending[0], "A harmless typo fix.")["text_version"]
+    edit(client, editor, pending[0])
+    url = f"/api/fragments/{pending[0]}/approve"
+    stale = client.post(url, json={"seen": read}, headers=bearer(second))
+    assert stale.status_code == 409 and "changed since you saw it" in stale.get_json()["error"]
+    current = client.get(f"/api/fragments/{pending[0]}", headers=bearer(second)).get_json()
+    approved = client.post(url, json={"seen": current["text_version"]}, headers=bearer(second))
+    assert approved.status_code == 200 and approved.get_json()["text"] == PLANTED
 
 
 def test_rejecting_ones_own_edit_is_allowed(app, client, edited, editor):
@@ -237,6 +250,54 @@ def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(
     assert response.status_code == 200 and "2 fragments approved" in html
     assert f"you edited yourself ({edited[:8]}…)" in html
     assert [stored(app)[i].status for i in pending[:3]] == [PENDING, APPROVED, APPROVED]
+
+
+def shown_versions(html: str) -> dict[str, str]:
+    """Fragment id → the text version the page's approve form for it carries."""
+    forms = re.findall(r'/archive/fragments/(\w+)/approve">.*?name="seen" value="(\w+)"', html, re.S)
+    return dict(forms)
+
+
+@pytest.fixture
+def second_page(app, login, second):
+    """A browser logged in as 'second' (who holds ``second``); returns (client, csrf token)."""
+    browser = app.test_client()
+    return browser, login(browser, "second")
+
+
+def test_a_page_left_open_does_not_approve_a_text_changed_since(
+    app, client, second_page, pending, editor
+):
+    edit(client, editor, pending[0], "A harmless typo fix.")
+    browser, csrf = second_page
+    seen = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))[pending[0]]
+    edit(client, editor, pending[0])  # the planted text, after 'second' loaded the page
+    stale = browser.post(
+        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": seen}
+    )
+    assert stale.status_code == 409 and "changed since you saw it" in stale.get_data(as_text=True)
+    assert stored(app)[pending[0]].status == PENDING
+    fresh = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))[pending[0]]
+    approved = browser.post(
+        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": fresh}
+    )
+    assert approved.status_code == 303 and stored(app)[pending[0]].text == PLANTED
+    assert stored(app)[pending[0]].status == APPROVED
+
+
+def test_the_bulk_form_of_a_page_left_open_decides_nothing_once_a_text_changed(
+    app, client, second_page, pending, editor
+):
+    browser, csrf = second_page
+    versions = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))
+    assert list(versions) == pending
+    edit(client, editor, pending[2])
+    response = browser.post(
+        "/archive/fragments/bulk",
+        data={"csrf_token": csrf, "action": "approve", "ids": pending, "seen": list(versions.values())},
+    )
+    assert response.status_code == 409 and pending[2] in response.get_data(as_text=True)
+    assert {f.status for f in stored(app).values()} == {PENDING}
 
 
 @SELF_APPROVE
