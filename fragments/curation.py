@@ -22,7 +22,7 @@ from fragments.models import (
     Collection,
     Fragment,
     FragmentTag,
-    text_version,
+    version_of,
 )
 from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
@@ -226,7 +226,7 @@ def _as_seen(ids: list[str], texts: dict[str, str], seen: Mapping[str, str] | No
     if seen is None:
         return [Fragment.id.in_(ids)]
     for fragment_id in ids:
-        if seen.get(fragment_id) != text_version(texts[fragment_id]):
+        if seen.get(fragment_id) != version_of(texts[fragment_id]):
             raise ConflictError(
                 f"fragment {fragment_id} changed since you saw it; reload and review it again"
             )
@@ -245,7 +245,7 @@ def review(
 
     Approving one's own edit is refused (SelfApprovalError), or with ``skip_own_edits`` those
     fragments are left as they are and listed in the result. With ``seen`` (id → the
-    :func:`text_version` the reviewer saw), a fragment whose text differs is a ConflictError.
+    ``text_version`` the reviewer saw), a fragment whose text differs is a ConflictError.
     """
     ids = list(dict.fromkeys(fragment_ids))
     if not ids:

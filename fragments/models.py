@@ -15,7 +15,7 @@ PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
 
 
-def text_version(text: str) -> str:
+def version_of(text: str) -> str:
     """A short digest of a fragment text: what a reviewer saw, carried back with their decision."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -62,8 +62,8 @@ class Fragment(Base):
 
     @property
     def text_version(self) -> str:
-        """The digest of the current text (see :func:`text_version`)."""
-        return text_version(self.text)
+        """The digest of the current text (see :func:`version_of`)."""
+        return version_of(self.text)
 
     @property
     def split_text(self) -> str:

@@ -80,7 +80,7 @@ def fragment_as_dict(fragment: Fragment) -> dict:
         "id": fragment.id,
         "text": fragment.text,
         "edited": fragment.edited,
-        "edited_at": _iso(fragment.edited_at) if fragment.edited else None,
+        "edited_at": _iso(fragment.edited_at),
         "original_text": fragment.original_text,
         "language": fragment.language,
         "source_url": fragment.source_url,
