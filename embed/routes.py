@@ -17,8 +17,9 @@ def random_fragment():
     fragment = random_approved(db_session())
     if fragment is None:
         return json_error(404, "no approved fragments yet")
-    # The reader link opens the archived page at this passage (#:~:text=).
-    link = capture_link(fragment.capture_id, fragment.text, external=True)
+    # The reader link opens the archived page at this passage (#:~:text=): the split text, since
+    # an archivist's edited wording is not on the page and would highlight nothing.
+    link = capture_link(fragment.capture_id, fragment.split_text, external=True)
     response = jsonify({**fragment_as_dict(fragment), "link": link})
     # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
     response.headers["Cache-Control"] = "no-store"

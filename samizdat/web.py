@@ -4,6 +4,7 @@ JSON bodies, and text no database can store."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -66,10 +67,11 @@ def page_args() -> tuple[int, int]:
     return page, per_page
 
 
-def page_number() -> int:
-    """The ``page`` of an HTML listing, clamped; a missing or garbled one means the first page."""
+def page_number(args: Mapping[str, str] | None = None) -> int:
+    """The ``page`` of an HTML listing (from ``args``, else the query string), clamped; a missing
+    or garbled one means the first page."""
     try:
-        return _clamped(int(request.args.get("page", 1)), 1, MAX_PAGE)
+        return _clamped(int((request.args if args is None else args).get("page", 1)), 1, MAX_PAGE)
     except ValueError:
         return 1
 
