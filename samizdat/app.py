@@ -46,6 +46,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["samizdat"] = build_runtime(settings)
     app.teardown_appcontext(close_db_session)
+    @app.before_request
+    def refuse_oversized_body():
+        """413 as soon as the headers declare too large a body: before auth, limits or parsing."""
+        # Registered before the login limiter, so its key function never parses such a form.
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            # A chunked body's size is known only once read, and Werkzeug quietly truncates one
+            # at the limit; browsers and HTTP clients send a Content-Length for forms and files.
+            raise LengthRequired("send a Content-Length; chunked request bodies are not accepted")
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise RequestEntityTooLarge(
+                f"the request body is larger than {settings.max_request_bytes} bytes"
+            )
+
+    # After the size check: this one reads form fields, which means reading the body.
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
@@ -63,20 +78,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(embed_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
-
-    @app.before_request
-    def refuse_oversized_body():
-        """413 as soon as the headers declare too large a body: before auth, limits or parsing."""
-        # Registered before the login limiter, so its key function never parses such a form.
-        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-            # A chunked body's size is known only once read, and Werkzeug quietly truncates one
-            # at the limit; browsers and HTTP clients send a Content-Length for forms and files.
-            raise LengthRequired("send a Content-Length; chunked request bodies are not accepted")
-        length = request.content_length
-        if length is not None and length > settings.max_request_bytes:
-            raise RequestEntityTooLarge(
-                f"the request body is larger than {settings.max_request_bytes} bytes"
-            )
 
     from accounts.ratelimit import limit_login
 
