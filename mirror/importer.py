@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirror.models import Source
-from mirror.sources import clean_country
+from mirror.sources import check_interval, clean_country
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError, SamizdatError
 
@@ -149,6 +149,7 @@ def import_sources(
 
     ``progress`` is called with the number of rows handled since the last call.
     """
+    check_interval(interval_minutes)
     text = decode_import(data)
     try:
         country = clean_country(country or country_from_filename(filename))
