@@ -198,6 +198,10 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         capture = session.get(Capture, capture_id)
         if capture.complete:
             return True
+        if capture.processed_at is None:
+            # Its fragments and offline copy are not committed yet: a manifest or IPFS directory
+            # written now would leave the offline copy out for good.
+            return False
         content = [p for p in capture.parts if p.role != "manifest"]
         has_manifest = any(p.role == "manifest" for p in capture.parts)
         replicas = _replicas_by_backend(session, {p.sha256 for p in content})
@@ -305,8 +309,8 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
             session.scalars(
                 select(Capture.id)
                 # Captures not processed yet are the processing job's (it adds their offline copy
-                # before the manifest is written).
-                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.split_at.is_not(None))
+                # before the manifest is written; a crashed claim is taken again after its lease).
+                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.processed_at.is_not(None))
                 .order_by(Capture.id)
             )
         )
