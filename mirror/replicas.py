@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
-from mirror.storage import IpfsStore, StoredBlob, sha256_hex
+from mirror.storage import BackendDownError, IpfsStore, StoredBlob, sha256_hex
 from samizdat.db import utcnow
 from samizdat.errors import StorageError
 from samizdat.runtime import Runtime
@@ -99,16 +99,20 @@ def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationR
             blob, error = _copy_and_verify(runtime, sha256, backend), None
         except StorageError as exc:
             blob, error = None, exc
+        # A back-end whose breaker is open was not even called: that is no attempt, and must
+        # not lengthen the backoff it will get once it answers again.
+        tried = not isinstance(error, BackendDownError)
         with runtime.Session() as session:
             replica = session.get(Replica, replica_id)
-            replica.attempts += 1
+            replica.attempts += 1 if tried else 0
             if error is not None:
                 replica.state = FAILED
                 replica.last_error = str(error)[:2000]
                 replica.next_attempt_at = utcnow() + _backoff(runtime, replica.attempts)
                 report.failed += 1
                 report.errors.append(f"{backend}: {error}")
-                log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
+                if tried:
+                    log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
             else:
                 now = utcnow()
                 replica.state = STORED
