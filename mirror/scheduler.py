@@ -91,9 +91,22 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     return scheduler
 
 
+def _skip_busy_runs(record: logging.LogRecord) -> bool:
+    """Drop APScheduler's "skipped: maximum number of running instances" warnings.
+
+    With max_instances=1 a tick that finds its job still running (a long capture batch) is
+    expected, not a problem; logged, it would be a line every few seconds.
+    """
+    return "maximum number of running instances" not in record.getMessage()
+
+
 def run_scheduler(runtime: Runtime) -> None:
     """Wait for leadership (standby), then run until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every job at INFO (a line per tick); only state changes and
+    # failures belong in the log, and its warnings (missed runs) and errors still come through.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_skip_busy_runs)
     stopping = threading.Event()
     scheduler: BlockingScheduler | None = None
 

@@ -115,3 +115,32 @@ def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site):
             first.kill()
     assert "standing by" in output, output
     assert "scheduler active" in output
+
+
+def test_the_scheduler_logs_state_changes_and_not_every_tick(settings, runtime, site):
+    env = settings_env(
+        settings,
+        SAMIZDAT_SCHEDULER_TICK_SECONDS="0.3",
+        SAMIZDAT_JOBS_POLL_SECONDS="0.2",
+        SAMIZDAT_RECONCILE_SECONDS="0.3",
+    )
+    proc = _start_scheduler(env)
+    try:
+        with runtime.Session() as session:
+            source = add_source(session, site.url(f"/articles/{seed_names()[2]}.html"), 60).source
+            session.commit()
+
+        def captured():
+            with runtime.Session() as session:
+                return session.scalar(select(Capture.complete).where(Capture.source_id == source.id))
+
+        _wait_for(captured, 60, "the capture completing")
+        time.sleep(3)  # idle: some forty ticks of the scheduler's jobs go by
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0].decode()
+    lines = output.splitlines()
+    assert not [line for line in lines if "Running job" in line or "executed successfully" in line], output
+    # Start, the one capture, stop: a handful of lines, not one per tick.
+    assert len([line for line in lines if " INFO " in line]) <= 12, output
+    assert any("captured " in line for line in lines), output
