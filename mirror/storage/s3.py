@@ -17,7 +17,7 @@ from botocore.exceptions import (
 )
 
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
-from mirror.storage.breaker import CircuitBreaker
+from mirror.storage.breaker import BackendDownError, CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 
 KEY_PREFIX = "blobs/sha256/"
@@ -75,12 +75,18 @@ class S3Store(BlobStore):
         return KEY_PREFIX + digest
 
     def _ensure_bucket(self, client=None) -> None:
+        """Create the bucket once if missing; ``client`` is the probe's (the breaker's own check)."""
         if self._bucket_ready:
             return
-        client = client or self.client
         with self._lock:
             if self._bucket_ready:
                 return
+            if client is None:
+                # Threads queued on the lock behind one whose request hung must not each wait
+                # out the timeout again once it has opened the breaker.
+                if self.breaker.is_open:
+                    raise BackendDownError(f"S3 is treated as down (bucket {self.bucket})")
+                client = self.client
             try:
                 client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
