@@ -97,7 +97,7 @@ def silent_server():
     listener.close()
 
 
-def test_a_live_job_keeps_its_lease_and_a_killed_ones_is_never_returned_by_capture_now(runtime, settings, site):
+def test_a_live_job_keeps_its_lease_and_a_killed_one_is_never_returned_by_capture_now(runtime, settings, site):
     proc, job = start_mirror_run(runtime, settings, site.url("/slow"))
     assert job.worker.endswith(f":{proc.pid}")
     # Alive and renewing: nobody takes it away, and "Capture now" gets that same job.
