@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirror.models import Source
-from mirror.sources import clean_collection, clean_country
+from mirror.sources import check_interval, clean_collection, clean_country
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError, SamizdatError
 from samizdat.text import unstorable_reason
@@ -196,6 +196,7 @@ def import_sources(
     country or collection; nothing is written then. ``active=False`` adds the new sources paused,
     so a long list is not all due at once; rows already present keep their state.
     """
+    check_interval(interval_minutes)
     text = decode_import(data)
     try:
         country = clean_country(country or country_from_filename(filename))

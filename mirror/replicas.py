@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
-from mirror.storage import BlobStore, IpfsStore, StoredBlob, sha256_hex
+from mirror.storage import BackendDownError, BlobStore, IpfsStore, StoredBlob, sha256_hex
 from mirror.warc import page_hops
 from samizdat.db import utcnow
 from samizdat.errors import StorageError
@@ -100,16 +100,20 @@ def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationR
             blob, error = _copy_and_verify(runtime, sha256, backend), None
         except StorageError as exc:
             blob, error = None, exc
+        # A back-end whose breaker is open was not even called: that is no attempt, and must
+        # not lengthen the backoff it will get once it answers again.
+        tried = not isinstance(error, BackendDownError)
         with runtime.Session() as session:
             replica = session.get(Replica, replica_id)
-            replica.attempts += 1
+            replica.attempts += 1 if tried else 0
             if error is not None:
                 replica.state = FAILED
                 replica.last_error = str(error)[:2000]
                 replica.next_attempt_at = utcnow() + _backoff(runtime, replica.attempts)
                 report.failed += 1
                 report.errors.append(f"{backend}: {error}")
-                log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
+                if tried:
+                    log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
             else:
                 now = utcnow()
                 replica.state = STORED
@@ -204,6 +208,10 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         capture = session.get(Capture, capture_id)
         if capture.complete:
             return True
+        if capture.processed_at is None:
+            # Its fragments and offline copy are not committed yet: a manifest or IPFS directory
+            # written now would leave the offline copy out for good.
+            return False
         content = [p for p in capture.parts if p.role != "manifest"]
         has_manifest = any(p.role == "manifest" for p in capture.parts)
         replicas = _replicas_by_backend(session, {p.sha256 for p in content})
@@ -311,8 +319,8 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
             session.scalars(
                 select(Capture.id)
                 # Captures not processed yet are the processing job's (it adds their offline copy
-                # before the manifest is written).
-                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.split_at.is_not(None))
+                # before the manifest is written; a crashed claim is taken again after its lease).
+                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.processed_at.is_not(None))
                 .order_by(Capture.id)
             )
         )

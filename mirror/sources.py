@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,17 +18,41 @@ from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
 from samizdat.text import unstorable_reason
 
+log = logging.getLogger(__name__)
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
+# The one place capture intervals are bounded: every way in (API, pages, CLI, import) goes
+# through check_interval, and due_sources clamps rows stored before the bounds existed.
+MIN_INTERVAL_MINUTES = 1
+MAX_INTERVAL_MINUTES = 365 * 24 * 60
+
+_INTERVAL = re.compile(r"^\s*([0-9]+)\s*([mhd]?)\s*$")
 _UNIT_MINUTES = {"": 1, "m": 1, "h": 60, "d": 1440}
+# More digits than this is out of range whatever the unit; checked before int() so that a
+# thousand-digit value costs nothing.
+_MAX_DIGITS = len(str(MAX_INTERVAL_MINUTES))
 
 
-def parse_interval(text: str) -> int:
-    """'90m', '6h', '1d' or a bare number of minutes → minutes; SamizdatError otherwise."""
-    match = _INTERVAL.match(text or "")
-    if not match or int(match.group(1)) == 0:
-        raise SamizdatError(f"expected e.g. 30m, 6h or 1d, got {text!r}")
-    return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+def check_interval(minutes: object) -> int:
+    """``minutes`` if it is a whole number of minutes within the bounds; SamizdatError otherwise."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise SamizdatError(f"interval must be a whole number of minutes, got {minutes!r}")
+    if not MIN_INTERVAL_MINUTES <= minutes <= MAX_INTERVAL_MINUTES:
+        raise SamizdatError(
+            f"interval must be between {MIN_INTERVAL_MINUTES} minute and "
+            f"{MAX_INTERVAL_MINUTES // 1440} days, got {minutes} minutes"
+        )
+    return minutes
+
+
+def parse_interval(text: object) -> int:
+    """'90m', '6h', '1d' or a bare number of minutes → minutes within bounds; SamizdatError otherwise."""
+    match = _INTERVAL.match(text) if isinstance(text, str) else None
+    digits = match.group(1).lstrip("0") if match else ""
+    if not digits:  # not an interval at all, or zero
+        raise SamizdatError(f"expected e.g. 30m, 6h or 1d, got {text!r:.60}")
+    if len(digits) > _MAX_DIGITS:
+        raise SamizdatError(f"interval must be at most {MAX_INTERVAL_MINUTES // 1440} days")
+    return check_interval(int(digits) * _UNIT_MINUTES[match.group(2)])
 
 
 def interval_or_default(every: str | None, settings: Settings) -> int:
@@ -83,8 +108,7 @@ def add_source(
     normalized = normalize_url(url)
     country = clean_country(country)
     collection = clean_collection(collection)
-    if interval_minutes <= 0:
-        raise SamizdatError("interval must be positive")
+    check_interval(interval_minutes)
     existing = session.scalar(select(Source).where(Source.url == normalized))
     if existing is not None and existing.deleted_at is not None:
         # Adding a deleted page again brings it back (its old captures were kept) as if new.
@@ -131,9 +155,7 @@ def update_source(
     if collection is not _UNSET:
         changes["collection"] = clean_collection(collection)  # type: ignore[arg-type]
     if interval_minutes is not _UNSET:
-        if not isinstance(interval_minutes, int) or interval_minutes <= 0:
-            raise SamizdatError("interval must be positive")
-        changes["interval_minutes"] = interval_minutes
+        changes["interval_minutes"] = check_interval(interval_minutes)
     if active is not _UNSET:
         if not isinstance(active, bool):
             raise SamizdatError("active must be true or false")
@@ -303,9 +325,17 @@ def due_sources(session: Session, now: datetime | None = None) -> list[Source]:
     ).all()
     due = []
     for source, last_at in rows:
-        if last_at is None:
-            due.append(source)
-            continue
-        if last_at + timedelta(minutes=source.interval_minutes) <= now:
-            due.append(source)
+        # One bad row (an absurd interval stored before the bounds, a corrupt date) is logged
+        # and left out; it must never stop the tick for every other source.
+        try:
+            if last_at is None or _next_due(last_at, source.interval_minutes) <= now:
+                due.append(source)
+        except (OverflowError, TypeError, ValueError):
+            log.exception("source %s: cannot tell when it is due; left out of this tick", source.id)
     return due
+
+
+def _next_due(last_at: datetime, interval_minutes: int) -> datetime:
+    """When a source last attempted at ``last_at`` is due again, its interval clamped to the bounds."""
+    minutes = min(max(interval_minutes, MIN_INTERVAL_MINUTES), MAX_INTERVAL_MINUTES)
+    return last_at + timedelta(minutes=minutes)
