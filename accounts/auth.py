@@ -13,14 +13,17 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, g, redirect, render_template, request, session, url_for
+from werkzeug.urls import iri_to_uri
 
 from accounts.models import User
-from accounts.users import has_role, user_for_token
+from accounts.users import has_role, revoke_sessions, user_for_token
+from samizdat.text import unstorable_reason
 from samizdat.web import db_session, json_error
 
 F = TypeVar("F", bound=Callable)
 
 SESSION_USER = "user_id"
+SESSION_VERSION = "version"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -57,7 +60,8 @@ def check_csrf() -> None:
     """Raise AuthFailure(403) unless the form field or X-CSRF-Token header matches the session's."""
     expected = session.get(SESSION_CSRF)
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
-    if not expected or not secrets.compare_digest(str(expected), sent):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, so a 500).
+    if not expected or not secrets.compare_digest(str(expected).encode(), sent.encode()):
         raise AuthFailure(403, "missing or wrong CSRF token; reload the page and try again")
 
 
@@ -66,11 +70,21 @@ def log_in(user: User) -> None:
     session.clear()
     session.permanent = True
     session[SESSION_USER] = user.id
+    # The cookie is only as good as this number: logout, a password change and disabling bump it.
+    session[SESSION_VERSION] = user.session_version
     csrf_token()
 
 
 def log_out() -> None:
-    """Forget the session; Flask then tells the browser to drop the cookie."""
+    """End the session everywhere: revoke every copy of the cookie, then forget it here."""
+    user_id = session.get(SESSION_USER)
+    if user_id is not None:
+        user = db_session().get(User, user_id)
+        if user is not None and user.session_version == session.get(SESSION_VERSION):
+            # The cookie is signed, not stored: clearing it here leaves any copy valid unless
+            # the version it carries stops matching.
+            revoke_sessions(user)
+            db_session().commit()
     session.clear()
 
 
@@ -103,14 +117,26 @@ def authenticated_user() -> User | None:
         g.auth_via = "token"
     elif session.get(SESSION_USER) is not None:
         user = db_session().get(User, session[SESSION_USER])
-        if user is None or not user.active:
-            # Deleted or disabled since login: the session is worthless, so drop it.
+        if user is None or not user.active or user.session_version != session.get(SESSION_VERSION):
+            # Deleted, disabled, logged out elsewhere or password changed since this login.
             session.clear()
             user = None
         else:
             g.auth_via = "session"
     g.auth_user = user
     return user
+
+
+def viewer_is_archivist() -> bool:
+    """Whether this request comes from an archivist, for public pages that show them more.
+
+    Never answers or raises: bad credentials simply count as a reader's.
+    """
+    try:
+        user = authenticated_user()
+    except AuthFailure:
+        return False
+    return user is not None and has_role(user, "archivist")
 
 
 def current_user() -> User:
@@ -183,12 +209,22 @@ def secure_page(body: str | Response, status: int = 200, scripts: bool = False) 
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """``target`` if it is a path on this site, else ``default`` (no open redirect after login)."""
-    if not target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    """``target`` if it is a path on this site, else ``default`` (no open redirect after login).
+
+    It becomes a Location header, so control characters (CR/LF would inject headers; werkzeug
+    refuses them with a 500) and text no browser could send are refused too.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
         return default
     if "\\" in target:
         return default  # some browsers read /\evil.example as //evil.example
-    return target
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in target) or unstorable_reason(target):
+        return default
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return default
+    if parts.scheme or parts.netloc:
+        return default
+    # Header values are Latin-1 on the wire: send any other character percent-encoded.
+    return iri_to_uri(target)

@@ -17,6 +17,7 @@ from accounts.users import (
     issue_token,
     revoke_token,
     set_active,
+    set_password,
 )
 from samizdat.web import runtime
 
@@ -52,6 +53,24 @@ def users_create(name: str, role: str, password_stdin: bool):
             raise click.ClickException(str(exc)) from None
         session.commit()
         click.echo(f"created {user.role} {user.name} (id {user.id})")
+
+
+@users_cli.command("password")
+@click.argument("name")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+@with_appcontext
+def users_password(name: str, password_stdin: bool):
+    """Set NAME's password (prompted twice, hidden); every session of NAME ends."""
+    with runtime().Session() as session:
+        try:
+            find_user(session, name)
+            set_password(session, name, _read_password(password_stdin))
+        except AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"password of {name} changed; their sessions are ended")
 
 
 @users_cli.command("list")

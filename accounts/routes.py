@@ -25,7 +25,7 @@ from accounts.users import (
     issue_token,
     revoke_token,
 )
-from samizdat.web import db_session, json_error
+from samizdat.web import db_session, json_error, json_object
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 
@@ -57,11 +57,14 @@ def token_as_dict(token: ApiToken) -> dict:
     }
 
 
-def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise AccountError("send a JSON object with Content-Type: application/json")
-    return body
+def _text_field(body: dict, name: str, default: str | None = None) -> str | None:
+    """``body[name]`` when it is a string (``default`` when absent or null); AccountError if not."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise AccountError(f"{name} must be a string")
+    return value
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -115,12 +118,12 @@ def add_user():
     """Create a user from JSON {name, role, password} (admins only)."""
     session = db_session()
     try:
-        body = _json_body()
+        body = json_object()
         user = create_user(
             session,
-            str(body.get("name") or ""),
-            str(body.get("role") or "archivist"),
-            str(body.get("password") or ""),
+            _text_field(body, "name", ""),
+            _text_field(body, "role", "archivist"),
+            _text_field(body, "password", ""),
         )
     except AccountError as exc:
         return json_error(400, str(exc))
@@ -143,11 +146,10 @@ def list_tokens():
 def add_token():
     """Issue the caller a new API token from JSON {label?}; the token is in this response only."""
     session = db_session()
-    body = request.get_json(silent=True) or {}
+    # The body is optional; one that is sent must be a JSON object like any other.
+    body = json_object() if request.get_data(cache=True) else {}
     try:
-        issued = issue_token(
-            session, current_user(), body.get("label") if isinstance(body, dict) else None
-        )
+        issued = issue_token(session, current_user(), _text_field(body, "label"))
     except AccountError as exc:
         return json_error(400, str(exc))
     session.commit()

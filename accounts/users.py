@@ -123,6 +123,27 @@ def set_active(session: Session, name: str, active: bool) -> User:
     """
     user = find_user(session, name)
     user.active = active
+    if not active:
+        # Re-enabling must not bring back cookies copied before the account was disabled.
+        revoke_sessions(user)
+    session.flush()
+    return user
+
+
+def revoke_sessions(user: User) -> None:
+    """Make every session cookie issued to ``user`` so far worthless (the caller commits)."""
+    user.session_version = (user.session_version or 0) + 1
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """Give ``name`` a new password and end all their sessions; AccountError for a weak one.
+
+    The caller commits.
+    """
+    validate_password(password)
+    user = find_user(session, name)
+    user.password_hash = generate_password_hash(password)
+    revoke_sessions(user)
     session.flush()
     return user
 

@@ -32,6 +32,7 @@ class Settings:
     s3_endpoint_url: str = ""  # empty: AWS itself
     s3_bucket: str = ""  # empty: S3 off
     s3_region: str = "us-east-1"
+    s3_timeout: float = 20.0  # per S3 request (read); a timeout opens the back-end's breaker
     ipfs_api: str = ""  # empty: IPFS off; a multiaddr such as /ip4/127.0.0.1/tcp/5001/http
     ipfs_timeout: float = 30.0
     fetch_allow_private: bool = False

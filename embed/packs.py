@@ -74,7 +74,7 @@ def pack_entry(fragment: Fragment) -> dict:
     The link points at the passage of the text as split (an edited fragment's original), the only
     text the archived page holds.
     """
-    quoted = fragment.original_text or fragment.text
+    quoted = fragment.split_text
     return {
         **fragment_as_dict(fragment),
         "link": f"captures/{fragment.capture_id}/offline.html{text_directive(quoted)}",

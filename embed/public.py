@@ -70,7 +70,7 @@ def fragment_page(fragment_id: str):
     return render_template(
         "embed/fragment.html",
         fragment=fragment,
-        reader_link=capture_link(fragment.capture_id, fragment.original_text or fragment.text),
+        reader_link=capture_link(fragment.capture_id, fragment.split_text),
         capture_url=url_for("reader.read_capture", capture_id=fragment.capture_id),
         gateway_links=[f"{g}/ipfs/{fragment.cid}" for g in gateways] if fragment.cid else [],
         oembed_links=_oembed_links(page_url, fragment.title or "Fragment"),
@@ -179,7 +179,7 @@ def fragment_card(fragment_id: str):
     response = Response(render_template(
         "embed/card.html", fragment=fragment, size=size,
         reader_link=runtime().settings.public_url.rstrip("/")
-        + capture_link(fragment.capture_id, fragment.original_text or fragment.text),
+        + capture_link(fragment.capture_id, fragment.split_text),
     ))
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"

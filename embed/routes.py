@@ -49,7 +49,7 @@ def fragment_reader() -> FragmentReader:
 def _serialize(fragment: Fragment) -> tuple[bytes, bytes]:
     """The fragment's JSON and text bodies, with a link to the passage as captured."""
     base = runtime().settings.public_url.rstrip("/")
-    link = base + capture_link_path(fragment.capture_id, fragment.original_text or fragment.text)
+    link = base + capture_link_path(fragment.capture_id, fragment.split_text)
     body = json.dumps({**fragment_as_dict(fragment), "link": link}, ensure_ascii=False).encode()
     credit = fragment.title or fragment.site_name or fragment.source_url
     text = f"{fragment.text}\n\n— {credit}, {fragment.source_url}\n{link}\n".encode()

@@ -7,10 +7,13 @@ import sys
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
+from accounts.users import AccountError, find_user, has_role
 from fragments.curation import (
     CurationError,
     FragmentFilter,
+    Reviewer,
     create_collection,
     decision_status,
     get_collection,
@@ -24,7 +27,8 @@ from fragments.extract import extract_main_text
 from fragments.store import fragment_review_dict
 from samizdat.web import runtime
 
-# Who decided, in reviewed_by: a shell has no account, so decisions made here say so.
+# Who decided, in reviewed_by, when no --as names an archivist: decisions made here say so. Such
+# an anonymous reviewer may be the very archivist who edited a fragment, so it approves no edit.
 CLI_REVIEWER = "cli"
 
 
@@ -61,44 +65,83 @@ def fragments_list(
             click.echo(f"{f.id}  {f.status:8}  {f.text}")
 
 
-def _decide(action: str, ids: tuple[str, ...], all_pending: bool, collection: str | None) -> None:
-    """Approve or reject the given ids, or every pending fragment (of a collection)."""
+def _reviewer(session: Session, name: str | None) -> Reviewer:
+    """The reviewer a shell decides as: the active archivist ``name``, else the shell itself.
+
+    Naming oneself matters for edits: only a named archivist approves one, never its editor.
+    """
+    self_approve = runtime().settings.fragment_self_approve
+    if name is None:
+        return Reviewer(CLI_REVIEWER, self_approve, anonymous=True)
+    try:
+        user = find_user(session, name)
+    except AccountError as exc:
+        _fail(str(exc))
+    if not user.active or not has_role(user, "archivist"):
+        _fail(f"{name} is not an active archivist")
+    return Reviewer(user.name, self_approve)
+
+
+def _decide(
+    action: str,
+    ids: tuple[str, ...],
+    all_pending: bool,
+    collection: str | None,
+    as_name: str | None,
+) -> None:
+    """Approve or reject the given ids, or every pending fragment (of a collection).
+
+    Named ids that include the reviewer's own edit change nothing; --all skips and lists them.
+    """
     if ids and (all_pending or collection):
         _fail("give fragment ids, or --all/--collection, not both")
     if not ids and not all_pending and not collection:
         _fail("give fragment ids, or --all (optionally with --collection NAME)")
     status = decision_status(action)
     with runtime().Session() as session:
+        reviewer = _reviewer(session, as_name)
         try:
             if ids:
-                changed = review(session, ids, status, CLI_REVIEWER)
+                decision = review(session, ids, status, reviewer)
             else:
-                changed = review_pending(session, status, CLI_REVIEWER, collection)
+                decision = review_pending(session, status, reviewer, collection)
         except CurationError as exc:
             session.rollback()
             _fail(str(exc))
         session.commit()
-    click.echo(f"{changed} fragment{'' if changed == 1 else 's'} {status}")
+    click.echo(f"{decision.changed} fragment{'' if decision.changed == 1 else 's'} {status}")
+    if decision.skipped:
+        who = "(approve edits with --as NAME)" if reviewer.anonymous else f"by {reviewer.name}"
+        click.echo(f"skipped {len(decision.skipped)} edited {who}: {' '.join(decision.skipped)}")
+
+
+_AS_HELP = "Decide as this archivist (default: 'cli', which approves no edited fragment)."
 
 
 @fragments_cli.command("approve")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "all_pending", is_flag=True, help="Every pending fragment.")
 @click.option("--collection", default=None, help="Every pending fragment of this collection.")
+@click.option("--as", "as_name", default=None, metavar="NAME", help=_AS_HELP)
 @with_appcontext
-def fragments_approve(ids: tuple[str, ...], all_pending: bool, collection: str | None):
+def fragments_approve(
+    ids: tuple[str, ...], all_pending: bool, collection: str | None, as_name: str | None
+):
     """Approve fragments by ID, or all pending ones (--all, --collection NAME)."""
-    _decide("approve", ids, all_pending, collection)
+    _decide("approve", ids, all_pending, collection, as_name)
 
 
 @fragments_cli.command("reject")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "all_pending", is_flag=True, help="Every pending fragment.")
 @click.option("--collection", default=None, help="Every pending fragment of this collection.")
+@click.option("--as", "as_name", default=None, metavar="NAME", help=_AS_HELP)
 @with_appcontext
-def fragments_reject(ids: tuple[str, ...], all_pending: bool, collection: str | None):
+def fragments_reject(
+    ids: tuple[str, ...], all_pending: bool, collection: str | None, as_name: str | None
+):
     """Reject fragments by ID, or all pending ones (--all, --collection NAME)."""
-    _decide("reject", ids, all_pending, collection)
+    _decide("reject", ids, all_pending, collection, as_name)
 
 
 @fragments_cli.command("extract")

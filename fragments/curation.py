@@ -2,25 +2,37 @@
 
 One place for these decisions, used alike by the JSON API, the review page and the CLI. Callers
 commit; every function checks its whole input before changing anything, so a bad id in a list
-leaves the database as it was.
+leaves the database as it was. An edited text goes back to review, and by default an archivist
+never approves their own edit (Settings.fragment_self_approve allows it for one-person archives).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from fragments.models import APPROVED, PENDING, REJECTED, STATUSES, Collection, Fragment, FragmentTag
+from fragments.models import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    STATUSES,
+    Collection,
+    Fragment,
+    FragmentTag,
+    version_of,
+)
 from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
+from samizdat.text import unstorable_reason
 
 MAX_TEXT_CHARS = 1000
 MAX_TAG_CHARS = 64
 MAX_COLLECTION_CHARS = 100
 DECISIONS = {"approve": APPROVED, "reject": REJECTED}
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 class CurationError(SamizdatError):
@@ -41,6 +53,31 @@ class ConflictError(CurationError):
     status = 409
 
 
+class SelfApprovalError(CurationError):
+    """An archivist tried to approve their own edit; a second archivist must check it."""
+
+    status = 403
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    """Who decides, by name, and whether they may approve text they edited themselves."""
+
+    name: str
+    may_approve_own_edits: bool = False
+    # A reviewer who is no one in particular (the shell without --as) could be any editor.
+    anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a review changed, and the reviewer's own edits it left pending for someone else."""
+
+    status: str
+    changed: int
+    skipped: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class FragmentFilter:
     """Which fragments a listing shows; None means any."""
@@ -51,9 +88,28 @@ class FragmentFilter:
     q: str | None = None
 
 
+def checked_text(value: object, what: str) -> str:
+    """``value`` if it is a string a database can store; CurationError naming ``what`` if not.
+
+    The one check for every free text entering curation (PostgreSQL refuses NUL characters, and
+    no driver encodes a lone surrogate); samizdat.text says what cannot be stored.
+    """
+    if not isinstance(value, str):
+        raise CurationError(f"{what} must be a string")
+    reason = unstorable_reason(value)
+    if reason:
+        raise CurationError(f"{what} {reason}")
+    return value
+
+
+def _is_fragment_id(value: object) -> bool:
+    # Ids are 32 hex digits (fragments.split.fragment_id): anything else cannot exist.
+    return isinstance(value, str) and len(value) == 32 and all(c in HEX_DIGITS for c in value)
+
+
 def get_fragment(session: Session, fragment_id: str) -> Fragment:
     """The fragment with ``fragment_id``; NotFoundError when there is none."""
-    fragment = session.get(Fragment, fragment_id)
+    fragment = session.get(Fragment, fragment_id) if _is_fragment_id(fragment_id) else None
     if fragment is None:
         raise NotFoundError(f"no fragment with id {fragment_id}")
     return fragment
@@ -61,6 +117,9 @@ def get_fragment(session: Session, fragment_id: str) -> Fragment:
 
 def _filtered(query, flt: FragmentFilter):
     """Apply ``flt`` to a select over Fragment."""
+    for what, value in (("collection", flt.collection), ("tag", flt.tag), ("q", flt.q)):
+        if value is not None:
+            checked_text(value, what)
     if flt.status:
         if flt.status not in STATUSES:
             raise CurationError(f"status must be one of {', '.join(STATUSES)}")
@@ -93,48 +152,147 @@ def list_fragments(
     return total, items
 
 
-def decision_status(action: str) -> str:
+def decision_status(action: object) -> str:
     """The status an action ("approve" or "reject") sets; CurationError for anything else."""
-    if action not in DECISIONS:
+    if not isinstance(action, str) or action not in DECISIONS:
         raise CurationError("action must be 'approve' or 'reject'")
     return DECISIONS[action]
 
 
-def review(session: Session, fragment_ids: Iterable[str], status: str, reviewer: str) -> int:
-    """Set ``status`` on the given fragments, whatever they were; all must exist or none change."""
-    ids = list(dict.fromkeys(fragment_ids))
-    if not ids:
-        raise CurationError("give at least one fragment id")
-    found = set(session.scalars(select(Fragment.id).where(Fragment.id.in_(ids))))
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise NotFoundError(f"no fragment with id {missing[0]}")
-    session.execute(
-        update(Fragment)
-        .where(Fragment.id.in_(ids))
-        .values(status=status, reviewed_by=reviewer, reviewed_at=utcnow())
-    )
-    return len(ids)
+def _may_approve(reviewer: Reviewer) -> ColumnElement[bool] | None:
+    """SQL for "``reviewer`` may approve this fragment", or None when they may approve any.
 
-
-def review_pending(
-    session: Session, status: str, reviewer: str, collection: str | None = None
-) -> int:
-    """Decide every pending fragment (of ``collection`` when given); return how many changed.
-
-    Only pending ones: a bulk action clears the queue and never overturns an earlier decision.
+    An edit is never approved by its own author: a stolen login must not be enough to publish.
+    Never NULL, so its negation is exact.
     """
-    query = update(Fragment).where(Fragment.status == PENDING)
-    if collection is not None:
-        require_known_collection(session, collection)
-        query = query.where(Fragment.collection == collection)
-    result = session.execute(query.values(status=status, reviewed_by=reviewer, reviewed_at=utcnow()))
+    if reviewer.may_approve_own_edits:
+        return None
+    if reviewer.anonymous:
+        return Fragment.original_text.is_(None)
+    return or_(
+        Fragment.original_text.is_(None),
+        Fragment.edited_by.is_(None),
+        Fragment.edited_by != reviewer.name,
+    )
+
+
+def _own_edits(session: Session, query, status: str, reviewer: Reviewer) -> list[str]:
+    """Ids among ``query``'s fragments that ``reviewer`` may not approve: their own edits."""
+    allowed = _may_approve(reviewer)
+    if status != APPROVED or allowed is None:
+        return []
+    return list(session.scalars(query.where(not_(allowed)).order_by(Fragment.id)))
+
+
+def _refusal(fragment_id: str, reviewer: Reviewer) -> SelfApprovalError:
+    """Why ``reviewer`` may not approve the edited fragment ``fragment_id``."""
+    if reviewer.anonymous:
+        return SelfApprovalError(
+            f"fragment {fragment_id} was edited; only a named archivist may approve an edit"
+        )
+    return SelfApprovalError(
+        f"you edited fragment {fragment_id}; another archivist must approve your edit"
+    )
+
+
+def _decide(session: Session, where: list, status: str, reviewer: Reviewer) -> int:
+    """Set ``status`` on the fragments matching ``where``, recording who decided and when."""
+    allowed = _may_approve(reviewer)
+    if status == APPROVED and allowed is not None:
+        # Again in the UPDATE itself: an edit committed after the check was made is not approved.
+        where = [*where, allowed]
+    result = session.execute(
+        update(Fragment)
+        .where(*where)
+        .values(status=status, reviewed_by=reviewer.name, reviewed_at=utcnow())
+    )
     return result.rowcount or 0
 
 
+def _texts_of(session: Session, ids: list[str]) -> dict[str, str]:
+    """Each fragment's current text by id; NotFoundError naming the first id that does not exist."""
+    wanted = [i for i in ids if _is_fragment_id(i)]
+    rows = session.execute(select(Fragment.id, Fragment.text).where(Fragment.id.in_(wanted)))
+    texts = {fragment_id: text for fragment_id, text in rows}
+    missing = [i for i in ids if i not in texts]
+    if missing:
+        raise NotFoundError(f"no fragment with id {missing[0]}")
+    return texts
+
+
+def _as_seen(ids: list[str], texts: dict[str, str], seen: Mapping[str, str] | None) -> list:
+    """UPDATE conditions holding each id to the text its reviewer saw; ConflictError if stale.
+
+    A page left open must not approve a text changed since it was loaded, nor one changed between
+    this check and the UPDATE (the texts read here are pinned in the WHERE clause).
+    """
+    if seen is None:
+        return [Fragment.id.in_(ids)]
+    for fragment_id in ids:
+        if seen.get(fragment_id) != version_of(texts[fragment_id]):
+            raise ConflictError(
+                f"fragment {fragment_id} changed since you saw it; reload and review it again"
+            )
+    return [or_(*(and_(Fragment.id == i, Fragment.text == texts[i]) for i in ids))]
+
+
+def review(
+    session: Session,
+    fragment_ids: Iterable[str],
+    status: str,
+    reviewer: Reviewer,
+    skip_own_edits: bool = False,
+    seen: Mapping[str, str] | None = None,
+) -> Decision:
+    """Set ``status`` on the given fragments, whatever they were; all must exist or none change.
+
+    Approving one's own edit is refused (SelfApprovalError), or with ``skip_own_edits`` those
+    fragments are left as they are and listed in the result. With ``seen`` (id → the
+    ``text_version`` the reviewer saw), a fragment whose text differs is a ConflictError.
+    """
+    ids = list(dict.fromkeys(fragment_ids))
+    if not ids:
+        raise CurationError("give at least one fragment id")
+    texts = _texts_of(session, ids)
+    own = _own_edits(session, select(Fragment.id).where(Fragment.id.in_(ids)), status, reviewer)
+    if own and not skip_own_edits:
+        raise _refusal(own[0], reviewer)
+    decided = [i for i in ids if i not in own]
+    if not decided:
+        return Decision(status, 0, tuple(own))
+    changed = _decide(session, _as_seen(decided, texts, seen), status, reviewer)
+    if changed < len(decided):
+        # Edited since the checks above (a concurrent request); the caller rolls back, so nothing
+        # is decided on the strength of a text nobody checked.
+        raise ConflictError("a fragment changed meanwhile; reload and review it again")
+    return Decision(status, changed, tuple(own))
+
+
+def review_pending(
+    session: Session, status: str, reviewer: Reviewer, collection: str | None = None
+) -> Decision:
+    """Decide every pending fragment (of ``collection`` when given); return what changed.
+
+    Only pending ones: a bulk action clears the queue and never overturns an earlier decision.
+    The reviewer's own edits are skipped (left pending for another archivist) and listed.
+    """
+    where = [Fragment.status == PENDING]
+    if collection is not None:
+        collection = checked_text(collection, "collection")
+        require_known_collection(session, collection)
+        where.append(Fragment.collection == collection)
+    own = _own_edits(session, select(Fragment.id).where(*where), status, reviewer)
+    if own:
+        where.append(Fragment.id.not_in(own))
+    return Decision(status, _decide(session, where, status, reviewer), tuple(own))
+
+
 def edit_text(session: Session, fragment: Fragment, text: str, editor: str) -> Fragment:
-    """Replace a fragment's text (trimmed, 1–1000 characters), keeping the split original."""
-    text = (text or "").strip()
+    """Replace a fragment's text (trimmed, 1–1000 characters), keeping the split original.
+
+    A changed text goes back to review: it is pending again, its earlier review forgotten.
+    """
+    text = checked_text(text, "text").strip()
     if not text:
         raise CurationError("text must not be empty")
     if len(text) > MAX_TEXT_CHARS:
@@ -145,6 +303,11 @@ def edit_text(session: Session, fragment: Fragment, text: str, editor: str) -> F
         fragment.original_text = fragment.text
     fragment.text = text
     fragment.edited_by = editor
+    fragment.edited_at = utcnow()
+    # Whatever was approved was the old text: the new one is unchecked until someone reviews it.
+    fragment.status = PENDING
+    fragment.reviewed_by = None
+    fragment.reviewed_at = None
     return fragment
 
 
@@ -157,7 +320,7 @@ def _valid_tags(tags: Iterable[str]) -> list[str]:
     """Normalised, de-duplicated tags; CurationError for an empty or over-long one."""
     out = []
     for raw in tags:
-        tag = normalize_tag(raw) if isinstance(raw, str) else ""
+        tag = normalize_tag(raw) if isinstance(raw, str) and "\x00" not in raw else ""
         if not tag or len(tag) > MAX_TAG_CHARS:
             raise CurationError(f"tags must be 1–{MAX_TAG_CHARS} characters of text")
         out.append(tag)
@@ -202,7 +365,7 @@ def tags_of(session: Session, fragment_ids: list[str]) -> dict[str, list[str]]:
 
 def normalize_collection_name(name: str) -> str:
     """A collection name as stored: trimmed, 1–100 characters; CurationError otherwise."""
-    name = (name or "").strip() if isinstance(name, str) else ""
+    name = name.strip() if isinstance(name, str) and "\x00" not in name else ""
     if not name or len(name) > MAX_COLLECTION_CHARS:
         raise CurationError(f"a collection name must be 1–{MAX_COLLECTION_CHARS} characters")
     return name
@@ -210,6 +373,7 @@ def normalize_collection_name(name: str) -> str:
 
 def get_collection(session: Session, name: str) -> Collection:
     """The collection called ``name``; NotFoundError when there is none."""
+    name = checked_text(name, "collection")
     collection = session.scalar(select(Collection).where(Collection.name == name))
     if collection is None:
         raise NotFoundError(f"no collection named {name!r}")

@@ -3,6 +3,7 @@ collections they are curated in, and their tags."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
@@ -12,6 +13,11 @@ from samizdat.db import Base, UTCDateTime, utcnow
 
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 STATUSES = (PENDING, APPROVED, REJECTED)
+
+
+def version_of(text: str) -> str:
+    """A short digest of a fragment text: what a reviewer saw, carried back with their decision."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Fragment(Base):
@@ -48,6 +54,21 @@ class Fragment(Base):
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def edited(self) -> bool:
+        """Whether an archivist changed the text the capture was split into."""
+        return self.original_text is not None
+
+    @property
+    def text_version(self) -> str:
+        """The digest of the current text (see :func:`version_of`)."""
+        return version_of(self.text)
+
+    @property
+    def split_text(self) -> str:
+        """The text as split from the capture: what the archived page really says."""
+        return self.original_text if self.original_text is not None else self.text
 
 
 class Collection(Base):

@@ -11,7 +11,9 @@ from flask import Blueprint, jsonify, request
 from accounts.auth import current_user, require_archivist
 from fragments.curation import (
     CurationError,
+    Decision,
     FragmentFilter,
+    Reviewer,
     change_tags,
     collection_as_dict,
     create_collection,
@@ -26,7 +28,7 @@ from fragments.curation import (
     tags_of,
 )
 from fragments.store import fragment_review_dict
-from samizdat.web import db_session, json_error, page_args
+from samizdat.web import db_session, json_error, page_args, runtime
 
 bp = Blueprint("fragments", __name__)
 
@@ -41,17 +43,44 @@ def _json_body() -> dict:
     return body
 
 
+def current_reviewer() -> Reviewer:
+    """The logged-in archivist as a reviewer, under this archive's self-approval setting."""
+    return Reviewer(current_user().name, runtime().settings.fragment_self_approve)
+
+
+def decision_as_dict(decision: Decision) -> dict:
+    """The JSON answer to a bulk decision: the status set, how many, and own edits left pending."""
+    return {
+        "status": decision.status,
+        "changed": decision.changed,
+        "skipped": list(decision.skipped),
+    }
+
+
 def _failed(exc: CurationError):
     """Undo the request's changes and answer with the error's status and message."""
     db_session().rollback()
     return json_error(exc.status, str(exc))
 
 
+def _seen_in_body(fragment_id: str) -> dict[str, str] | None:
+    """The optional ``{"seen": text_version}`` body: decide only if the text is the one read."""
+    if not request.get_data():
+        return None
+    seen = _json_body().get("seen")
+    if seen is None:
+        return None
+    if not isinstance(seen, str):
+        raise CurationError("seen must be the text_version string you reviewed")
+    return {fragment_id: seen}
+
+
 def _reviewed(fragment_id: str, action: str):
     """Approve or reject one fragment and answer with its new state."""
     session = db_session()
     try:
-        review(session, [fragment_id], decision_status(action), current_user().name)
+        seen = _seen_in_body(fragment_id)
+        review(session, [fragment_id], decision_status(action), current_reviewer(), seen=seen)
     except CurationError as exc:
         return _failed(exc)
     session.commit()
@@ -124,8 +153,7 @@ def edit_fragment_api(fragment_id: str):
         body = _json_body()
         fragment = get_fragment(session, fragment_id)
         if "text" in body:
-            if not isinstance(body["text"], str):
-                raise CurationError("text must be a string")
+            # Back to pending: an edit is served only once another archivist approves it.
             edit_text(session, fragment, body["text"], current_user().name)
         add, remove = body.get("add_tags", []), body.get("remove_tags", [])
         if not isinstance(add, list) or not isinstance(remove, list):
@@ -142,7 +170,11 @@ def edit_fragment_api(fragment_id: str):
 @bp.post("/api/fragments/bulk")
 @require_archivist
 def bulk_review_api():
-    """Approve or reject many: ``{"action", "ids": [...]}`` or every pending one of a collection."""
+    """Approve or reject many: ``{"action", "ids": [...]}`` or every pending one of a collection.
+
+    Named ids that include one's own edit are refused (403); a collection's pending ones are
+    decided except one's own edits, which stay pending and are listed under ``skipped``.
+    """
     session = db_session()
     try:
         body = _json_body()
@@ -150,21 +182,18 @@ def bulk_review_api():
         ids, collection = body.get("ids"), body.get("collection")
         if (ids is None) == (collection is None):
             raise CurationError("send either ids or collection, not both")
-        reviewer = current_user().name
         if ids is not None:
             if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
                 raise CurationError("ids must be a list of fragment ids")
             if len(ids) > MAX_BULK_IDS:
                 raise CurationError(f"at most {MAX_BULK_IDS} ids at a time")
-            changed = review(session, ids, status, reviewer)
+            decision = review(session, ids, status, current_reviewer())
         else:
-            if not isinstance(collection, str):
-                raise CurationError("collection must be a name")
-            changed = review_pending(session, status, reviewer, collection)
+            decision = review_pending(session, status, current_reviewer(), collection)
     except CurationError as exc:
         return _failed(exc)
     session.commit()
-    return jsonify({"status": status, "changed": changed})
+    return jsonify(decision_as_dict(decision))
 
 
 @bp.get("/api/collections")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -65,11 +66,22 @@ def random_approved(session: Session, rng: random.Random | None = None) -> Fragm
     ).first()
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
 def fragment_as_dict(fragment: Fragment) -> dict:
-    """The public JSON shape of a fragment."""
+    """The public JSON shape of a fragment; an edited one says so and carries the split original.
+
+    The sha256 and source URL vouch for ``original_text`` (the page really says it), never for an
+    archivist's wording, so readers must be able to tell the two apart.
+    """
     return {
         "id": fragment.id,
         "text": fragment.text,
+        "edited": fragment.edited,
+        "edited_at": _iso(fragment.edited_at),
+        "original_text": fragment.original_text,
         "language": fragment.language,
         "source_url": fragment.source_url,
         "title": fragment.title,
@@ -88,12 +100,12 @@ def fragment_review_dict(fragment: Fragment, tags: list[str] | None = None) -> d
     return {
         **fragment_as_dict(fragment),
         "status": fragment.status,
+        "text_version": fragment.text_version,
         "position": fragment.position,
         "category_code": fragment.category_code,
-        "original_text": fragment.original_text,
         "edited_by": fragment.edited_by,
         "reviewed_by": fragment.reviewed_by,
-        "reviewed_at": fragment.reviewed_at.isoformat() if fragment.reviewed_at else None,
+        "reviewed_at": _iso(fragment.reviewed_at),
         "tags": tags or [],
     }
 

@@ -1,4 +1,5 @@
-"""Archivist pages: sources (add, edit, pause, resume, delete, capture now), import, jobs.
+"""Archivist pages: sources (search, add, edit, pause, resume, delete, in bulk too, capture now),
+import, jobs.
 
 Plain HTML forms posting back here (no script at all), each carrying the session's CSRF token;
 the JSON API in mirror/routes.py does the same for scripts. Like the API, these pages never
@@ -10,12 +11,23 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from accounts.auth import archivist_page, current_user, secure_page
-from mirror.importer import MAX_IMPORT_BYTES, import_sources
+from accounts.auth import archivist_page, current_user, safe_next, secure_page
+from mirror.importer import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, import_sources
 from mirror.jobs import JOB_STATES, enqueue
 from mirror.models import Capture, Job, Source
-from mirror.routes import job_as_dict
-from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
+from mirror.routes import form_flag, job_as_dict
+from mirror.sources import (
+    SOURCE_STATES,
+    ConfirmationNeeded,
+    SourceFilter,
+    add_source,
+    bulk_change,
+    filtered_sources,
+    interval_or_default,
+    parse_interval,
+    source_filter,
+    update_source,
+)
 from samizdat.errors import SamizdatError
 from samizdat.web import db_session, page_number, runtime
 
@@ -30,19 +42,66 @@ def _live_source(source_id: int) -> Source | None:
     return None if source is None or source.deleted_at is not None else source
 
 
+_FILTER_FIELDS = ("q", "country", "collection", "state")
+
+
+def _list_filter() -> tuple[SourceFilter, dict[str, str], str | None]:
+    """The sources page's filter from the query string, the raw values, and an error if any."""
+    raw = {name: request.args.get(name, "").strip() for name in _FILTER_FIELDS}
+    try:
+        return source_filter(**raw), raw, None
+    except SamizdatError as exc:
+        return SourceFilter(), raw, str(exc)
+
+
+def _here() -> str:
+    """Where this page's forms send the archivist back to: the listing they are looking at."""
+    if request.method == "POST":
+        return safe_next(request.form.get("next"), url_for("archive.sources_page"))
+    return request.full_path.rstrip("?")
+
+
+def _back():
+    """Back to the listing a form was posted from (its page and filter), never off this site."""
+    return redirect(safe_next(request.form.get("next"), url_for("archive.sources_page")), 303)
+
+
+def replayable_captures(session, capture_ids: list[int]) -> dict[int, int]:
+    """For each capture id, the capture a reader can open: itself when stored, or the stored
+    capture an "unchanged" one matched; failed captures are left out."""
+    rows = session.execute(
+        select(Capture.id, Capture.status, Capture.same_as_id).where(Capture.id.in_(capture_ids))
+    )
+    return {
+        capture_id: capture_id if status == "ok" else same_as
+        for capture_id, status, same_as in rows
+        if status == "ok" or same_as is not None
+    }
+
+
 def _render_sources(error: str | None = None, form: dict | None = None, status: int = 200):
     """The sources page, optionally with an error and the values the archivist typed."""
     session = db_session()
     page = page_number()
-    live = select(Source).where(Source.deleted_at.is_(None))
+    flt, raw_filter, filter_error = _list_filter()
+    if filter_error and status == 200:
+        status = 400
+    live = filtered_sources(flt)
     total = session.scalar(select(func.count()).select_from(live.subquery()))
-    sources = list(
-        session.scalars(live.order_by(Source.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE))
-    )
+    sources = list(session.scalars(live.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    ids = [s.id for s in sources]
     last_capture = dict(
         session.execute(
             select(Capture.source_id, func.max(Capture.fetched_at))
-            .where(Capture.source_id.in_([s.id for s in sources]))
+            .where(Capture.source_id.in_(ids))
+            .group_by(Capture.source_id)
+        ).all()
+    )
+    # Ids grow with time, so the highest stored capture is the newest copy a reader can open.
+    latest_copy = dict(
+        session.execute(
+            select(Capture.source_id, func.max(Capture.id))
+            .where(Capture.source_id.in_(ids), Capture.status == "ok")
             .group_by(Capture.source_id)
         ).all()
     )
@@ -50,11 +109,17 @@ def _render_sources(error: str | None = None, form: dict | None = None, status: 
         "archive/sources.html",
         sources=sources,
         last_capture=last_capture,
+        latest_copy=latest_copy,
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
         total=total,
-        error=error,
+        error=error or filter_error,
         form=form or {},
+        flt=raw_filter,
+        filter_args={k: v for k, v in raw_filter.items() if v},
+        filtering=not flt.is_empty,
+        states=SOURCE_STATES,
+        here=_here(),
         default_every=f"{runtime().settings.default_interval_minutes}m",
     )
     return secure_page(body, status)
@@ -108,7 +173,7 @@ def add_source_form():
         flash(f"Added {result.source.url}.", "ok")
     else:
         flash(f"{result.source.url} was already in the archive.", "ok")
-    return redirect(url_for("archive.sources_page"), 303)
+    return _back()
 
 
 def _change(source_id: int, message: str, **changes):
@@ -118,16 +183,13 @@ def _change(source_id: int, message: str, **changes):
     if source is None:
         return _render_sources(error=f"no source with id {source_id}", status=404)
     try:
-        if changes.pop("delete", False):
-            delete_source(session, source)
-        else:
-            update_source(session, source, **changes)
+        update_source(session, source, **changes)
     except SamizdatError as exc:
         session.rollback()
         return _render_sources(error=f"source {source_id}: {exc}", status=400)
     session.commit()
     flash(message.format(url=source.url), "ok")
-    return redirect(url_for("archive.sources_page"), 303)
+    return _back()
 
 
 @bp.post("/archive/sources/<int:source_id>/edit")
@@ -165,8 +227,51 @@ def resume_source_form(source_id: int):
 @bp.post("/archive/sources/<int:source_id>/delete")
 @archivist_page
 def delete_source_form(source_id: int):
-    """Delete a source; its captures stay, and adding the URL again brings it back."""
-    return _change(source_id, "Deleted {url}; its captures are kept.", delete=True)
+    """Delete a source after a confirmation page; its captures stay, and adding the URL again
+    brings it back."""
+    if _live_source(source_id) is None:
+        return _render_sources(error=f"no source with id {source_id}", status=404)
+    return _bulk("delete", source_filter([source_id]))
+
+
+_BULK_DONE = {"pause": "Paused", "resume": "Resumed", "delete": "Deleted"}
+
+
+def _bulk(action: str, flt: SourceFilter):
+    """Run a bulk action from a page; a destructive one first shows what it would change."""
+    session = db_session()
+    try:
+        result = bulk_change(session, action, flt, confirmed=request.form.get("confirm") == "yes")
+    except ConfirmationNeeded as needed:
+        session.rollback()
+        shown = select(Source.url).where(Source.id.in_(needed.matched)).order_by(Source.id)
+        urls = list(session.scalars(shown.limit(20)))
+        body = render_template(
+            "archive/confirm.html", action=action, matched=needed.matched, urls=urls, here=_here()
+        )
+        return secure_page(body)
+    except SamizdatError as exc:
+        session.rollback()
+        return _render_sources(error=str(exc), status=400)
+    session.commit()
+    noun = "source" if len(result.matched) == 1 else "sources"
+    extra = "; their captures are kept" if action == "delete" else ""
+    flash(f"{_BULK_DONE[action]} {result.changed} of {len(result.matched)} {noun}{extra}.", "ok")
+    return _back()
+
+
+@bp.post("/archive/sources/bulk")
+@archivist_page
+def bulk_form():
+    """Pause, resume or delete the ticked sources, or every source matching the list's filter."""
+    try:
+        flt = source_filter(
+            request.form.getlist("ids"),
+            **{name: request.form.get(name) for name in _FILTER_FIELDS},
+        )
+    except SamizdatError as exc:
+        return _render_sources(error=str(exc), status=400)
+    return _bulk(request.form.get("action", ""), flt)
 
 
 @bp.post("/archive/sources/<int:source_id>/mirror")
@@ -180,7 +285,7 @@ def capture_now_form(source_id: int):
     job = enqueue(session, source.id, "request", requested_by=current_user().name)
     session.commit()
     flash(f"Capture of {source.url} queued as job {job.id}.", "ok")
-    return redirect(url_for("archive.sources_page"), 303)
+    return _back()
 
 
 # --- Bulk import ---
@@ -196,6 +301,7 @@ def _render_import(
         error=error,
         form=form or {},
         max_mib=MAX_IMPORT_BYTES // (1024 * 1024),
+        max_rows=f"{MAX_IMPORT_ROWS:,}",
         default_every=f"{runtime().settings.default_interval_minutes}m",
     )
     return secure_page(body, status)
@@ -218,6 +324,7 @@ def import_form():
         return _render_import(error="choose a file to import", form=form, status=400)
     session = db_session()
     try:
+        form["paused"] = form_flag("paused")
         summary = import_sources(
             session,
             # One byte over the limit is enough for the importer to refuse the file as too large.
@@ -226,6 +333,7 @@ def import_form():
             interval_or_default(form["every"], runtime().settings),
             country=form["country"] or None,
             collection=form["collection"] or None,
+            active=not form["paused"],
         )
     except SamizdatError as exc:
         session.rollback()
@@ -259,6 +367,7 @@ def jobs_page():
         "archive/jobs.html",
         # job_as_dict owns the duration; the template takes the rest from the job itself.
         jobs=[(job, url, job_as_dict(job)["seconds"]) for job, url in rows],
+        copies=replayable_captures(session, [job.capture_id for job, _ in rows if job.capture_id]),
         states=JOB_STATES,
         state=state,
         page=page,

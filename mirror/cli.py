@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import click
 from flask.cli import with_appcontext
@@ -15,7 +16,13 @@ from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
 from mirror.replicas import reconcile
 from mirror.routes import source_as_dict
-from mirror.sources import add_source, interval_or_default
+from mirror.sources import (
+    ConfirmationNeeded,
+    add_source,
+    bulk_change,
+    interval_or_default,
+    source_filter,
+)
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
 
@@ -49,8 +56,14 @@ def sources_add(url: str, country: str | None, collection: str | None, every: st
 @click.option("--country", help="Two-letter country code (default: from a file name like vn.csv).")
 @click.option("--collection", help="Collection name, e.g. vietnam.")
 @click.option("--every", "every", help="Capture interval: 30m, 6h, 1d (default from settings).")
+@click.option(
+    "--paused", is_flag=True,
+    help="Add the new sources paused (resume them later with `flask sources resume`).",
+)
 @with_appcontext
-def sources_import(file: str, country: str | None, collection: str | None, every: str | None):
+def sources_import(
+    file: str, country: str | None, collection: str | None, every: str | None, paused: bool
+):
     """Import a Citizen Lab test-list CSV or a plain list of URLs (one per line); idempotent."""
     rt = runtime()
     try:
@@ -69,12 +82,14 @@ def sources_import(file: str, country: str | None, collection: str | None, every
                 summary = import_sources(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
+                    max_rows=None,  # the operator's own file: no per-request cap here
+                    active=not paused,
                 )
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None
         session.commit()
     lines = summary.lines()
-    click.echo(lines[0])
+    click.echo(lines[0] + (" (added paused)" if paused and summary.added else ""))
     for line in lines[1:]:
         click.echo(line, err=True)
 
@@ -103,6 +118,53 @@ def sources_upload(file: str, url: str, country: str | None, collection: str | N
     click.echo(
         f"capture {outcome.capture_id} of source {source_id}: {outcome.new_fragments} new fragments"
     )
+
+
+_BULK_DONE = {"pause": "paused", "resume": "resumed", "delete": "deleted"}
+
+
+def _bulk_command(action: str, help_text: str) -> Callable:
+    """`flask sources pause|resume|delete`: one command per bulk action, all through bulk_change."""
+
+    @click.argument("source_ids", nargs=-1, type=int)
+    @click.option("--collection", help="Every live source of this collection.")
+    @click.option("--country", help="Every live source of this two-letter country code.")
+    @with_appcontext
+    def command(source_ids: tuple[int, ...], collection: str | None, country: str | None, **kw):
+        rt = runtime()
+        with rt.Session() as session:
+            try:
+                flt = source_filter(source_ids, country=country, collection=collection)
+                try:
+                    result = bulk_change(session, action, flt, confirmed=kw.get("yes", False))
+                except ConfirmationNeeded as needed:
+                    session.rollback()  # hold no transaction open while a person reads
+                    # Without a terminal click.confirm reads EOF and aborts: nothing is deleted.
+                    click.confirm(
+                        f"{action.capitalize()} {len(needed.matched)} source(s)? "
+                        "Their captures are kept", abort=True, err=True,
+                    )
+                    result = bulk_change(session, action, flt, confirmed=True)
+            except SamizdatError as exc:
+                raise click.ClickException(str(exc)) from None
+            session.commit()
+        done = _BULK_DONE[action]
+        click.echo(f"{done} {result.changed} of {len(result.matched)} matching sources")
+
+    command.__doc__ = help_text
+    if action == "delete":
+        command = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(command)
+    return sources_cli.command(action)(command)
+
+
+_bulk_command("pause", "Stop capturing SOURCE_IDS, or every source of --collection/--country.")
+_bulk_command(
+    "resume", "Capture paused SOURCE_IDS, or every source of --collection/--country, again."
+)
+_bulk_command(
+    "delete",
+    "Delete SOURCE_IDS, or every source of --collection/--country (asks first; captures are kept).",
+)
 
 
 @sources_cli.command("list")

@@ -7,11 +7,12 @@ pointing at a private address nor a redirect to one reaches the inside of the ne
 
 from __future__ import annotations
 
-import ipaddress
+import io
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -30,6 +31,7 @@ from urllib3.util import connection as u3util
 
 from config.settings import Settings
 from mirror.charset import detect_charset
+from mirror.hosts import address_is_public, check_proxied_host
 from mirror.urls import normalize_url
 from samizdat.errors import FetchError, InvalidURLError
 
@@ -38,9 +40,32 @@ TEXT_TYPES = {"", "application/xhtml+xml", "application/xml"}
 CHUNK = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Hop:
+    """One request of a fetch and the response to it, as sent and as received.
+
+    ``body`` is the entity body as it arrived (transfer coding removed, Content-Encoding kept):
+    what a WARC response record stores, so its digests match the bytes the server sent.
+    """
+
+    url: str
+    started_at: datetime  # when the request was sent, in UTC: the WARC-Date of its records
+    request_headers: dict[str, str]
+    status: int
+    reason: str
+    http_version: str  # "HTTP/1.1", as the server answered
+    headers: list[tuple[str, str]]  # as received, repeated headers (Set-Cookie) kept
+    body: bytes
+
+    def header(self, name: str) -> str:
+        """Response header ``name`` (any case), repeated fields joined with ", " as HTTP (and
+        urllib3) read them; "" when absent."""
+        return ", ".join(v for k, v in self.headers if k.lower() == name.lower())
+
+
 @dataclass
 class FetchResult:
-    """What one successful fetch returned."""
+    """What one successful fetch returned: ``body`` is decoded, ``hops`` hold what was received."""
 
     url: str
     final_url: str
@@ -54,14 +79,8 @@ class FetchResult:
     reason: str = ""
     request_headers: dict[str, str] = field(default_factory=dict)
     charset_source: str = ""
-
-
-def address_is_public(ip: str) -> bool:
-    """Whether ``ip`` is a globally routable unicast address (not loopback/private/link-local)."""
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_global and not addr.is_multicast
+    # Every request of the fetch in order, redirects first and the final response last.
+    hops: list[Hop] = field(default_factory=list)
 
 
 def allow_any_address(_ip: str) -> bool:
@@ -146,6 +165,13 @@ def _parse_content_type(value: str) -> tuple[str, str | None]:
     return media.strip().lower(), charset
 
 
+def _http_version(version: int) -> str:
+    """The protocol the server answered with (http.client's 10 or 11) as a status line has it.
+
+    Not urllib3's ``version_string``: that is the version the client asked with."""
+    return f"HTTP/{version // 10}.{version % 10}" if version else "HTTP/1.1"
+
+
 class Fetcher:
     """Fetches pages within the configured time, size and redirect bounds."""
 
@@ -177,14 +203,17 @@ class Fetcher:
         requested = current = normalize_url(url)
         seen = {current}
         redirects: list[str] = []
+        hops: list[Hop] = []
+        # The bodies of every hop, as received, together stay within the cap: they are all kept.
+        stored = 0
         while True:
-            response = self._request(current, deadline)
-            if response.status in REDIRECT_CODES:
-                location = response.headers.get("Location")
-                response.drain_conn()
-                response.release_conn()
+            hop = self._hop(current, deadline, s.fetch_max_bytes - stored)
+            hops.append(hop)
+            stored += len(hop.body)
+            if hop.status in REDIRECT_CODES:
+                location = hop.header("Location")
                 if not location:
-                    raise FetchError("http_error", f"HTTP {response.status} without a Location")
+                    raise FetchError("http_error", f"HTTP {hop.status} without a Location")
                 try:
                     target = normalize_url(urljoin(current, location))
                 except InvalidURLError as exc:
@@ -200,49 +229,31 @@ class Fetcher:
                 current = target
                 continue
             break
-        try:
-            if response.status >= 400:
-                raise FetchError(
-                    "http_error",
-                    f"HTTP {response.status} from {current}",
-                    status=response.status,
-                    final_url=current,
-                )
-            body = self._read_body(response, deadline)
-        finally:
-            response.release_conn()
-        content_type, header_charset = _parse_content_type(response.headers.get("Content-Type", ""))
+        body = self._decode(hop.body, hop.header("Content-Encoding"), deadline)
+        content_type, header_charset = _parse_content_type(hop.header("Content-Type"))
         charset, charset_source = None, ""
         if content_type in TEXT_TYPES or content_type.startswith("text/"):
             charset, charset_source = detect_charset(body, header_charset)
         return FetchResult(
             url=requested,
             final_url=current,
-            status=response.status,
-            headers=dict(response.headers.items()),
+            status=hop.status,
+            headers=dict(hop.headers),
             content_type=content_type,
             charset=charset,
             body=body,
             elapsed=time.monotonic() - started,
             redirects=redirects,
-            reason=response.reason or "",
-            request_headers=self.request_headers(),
+            reason=hop.reason,
+            request_headers=hop.request_headers,
             charset_source=charset_source,
+            hops=hops,
         )
 
     def _check_proxied_target(self, url: str) -> None:
         """With a proxy, refuse literal private addresses and local names before any request."""
-        host = (urlsplit(url).hostname or "").lower()
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            if not self.settings.fetch_allow_private and (
-                host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
-            ):
-                raise FetchError("blocked_address", f"{host} is a local name; refused") from None
-            return
-        if not self.allow_address(host):
-            raise FetchError("blocked_address", f"{host} is a private address; refused")
+        host = urlsplit(url).hostname or ""
+        check_proxied_host(host, self.allow_address, self.settings.fetch_allow_private)
 
     def request_headers(self) -> dict[str, str]:
         """The headers every fetch sends (also written to the WARC request record)."""
@@ -290,29 +301,77 @@ class Fetcher:
         except (ProtocolError, HTTPError, OSError) as exc:
             raise FetchError("connection", f"connection failure for {url}: {exc}") from None
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-        """Read the decoded body, aborting past the size cap or the total deadline."""
-        cap = self.settings.fetch_max_bytes
+    def _hop(self, url: str, deadline: float, cap: int) -> Hop:
+        """Send one request and read its response as received (at most ``cap`` body bytes).
+
+        An error status (>= 400) raises FetchError before its body is read: it is not kept."""
+        started_at = datetime.now(timezone.utc)
+        response = self._request(url, deadline)
+        try:
+            if response.status >= 400:
+                raise FetchError(
+                    "http_error",
+                    f"HTTP {response.status} from {url}",
+                    status=response.status,
+                    final_url=url,
+                )
+            body = self._read_raw(response, deadline, cap)
+        finally:
+            response.release_conn()
+        return Hop(
+            url=url,
+            started_at=started_at,
+            request_headers=self.request_headers(),
+            status=response.status,
+            reason=response.reason or "",
+            http_version=_http_version(response.version),
+            headers=list(response.headers.items()),
+            body=body,
+        )
+
+    def _read_raw(self, response: urllib3.BaseHTTPResponse, deadline: float, cap: int) -> bytes:
+        """Read the body as received (still content-encoded), at most ``cap`` bytes."""
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cap:
             raise FetchError("too_large", f"declared body of {declared} bytes exceeds {cap}")
-        chunks: list[bytes] = []
+        return self._collect(response.stream(CHUNK, decode_content=False), cap, deadline, "body")
+
+    def _decode(self, raw: bytes, content_encoding: str, deadline: float) -> bytes:
+        """Undo the Content-Encoding of a received body, stopping at the cap (bombs included).
+
+        urllib3 decodes from an in-memory response, so every coding it knows (gzip, deflate, br,
+        chains) is handled exactly as it would be on the wire; unknown codings pass unchanged.
+        """
+        if content_encoding.strip().lower() in ("", "identity"):
+            return raw  # nothing to undo: the same bytes, not a copy
+        replay = urllib3.HTTPResponse(
+            body=io.BytesIO(raw),
+            headers={"Content-Encoding": content_encoding},
+            preload_content=False,
+            decode_content=True,
+        )
+        # decode_content=True counts decompressed bytes, so a gzip bomb hits the cap too.
+        chunks = replay.stream(CHUNK, decode_content=True)
+        return self._collect(chunks, self.settings.fetch_max_bytes, deadline, "decoded body")
+
+    def _collect(self, chunks: Iterator[bytes], cap: int, deadline: float, what: str) -> bytes:
+        """Join ``chunks``, aborting past ``cap`` bytes or the total deadline."""
+        parts: list[bytes] = []
         total = 0
         try:
-            # decode_content=True counts decompressed bytes, so a gzip bomb hits the cap too.
-            for chunk in response.stream(CHUNK, decode_content=True):
+            for chunk in chunks:
                 total += len(chunk)
                 if total > cap:
-                    raise FetchError("too_large", f"body exceeds {cap} bytes")
+                    raise FetchError("too_large", f"{what} exceeds {cap} bytes")
                 if time.monotonic() > deadline:
                     raise FetchError(
-                        "timeout", f"body not complete within {self.settings.fetch_timeout:g} s"
+                        "timeout", f"{what} not complete within {self.settings.fetch_timeout:g} s"
                     )
-                chunks.append(chunk)
+                parts.append(chunk)
         except FetchError:
             raise
         except ReadTimeoutError:
-            raise FetchError("timeout", "timed out reading the body") from None
+            raise FetchError("timeout", f"timed out reading the {what}") from None
         except (ProtocolError, HTTPError, OSError) as exc:
-            raise FetchError("connection", f"body read failed: {exc}") from None
-        return b"".join(chunks)
+            raise FetchError("connection", f"{what} read failed: {exc}") from None
+        return b"".join(parts)

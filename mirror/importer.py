@@ -19,12 +19,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirror.models import Source
-from mirror.sources import clean_country
+from mirror.sources import check_interval, clean_collection, clean_country
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError, SamizdatError
+from samizdat.text import unstorable_reason
 
 CITIZENLAB_HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+# One web request imports at most this many rows (valid or not); the CLI has no cap. Citizen
+# Lab's largest list has a few thousand, so a bigger file is a mistake or an attack.
+MAX_IMPORT_ROWS = 20_000
+# An import reports every invalid row in its count, but echoes back only the first ones, each
+# reason cut short: a file of garbage must not come back many times larger than it went in.
+MAX_REPORTED_INVALID = 100
+MAX_REASON_LENGTH = 200
+# The widths of the category columns of sources (VARCHAR on PostgreSQL).
+MAX_CATEGORY_CODE_LENGTH = 32
+MAX_CATEGORY_DESCRIPTION_LENGTH = 255
 _COUNTRY_FILE = re.compile(r"^([a-z]{2})\.(csv|txt)$", re.I)
 
 
@@ -44,19 +55,34 @@ class ImportRow:
 
 @dataclass
 class ImportSummary:
-    """What an import did: added, already present, and invalid rows with their reasons."""
+    """What an import did: added, already present, and invalid rows with their reasons.
+
+    ``invalid_count`` counts every invalid row; ``invalid`` lists only the first
+    MAX_REPORTED_INVALID of them, each reason at most MAX_REASON_LENGTH characters.
+    """
 
     added: list[int] = field(default_factory=list)
     already_present: int = 0
     invalid: list[tuple[int, str]] = field(default_factory=list)
+    invalid_count: int = 0
+
+    def add_invalid(self, line: int, reason: str) -> None:
+        """Count an invalid row, and keep it for the report while there is room."""
+        self.invalid_count += 1
+        if len(self.invalid) < MAX_REPORTED_INVALID:
+            if len(reason) > MAX_REASON_LENGTH:
+                reason = reason[: MAX_REASON_LENGTH - 1] + "…"
+            self.invalid.append((line, reason))
 
     def lines(self) -> list[str]:
-        """A human summary, one line per fact, then one line per invalid row."""
+        """A human summary, one line per fact, then one line per reported invalid row."""
         out = [
             f"{len(self.added)} added, {self.already_present} already present, "
-            f"{len(self.invalid)} invalid"
+            f"{self.invalid_count} invalid"
         ]
         out += [f"line {line}: {reason}" for line, reason in self.invalid]
+        if self.invalid_count > len(self.invalid):
+            out.append(f"… and {self.invalid_count - len(self.invalid)} more invalid lines")
         return out
 
 
@@ -136,6 +162,22 @@ def _read_plain(text: str) -> Iterator[ImportRow | tuple[int, str]]:
         yield ImportRow(number, line)
 
 
+def _category_problem(row: ImportRow) -> str | None:
+    """Why a row's category cells cannot be stored, or None when they can."""
+    for name, value, limit in (
+        ("category_code", row.category_code, MAX_CATEGORY_CODE_LENGTH),
+        ("category_description", row.category_description, MAX_CATEGORY_DESCRIPTION_LENGTH),
+    ):
+        if value is None:
+            continue
+        if len(value) > limit:
+            return f"{name} must be at most {limit} characters"
+        reason = unstorable_reason(value)  # the binary check only reads the first 8 KiB
+        if reason:
+            return f"{name} {reason}"
+    return None
+
+
 def import_sources(
     session: Session,
     data: bytes,
@@ -144,29 +186,44 @@ def import_sources(
     country: str | None = None,
     collection: str | None = None,
     progress: Callable[[int], None] | None = None,
+    max_rows: int | None = MAX_IMPORT_ROWS,
+    active: bool = True,
 ) -> ImportSummary:
     """Import every valid row in one transaction (the caller commits); idempotent.
 
-    ``progress`` is called with the number of rows handled since the last call.
+    ``progress`` is called with the number of rows handled since the last call. A file with more
+    than ``max_rows`` rows (None: no limit) is refused whole with ImportFileError, as is a bad
+    country or collection; nothing is written then. ``active=False`` adds the new sources paused,
+    so a long list is not all due at once; rows already present keep their state.
     """
+    check_interval(interval_minutes)
     text = decode_import(data)
     try:
         country = clean_country(country or country_from_filename(filename))
+        collection = clean_collection(collection)
     except SamizdatError as exc:
         raise ImportFileError(str(exc)) from None
     known = set(session.scalars(select(Source.url)))
     summary = ImportSummary()
     new_sources: list[Source] = []
-    for item in read_rows(text):
+    for count, item in enumerate(read_rows(text), start=1):
+        if max_rows is not None and count > max_rows:
+            raise ImportFileError(
+                f"the file has more than {max_rows} rows; split it into smaller files"
+            )
         if progress:
             progress(1)
         if isinstance(item, tuple):
-            summary.invalid.append(item)
+            summary.add_invalid(*item)
+            continue
+        problem = _category_problem(item)
+        if problem:
+            summary.add_invalid(item.line, problem)
             continue
         try:
             url = normalize_url(item.url)
         except InvalidURLError as exc:
-            summary.invalid.append((item.line, str(exc)))
+            summary.add_invalid(item.line, str(exc))
             continue
         if url in known:
             summary.already_present += 1
@@ -177,10 +234,10 @@ def import_sources(
                 url=url,
                 interval_minutes=interval_minutes,
                 country=country,
-                collection=collection or None,
+                collection=collection,
                 category_code=item.category_code,
                 category_description=item.category_description,
-                active=True,
+                active=active,
             )
         )
     session.add_all(new_sources)

@@ -1,16 +1,25 @@
 """Capture jobs: queued by the web app or the schedule, run by the scheduler process.
 
 The web process never captures by itself: it queues a job, and the scheduler (the only process
-that captures) picks it up within ``jobs_poll_seconds``.
+that captures) picks it up within ``jobs_poll_seconds``. The process running a job (the scheduler
+or `flask mirror run`) holds a lease on it: it renews ``heartbeat_at`` from a background thread,
+and a running job whose heartbeat is older than ``job_lease_seconds`` belonged to a process that
+died; it is marked interrupted and re-queued.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
 
+from config.settings import Settings
 from mirror.models import Job, Source
 from mirror.pipeline import (
     FAILED,
@@ -35,15 +44,83 @@ _STATE_FOR = {OK: SUCCEEDED, UNCHANGED: "unchanged", FAILED: "failed"}
 JOB_STATES = (QUEUED, RUNNING, *_STATE_FOR.values(), INTERRUPTED)
 
 
-def enqueue(session, source_id: int, trigger: str, requested_by: str | None = None) -> Job:
-    """Queue a capture of ``source_id`` unless one is already queued or running (caller commits)."""
+def worker_name() -> str:
+    """This process as host:pid, recorded on the jobs it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _lease(session: Session) -> timedelta:
+    """The job lease of the settings this session was made with (the runtime puts them in info)."""
+    settings = session.info.get("settings") or Settings()
+    return timedelta(seconds=settings.job_lease_seconds)
+
+
+def _stale(now: datetime, lease: timedelta):
+    """SQL: a running job whose lease ran out (never renewed: counted from its start)."""
+    cutoff = now - lease
+    return and_(
+        Job.state == RUNNING,
+        or_(
+            Job.heartbeat_at < cutoff,
+            and_(Job.heartbeat_at.is_(None), or_(Job.started_at.is_(None), Job.started_at < cutoff)),
+        ),
+    )
+
+
+def _is_stale(job: Job, now: datetime, lease: timedelta) -> bool:
+    """The Python twin of _stale for one loaded job."""
+    last = job.heartbeat_at or job.started_at
+    return job.state == RUNNING and (last is None or last < now - lease)
+
+
+def _interrupt(session: Session, job: Job, now: datetime, lease: timedelta) -> Job | None:
+    """Mark a stale running job interrupted and queue its retry; None if it was not stale after all.
+
+    One atomic UPDATE, so that of the scheduler and a web request reaching the same stale job,
+    only one queues the retry. The caller commits.
+    """
+    interrupted = session.execute(
+        update(Job)
+        .where(Job.id == job.id, _stale(now, lease))
+        .values(
+            state=INTERRUPTED,
+            finished_at=now,
+            reason=f"its process ({job.worker or 'unknown'}) stopped renewing its lease while it ran",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not interrupted:
+        return None
+    session.refresh(job)
+    retry = Job(source_id=job.source_id, state=QUEUED, trigger="retry", attempts=0,
+                requested_by=job.requested_by)
+    session.add(retry)
+    session.flush()
+    return retry
+
+
+def enqueue(session: Session, source_id: int, trigger: str, requested_by: str | None = None) -> Job:
+    """Queue a capture of ``source_id`` unless one is already queued or running (caller commits).
+
+    A running job whose lease ran out is never returned: it is interrupted and a retry queued.
+    """
     if session.get(Source, source_id) is None:
         raise SamizdatError(f"no source with id {source_id}")
-    existing = session.scalars(
-        select(Job).where(Job.source_id == source_id, Job.state.in_(ACTIVE_STATES)).limit(1)
-    ).first()
-    if existing is not None:
-        return existing
+    active = select(Job).where(Job.source_id == source_id, Job.state.in_(ACTIVE_STATES)).order_by(Job.id)
+    now, lease = utcnow(), _lease(session)
+    jobs = session.scalars(active).all()
+    live = [job for job in jobs if not _is_stale(job, now, lease)]
+    if live:
+        return live[0]
+    for job in jobs:
+        retry = _interrupt(session, job, now, lease)
+        if retry is not None:
+            return retry
+    if jobs:
+        # Another process interrupted them first and queued the retry: return that one.
+        retry = session.scalars(active.where(Job.state == QUEUED).limit(1)).first()
+        if retry is not None:
+            return retry
     job = Job(source_id=source_id, state=QUEUED, trigger=trigger, requested_by=requested_by, attempts=0)
     session.add(job)
     session.flush()
@@ -52,12 +129,14 @@ def enqueue(session, source_id: int, trigger: str, requested_by: str | None = No
 
 def _start(runtime: Runtime, job_id: int) -> int | None:
     """Claim a queued job; return its source id (None if another process took it first)."""
+    now = utcnow()
     with runtime.Session() as session:
         # One atomic UPDATE ... WHERE state = 'queued': of two processes, exactly one wins.
         claimed = session.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == QUEUED)
-            .values(state=RUNNING, started_at=utcnow(), attempts=Job.attempts + 1)
+            .values(state=RUNNING, started_at=now, heartbeat_at=now, worker=worker_name(),
+                    attempts=Job.attempts + 1)
         ).rowcount
         session.commit()
         if not claimed:
@@ -65,19 +144,59 @@ def _start(runtime: Runtime, job_id: int) -> int | None:
         return session.get(Job, job_id).source_id
 
 
+class JobLease:
+    """Renews a running job's heartbeat from a background thread while the ``with`` block runs.
+
+    Four renewals per lease, so one slow database write never makes a live job look dead.
+    """
+
+    def __init__(self, runtime: Runtime, job_id: int):
+        self.runtime = runtime
+        self.job_id = job_id
+        self.period = runtime.settings.job_lease_seconds / 4
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-job-{job_id}", daemon=True)
+
+    def __enter__(self) -> JobLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                with self.runtime.Session() as session:
+                    session.execute(
+                        update(Job)
+                        .where(Job.id == self.job_id, Job.state == RUNNING)
+                        .values(heartbeat_at=utcnow())
+                    )
+                    session.commit()
+            except Exception:  # the database may be briefly away; the next renewal tries again
+                log.warning("job %s: could not renew its lease", self.job_id, exc_info=True)
+
+
 def _finish(runtime: Runtime, job_id: int, outcome: CaptureOutcome | None, error: str | None) -> None:
+    """Record a job's end state, unless it was interrupted meanwhile (its lease had run out)."""
+    if outcome is None:
+        values = {"state": FAILED, "reason": error}
+    else:
+        values = {
+            "state": _STATE_FOR[outcome.status],
+            "capture_id": outcome.capture_id,
+            "bytes": outcome.size,
+            "reason": outcome.message if outcome.status == FAILED else None,
+        }
     with runtime.Session() as session:
-        job = session.get(Job, job_id)
-        job.finished_at = utcnow()
-        if outcome is None:
-            job.state = FAILED
-            job.reason = error
-        else:
-            job.state = _STATE_FOR[outcome.status]
-            job.capture_id = outcome.capture_id
-            job.bytes = outcome.size
-            job.reason = outcome.message if outcome.status == FAILED else None
+        finished = session.execute(
+            update(Job).where(Job.id == job_id, Job.state == RUNNING).values(finished_at=utcnow(), **values)
+        ).rowcount
         session.commit()
+    if not finished:
+        log.warning("job %s ended after it was interrupted (lease lost); its retry stands", job_id)
 
 
 def run_job(runtime: Runtime, job_id: int, process: bool = True) -> CaptureOutcome | None:
@@ -90,7 +209,8 @@ def run_job(runtime: Runtime, job_id: int, process: bool = True) -> CaptureOutco
     if source_id is None:
         return None
     try:
-        outcome = capture_source(runtime, source_id, process=process)
+        with JobLease(runtime, job_id):
+            outcome = capture_source(runtime, source_id, process=process)
     except Exception as exc:  # a bug must not leave the job "running" forever
         log.exception("job %s crashed", job_id)
         _finish(runtime, job_id, None, f"internal error: {exc}")
@@ -135,20 +255,21 @@ def enqueue_due_sources(runtime: Runtime) -> list[int]:
     return ids
 
 
-def recover_interrupted(runtime: Runtime) -> int:
-    """At scheduler start: jobs left running by a killed scheduler become interrupted and re-queued."""
+def requeue_stale_jobs(runtime: Runtime) -> int:
+    """Running jobs whose lease ran out (their process died) become interrupted and re-queued.
+
+    Run by the scheduler at start-up and periodically; a job another process still renews is
+    left alone.
+    """
+    now = utcnow()
     with runtime.Session() as session:
-        stuck = list(session.scalars(select(Job).where(Job.state == RUNNING)))
-        for job in stuck:
-            job.state = INTERRUPTED
-            job.finished_at = utcnow()
-            job.reason = "the scheduler stopped while this job was running"
-            session.add(Job(source_id=job.source_id, state=QUEUED, trigger="retry", attempts=0,
-                            requested_by=job.requested_by))
+        lease = _lease(session)
+        stale = list(session.scalars(select(Job).where(_stale(now, lease)).order_by(Job.id)))
+        requeued = [job for job in stale if _interrupt(session, job, now, lease) is not None]
         session.commit()
-    if stuck:
-        log.warning("re-queued %d interrupted job(s)", len(stuck))
-    return len(stuck)
+    for job in requeued:
+        log.warning("job %s (source %s) lost its lease (worker %s): re-queued", job.id, job.source_id, job.worker)
+    return len(requeued)
 
 
 def jobs_running(runtime: Runtime) -> bool:

@@ -11,9 +11,10 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import PurePath
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
@@ -135,7 +136,7 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
         for note in notes:
             log.info("requisite of %s left out: %s", url, note)
     try:
-        parts = _spool_parts(runtime, result, fetched_at, requisites)
+        parts = _spool_parts(runtime, result, requisites)
     except StorageError as exc:
         return _record_failure(
             runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
@@ -227,31 +228,8 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
     Replication happens after the capture is safely recorded: a back-end that is down leaves
     pending replicas for the reconcile job, and loses nothing.
     """
-    new_fragments = 0
-    with runtime.Session() as session:
-        # Claimed with one atomic UPDATE: the CLI and the scheduler's processing job may reach
-        # the same fresh capture at once, and only one of them may split it.
-        claimed = session.execute(
-            update(Capture)
-            .where(Capture.id == capture_id, Capture.split_at.is_(None))
-            .values(split_at=utcnow())
-        ).rowcount
-        session.commit()
-    if claimed:
-        with runtime.Session() as session:
-            capture = session.get(Capture, capture_id)
-            try:
-                page = next(p for p in capture.parts if p.role == "page")
-                body = runtime.stores["local"].get(page.sha256)
-                new_fragments = _split(runtime, session, capture, body)
-                _add_offline_copy(runtime, session, capture, body)
-                session.commit()
-            except Exception:
-                session.rollback()
-                # Give the capture back, so the next processing run tries again.
-                session.execute(update(Capture).where(Capture.id == capture_id).values(split_at=None))
-                session.commit()
-                raise
+    claimed_at = _claim_processing(runtime, capture_id)
+    new_fragments = _process(runtime, capture_id, claimed_at) if claimed_at is not None else 0
     report = replicate_capture(runtime, capture_id)
     with runtime.Session() as session:
         capture = session.get(Capture, capture_id)
@@ -263,6 +241,62 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
             capture.url, capture.size, new_fragments, capture.complete,
         )
         return _outcome(capture, new_fragments, report.uploaded_bytes)
+
+
+def _claimable(runtime: Runtime, now: datetime):
+    """SQL: a capture never claimed for processing, or claimed by a run that died.
+
+    A claim (split_at) with no processed_at after the processing lease means its process was
+    killed between claiming and committing; the capture is taken again.
+    """
+    expired = now - timedelta(seconds=runtime.settings.processing_lease_seconds)
+    return or_(Capture.split_at.is_(None), and_(Capture.processed_at.is_(None), Capture.split_at < expired))
+
+
+def _claim_processing(runtime: Runtime, capture_id: int) -> datetime | None:
+    """Claim a capture's processing; return the claim's time, or None if it is not ours to do."""
+    now = utcnow()
+    with runtime.Session() as session:
+        # One atomic UPDATE: the CLI and the scheduler's processing job may reach the same fresh
+        # capture at once, and only one of them may split it.
+        claimed = session.execute(
+            update(Capture).where(Capture.id == capture_id, _claimable(runtime, now)).values(split_at=now)
+        ).rowcount
+        session.commit()
+    return now if claimed else None
+
+
+def _process(runtime: Runtime, capture_id: int, claimed_at: datetime) -> int:
+    """Split a claimed capture and add its offline copy in one transaction; return new fragments.
+
+    processed_at is set in that same transaction, so a capture either has its fragments, its
+    offline copy and processed_at, or none of them (and its claim runs out and is taken again).
+    """
+    ours = and_(Capture.id == capture_id, Capture.split_at == claimed_at, Capture.processed_at.is_(None))
+    with runtime.Session() as session:
+        capture = session.get(Capture, capture_id)
+        try:
+            page = next(p for p in capture.parts if p.role == "page")
+            body = runtime.stores["local"].get(page.sha256)
+            new_fragments = _split(runtime, session, capture, body)
+            _add_offline_copy(runtime, session, capture, body)
+            # Committed only while the claim is still ours: a run that outlived its lease and was
+            # taken over must not add its work a second time.
+            done = session.execute(
+                update(Capture).where(ours).values(processed_at=utcnow()).execution_options(synchronize_session=False)
+            ).rowcount
+            if not done:
+                session.rollback()
+                log.warning("capture %s: processing claim lost to another run; its work is dropped", capture_id)
+                return 0
+            session.commit()
+            return new_fragments
+        except Exception:
+            session.rollback()
+            # Give the capture back, so the next processing run tries again.
+            session.execute(update(Capture).where(ours).values(split_at=None))
+            session.commit()
+            raise
 
 
 def _add_offline_copy(runtime: Runtime, session, capture: Capture, body: bytes) -> None:
@@ -284,12 +318,12 @@ def _add_offline_copy(runtime: Runtime, session, capture: Capture, body: bytes) 
 
 
 def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 2) -> int:
-    """Split and replicate captures recorded without processing (the scheduler's job)."""
+    """Split and replicate captures recorded without processing, or whose processing died."""
     with runtime.Session() as session:
         ids = list(
             session.scalars(
                 select(Capture.id)
-                .where(Capture.status == OK, Capture.split_at.is_(None))
+                .where(Capture.status == OK, _claimable(runtime, utcnow()))
                 .order_by(Capture.id)
                 .limit(limit)
             )
@@ -304,10 +338,13 @@ def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 
 
 
 def _spool_parts(
-    runtime: Runtime, result: FetchResult, fetched_at, requisites: list[Requisite]
+    runtime: Runtime, result: FetchResult, requisites: list[Requisite]
 ) -> list[CapturePart]:
-    """Write the page, its WARC, its assets and its offline copy to the spool; return the parts."""
-    warc = build_warc(result, fetched_at, [r.result for r in requisites])
+    """Write the page, its WARC and its assets to the spool; return the parts.
+
+    The page and assets are the decoded bodies (what is split, served and hashed); only the WARC
+    keeps every hop as received, Content-Encoding included."""
+    warc = build_warc(result, [r.result for r in requisites])
     files = [
         ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
         ("warc", "capture.warc.gz", warc, "application/warc"),
@@ -393,6 +430,7 @@ def _record_unchanged(
             same_as_id=previous.same_as_id or previous.id,
             complete=True,
             split_at=fetched_at,
+            processed_at=fetched_at,
             fetched_at=fetched_at,
         )
         session.add(capture)

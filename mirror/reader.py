@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Blueprint, Response, redirect, url_for
+from flask import Blueprint, Response, abort, redirect, url_for
 
 from mirror.models import Capture
 from mirror.pipeline import OFFLINE_NAME
 from samizdat.errors import StorageError
-from samizdat.web import db_session, json_error, runtime
+from samizdat.web import db_session, runtime
 
 bp = Blueprint("reader", __name__)
 
@@ -56,7 +56,8 @@ def read_capture(capture_id: int):
     """The capture as a reader sees it: its offline copy, or its first file when it has none."""
     capture = db_session().get(Capture, capture_id)
     if capture is None or capture.status != "ok":
-        return json_error(404, f"no stored capture with id {capture_id}")
+        # Readers reach these from links: the error handler gives browsers a page, scripts JSON.
+        abort(404, f"no stored capture with id {capture_id}")
     offline = next((p for p in capture.parts if p.role == "offline"), None)
     name = offline.name if offline else capture.parts[0].name
     return redirect(url_for("reader.capture_file", capture_id=capture_id, name=name))
@@ -68,11 +69,11 @@ def capture_file(capture_id: int, name: str):
     capture = db_session().get(Capture, capture_id)
     part = None if capture is None else next((p for p in capture.parts if p.name == name), None)
     if part is None:
-        return json_error(404, f"capture {capture_id} has no file {name!r}")
+        abort(404, f"capture {capture_id} has no file {name!r}")
     try:
         data = runtime().stores["local"].get(part.sha256)
     except StorageError as exc:
-        return json_error(503, f"the file is not available here right now: {exc}")
+        abort(503, f"the file is not available here right now: {exc}")
     response = Response(data, mimetype="application/octet-stream")
     if part.role in RENDERED_ROLES:
         response.mimetype = part.content_type or "application/octet-stream"
@@ -81,7 +82,13 @@ def capture_file(capture_id: int, name: str):
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Content-Security-Policy"] = REPLAY_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    # The sandbox gives a replayed page an opaque origin (so it can never act as this site, nor
+    # reach an archivist's session), and to an opaque origin even this site is another origin:
+    # "same-origin" would make Chromium block every image and stylesheet of the replay. The
+    # rendered files are public archive content anyway; downloads stay same-origin.
+    response.headers["Cross-Origin-Resource-Policy"] = (
+        "cross-origin" if part.role in RENDERED_ROLES else "same-origin"
+    )
     # Content-addressed: a capture's files never change.
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     response.headers["ETag"] = part.sha256

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
-from mirror.storage import IpfsStore, StoredBlob, sha256_hex
+from mirror.storage import BackendDownError, BlobStore, IpfsStore, StoredBlob, sha256_hex
+from mirror.warc import page_hops
 from samizdat.db import utcnow
 from samizdat.errors import StorageError
 from samizdat.runtime import Runtime
@@ -99,16 +100,20 @@ def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationR
             blob, error = _copy_and_verify(runtime, sha256, backend), None
         except StorageError as exc:
             blob, error = None, exc
+        # A back-end whose breaker is open was not even called: that is no attempt, and must
+        # not lengthen the backoff it will get once it answers again.
+        tried = not isinstance(error, BackendDownError)
         with runtime.Session() as session:
             replica = session.get(Replica, replica_id)
-            replica.attempts += 1
+            replica.attempts += 1 if tried else 0
             if error is not None:
                 replica.state = FAILED
                 replica.last_error = str(error)[:2000]
                 replica.next_attempt_at = utcnow() + _backoff(runtime, replica.attempts)
                 report.failed += 1
                 report.errors.append(f"{backend}: {error}")
-                log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
+                if tried:
+                    log.warning("replica %s in %s failed: %s", sha256[:12], backend, error)
             else:
                 now = utcnow()
                 replica.state = STORED
@@ -130,8 +135,12 @@ def _replicas_by_backend(session: Session, sha256s: set[str]) -> dict[tuple[str,
     return {(r.sha256, r.backend): r for r in rows}
 
 
-def build_manifest(capture: Capture, parts: list[CapturePart], cids: dict[str, str]) -> bytes:
-    """The capture's manifest.json: where it came from and the sha256 (and CID) of every part."""
+def build_manifest(
+    capture: Capture, parts: list[CapturePart], cids: dict[str, str], spool: BlobStore
+) -> bytes:
+    """The capture's manifest.json: where it came from (every hop from the source URL to the
+    final URL, as its WARC in ``spool`` records them) and the sha256 (and CID) of every part."""
+    warc = next((p for p in parts if p.role == "warc"), None)
     manifest = {
         "samizdat_manifest": 1,
         "url": capture.url,
@@ -141,6 +150,7 @@ def build_manifest(capture: Capture, parts: list[CapturePart], cids: dict[str, s
         "content_type": capture.content_type,
         "charset": capture.charset,
         "sha256": capture.sha256,
+        "hops": page_hops(spool.get(warc.sha256)) if warc is not None else [],
         "parts": [
             {
                 "name": p.name,
@@ -198,13 +208,17 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         capture = session.get(Capture, capture_id)
         if capture.complete:
             return True
+        if capture.processed_at is None:
+            # Its fragments and offline copy are not committed yet: a manifest or IPFS directory
+            # written now would leave the offline copy out for good.
+            return False
         content = [p for p in capture.parts if p.role != "manifest"]
         has_manifest = any(p.role == "manifest" for p in capture.parts)
         replicas = _replicas_by_backend(session, {p.sha256 for p in content})
         # The manifest lists every part's CID, so it waits until IPFS has them all.
         if not has_manifest and (not ipfs_on or _all_stored(replicas, [p.sha256 for p in content], "ipfs")):
             cids = {p.sha256: replicas[(p.sha256, "ipfs")].locator for p in content} if ipfs_on else {}
-            data = build_manifest(capture, content, cids)
+            data = build_manifest(capture, content, cids, runtime.stores["local"])
             try:
                 runtime.stores["local"].put(data)
             except StorageError as exc:
@@ -305,8 +319,8 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
             session.scalars(
                 select(Capture.id)
                 # Captures not processed yet are the processing job's (it adds their offline copy
-                # before the manifest is written).
-                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.split_at.is_not(None))
+                # before the manifest is written; a crashed claim is taken again after its lease).
+                .where(Capture.status == "ok", Capture.complete.is_(False), Capture.processed_at.is_not(None))
                 .order_by(Capture.id)
             )
         )

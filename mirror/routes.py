@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from accounts.auth import current_user, require_archivist
+from accounts.auth import current_user, require_archivist, viewer_is_archivist
 from mirror.importer import MAX_IMPORT_BYTES, import_sources
 from mirror.jobs import enqueue
 from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
 from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
-from mirror.sources import add_source, delete_source, interval_or_default, parse_interval, update_source
-from samizdat.errors import SamizdatError
-from samizdat.web import db_session, json_error, page_args, runtime
+from mirror.sources import (
+    ConfirmationNeeded,
+    add_source,
+    bulk_change,
+    delete_source,
+    filtered_sources,
+    interval_or_default,
+    parse_interval,
+    source_filter,
+    update_source,
+)
+from samizdat.errors import SamizdatError, StorageError, StorageFullError
+from samizdat.web import db_session, json_error, json_object, page_args, runtime
 
 bp = Blueprint("mirror", __name__)
+log = logging.getLogger(__name__)
 
 
 def source_as_dict(source: Source) -> dict:
@@ -34,8 +47,12 @@ def source_as_dict(source: Source) -> dict:
     }
 
 
-def capture_as_dict(capture: Capture, session=None) -> dict:
-    """The public JSON shape of a capture; with a session, each part's replica states too."""
+def capture_as_dict(capture: Capture, session=None, details: bool = False) -> dict:
+    """The JSON shape of a capture; with a session, each part's replica states too.
+
+    Error texts (``error_message``, each replica's ``last_error``) are shown with ``details``
+    only, i.e. to archivists: they carry internal DNS answers, addresses and endpoints.
+    """
     warc = next((p for p in capture.parts if p.role == "warc"), None)
     shape = {
         "id": capture.id,
@@ -51,7 +68,7 @@ def capture_as_dict(capture: Capture, session=None) -> dict:
         "s3_key": capture.s3_key,
         "cid": capture.cid,
         "error_reason": capture.error_reason,
-        "error_message": capture.error_message,
+        "error_message": capture.error_message if details else None,
         "fetched_at": capture.fetched_at.isoformat(),
         "charset": capture.charset,
         "complete": capture.complete,
@@ -60,6 +77,11 @@ def capture_as_dict(capture: Capture, session=None) -> dict:
     }
     if session is not None:
         shape["parts"] = replica_states(session, capture)
+        if not details:
+            for part in shape["parts"]:
+                for replica in part["replicas"].values():
+                    if "last_error" in replica:
+                        replica["last_error"] = None
     return shape
 
 
@@ -68,13 +90,15 @@ def list_sources():
     """Sources, paginated, optionally filtered by country and collection."""
     try:
         page, per_page = page_args()
-    except ValueError as exc:
+        flt = source_filter(
+            country=request.args.get("country"),
+            collection=request.args.get("collection"),
+            q=request.args.get("q"),
+            state=request.args.get("state"),
+        )
+    except (ValueError, SamizdatError) as exc:
         return json_error(400, str(exc))
-    query = select(Source).where(Source.deleted_at.is_(None))
-    if request.args.get("country"):
-        query = query.where(Source.country == request.args["country"].upper())
-    if request.args.get("collection"):
-        query = query.where(Source.collection == request.args["collection"])
+    query = filtered_sources(flt)
     session = db_session()
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     items = session.scalars(query.order_by(Source.id).offset((page - 1) * per_page).limit(per_page))
@@ -97,18 +121,11 @@ def list_captures(source_id: int):
     captures = session.scalars(
         select(Capture).where(Capture.source_id == source_id).order_by(Capture.fetched_at.desc())
     )
-    return jsonify({"items": [capture_as_dict(c, session) for c in captures]})
+    details = viewer_is_archivist()
+    return jsonify({"items": [capture_as_dict(c, session, details) for c in captures]})
 
 
 # --- Archivist writes: every one needs an archivist (a Bearer token, or a session plus CSRF). ---
-
-
-def _json_object() -> dict:
-    """The request's JSON object body; SamizdatError when there is none."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise SamizdatError("send a JSON object with Content-Type: application/json")
-    return body
 
 
 def _optional_text(body: dict, name: str) -> str | None:
@@ -130,7 +147,7 @@ def create_source():
     """Add a source from JSON {url, country?, collection?, every?}: 201 new, 200 already present."""
     session = db_session()
     try:
-        body = _json_object()
+        body = json_object()
         url = body.get("url")
         if not isinstance(url, str):
             raise SamizdatError("url is required and must be a string")
@@ -159,7 +176,7 @@ def patch_source(source_id: int):
     if source is None:
         return json_error(404, f"no source with id {source_id}")
     try:
-        body = _json_object()
+        body = json_object()
         unknown = set(body) - {"country", "collection", "every", "active"}
         if unknown:
             raise SamizdatError(f"cannot change {', '.join(sorted(unknown))}")
@@ -190,6 +207,47 @@ def remove_source(source_id: int):
     delete_source(session, source)
     session.commit()
     return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
+
+
+_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm"}
+
+
+@bp.post("/api/sources/bulk")
+@require_archivist
+def bulk_sources():
+    """Pause, resume or delete many sources: {action, ids?, collection?, country?, q?, state?}.
+
+    Deleting needs ``"confirm": true``; without it the answer is 400 with how many would go.
+    """
+    session = db_session()
+    try:
+        body = json_object()
+        unknown = set(body) - _BULK_KEYS
+        if unknown:
+            raise SamizdatError(f"unknown field {', '.join(sorted(unknown))}")
+        ids = body.get("ids", [])
+        if not isinstance(ids, list):
+            raise SamizdatError("ids must be a list of source ids")
+        confirm = body.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise SamizdatError("confirm must be true or false")
+        flt = source_filter(
+            ids,
+            country=_optional_text(body, "country"),
+            collection=_optional_text(body, "collection"),
+            q=_optional_text(body, "q"),
+            state=_optional_text(body, "state"),
+        )
+        result = bulk_change(session, _optional_text(body, "action") or "", flt, confirmed=confirm)
+    except ConfirmationNeeded as needed:
+        session.rollback()
+        message = f'{needed}: send "confirm": true'
+        return jsonify({"error": message, "status": 400, "matched": len(needed.matched)}), 400
+    except SamizdatError as exc:
+        session.rollback()
+        return json_error(400, str(exc))
+    session.commit()
+    return jsonify({"action": result.action, "matched": result.matched, "changed": result.changed})
 
 
 # --- End of archivist writes. ---
@@ -261,6 +319,17 @@ def list_jobs():
     return jsonify({"items": [job_as_dict(j) for j in jobs], "page": page, "per_page": per_page, "total": total})
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+def form_flag(name: str) -> bool:
+    """A yes/no form field (absent means no); SamizdatError for anything else."""
+    value = request.form.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise SamizdatError(f"{name} must be true or false")
+    return value in _TRUE
+
+
 @bp.post("/api/sources/import")
 @require_archivist
 def import_source_file():
@@ -272,6 +341,7 @@ def import_source_file():
     try:
         every = request.form.get("every") or None
         interval = interval_or_default(every, runtime().settings)
+        paused = form_flag("paused")
         summary = import_sources(
             session,
             upload.read(MAX_IMPORT_BYTES + 1),
@@ -279,6 +349,7 @@ def import_source_file():
             interval,
             country=request.form.get("country") or None,
             collection=request.form.get("collection") or None,
+            active=not paused,
         )
     except SamizdatError as exc:
         session.rollback()
@@ -287,7 +358,10 @@ def import_source_file():
     return jsonify(
         {
             "added": len(summary.added),
+            "paused": paused,
             "already_present": summary.already_present,
+            # Every invalid row is counted; only the first few are listed (see ImportSummary).
+            "invalid_count": summary.invalid_count,
             "invalid": [{"line": line, "reason": reason} for line, reason in summary.invalid],
         }
     )
@@ -306,7 +380,13 @@ def upload_document(source_id: int):
         outcome = capture_document(
             runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename
         )
+    except StorageError as exc:
+        # The server's fault, not the upload's: the operator's log gets the path, the client not.
+        log.error("document upload for source %s not stored: %s", source_id, exc)
+        if isinstance(exc, StorageFullError):
+            return json_error(507, "the archive's storage is full; the document was not kept")
+        return json_error(503, "the archive's storage failed; the document was not kept")
     except SamizdatError as exc:
         return json_error(400, str(exc))
     capture = db_session().get(Capture, outcome.capture_id)
-    return jsonify(capture_as_dict(capture, db_session())), 201
+    return jsonify(capture_as_dict(capture, db_session(), details=True)), 201

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from mirror.jobs import enqueue_due_sources, jobs_running, recover_interrupted, run_queued_jobs
+from mirror.jobs import enqueue_due_sources, jobs_running, requeue_stale_jobs, run_queued_jobs
 from mirror.leader import LeaderLock
 from mirror.pipeline import process_pending_captures
 from mirror.replicas import reconcile
@@ -29,6 +29,7 @@ QUEUE_JOB_ID = "mirror.run-queued-jobs"
 PROCESS_JOB_ID = "mirror.process-captures"
 LEADER_JOB_ID = "mirror.keep-leadership"
 RECONCILE_JOB_ID = "mirror.reconcile-replicas"
+LEASE_JOB_ID = "mirror.requeue-stale-jobs"
 
 
 def capture_due_sources(runtime: Runtime) -> int:
@@ -59,25 +60,30 @@ def process_captures(runtime: Runtime) -> int:
 
 
 def build_scheduler(runtime: Runtime) -> BlockingScheduler:
-    """A BlockingScheduler with its four jobs under fixed ids.
+    """A BlockingScheduler with its jobs under fixed ids.
 
     Capturing (fetch, spool, record) and processing (split, replicate) run as separate jobs, so
-    fetching never waits for S3, IPFS or the splitter.
+    fetching never waits for S3, IPFS or the splitter. Stale jobs (their process died) are
+    re-queued twice per lease, whoever ran them.
     """
     s = runtime.settings
-    scheduler = BlockingScheduler(
-        executors={"default": ThreadPoolExecutor(4)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
-        timezone="UTC",
-    )
     now = datetime.now(timezone.utc)
     # The first tick of each job runs at start-up rather than one interval later.
-    for job_id, func, seconds, first in (
+    jobs = (
         (CAPTURE_JOB_ID, capture_due_sources, s.scheduler_tick_seconds, now),
         (QUEUE_JOB_ID, run_requested_jobs, s.jobs_poll_seconds, now),
         (PROCESS_JOB_ID, process_captures, s.jobs_poll_seconds, now),
         (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
-    ):
+        (LEASE_JOB_ID, requeue_stale_jobs, s.job_lease_seconds / 2, now),
+    )
+    scheduler = BlockingScheduler(
+        # A thread for every job (and the leadership check): a slow one (a hung back-end)
+        # must never keep the others from running.
+        executors={"default": ThreadPoolExecutor(len(jobs) + 1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        timezone="UTC",
+    )
+    for job_id, func, seconds, first in jobs:
         scheduler.add_job(
             func, "interval", seconds=seconds, args=[runtime], id=job_id,
             replace_existing=True, next_run_time=first,
@@ -85,9 +91,22 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
     return scheduler
 
 
+def _skip_busy_runs(record: logging.LogRecord) -> bool:
+    """Drop APScheduler's "skipped: maximum number of running instances" warnings.
+
+    With max_instances=1 a tick that finds its job still running (a long capture batch) is
+    expected, not a problem; logged, it would be a line every few seconds.
+    """
+    return "maximum number of running instances" not in record.getMessage()
+
+
 def run_scheduler(runtime: Runtime) -> None:
     """Wait for leadership (standby), then run until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler logs every run of every job at INFO (a line per tick); only state changes and
+    # failures belong in the log, and its warnings (missed runs) and errors still come through.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_skip_busy_runs)
     stopping = threading.Event()
     scheduler: BlockingScheduler | None = None
 
@@ -110,7 +129,6 @@ def run_scheduler(runtime: Runtime) -> None:
             return
     try:
         log.info("scheduler active: tick every %ss", runtime.settings.scheduler_tick_seconds)
-        recover_interrupted(runtime)
         scheduler = build_scheduler(runtime)
 
         def keep_leadership() -> None:

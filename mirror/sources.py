@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -14,18 +16,43 @@ from mirror.models import Capture, Job, Source
 from mirror.urls import normalize_url
 from samizdat.db import utcnow
 from samizdat.errors import SamizdatError
+from samizdat.text import unstorable_reason
 
+log = logging.getLogger(__name__)
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([mhd]?)\s*$")
+# The one place capture intervals are bounded: every way in (API, pages, CLI, import) goes
+# through check_interval, and due_sources clamps rows stored before the bounds existed.
+MIN_INTERVAL_MINUTES = 1
+MAX_INTERVAL_MINUTES = 365 * 24 * 60
+
+_INTERVAL = re.compile(r"^\s*([0-9]+)\s*([mhd]?)\s*$")
 _UNIT_MINUTES = {"": 1, "m": 1, "h": 60, "d": 1440}
+# More digits than this is out of range whatever the unit; checked before int() so that a
+# thousand-digit value costs nothing.
+_MAX_DIGITS = len(str(MAX_INTERVAL_MINUTES))
 
 
-def parse_interval(text: str) -> int:
-    """'90m', '6h', '1d' or a bare number of minutes → minutes; SamizdatError otherwise."""
-    match = _INTERVAL.match(text or "")
-    if not match or int(match.group(1)) == 0:
-        raise SamizdatError(f"expected e.g. 30m, 6h or 1d, got {text!r}")
-    return int(match.group(1)) * _UNIT_MINUTES[match.group(2)]
+def check_interval(minutes: object) -> int:
+    """``minutes`` if it is a whole number of minutes within the bounds; SamizdatError otherwise."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise SamizdatError(f"interval must be a whole number of minutes, got {minutes!r}")
+    if not MIN_INTERVAL_MINUTES <= minutes <= MAX_INTERVAL_MINUTES:
+        raise SamizdatError(
+            f"interval must be between {MIN_INTERVAL_MINUTES} minute and "
+            f"{MAX_INTERVAL_MINUTES // 1440} days, got {minutes} minutes"
+        )
+    return minutes
+
+
+def parse_interval(text: object) -> int:
+    """'90m', '6h', '1d' or a bare number of minutes → minutes within bounds; SamizdatError otherwise."""
+    match = _INTERVAL.match(text) if isinstance(text, str) else None
+    digits = match.group(1).lstrip("0") if match else ""
+    if not digits:  # not an interval at all, or zero
+        raise SamizdatError(f"expected e.g. 30m, 6h or 1d, got {text!r:.60}")
+    if len(digits) > _MAX_DIGITS:
+        raise SamizdatError(f"interval must be at most {MAX_INTERVAL_MINUTES // 1440} days")
+    return check_interval(int(digits) * _UNIT_MINUTES[match.group(2)])
 
 
 def interval_or_default(every: str | None, settings: Settings) -> int:
@@ -43,13 +70,20 @@ def clean_country(country: str | None) -> str | None:
     return country
 
 
-def _clean_collection(collection: str | None) -> str | None:
-    """A collection name of at most 100 characters, None for none."""
+MAX_COLLECTION_LENGTH = 100  # sources.collection is VARCHAR(100)
+
+
+def clean_collection(collection: str | None) -> str | None:
+    """A collection name of at most 100 characters, None for none; SamizdatError otherwise."""
     if collection is None or not collection.strip():
         return None
-    if len(collection.strip()) > 100:
-        raise SamizdatError("collection must be at most 100 characters")
-    return collection.strip()
+    collection = collection.strip()
+    if len(collection) > MAX_COLLECTION_LENGTH:
+        raise SamizdatError(f"collection must be at most {MAX_COLLECTION_LENGTH} characters")
+    reason = unstorable_reason(collection)  # e.g. an undecodable command-line argument
+    if reason:
+        raise SamizdatError(f"collection {reason}")
+    return collection
 
 
 @dataclass(frozen=True)
@@ -73,9 +107,8 @@ def add_source(
     """
     normalized = normalize_url(url)
     country = clean_country(country)
-    collection = _clean_collection(collection)
-    if interval_minutes <= 0:
-        raise SamizdatError("interval must be positive")
+    collection = clean_collection(collection)
+    check_interval(interval_minutes)
     existing = session.scalar(select(Source).where(Source.url == normalized))
     if existing is not None and existing.deleted_at is not None:
         # Adding a deleted page again brings it back (its old captures were kept) as if new.
@@ -120,11 +153,9 @@ def update_source(
     if country is not _UNSET:
         changes["country"] = clean_country(country)  # type: ignore[arg-type]
     if collection is not _UNSET:
-        changes["collection"] = _clean_collection(collection)  # type: ignore[arg-type]
+        changes["collection"] = clean_collection(collection)  # type: ignore[arg-type]
     if interval_minutes is not _UNSET:
-        if not isinstance(interval_minutes, int) or interval_minutes <= 0:
-            raise SamizdatError("interval must be positive")
-        changes["interval_minutes"] = interval_minutes
+        changes["interval_minutes"] = check_interval(interval_minutes)
     if active is not _UNSET:
         if not isinstance(active, bool):
             raise SamizdatError("active must be true or false")
@@ -143,6 +174,134 @@ def delete_source(session: Session, source: Source) -> Source:
     source.deleted_at = utcnow()
     session.flush()
     return source
+
+
+SOURCE_STATES = ("active", "paused")
+BULK_ACTIONS = ("pause", "resume", "delete")
+# Deleting hides sources from mirroring: every interface asks before doing it to many at once.
+DESTRUCTIVE_ACTIONS = frozenset({"delete"})
+MAX_QUERY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """Which live sources to list or change; every criterion given must hold.
+
+    Build one with :func:`source_filter`, which validates what a form, a JSON body or the
+    command line sent.
+    """
+
+    ids: tuple[int, ...] = ()
+    country: str | None = None
+    collection: str | None = None
+    q: str | None = None  # part of the URL, any case
+    state: str | None = None  # "active" or "paused"
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing narrows the selection (it would be every source)."""
+        return not (self.ids or self.country or self.collection or self.q or self.state)
+
+
+def source_filter(
+    ids: Iterable[int | str] = (),
+    country: str | None = None,
+    collection: str | None = None,
+    q: str | None = None,
+    state: str | None = None,
+) -> SourceFilter:
+    """Validate raw criteria into a SourceFilter; SamizdatError with one message otherwise."""
+    try:
+        # bool is an int in Python, but `true` is no source id.
+        if any(isinstance(i, bool) for i in ids):
+            raise ValueError
+        clean_ids = tuple(sorted({int(i) for i in ids}))
+    except (TypeError, ValueError):
+        raise SamizdatError("source ids must be whole numbers") from None
+    if any(i <= 0 for i in clean_ids):
+        raise SamizdatError("source ids must be positive")
+    q = (q or "").strip() or None
+    if q is not None and len(q) > MAX_QUERY_CHARS:
+        raise SamizdatError(f"search text must be at most {MAX_QUERY_CHARS} characters")
+    state = (state or "").strip() or None
+    if state is not None and state not in SOURCE_STATES:
+        raise SamizdatError(f"state must be one of {', '.join(SOURCE_STATES)}")
+    return SourceFilter(clean_ids, clean_country(country), clean_collection(collection), q, state)
+
+
+def filtered_sources(flt: SourceFilter) -> Select:
+    """The query of live sources matching ``flt``, in id order."""
+    query = select(Source).where(Source.deleted_at.is_(None))
+    if flt.ids:
+        query = query.where(Source.id.in_(flt.ids))
+    if flt.country:
+        query = query.where(Source.country == flt.country)
+    if flt.collection:
+        query = query.where(Source.collection == flt.collection)
+    if flt.q:
+        # autoescape: a % or _ typed by the archivist is a character, not a wildcard.
+        query = query.where(func.lower(Source.url).contains(flt.q.lower(), autoescape=True))
+    if flt.state:
+        query = query.where(Source.active.is_(flt.state == "active"))
+    return query.order_by(Source.id)
+
+
+class ConfirmationNeeded(SamizdatError):
+    """A destructive bulk action was asked for without confirming it; nothing was changed."""
+
+    def __init__(self, action: str, matched: list[int]):
+        noun = "source" if len(matched) == 1 else "sources"
+        super().__init__(f"{action} {len(matched)} {noun}? Confirm to go ahead")
+        self.action = action
+        self.matched = matched
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did: the live sources it selected and how many it changed."""
+
+    action: str
+    matched: list[int]
+    changed: int
+
+
+def bulk_change(
+    session: Session, action: str, flt: SourceFilter, confirmed: bool = False
+) -> BulkResult:
+    """Pause, resume or delete every live source ``flt`` selects; the caller commits.
+
+    The CLI, the API and the page all come here. An empty filter is refused (it is never "all"
+    by accident), as is an id that is unknown or deleted (then nothing changes). A destructive
+    action raises ConfirmationNeeded, writing nothing, unless ``confirmed``.
+    """
+    if action not in BULK_ACTIONS:
+        raise SamizdatError(f"action must be one of {', '.join(BULK_ACTIONS)}")
+    if flt.is_empty:
+        raise SamizdatError("choose sources: ids, a collection, a country, URL text or a state")
+    if flt.ids:
+        live = set(
+            session.scalars(
+                select(Source.id).where(Source.id.in_(flt.ids), Source.deleted_at.is_(None))
+            )
+        )
+        missing = [i for i in flt.ids if i not in live]
+        if missing:
+            raise SamizdatError(f"no source with id {', '.join(map(str, missing))}")
+    sources = list(session.scalars(filtered_sources(flt)))
+    matched = [s.id for s in sources]
+    if action in DESTRUCTIVE_ACTIONS and not confirmed and matched:
+        raise ConfirmationNeeded(action, matched)
+    changed = 0
+    now = utcnow()
+    for source in sources:
+        if action == "delete":
+            source.deleted_at = now
+            changed += 1
+        elif source.active != (action == "resume"):
+            source.active = action == "resume"
+            changed += 1
+    session.flush()
+    return BulkResult(action, matched, changed)
 
 
 def due_sources(session: Session, now: datetime | None = None) -> list[Source]:
@@ -166,9 +325,17 @@ def due_sources(session: Session, now: datetime | None = None) -> list[Source]:
     ).all()
     due = []
     for source, last_at in rows:
-        if last_at is None:
-            due.append(source)
-            continue
-        if last_at + timedelta(minutes=source.interval_minutes) <= now:
-            due.append(source)
+        # One bad row (an absurd interval stored before the bounds, a corrupt date) is logged
+        # and left out; it must never stop the tick for every other source.
+        try:
+            if last_at is None or _next_due(last_at, source.interval_minutes) <= now:
+                due.append(source)
+        except (OverflowError, TypeError, ValueError):
+            log.exception("source %s: cannot tell when it is due; left out of this tick", source.id)
     return due
+
+
+def _next_due(last_at: datetime, interval_minutes: int) -> datetime:
+    """When a source last attempted at ``last_at`` is due again, its interval clamped to the bounds."""
+    minutes = min(max(interval_minutes, MIN_INTERVAL_MINUTES), MAX_INTERVAL_MINUTES)
+    return last_at + timedelta(minutes=minutes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from samizdat.errors import InvalidURLError
+from samizdat.text import unstorable_reason
 
 ALLOWED_SCHEMES = {"http", "https"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -24,6 +25,9 @@ def normalize_url(raw: str) -> str:
         raise InvalidURLError(f"URL is longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise InvalidURLError(f"URL contains whitespace or control characters: {text!r}")
+    reason = unstorable_reason(text)
+    if reason:
+        raise InvalidURLError(f"URL {reason}: {text!r}")
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -52,4 +56,8 @@ def normalize_url(raw: str) -> str:
     if port is not None and port != DEFAULT_PORTS[scheme]:
         netloc = f"{host_out}:{port}"
     path = parts.path or "/"
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
+    normalized = urlunsplit((scheme, netloc, path, parts.query, ""))
+    # IDNA can lengthen the host (ü → xn--tda): the stored form must fit sources.url too.
+    if len(normalized) > MAX_URL_LENGTH:
+        raise InvalidURLError(f"URL is longer than {MAX_URL_LENGTH} characters once normalised")
+    return normalized

@@ -5,20 +5,30 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
 
 from config.settings import Settings, load_settings
 from samizdat.health import collect_health
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
-from samizdat.web import close_db_session, json_error, runtime
+from samizdat.errorpages import error_response
+from samizdat.web import (
+    DatabaseIdConverter,
+    StorableJSONProvider,
+    close_db_session,
+    reject_unstorable_input,
+    runtime,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the web app for ``settings`` (read from SAMIZDAT_* variables when None)."""
     settings = settings or load_settings()
     app = Flask(__name__)
+    # Before any blueprint adds a route: every <int:…> becomes a bounded database id (404 past it).
+    app.url_map.converters["int"] = DatabaseIdConverter
+    app.json = StorableJSONProvider(app)
     app.config["SECRET_KEY"] = load_secret_key(settings)
     # Only the login flow and archivist pages ever write the session, so only they set this cookie.
     app.config.update(
@@ -31,8 +41,27 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_REFRESH_EACH_REQUEST=False,
     )
     app.config["JSON_SORT_KEYS"] = False
+    # Werkzeug stops reading a body (Content-Length or chunked) past this and answers 413, so a
+    # 1.5 GB upload is never spooled to disk; Flask 3.1's form-field and part limits stay on.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["samizdat"] = build_runtime(settings)
     app.teardown_appcontext(close_db_session)
+    @app.before_request
+    def refuse_oversized_body():
+        """413 as soon as the headers declare too large a body: before auth, limits or parsing."""
+        # Registered before the login limiter, so its key function never parses such a form.
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            # A chunked body's size is known only once read, and Werkzeug quietly truncates one
+            # at the limit; browsers and HTTP clients send a Content-Length for forms and files.
+            raise LengthRequired("send a Content-Length; chunked request bodies are not accepted")
+        length = request.content_length
+        if length is not None and length > settings.max_request_bytes:
+            raise RequestEntityTooLarge(
+                f"the request body is larger than {settings.max_request_bytes} bytes"
+            )
+
+    # After the size check: this one reads form fields, which means reading the body.
+    app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
     from embed.builder import bp as embed_builder_bp
@@ -54,15 +83,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
 
+    from accounts.ratelimit import limit_login
+
+    # After the size check above, so an oversized login is never parsed for its account name.
+    limit_login(app, settings)
+
     @app.get("/healthz")
     def healthz():
-        """Which back-ends are configured and reachable; 503 when any is not."""
-        report = collect_health(runtime())
+        """Which back-ends are configured and reachable; 503 when any is not.
+
+        Only archivists see each check's detail (URLs, paths, error text).
+        """
+        from accounts.auth import viewer_is_archivist
+
+        report = collect_health(runtime(), details=viewer_is_archivist())
         return jsonify(report), (200 if report["status"] == "ok" else 503)
 
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        return json_error(exc.code or 500, exc.description or exc.name)
+    # Unexpected exceptions arrive here too, as a generic InternalServerError (500).
+    app.errorhandler(HTTPException)(error_response)
 
     @app.after_request
     def no_tracking(response):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 
 import click
 from flask import Flask
@@ -10,6 +12,7 @@ from flask.cli import with_appcontext
 
 from samizdat import migrate
 from samizdat.health import collect_health
+from samizdat.text import unstorable_reason
 from samizdat.web import runtime
 
 
@@ -64,4 +67,44 @@ def register_cli(app: Flask) -> None:
         db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, fragments_cli,
         collections_cli, embed_cli,
     ):
+        _check_text_arguments(command)
         app.cli.add_command(command)
+
+
+def _check_text_arguments(command: click.Command) -> None:
+    """Make ``command`` (and every subcommand) refuse unstorable text arguments in one line.
+
+    An argument that is not valid UTF-8 reaches Python as lone surrogates (surrogateescape),
+    which no database can store; refusing them here covers every command, present and future.
+    Only plain text parameters are checked: a click.Path may name any file the system can open.
+    """
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _check_text_arguments(sub)
+    callback = command.callback
+    # The commands are module-level objects and create_app may run many times: wrap once.
+    if callback is None or getattr(callback, "checks_text_arguments", False):
+        return
+    text_params = {
+        param.name: param.opts[-1] if isinstance(param, click.Option) else param.name.upper()
+        for param in command.params
+        if type(param.type) is click.types.StringParamType
+    }
+    command.callback = _refusing_unstorable(callback, text_params)
+
+
+def _refusing_unstorable(callback: Callable, text_params: dict[str, str]) -> Callable:
+    """``callback``, after a check of the text arguments named in ``text_params`` (name → label)."""
+
+    @functools.wraps(callback)
+    def checked(*args, **kwargs):
+        for name, label in text_params.items():
+            value = kwargs.get(name)
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                reason = isinstance(item, str) and unstorable_reason(item)
+                if reason:
+                    raise click.ClickException(f"{label} {reason}")
+        return callback(*args, **kwargs)
+
+    checked.checks_text_arguments = True  # type: ignore[attr-defined]
+    return checked

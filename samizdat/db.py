@@ -72,9 +72,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker:
-    """A session factory bound to ``engine``; objects stay usable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, info: dict | None = None) -> sessionmaker:
+    """A session factory bound to ``engine``; objects stay usable after commit.
+
+    ``info`` becomes every session's ``Session.info`` (the runtime puts its settings there).
+    """
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info or {})
 
 
 def import_all_models() -> None:

@@ -23,6 +23,10 @@ class StorageError(SamizdatError):
     """A storage back-end failed (unreachable, refused, corrupt)."""
 
 
+class StorageFullError(StorageError):
+    """A back-end has no room left (disk full, quota or file-size limit reached)."""
+
+
 class StorageUnavailableError(StorageError):
     """A storage back-end cannot be reached right now."""
 

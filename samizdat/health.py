@@ -20,12 +20,20 @@ def check_database(runtime: Runtime) -> BackendHealth:
     return BackendHealth("database", True, runtime.engine.url.render_as_string(hide_password=True))
 
 
-def collect_health(runtime: Runtime) -> dict:
-    """Every component's health, plus which optional back-ends are configured at all."""
+def collect_health(runtime: Runtime, details: bool = True) -> dict:
+    """Every component's health, plus which optional back-ends are configured at all.
+
+    ``details=False`` (the public /healthz) leaves out each check's detail line: it names the
+    database URL, data paths and internal endpoints, which are for archivists and `flask doctor`.
+    """
     checks = [check_database(runtime)] + [store.check() for store in runtime.stores.values()]
     configured = {"local": True, "s3": bool(runtime.settings.s3_bucket), "ipfs": bool(runtime.settings.ipfs_api)}
+    shown = {c.backend: asdict(c) for c in checks}
+    if not details:
+        for check in shown.values():
+            del check["detail"]
     return {
         "status": "ok" if all(c.ok for c in checks) else "degraded",
         "configured": configured,
-        "checks": {c.backend: asdict(c) for c in checks},
+        "checks": shown,
     }

@@ -26,7 +26,9 @@ class Runtime:
 
     def __post_init__(self):
         self.engine = make_engine(self.settings.sqlalchemy_url)
-        self.Session = make_sessionmaker(self.engine)
+        # Sessions carry the settings, so code given only a session (jobs.enqueue, called by
+        # web requests) still honours configured values such as the job lease.
+        self.Session = make_sessionmaker(self.engine, info={"settings": self.settings})
 
     @cached_property
     def stores(self):

@@ -1,11 +1,24 @@
-"""Request-scoped access to the runtime and a database session, and JSON error helpers."""
+"""Request-scoped access to the runtime and a database session, JSON error helpers, and the
+checks every request's input goes through once, where it enters: ids in the path, page numbers,
+JSON bodies, and text no database can store."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask import current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.routing import IntegerConverter
 
 from samizdat.runtime import Runtime
+from samizdat.text import find_unstorable, unstorable_reason
+
+# Every id column is a 32-bit INTEGER on PostgreSQL: a larger id cannot exist, and sending one
+# to the database is an error there, not "not found".
+MAX_DB_INT = 2**31 - 1
 
 
 def runtime() -> Runtime:
@@ -35,21 +48,88 @@ def json_error(status: int, message: str):
 
 
 MAX_PAGE_SIZE = 200
+# Far past any real listing, yet (MAX_PAGE - 1) * MAX_PAGE_SIZE is a valid SQL OFFSET everywhere.
+# Pages beyond it are clamped to it, as pages below 1 are clamped to 1: both are simply empty.
+MAX_PAGE = 1_000_000
+
+
+def _clamped(value: int, low: int, high: int) -> int:
+    return min(high, max(low, value))
 
 
 def page_args() -> tuple[int, int]:
-    """``page`` and ``per_page`` of a JSON listing; ValueError with one message when garbled."""
+    """``page`` and ``per_page`` of a JSON listing, clamped; ValueError when garbled."""
     try:
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(MAX_PAGE_SIZE, max(1, int(request.args.get("per_page", 50))))
-    except ValueError:
+        page = _clamped(int(request.args.get("page", 1)), 1, MAX_PAGE)
+        per_page = _clamped(int(request.args.get("per_page", 50)), 1, MAX_PAGE_SIZE)
+    except ValueError:  # also a number too long for int() to read
         raise ValueError("page and per_page must be whole numbers") from None
     return page, per_page
 
 
-def page_number() -> int:
-    """The ``page`` of an HTML listing; a missing or garbled one means the first page."""
+def page_number(args: Mapping[str, str] | None = None) -> int:
+    """The ``page`` of an HTML listing (from ``args``, else the query string), clamped; a missing
+    or garbled one means the first page."""
     try:
-        return max(1, int(request.args.get("page", 1)))
+        return _clamped(int((request.args if args is None else args).get("page", 1)), 1, MAX_PAGE)
     except ValueError:
         return 1
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a whole number up to MAX_DB_INT; a larger one is a 404."""
+
+    def to_python(self, value: str) -> Any:
+        """The id as an int; NotFound past MAX_DB_INT (int() cannot even read 4301+ digits)."""
+        if len(value) > len(str(MAX_DB_INT)) or int(value) > MAX_DB_INT:
+            # NotFound, not ValidationError: werkzeug would then try the rules for the other
+            # methods on this path and answer a misleading 405 for, say, DELETE /api/sources/<big>.
+            raise NotFound(f"no such id: ids are at most {MAX_DB_INT}")
+        return super().to_python(value)
+
+
+class StorableJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that a body no database could store does not parse.
+
+    ``request.get_json`` treats the ValueError raised here like any malformed body, so no route
+    can receive NUL or lone surrogates, or crash on a document nested too deep to parse.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse ``s``; ValueError when it is not JSON or holds unstorable text."""
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        reason = find_unstorable(value)
+        if reason:
+            raise ValueError(f"a JSON string {reason}")
+        return value
+
+
+def json_object() -> dict:
+    """The request's JSON object body; BadRequest (a 400 with the reason) for anything else."""
+    if not request.is_json:
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    try:
+        body = current_app.json.loads(request.get_data(cache=True))
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object with Content-Type: application/json")
+    return body
+
+
+def reject_unstorable_input() -> None:
+    """Before every request: BadRequest when the path, query string or form holds unstorable text.
+
+    Werkzeug decodes bad UTF-8 there as U+FFFD, but ``%00`` arrives as a NUL character.
+    """
+    fields = [("the URL path", value) for value in (request.view_args or {}).values()]
+    fields += [(f"query parameter {name!r}", v) for name, v in request.args.items(multi=True)]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields += [(f"form field {name!r}", v) for name, v in request.form.items(multi=True)]
+    for where, value in fields:
+        reason = isinstance(value, str) and unstorable_reason(value)
+        if reason:
+            raise BadRequest(f"{where} {reason}")

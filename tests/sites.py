@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import html
+import random
 import re
 import threading
 import unicodedata
@@ -36,6 +37,11 @@ PHOTO_PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c63f8cf"
     "c0f01f0005000201a2b1e3a50000000049454e44ae426082"
 )
+
+
+# 64 KiB of fixed pseudo-random bytes, gzipped (a few dozen bytes larger than 64 KiB).
+INCOMPRESSIBLE = random.Random(19).randbytes(64 * 1024)
+INCOMPRESSIBLE_GZ = gzip.compress(INCOMPRESSIBLE, mtime=0)
 
 
 HOSTILE_PAGE = (
@@ -85,6 +91,20 @@ def article_html(name: str) -> bytes:
     return page.encode("utf-8")
 
 
+GZIP = {"Content-Encoding": "gzip"}
+
+
+def gzip_article_html(name: str) -> bytes:
+    """The article served gzipped at /gzip/<name>.html: its stylesheet link redirects (301) to a
+    gzip-served stylesheet."""
+    return article_html(name).replace(b"/static/site.css", b"/static/moved.css")
+
+
+def gzip_article_gz(name: str) -> bytes:
+    """The bytes /gzip/<name>.html sends: the article gzipped (mtime 0, so always the same)."""
+    return gzip.compress(gzip_article_html(name), mtime=0)
+
+
 VIETNAMESE_TEXT = (
     "Chính quyền Việt Nam đã bắt giữ nhiều nhà hoạt động vì những bài viết trên mạng. "
     "Họ bị kết án nhiều năm tù giam vì tội tuyên truyền chống nhà nước. "
@@ -128,6 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
+
+    def _redirect(self, status: int, location: str):
+        # With a small body, as real servers send: the WARC keeps it.
+        body = f'<a href="{location}">Moved</a>'.encode()
+        self._send(status, body, headers={"Location": location})
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         self.server.hits.append(self.path)
@@ -181,6 +206,40 @@ class _Handler(BaseHTTPRequestHandler):
                 raw = article_html(seed_names()[0]) if path == "/brotli.html" else b"\0" * (50 * 2**20)
                 _COMPRESSED[path] = brotli.compress(raw, quality=1)
             return self._send(200, _COMPRESSED[path], headers={"Content-Encoding": "br"})
+        # /old/<name>.html: 301 to /moved/…, 302 to /gzip/…, a gzip-served article.
+        if path.startswith("/old/"):
+            return self._redirect(301, "/moved/" + path[len("/old/") :])
+        if path.startswith("/moved/"):
+            return self._redirect(302, "/gzip/" + path[len("/moved/") :])
+        if path.startswith("/gzip/") and path.endswith(".html"):
+            name = path[len("/gzip/") : -len(".html")]
+            if name in seed_names():
+                return self._send(200, gzip_article_gz(name), headers=GZIP)
+        if path == "/static/moved.css":
+            return self._redirect(301, "/static/site-gz.css")
+        if path == "/static/site-gz.css":
+            return self._send(200, gzip.compress(SITE_CSS, mtime=0), "text/css", GZIP)
+        if path == "/chunked/gzip.html":
+            # gzip under chunked transfer coding: the chunking is transport, the gzip is content.
+            data = gzip_article_gz(seed_names()[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(data), 1000):
+                piece = data[start : start + 1000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return None
+        if path == "/gzip-incompressible":
+            # No Content-Length (the body ends when the connection closes): only counting the
+            # bytes as they arrive can stop it.
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            self.wfile.write(INCOMPRESSIBLE_GZ)
+            return None
         if path == "/gzip-bomb":
             bomb = gzip.compress(b"\0" * (50 * 1024 * 1024), compresslevel=9)
             return self._send(200, bomb, headers={"Content-Encoding": "gzip"})

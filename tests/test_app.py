@@ -34,8 +34,9 @@ def test_healthz_is_503_when_a_backend_is_down(local_settings):
     assert report["configured"]["ipfs"] is False
 
 
-def test_unknown_routes_get_a_json_error(client):
-    response = client.get("/no/such/page")
+def test_unknown_api_routes_get_a_json_error(client):
+    # Other paths get an HTML page: tests/input/test_error_pages.py.
+    response = client.get("/api/no/such/endpoint")
     assert response.status_code == 404
     assert "error" in response.get_json()
 

@@ -10,6 +10,7 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_exc
 
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
+from mirror.storage.breaker import CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
 
 
@@ -30,10 +31,12 @@ class IpfsStore(BlobStore):
 
     name = "ipfs"
 
-    def __init__(self, api_multiaddr: str, timeout: float = 30.0):
+    def __init__(self, api_multiaddr: str, timeout: float = 30.0, cooldown: float = 60.0):
         self.api = api_multiaddr
         self.timeout = timeout
         self._local = threading.local()
+        # After a timeout or a refused connection, calls fail at once until a short probe passes.
+        self.breaker = CircuitBreaker("IPFS", cooldown, lambda: self.check().ok)
 
     @property
     def client(self) -> ipfshttpclient.Client:
@@ -52,30 +55,33 @@ class IpfsStore(BlobStore):
     def put(self, data: bytes) -> StoredBlob:
         """Add and pin ``data``; IPFS itself deduplicates identical blocks."""
         digest = sha256_hex(data)
-        try:
-            # pin=true pins as part of the add (checked against the daemon): no second call.
-            cid = self.client.add_bytes(data, opts={"pin": "true"})
-        except ipfs_exc.Error as exc:
-            raise _translate(exc, "add") from exc
+        with self.breaker.guard():
+            try:
+                # pin=true pins as part of the add (checked against the daemon): no second call.
+                cid = self.client.add_bytes(data, opts={"pin": "true"})
+            except ipfs_exc.Error as exc:
+                raise _translate(exc, "add") from exc
         return StoredBlob(self.name, str(cid), digest, len(data), uploaded=True)
 
     def get(self, locator: str) -> bytes:
         """Cat the CID's bytes."""
-        try:
-            return self.client.cat(locator)
-        except ipfs_exc.Error as exc:
-            raise _translate(exc, f"CID {locator}") from exc
+        with self.breaker.guard():
+            try:
+                return self.client.cat(locator)
+            except ipfs_exc.Error as exc:
+                raise _translate(exc, f"CID {locator}") from exc
 
     def exists(self, locator: str) -> bool:
         """Whether the CID is pinned on this node."""
-        try:
-            pins = self.client.pin.ls(locator, type="recursive")
-        except ipfs_exc.ErrorResponse as exc:
-            if "not pinned" in str(exc).lower() or "invalid" in str(exc).lower():
-                return False
-            raise _translate(exc, f"pin of {locator}") from exc
-        except ipfs_exc.Error as exc:
-            raise _translate(exc, f"pin of {locator}") from exc
+        with self.breaker.guard():
+            try:
+                pins = self.client.pin.ls(locator, type="recursive")
+            except ipfs_exc.ErrorResponse as exc:
+                if "not pinned" in str(exc).lower() or "invalid" in str(exc).lower():
+                    return False
+                raise _translate(exc, f"pin of {locator}") from exc
+            except ipfs_exc.Error as exc:
+                raise _translate(exc, f"pin of {locator}") from exc
         return locator in (pins.get("Keys") or {})
 
     def make_directory(self, entries: dict[str, str]) -> str:
@@ -84,33 +90,40 @@ class IpfsStore(BlobStore):
         Uses the node's MFS, so no bytes are sent again: each entry is linked by CID.
         """
         scratch = f"/samizdat-tmp/{uuid.uuid4().hex}"
-        client = self.client
-        try:
-            client.files.mkdir(scratch, parents=True)
-            for name, cid in sorted(entries.items()):
-                parent = posixpath.dirname(name)
-                if parent:
-                    client.files.mkdir(f"{scratch}/{parent}", parents=True)
-                client.files.cp(f"/ipfs/{cid}", f"{scratch}/{name}")
-            root = client.files.stat(scratch)["Hash"]
-            client.pin.add(root)
-        except ipfs_exc.Error as exc:
-            raise _translate(exc, "directory build") from exc
-        finally:
+        with self.breaker.guard():
+            client = self.client
             try:
-                client.files.rm(scratch, recursive=True)
-            except ipfs_exc.Error:
-                pass  # a leftover scratch dir in MFS is harmless; the root is pinned
+                client.files.mkdir(scratch, parents=True)
+                for name, cid in sorted(entries.items()):
+                    parent = posixpath.dirname(name)
+                    if parent:
+                        client.files.mkdir(f"{scratch}/{parent}", parents=True)
+                    client.files.cp(f"/ipfs/{cid}", f"{scratch}/{name}")
+                root = client.files.stat(scratch)["Hash"]
+                client.pin.add(root)
+            except ipfs_exc.Error as exc:
+                error = _translate(exc, "directory build")
+                # A node that timed out would only time out again on the clean-up.
+                if not isinstance(error, StorageUnavailableError):
+                    self._remove_scratch(scratch)
+                raise error from exc
+            self._remove_scratch(scratch)
         return str(root)
+
+    def _remove_scratch(self, scratch: str) -> None:
+        try:
+            self.client.files.rm(scratch, recursive=True)
+        except ipfs_exc.Error:
+            pass  # a leftover scratch dir in MFS is harmless; the root is pinned
 
     def url(self, locator: str) -> str:
         """An ipfs:// URI, resolvable through any gateway."""
         return f"ipfs://{locator}"
 
     def check(self) -> BackendHealth:
-        """Ask the daemon for its version."""
+        """Ask the daemon for its version (a short probe: the breaker waits on it)."""
         try:
-            version = self.client.version()
+            version = self.client.version(timeout=min(self.timeout, 3.0))
         except StorageError as exc:
             return BackendHealth(self.name, False, str(exc))
         except ipfs_exc.Error as exc:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
-from samizdat.errors import BlobNotFoundError, StorageError
+from samizdat.errors import BlobNotFoundError, StorageError, StorageFullError
+
+# Write failures that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class LocalStore(BlobStore):
@@ -29,6 +34,7 @@ class LocalStore(BlobStore):
         path = self._path(digest)
         if path.exists():
             return StoredBlob(self.name, digest, digest, len(data), uploaded=False)
+        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename, so a crash never leaves a half-written blob under a real name.
@@ -39,7 +45,12 @@ class LocalStore(BlobStore):
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except OSError as exc:
-            raise StorageError(f"local store cannot write {path}: {exc}") from exc
+            if tmp is not None:
+                # A write that failed half-way (disk full) must not leave its partial file behind.
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            error = StorageFullError if exc.errno in _NO_ROOM else StorageError
+            raise error(f"local store cannot write {path}: {exc}") from exc
         return StoredBlob(self.name, digest, digest, len(data), uploaded=True)
 
     def get(self, locator: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from sqlalchemy import update
 
-from fragments.curation import review_pending
+from fragments.curation import Reviewer, review_pending
 from fragments.models import APPROVED, REJECTED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
@@ -17,7 +17,7 @@ def capture_article(app, site, index=0):
     outcome = capture_source(rt, source.id)
     # Fragments start pending; these tests are about serving, so an archivist approves them all.
     with rt.Session() as session:
-        review_pending(session, APPROVED, "arch")
+        review_pending(session, APPROVED, Reviewer("arch"))
         session.commit()
     return outcome
 
@@ -44,8 +44,9 @@ def test_random_fragment_has_text_and_attribution(app, client, site):
     body = response.get_json()
     assert set(body) == {
         "id", "text", "language", "source_url", "title", "site_name", "country", "collection",
-        "capture_id", "sha256", "cid", "fetched_at", "link",
+        "capture_id", "sha256", "cid", "fetched_at", "link", "edited", "edited_at", "original_text",
     }
+    assert body["edited"] is False and body["edited_at"] is None and body["original_text"] is None
     capture_page = f"/captures/{outcome.capture_id}/offline.html"
     assert body["link"].startswith(f"http://127.0.0.1:8000{capture_page}#:~:text=")
     assert client.get(capture_page).status_code == 200

@@ -1,18 +1,35 @@
 """Curation tests need a database and captured pages: the app runs on the local store only."""
 
 import pytest
+from sqlalchemy import select
 
 from fragments.curation import create_collection
+from fragments.models import Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
-from tests.conftest import make_settings
+from tests.conftest import create_account, make_settings
 from tests.sites import seed_names
 
 
+def bearer(token: str) -> dict:
+    """The Authorization header of an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def stored(app) -> dict:
+    """Fragment id → Fragment, in page order."""
+    with app.extensions["samizdat"].Session() as session:
+        items = session.scalars(select(Fragment).order_by(Fragment.capture_id, Fragment.position))
+        return {f.id: f for f in items}
+
+
 @pytest.fixture
-def settings(tmp_path, database_url):
-    """SQLite or PostgreSQL (parametrised), local store only."""
-    return make_settings(tmp_path, database_url)
+def settings(request, tmp_path, database_url):
+    """SQLite or PostgreSQL (parametrised), local store only.
+
+    Parametrise indirectly with ``{"fragment_self_approve": True}`` and the like to change one.
+    """
+    return make_settings(tmp_path, database_url, **getattr(request, "param", {}))
 
 
 @pytest.fixture
@@ -33,3 +50,17 @@ def capture(app, site):
         return outcome
 
     return do_capture
+
+
+@pytest.fixture
+def pending(app, capture):
+    """The ids of a captured article's (pending) fragments, in page order."""
+    capture(0, collection="vietnam")
+    return list(stored(app))
+
+
+@pytest.fixture
+def archivist_client(app, client, login):
+    """A client logged in as archivist 'arch'; returns (client, csrf token)."""
+    create_account(app, "arch")
+    return client, login(client, "arch")

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from fragments.curation import (
     CurationError,
+    Reviewer,
     change_tags,
     create_collection,
     edit_text,
@@ -49,9 +50,10 @@ def test_resplitting_a_capture_keeps_review_decisions(app, capture):
     first, second, *_ = fragments_of(app, outcome.capture_id)
     rt = app.extensions["samizdat"]
     with rt.Session() as session:
-        review(session, [first.id], REJECTED, "arch")
-        review(session, [second.id], APPROVED, "arch")
+        review(session, [first.id], REJECTED, Reviewer("arch"))
         edit_text(session, get_fragment(session, second.id), "An archivist's better wording.", "arch")
+        session.flush()
+        review(session, [second.id], APPROVED, Reviewer("second"))
         session.commit()
     with rt.Session() as session:
         # Even with the collection now marked auto-approve, a second split changes nothing.
@@ -99,7 +101,7 @@ def test_a_missing_id_in_a_review_changes_nothing(app, capture):
     good = fragments_of(app, outcome.capture_id)[0].id
     with app.extensions["samizdat"].Session() as session:
         with pytest.raises(CurationError, match="no fragment with id nope"):
-            review(session, [good, "nope"], APPROVED, "arch")
+            review(session, [good, "nope"], APPROVED, Reviewer("arch"))
         session.commit()
     assert {f.status for f in fragments_of(app)} == {PENDING}
 

@@ -3,28 +3,10 @@
 import re
 
 import pytest
-from sqlalchemy import select
 
-from fragments.models import APPROVED, PENDING, REJECTED, Fragment
+from fragments.models import APPROVED, PENDING, REJECTED
 from tests.conftest import create_account
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def stored(app):
-    """Fragment id → Fragment, in page order."""
-    with app.extensions["samizdat"].Session() as session:
-        items = session.scalars(select(Fragment).order_by(Fragment.capture_id, Fragment.position))
-        return {f.id: f for f in items}
-
-
-@pytest.fixture
-def pending(app, capture):
-    """The ids of a captured article's (pending) fragments, in page order."""
-    capture(0, collection="vietnam")
-    return list(stored(app))
+from tests.fragments.conftest import bearer, stored
 
 
 # --- Who may ----------------------------------------------------------------------------------------
@@ -153,7 +135,7 @@ def test_bulk_by_ids_and_by_collection(app, client, capture, pending, archivist_
     response = client.post(
         "/api/fragments/bulk", json={"action": "reject", "ids": pending[:2]}, headers=bearer(archivist_token)
     )
-    assert response.get_json() == {"status": REJECTED, "changed": 2}
+    assert response.get_json() == {"status": REJECTED, "changed": 2, "skipped": []}
     capture(1, collection="belarus")
     response = client.post(
         "/api/fragments/bulk", json={"action": "approve", "collection": "vietnam"},
@@ -219,13 +201,6 @@ def test_only_approved_fragments_are_served_at_random(app, client, pending, arch
 # --- The review page --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def archivist_client(app, client, login):
-    """A client logged in as archivist 'arch'; returns (client, csrf token)."""
-    create_account(app, "arch")
-    return client, login(client, "arch")
-
-
 def test_review_page_lists_pending_and_loads_only_its_own_script(app, archivist_client, pending):
     client, _ = archivist_client
     response = client.get("/archive/fragments")
@@ -268,12 +243,12 @@ def test_review_forms_approve_reject_and_edit(app, archivist_client, pending):
     client.post(f"/archive/fragments/{pending[1]}/reject", data={"csrf_token": csrf})
     edited = client.post(
         f"/archive/fragments/{pending[2]}/edit",
-        data={"csrf_token": csrf, "text": "Trimmed by hand.", "then": "approve"},
+        data={"csrf_token": csrf, "text": "Trimmed by hand."},
     )
     assert edited.status_code == 303
     now = stored(app)
     assert now[pending[0]].status == APPROVED and now[pending[1]].status == REJECTED
-    assert now[pending[2]].status == APPROVED and now[pending[2]].text == "Trimmed by hand."
+    assert now[pending[2]].status == PENDING and now[pending[2]].text == "Trimmed by hand."
     assert now[pending[2]].original_text and now[pending[2]].edited_by == "arch"
     page = client.get("/archive/fragments").get_data(as_text=True)
     assert pending[0] not in page and pending[3] in page

@@ -90,7 +90,10 @@ def test_capture_now_queues_one_job_and_captures_nothing(app, client, ana):
 
 def test_capture_now_of_a_missing_or_deleted_source_is_404(app, client, ana):
     sid = add_source(app, "https://example.org/a")
-    assert client.post(f"/archive/sources/{sid}/delete", data={"csrf_token": ana}).status_code == 303
+    deleted = client.post(
+        f"/archive/sources/{sid}/delete", data={"csrf_token": ana, "confirm": "yes"}
+    )
+    assert deleted.status_code == 303
     for target in (sid, 999):
         response = client.post(f"/archive/sources/{target}/mirror", data={"csrf_token": ana})
         assert response.status_code == 404

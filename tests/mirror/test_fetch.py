@@ -1,5 +1,6 @@
 """The fetcher against a real loopback HTTP server: success, every fault, and the SSRF guard."""
 
+import gzip
 import socket
 import subprocess
 import sys
@@ -11,7 +12,14 @@ from config.settings import Settings
 from mirror.fetch import Fetcher, address_is_public
 from samizdat.errors import FetchError
 from tests.services import free_port, stop_process
-from tests.sites import article_html, seed_names
+from tests.sites import (
+    INCOMPRESSIBLE,
+    SITE_CSS,
+    article_html,
+    gzip_article_gz,
+    gzip_article_html,
+    seed_names,
+)
 
 ALLOW = Settings(
     fetch_allow_private=True,
@@ -169,3 +177,47 @@ def test_private_targets_are_refused_before_reaching_the_proxy(socks_proxy):
 def test_brotli_pages_are_decoded(site):
     result = Fetcher(ALLOW).fetch(site.url("/brotli.html"))
     assert result.body == article_html(seed_names()[0])
+
+
+def test_every_redirect_hop_is_kept_as_received(site):
+    name = seed_names()[0]
+    result = Fetcher(ALLOW).fetch(site.url(f"/old/{name}.html"))
+    urls = [site.url(f"/{step}/{name}.html") for step in ("old", "moved", "gzip")]
+    assert [hop.url for hop in result.hops] == urls
+    assert [hop.status for hop in result.hops] == [301, 302, 200]
+    assert {hop.http_version for hop in result.hops} == {"HTTP/1.0"}  # what the test site speaks
+    assert [dict(hop.headers).get("Location") for hop in result.hops[:2]] == [
+        f"/moved/{name}.html",
+        f"/gzip/{name}.html",
+    ]
+    assert result.hops[0].body == f'<a href="/moved/{name}.html">Moved</a>'.encode()
+    agents = {hop.request_headers["User-Agent"] for hop in result.hops}
+    assert len(agents) == 1 and agents.pop().startswith("SamizdatMirror/")
+    dates = [hop.started_at for hop in result.hops]
+    assert all(d.tzinfo is not None for d in dates) and dates == sorted(dates)
+
+
+def test_an_encoded_body_is_read_decoded_and_kept_as_received(site):
+    name = seed_names()[0]
+    result = Fetcher(ALLOW).fetch(site.url(f"/gzip/{name}.html"))
+    assert result.body == gzip_article_html(name)  # what the pipeline splits, hashes and serves
+    final = result.hops[-1]
+    assert final.body == gzip_article_gz(name)  # what the WARC stores, byte for byte
+    assert ("Content-Encoding", "gzip") in final.headers
+
+
+def test_a_body_within_the_cap_once_decoded_but_not_as_sent_is_refused(site):
+    # Random bytes grow when gzipped: decoded they fit the cap exactly, as sent they do not,
+    # and what was sent is what the WARC keeps.
+    at_cap = ALLOW.replace(fetch_max_bytes=len(INCOMPRESSIBLE))
+    assert fetch_error(at_cap, site.url("/gzip-incompressible")).reason == "too_large"
+    roomier = ALLOW.replace(fetch_max_bytes=2 * len(INCOMPRESSIBLE))
+    assert Fetcher(roomier).fetch(site.url("/gzip-incompressible")).body == INCOMPRESSIBLE
+
+
+def test_redirect_bodies_count_against_the_cap(site):
+    css_gz = gzip.compress(SITE_CSS, mtime=0)
+    # Enough for the stylesheet as sent and decoded, not for it plus the redirect body before it.
+    tight = ALLOW.replace(fetch_max_bytes=max(len(css_gz), len(SITE_CSS)) + 10)
+    assert Fetcher(tight).fetch(site.url("/static/site-gz.css")).body == SITE_CSS
+    assert fetch_error(tight, site.url("/static/moved.css")).reason == "too_large"

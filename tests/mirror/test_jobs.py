@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from mirror.jobs import enqueue, recover_interrupted, run_job, run_queued_jobs
+from mirror.jobs import enqueue, requeue_stale_jobs, run_job, run_queued_jobs
 from mirror.leader import LeaderLock
 from mirror.models import Job
 from mirror.sources import add_source
@@ -64,7 +64,7 @@ def test_interrupted_jobs_are_marked_and_requeued(runtime, site):
     with runtime.Session() as session:
         session.get(Job, job_id).state = "running"  # as a scheduler killed mid-job leaves it
         session.commit()
-    assert recover_interrupted(runtime) == 1
+    assert requeue_stale_jobs(runtime) == 1
     with runtime.Session() as session:
         jobs = list(session.scalars(select(Job).order_by(Job.id)))
     assert [(j.state, j.trigger) for j in jobs] == [("interrupted", "request"), ("queued", "retry")]

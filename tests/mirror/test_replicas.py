@@ -27,13 +27,17 @@ def proxies(s3_server, ipfs_node):
 
 @pytest.fixture
 def proxied(settings, proxies):
-    """A runtime whose S3 and IPFS traffic goes through the proxies; retries are due at once."""
+    """A runtime whose S3 and IPFS traffic goes through the proxies; retries are due at once.
+
+    The back-ends' breakers probe again on the next call, so a restored proxy is used at once.
+    """
     rt = build_runtime(
         settings.replace(
             s3_endpoint_url=f"http://127.0.0.1:{proxies['s3'].port}",
             ipfs_api=f"/ip4/127.0.0.1/tcp/{proxies['ipfs'].port}/http",
             ipfs_timeout=5.0,
             replica_retry_seconds=0.01,
+            backend_cooldown_seconds=0,
         )
     )
     yield rt

@@ -65,10 +65,12 @@ def test_scheduler_process_captures_due_sources(settings, runtime, site):
     assert "scheduler stopped" in output
 
 
-def _start_scheduler(env):
+def _start_scheduler(env, log=None):
+    """`flask scheduler` as its own process; its output goes to ``log`` (a path) or a pipe."""
+    out = subprocess.PIPE if log is None else open(log, "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "scheduler"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
     )
 
 
@@ -81,7 +83,7 @@ def _wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
-def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site):
+def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site, tmp_path):
     env = settings_env(
         settings,
         SAMIZDAT_SCHEDULER_TICK_SECONDS="0.5",
@@ -90,11 +92,14 @@ def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site):
     )
     subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
-    first = _start_scheduler(env)
-    time.sleep(3)  # let the first become active before the second starts
-    second = _start_scheduler(env)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    first = _start_scheduler(env, first_log)
+    second = None
     try:
-        time.sleep(2)
+        # Waited for, not slept: on a loaded machine starting a scheduler can take seconds.
+        _wait_for(lambda: "scheduler active" in first_log.read_text(), 60, "the first becoming active")
+        second = _start_scheduler(env, second_log)
+        _wait_for(lambda: "standing by" in second_log.read_text(), 60, "the second standing by")
         first.send_signal(signal.SIGKILL)  # dies without releasing anything by itself
         first.wait(10)
         with runtime.Session() as session:
@@ -109,9 +114,40 @@ def test_a_second_scheduler_stands_by_and_takes_over(settings, runtime, site):
 
         _wait_for(done, 30, "the standby capturing the requested job")
     finally:
-        second.send_signal(signal.SIGTERM)
-        output = second.communicate(timeout=20)[0].decode()
+        if second is not None:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
         if first.poll() is None:
             first.kill()
+    output = second_log.read_text()
     assert "standing by" in output, output
     assert "scheduler active" in output
+
+
+def test_the_scheduler_logs_state_changes_and_not_every_tick(settings, runtime, site):
+    env = settings_env(
+        settings,
+        SAMIZDAT_SCHEDULER_TICK_SECONDS="0.3",
+        SAMIZDAT_JOBS_POLL_SECONDS="0.2",
+        SAMIZDAT_RECONCILE_SECONDS="0.3",
+    )
+    proc = _start_scheduler(env)
+    try:
+        with runtime.Session() as session:
+            source = add_source(session, site.url(f"/articles/{seed_names()[2]}.html"), 60).source
+            session.commit()
+
+        def captured():
+            with runtime.Session() as session:
+                return session.scalar(select(Capture.complete).where(Capture.source_id == source.id))
+
+        _wait_for(captured, 60, "the capture completing")
+        time.sleep(3)  # idle: some forty ticks of the scheduler's jobs go by
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=20)[0].decode()
+    lines = output.splitlines()
+    assert not [line for line in lines if "Running job" in line or "executed successfully" in line], output
+    # Start, the one capture, stop: a handful of lines, not one per tick.
+    assert len([line for line in lines if " INFO " in line]) <= 12, output
+    assert any("captured " in line for line in lines), output

@@ -245,7 +245,11 @@ def test_sources_page_adds_edits_pauses_and_deletes(app, client, login):
     assert client.post("/archive/sources/1/resume", data={"csrf_token": csrf}).status_code == 303
     assert client.get("/api/sources").get_json()["items"][0]["active"] is True
 
-    assert client.post("/archive/sources/1/delete", data={"csrf_token": csrf}).status_code == 303
+    asked = client.post("/archive/sources/1/delete", data={"csrf_token": csrf})
+    assert asked.status_code == 200 and "Delete 1 source?" in asked.get_data(as_text=True)
+    assert client.get("/api/sources").get_json()["total"] == 1
+    deleted = client.post("/archive/sources/1/delete", data={"csrf_token": csrf, "confirm": "yes"})
+    assert deleted.status_code == 303
     assert client.get("/api/sources").get_json()["total"] == 0
     with app.extensions["samizdat"].Session() as session:
         assert session.scalars(select(Source)).one().deleted_at is not None

@@ -1,0 +1,53 @@
+"""Error responses for every HTTPException: JSON for the API, a friendly HTML page elsewhere."""
+
+from __future__ import annotations
+
+from flask import Response, render_template, request
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+
+from accounts.auth import secure_page
+from samizdat.web import json_error
+
+# Headers an HTTPException carries that must reach the client (Allow on a 405, Retry-After on a
+# 429 or 503, WWW-Authenticate on a 401); its own Content-Type describes its default body, not ours.
+_DROPPED_HEADERS = {"content-type"}
+
+
+def wants_json() -> bool:
+    """True for the API (and /healthz), and for any client that prefers JSON to HTML."""
+    if request.path.startswith("/api/") or request.path in ("/api", "/healthz"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _html_page(code: int, name: str, message: str) -> str:
+    """The friendly page; a bare one if even the layout cannot render (say, mid-outage)."""
+    try:
+        return render_template("error.html", code=code, name=name, message=message)
+    except Exception:  # noqa: BLE001 - an error page must never fail in turn
+        return (
+            f"<!doctype html><html lang=en><meta charset=utf-8><title>{code} {escape(name)}"
+            f"</title><h1>{escape(name)}</h1><p>{escape(message)}</p></html>"
+        )
+
+
+def error_response(exc: HTTPException) -> Response:
+    """The response for ``exc``: JSON or HTML by :func:`wants_json`, with its headers kept.
+
+    An unexpected exception reaches here as a 500 whose description is werkzeug's generic text,
+    so no traceback or internal message is ever shown.
+    """
+    if exc.response is not None:
+        return exc.response  # the raiser already built the exact response
+    code = exc.code or 500
+    message = exc.description or exc.name
+    if wants_json():
+        response = json_error(code, message)
+    else:
+        response = secure_page(_html_page(code, exc.name, message), code)
+    for header, value in exc.get_headers():
+        if header.lower() not in _DROPPED_HEADERS:
+            response.headers[header] = value
+    return response

@@ -1,0 +1,78 @@
+"""Readers see whether things work; only archivists and `flask doctor` see URLs, paths, DNS."""
+
+from __future__ import annotations
+
+import pytest
+
+from mirror.pipeline import capture_source
+from samizdat.app import create_app
+from tests.conftest import issue_account_token
+
+
+@pytest.fixture
+def guarded_app(settings):
+    """The app with the fetcher's private-address guard on, as in production."""
+    app = create_app(settings.replace(fetch_allow_private=False))
+    yield app
+    app.extensions["samizdat"].dispose()
+
+
+def bearer(token: str) -> dict:
+    """The Authorization header of an API token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def secrets_of(settings) -> list[str]:
+    """What the health details reveal: the database URL's host part and the data directory."""
+    database = settings.sqlalchemy_url.split("@")[-1].split("///")[-1]
+    return [str(settings.data_dir.resolve()), database]
+
+
+def test_public_healthz_shows_states_but_no_urls_or_paths(guarded_app, settings):
+    response = guarded_app.test_client().get("/healthz")
+    assert response.status_code == 200
+    report = response.get_json()
+    assert report["status"] == "ok"
+    assert report["checks"]["database"] == {"backend": "database", "ok": True}
+    body = response.get_data(as_text=True)
+    for secret in secrets_of(settings):
+        assert secret not in body
+
+
+def test_archivists_see_health_details(guarded_app, settings):
+    token = issue_account_token(guarded_app, "arch", "archivist")
+    report = guarded_app.test_client().get("/healthz", headers=bearer(token)).get_json()
+    assert report["checks"]["local"]["detail"] == str(settings.spool_dir.resolve())
+    assert report["checks"]["database"]["detail"]
+
+
+def test_a_bad_token_on_healthz_gets_the_public_view_not_an_error(guarded_app):
+    response = guarded_app.test_client().get("/healthz", headers=bearer("smz_nonsense"))
+    assert response.status_code == 200
+    assert "detail" not in response.get_json()["checks"]["local"]
+
+
+def test_flask_doctor_still_prints_details(guarded_app, settings):
+    result = guarded_app.test_cli_runner().invoke(args=["doctor"])
+    assert result.exit_code == 0, result.output
+    assert str(settings.spool_dir.resolve()) in result.output
+
+
+def test_public_capture_json_hides_internal_dns_answers(guarded_app):
+    token = issue_account_token(guarded_app, "arch", "archivist")
+    client = guarded_app.test_client()
+    source = {"url": "http://localhost:9/"}
+    sid = client.post("/api/sources", json=source, headers=bearer(token)).get_json()["id"]
+    outcome = capture_source(guarded_app.extensions["samizdat"], sid)
+    assert outcome.status == "failed"
+
+    public = client.get(f"/api/sources/{sid}/captures")
+    assert public.status_code == 200
+    (capture,) = public.get_json()["items"]
+    assert capture["error_reason"] == "blocked_address"
+    assert capture["error_message"] is None
+    assert "127.0.0.1" not in public.get_data(as_text=True)
+
+    archivist = client.get(f"/api/sources/{sid}/captures", headers=bearer(token)).get_json()
+    assert "resolves to" in archivist["items"][0]["error_message"]
+    assert "127.0.0.1" in archivist["items"][0]["error_message"]
