@@ -5,7 +5,7 @@ million fragments no request finished within two seconds). Instead each worker k
 approved fragments, 16 bytes each, grouped by collection and language, and picks by index in O(1).
 The pool is rebuilt in the background when the packs are republished (the catalogue's mtime,
 looked at no more than every few seconds) or when it is older than ``max_age``; requests never wait
-for a rebuild, except the very first one of a worker.
+for a rebuild, except the very first one of a worker and one that finds nothing to pick.
 """
 
 from __future__ import annotations
@@ -35,15 +35,6 @@ class PoolSnapshot:
     languages: frozenset[str] = frozenset()
     built_at: float = 0.0
     stamp: float | None = None
-    # Serialized responses by fragment id, for this snapshot's life: a fragment rejected or
-    # edited since is dropped with it when the packs are republished (debounced, seconds).
-    responses: dict[str, bytes] = field(default_factory=dict)
-
-    def remember(self, fragment_id: str, body: bytes) -> None:
-        """Keep a serialized response, within a bounded number of entries."""
-        if len(self.responses) >= CACHE_ENTRIES:
-            self.responses.clear()
-        self.responses[fragment_id] = body
 
     def count(self, key: Key) -> int:
         """How many approved fragments match ``key``."""
@@ -90,7 +81,7 @@ class FragmentPool:
     """The worker's current snapshot, refreshed in the background when the packs change."""
 
     def __init__(self, session_factory: Callable, catalog: Path, check_seconds: float = 2.0,
-                 max_age: float = 300.0):
+                 max_age: float = 60.0):
         self._session_factory = session_factory
         self._catalog = catalog
         self._check_seconds = check_seconds
@@ -138,13 +129,21 @@ class FragmentPool:
                     self._rebuild_in_background()
         return current
 
+    def refresh_if_older(self, seconds: float) -> PoolSnapshot:
+        """Rebuild now if the snapshot is older than ``seconds`` (an empty pick must not wait for
+        the next publish when the first fragments were approved meanwhile)."""
+        current = self.snapshot()
+        if time.monotonic() - current.built_at < seconds:
+            return current
+        with self._lock:
+            return self._rebuild()
+
     def invalidate(self) -> None:
         """Forget the snapshot; the next request rebuilds it (used after a curation change here)."""
         self._snapshot = None
 
 
 _COLUMNS = [c.name for c in Fragment.__table__.columns]
-CACHE_ENTRIES = 50_000  # about 35 MB of JSON per worker at most
 
 
 class FragmentReader:

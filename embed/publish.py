@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import rcssmin
+import rjsmin
 from jinja2 import Environment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -85,13 +87,14 @@ def build_embed_js(
         "origins": embed_origins(settings, where) if origins is None else origins,
         "archive": settings.public_url.rstrip("/") + "/",
         "words": widget_words(),
-        "css": _asset("embed.css"),
+        "css": rcssmin.cssmin(_asset("embed.css")),
     }
     # "</" is escaped so the configuration can never close a surrounding <script> element.
-    text = json.dumps(config, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+    text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     source = _asset(EMBED_JS)
     assert _CONFIG_MARK in source
-    return source.replace(_CONFIG_MARK, text).encode()
+    # Minified after the configuration is in (the marker is a comment the minifier would drop).
+    return rjsmin.jsmin(source.replace(_CONFIG_MARK, text)).encode()
 
 
 def versioned_script_name(script: bytes) -> str:

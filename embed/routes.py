@@ -17,6 +17,8 @@ from samizdat.web import json_error, runtime
 bp = Blueprint("embed", __name__)
 POOL_KEY = "embed.pool"
 READER_KEY = "embed.reader"
+# Nothing to pick: rebuild the pool if it is older than this (cheap when it is empty).
+EMPTY_RECHECK_SECONDS = 2.0
 VERSIONED_SCRIPT = re.compile(r"embed\.[0-9a-f]{16}\.js")
 
 
@@ -57,25 +59,21 @@ def _serialize(fragment: Fragment) -> tuple[bytes, bytes]:
 
 
 def _pick(key) -> tuple[bytes, bytes] | None:
-    """The bodies of a random approved fragment for ``key``: from this worker's cache, or one
-    primary-key lookup. A fragment no longer approved is skipped; several misses in a row mean
-    the pool is stale, and it is rebuilt now rather than at the next publish."""
+    """The bodies of a random approved fragment for ``key``: one primary-key lookup, which also
+    re-checks its status, so an edit or a rejection counts from the next request on. Several
+    misses in a row mean the pool is stale, and it is rebuilt now rather than at the next publish."""
     pool = fragment_pool()
     for attempt in range(4):
         if attempt == 3:
             pool.invalidate()
-        snapshot = pool.snapshot()
-        fragment_id = snapshot.pick(key)
+        fragment_id = pool.snapshot().pick(key)
+        if fragment_id is None:
+            fragment_id = pool.refresh_if_older(EMPTY_RECHECK_SECONDS).pick(key)
         if fragment_id is None:
             return None
-        bodies = snapshot.responses.get(fragment_id)
-        if bodies is not None:
-            return bodies
         fragment = fragment_reader().read(fragment_id)
         if fragment is not None:
-            bodies = _serialize(fragment)
-            snapshot.remember(fragment_id, bodies)
-            return bodies
+            return _serialize(fragment)
     return None
 
 

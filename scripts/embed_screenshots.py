@@ -21,7 +21,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from config.settings import Settings  # noqa: E402
 from embed.publish import publish_embed  # noqa: E402
-from fragments.curation import review_pending  # noqa: E402
+from fragments.curation import Reviewer, review_pending  # noqa: E402
 from fragments.models import APPROVED  # noqa: E402
 from mirror.pipeline import capture_source  # noqa: E402
 from mirror.sources import add_source  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
             session.commit()
         capture_source(rt, source_id)
     with rt.Session() as session:
-        review_pending(session, APPROVED, "archivist")
+        review_pending(session, APPROVED, Reviewer("archivist"))
         session.commit()
         report = publish_embed(session, settings)
     server = make_server("127.0.0.1", port, app, threaded=True)

@@ -182,7 +182,7 @@ def test_selfhost_zip_holds_a_signed_pack_and_a_relative_embed_js(app, client):
             "samizdat/packs/vietnam/index.json", "samizdat/packs/key.json"} <= names
     assert not any(n.startswith("samizdat/packs/iran") for n in names)
     script = archive.read("samizdat/embed.js").decode()
-    assert '"origins": [{"packs": "packs/"}]' in script
+    assert '"origins":[{"packs":"packs/"}]' in script
     assert "127.0.0.1:8000/embed/packs" not in script
     assert 'src="samizdat/embed.js"' in archive.read("example.html").decode()
 

@@ -16,7 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from embed.publish import publish_embed
-from fragments.curation import review_pending
+from fragments.curation import Reviewer, review_pending
 from fragments.models import APPROVED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
@@ -77,7 +77,7 @@ def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
             session.commit()
         capture_source(rt, source_id)
     with rt.Session() as session:
-        review_pending(session, APPROVED, "arch")
+        review_pending(session, APPROVED, Reviewer("arch"))
         session.commit()
         texts = {f.text: f.source_url for f in session.query(Fragment).filter_by(status=APPROVED)}
         report = publish_embed(session, settings)
