@@ -80,6 +80,8 @@ class Settings:
     # IPFS gateways supporters' pages try, in order (comma-separated base URLs).
     s3_public_url: str = ""
     ipfs_gateways: str = ""
+    # The scheduler republishes the packs once curation has held still this long (debounce).
+    embed_publish_quiet_seconds: float = 30.0
     embed_signing_key: str = ""
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""

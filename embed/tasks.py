@@ -8,6 +8,7 @@ import time
 
 from embed.packs import curation_fingerprint
 from embed.publish import PUBLISHED_STATE, publish_embed
+from config.settings import Settings
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -62,6 +63,8 @@ def _published_fingerprint(runtime: Runtime) -> str | None:
         return None
 
 
-def periodic_tasks() -> list[PeriodicTask]:
+def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
     """The embed's tasks for the scheduler process."""
-    return [PeriodicTask("embed.publish-packs", PublishDebouncer(), CHECK_SECONDS)]
+    quiet = settings.embed_publish_quiet_seconds
+    debouncer = PublishDebouncer(quiet=quiet, max_delay=max(300.0, 10 * quiet))
+    return [PeriodicTask("embed.publish-packs", debouncer, min(CHECK_SECONDS, max(quiet / 3, 0.5)))]

@@ -12,6 +12,7 @@ from config.settings import Settings, load_settings
 from samizdat.health import collect_health
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
+from samizdat.tasks import TASKS_KEY
 from samizdat.errorpages import error_response
 from samizdat.web import (
     DatabaseIdConverter,
@@ -108,6 +109,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    from embed.tasks import periodic_tasks as embed_tasks
+
+    # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
+    app.extensions[TASKS_KEY] = [*embed_tasks(settings)]
 
     from samizdat.cli import register_cli
 

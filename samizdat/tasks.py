@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 from samizdat.runtime import Runtime
 
+# Where the app factory keeps the capabilities' tasks for `flask scheduler`.
+TASKS_KEY = "samizdat.tasks"
+
 
 @dataclass(frozen=True)
 class PeriodicTask:

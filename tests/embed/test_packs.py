@@ -10,7 +10,7 @@ import pytest
 
 from embed.packs import MAX_REQUEST_BYTES, canonical_json, pack_slug, publish_packs
 from embed.signing import load_or_create_signer, verify
-from fragments.models import PENDING, REJECTED
+from fragments.models import APPROVED, PENDING, REJECTED
 from tests.embed.conftest import add_fragments
 
 
@@ -206,3 +206,51 @@ def test_a_missing_retired_key_is_a_clear_error_not_a_new_key(app, tmp_path):
     with rt.Session() as session, pytest.raises(SamizdatError, match="does not exist"):
         publish_embed(session, rt.settings.replace(embed_previous_keys=str(tmp_path / "gone.pem")))
     assert not (tmp_path / "gone.pem").exists()
+
+
+def test_the_scheduler_republishes_packs_shortly_after_curation_changes(settings, runtime, site):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from fragments.curation import Reviewer, review_pending
+    from mirror.pipeline import capture_source
+    from mirror.sources import add_source
+    from tests.services import settings_env
+    from tests.sites import seed_names
+
+    with runtime.Session() as session:
+        source_id = add_source(session, site.url(f"/articles/{seed_names()[0]}.html"), 60).source.id
+        session.commit()
+    capture_source(runtime, source_id)
+    env = settings_env(settings, SAMIZDAT_EMBED_PUBLISH_QUIET_SECONDS="1")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "scheduler"], cwd=root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    index = settings.public_path / "packs" / "all" / "index.json"
+
+    def count() -> int | None:
+        try:
+            return json.loads(json.loads(index.read_bytes())["payload"])["count"]
+        except (OSError, ValueError):
+            return None
+
+    def wait_for(expected, what):
+        deadline = time.monotonic() + 60
+        while count() != expected:
+            assert time.monotonic() < deadline and proc.poll() is None, f"no publish: {what}"
+            time.sleep(0.3)
+
+    try:
+        wait_for(0, "the first publish of an archive with nothing approved")
+        with runtime.Session() as session:
+            approved = review_pending(session, APPROVED, Reviewer("arch")).changed
+            session.commit()
+        wait_for(approved, "the publish after approving")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, output
+    assert approved > 0
