@@ -72,6 +72,51 @@ class Settings:
     login_rate_limit: str = "10 per minute; 50 per hour"
     # Redis for shared rate-limit counters across workers; empty: each worker counts in memory.
     redis_url: str = field(default="", repr=False)
+    # Embed packs: the Ed25519 key that signs them (empty: data_dir/keys/embed-ed25519.pem, 0600)
+    # and where they are written for the app's own static route.
+    # The app's address as readers and supporters reach it (links in packs, embed.js, oEmbed).
+    public_url: str = "http://127.0.0.1:8000"
+    # Where S3 serves the bucket publicly (default: the endpoint's path-style bucket URL) and the
+    # IPFS gateways supporters' pages try, in order (comma-separated base URLs).
+    s3_public_url: str = ""
+    ipfs_gateways: str = ""
+    # The scheduler republishes the packs once curation has held still this long (debounce).
+    embed_publish_quiet_seconds: float = 30.0
+    embed_signing_key: str = ""
+    # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
+    embed_previous_keys: str = ""
+    public_dir: str = ""  # empty: data_dir/public
+
+    @property
+    def s3_public_base(self) -> str:
+        """The public URL of the S3 bucket, without a trailing slash ("" when S3 is off)."""
+        if not self.s3_bucket:
+            return ""
+        if self.s3_public_url:
+            return self.s3_public_url.rstrip("/")
+        if self.s3_endpoint_url:
+            return f"{self.s3_endpoint_url.rstrip('/')}/{self.s3_bucket}"
+        return f"https://{self.s3_bucket}.s3.{self.s3_region}.amazonaws.com"
+
+    @property
+    def gateway_list(self) -> list[str]:
+        """The configured IPFS gateways, in order, without trailing slashes."""
+        return [g.strip().rstrip("/") for g in self.ipfs_gateways.split(",") if g.strip()]
+
+    @property
+    def embed_signing_key_path(self) -> Path:
+        """Where the pack signing key lives: outside every directory the app serves."""
+        return Path(self.embed_signing_key) if self.embed_signing_key else self.data_dir / "keys" / "embed-ed25519.pem"
+
+    @property
+    def embed_previous_key_paths(self) -> list[Path]:
+        """The retired signing keys, in order."""
+        return [Path(p.strip()) for p in self.embed_previous_keys.split(",") if p.strip()]
+
+    @property
+    def public_path(self) -> Path:
+        """The directory of published static files; its packs/ is served at /embed/packs/."""
+        return Path(self.public_dir) if self.public_dir else self.data_dir / "public"
 
     @property
     def sqlalchemy_url(self) -> str:

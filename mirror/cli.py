@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
@@ -24,6 +25,7 @@ from mirror.sources import (
     source_filter,
 )
 from samizdat.errors import SamizdatError
+from samizdat.tasks import TASKS_KEY
 from samizdat.web import runtime
 
 @click.group("sources")
@@ -242,4 +244,5 @@ def scheduler_cmd():
     """Run the capture scheduler in the foreground (its own process, never inside gunicorn)."""
     from mirror.scheduler import run_scheduler
 
-    run_scheduler(runtime())
+    # Capabilities downstream of mirror declare their periodic tasks to the app factory.
+    run_scheduler(runtime(), current_app.extensions.get(TASKS_KEY, ()))

@@ -25,6 +25,12 @@ REPLAY_CSP = (
 RENDERED_ROLES = {"offline", "asset"}
 
 
+def capture_link_path(capture_id: int, text: str | None = None) -> str:
+    """The path of a capture's offline copy, with a #:~:text= link to ``text`` (no app context)."""
+    path = f"/captures/{capture_id}/{OFFLINE_NAME}"
+    return path + text_directive(text) if text else path
+
+
 def capture_link(capture_id: int, text: str | None = None, external: bool = False) -> str:
     """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
     # Straight to the offline copy: a text directive is not carried through every redirect.

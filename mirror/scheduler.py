@@ -9,6 +9,7 @@ is due is computed from the database on every tick.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
@@ -21,6 +22,7 @@ from mirror.leader import LeaderLock
 from mirror.pipeline import process_pending_captures
 from mirror.replicas import reconcile
 from samizdat.runtime import Runtime
+from samizdat.tasks import PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +61,8 @@ def process_captures(runtime: Runtime) -> int:
     return process_pending_captures(runtime)
 
 
-def build_scheduler(runtime: Runtime) -> BlockingScheduler:
-    """A BlockingScheduler with its jobs under fixed ids.
+def build_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> BlockingScheduler:
+    """A BlockingScheduler with its jobs under fixed ids, plus ``tasks`` other capabilities declare.
 
     Capturing (fetch, spool, record) and processing (split, replicate) run as separate jobs, so
     fetching never waits for S3, IPFS or the splitter. Stale jobs (their process died) are
@@ -75,6 +77,7 @@ def build_scheduler(runtime: Runtime) -> BlockingScheduler:
         (PROCESS_JOB_ID, process_captures, s.jobs_poll_seconds, now),
         (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
         (LEASE_JOB_ID, requeue_stale_jobs, s.job_lease_seconds / 2, now),
+        *((task.id, task.func, task.seconds, now + timedelta(seconds=2)) for task in tasks),
     )
     scheduler = BlockingScheduler(
         # A thread for every job (and the leadership check): a slow one (a hung back-end)
@@ -100,8 +103,12 @@ def _skip_busy_runs(record: logging.LogRecord) -> bool:
     return "maximum number of running instances" not in record.getMessage()
 
 
-def run_scheduler(runtime: Runtime) -> None:
-    """Wait for leadership (standby), then run until SIGTERM or SIGINT."""
+def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
+    """Wait for leadership (standby), then run until SIGTERM or SIGINT.
+
+    ``tasks`` are periodic tasks of capabilities downstream of mirror (the embed's publish),
+    handed in by the composition root so that mirror never imports them.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # APScheduler logs every run of every job at INFO (a line per tick); only state changes and
     # failures belong in the log, and its warnings (missed runs) and errors still come through.
@@ -129,7 +136,7 @@ def run_scheduler(runtime: Runtime) -> None:
             return
     try:
         log.info("scheduler active: tick every %ss", runtime.settings.scheduler_tick_seconds)
-        scheduler = build_scheduler(runtime)
+        scheduler = build_scheduler(runtime, tasks)
 
         def keep_leadership() -> None:
             # A lost PostgreSQL connection drops the advisory lock: stop, so that a standby

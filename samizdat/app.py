@@ -12,6 +12,7 @@ from config.settings import Settings, load_settings
 from samizdat.health import collect_health
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
+from samizdat.tasks import TASKS_KEY
 from samizdat.errorpages import error_response
 from samizdat.web import (
     DatabaseIdConverter,
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from embed.builder import bp as embed_builder_bp
+    from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
     from fragments.review import bp as review_bp
     from fragments.routes import bp as fragments_bp
@@ -76,6 +79,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
     app.register_blueprint(embed_bp)
+    app.register_blueprint(embed_public_bp)
+    app.register_blueprint(embed_builder_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
 
@@ -104,6 +109,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    from embed.tasks import periodic_tasks as embed_tasks
+
+    # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
+    app.extensions[TASKS_KEY] = [*embed_tasks(settings)]
 
     from samizdat.cli import register_cli
 

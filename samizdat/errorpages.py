@@ -14,9 +14,13 @@ from samizdat.web import json_error
 _DROPPED_HEADERS = {"content-type"}
 
 
+# Paths read by programs, not people: the API, health, oEmbed consumers and embed.js's packs.
+_MACHINE_PREFIXES = ("/api/", "/oembed", "/embed/packs/")
+
+
 def wants_json() -> bool:
-    """True for the API (and /healthz), and for any client that prefers JSON to HTML."""
-    if request.path.startswith("/api/") or request.path in ("/api", "/healthz"):
+    """True for the API (and /healthz, oEmbed, packs), and for any client that prefers JSON."""
+    if request.path.startswith(_MACHINE_PREFIXES) or request.path in ("/api", "/healthz"):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -126,6 +126,7 @@ class IpfsNode:
     api_multiaddr: str
     api_port: int
     repo: Path
+    gateway_url: str = ""  # the daemon's HTTP gateway: /ipfs/<cid>/… and /ipns/<name>/…
 
 
 def start_ipfs_node() -> IpfsNode:
@@ -160,7 +161,8 @@ def start_ipfs_node() -> IpfsNode:
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         if "Daemon is ready" in text:
-            return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo)
+            return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo,
+                            f"http://127.0.0.1:{gw_port}")
         if proc.poll() is not None:
             raise ServiceError(f"jsipfs daemon exited with {proc.returncode}: {text[-2000:]}")
         time.sleep(0.2)

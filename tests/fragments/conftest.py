@@ -1,8 +1,11 @@
 """Curation tests need a database and captured pages: the app runs on the local store only."""
 
+import time
+
 import pytest
 from sqlalchemy import select
 
+from embed.publish import publish_embed
 from fragments.curation import create_collection
 from fragments.models import Fragment
 from mirror.pipeline import capture_source
@@ -64,3 +67,16 @@ def archivist_client(app, client, login):
     """A client logged in as archivist 'arch'; returns (client, csrf token)."""
     create_account(app, "arch")
     return client, login(client, "arch")
+
+
+def served_after_publish(app, client) -> dict:
+    """What the random API serves once the packs are republished, as the scheduler does shortly
+    after a curation change (the API's pool of ids follows the packs)."""
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        publish_embed(session, rt.settings)
+    deadline = time.monotonic() + 10
+    while (response := client.get("/api/fragments/random")).status_code != 200:
+        assert time.monotonic() < deadline, response.get_json()
+        time.sleep(0.2)
+    return response.get_json()

@@ -6,7 +6,7 @@ import pytest
 
 from fragments.models import APPROVED, PENDING, REJECTED
 from tests.conftest import create_account
-from tests.fragments.conftest import bearer, stored
+from tests.fragments.conftest import bearer, served_after_publish, stored
 
 
 # --- Who may ----------------------------------------------------------------------------------------
@@ -192,6 +192,7 @@ def test_only_approved_fragments_are_served_at_random(app, client, pending, arch
     assert client.get("/api/fragments/random").status_code == 404
     client.post(f"/api/fragments/{pending[0]}/approve", headers=bearer(archivist_token))
     client.post(f"/api/fragments/{pending[1]}/reject", headers=bearer(archivist_token))
+    served_after_publish(app, client)
     served = {client.get("/api/fragments/random").get_json()["id"] for _ in range(10)}
     assert served == {pending[0]}
     body = client.get("/api/fragments/random").get_json()

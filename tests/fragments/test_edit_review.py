@@ -10,7 +10,7 @@ from fragments import curation
 from fragments.models import APPROVED, PENDING, REJECTED
 from mirror.reader import text_directive
 from tests.conftest import create_account, issue_account_token
-from tests.fragments.conftest import bearer, stored
+from tests.fragments.conftest import bearer, served_after_publish, stored
 
 PLANTED = "The minister admitted the protesters were paid foreign agents."
 SELF_APPROVE = pytest.mark.parametrize("settings", [{"fragment_self_approve": True}], indirect=True)
@@ -77,7 +77,7 @@ def test_a_token_edit_of_an_approved_fragment_is_served_only_after_a_second_arch
     assert client.get("/api/fragments/random").status_code == 404
 
     assert approve(client, second, pending[0]).status_code == 200
-    served = client.get("/api/fragments/random").get_json()
+    served = served_after_publish(app, client)
     assert served["text"] == PLANTED and served["edited"] is True and served["edited_at"]
     assert served["original_text"] == original
     # The reader link highlights what the archived page really says, not the edited wording.

@@ -1,0 +1,193 @@
+"""A compact per-worker pool of approved fragment ids, so a random pick costs one primary-key lookup.
+
+Counting and OFFSET-scanning the fragments table on every page view grows with the archive (at a
+million fragments no request finished within two seconds). Instead each worker keeps the ids of
+approved fragments, 16 bytes each, grouped by collection and language, and picks by index in O(1).
+The pool is rebuilt in the background when the packs are republished (the catalogue's mtime,
+looked at no more than every few seconds) or when it is older than ``max_age``; requests never wait
+for a rebuild, except the very first one of a worker and one that finds nothing to pick.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from fragments.models import APPROVED, Fragment
+
+ID_BYTES = 16  # fragment ids are 32 hex digits
+
+Key = tuple[str | None, str | None]  # (collection, language); None = any
+
+
+@dataclass
+class PoolSnapshot:
+    """Immutable once built: ids per key, and the collections and languages that exist."""
+
+    ids: dict[Key, bytes] = field(default_factory=dict)
+    collections: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    built_at: float = 0.0
+    stamp: float | None = None
+
+    def count(self, key: Key) -> int:
+        """How many approved fragments match ``key``."""
+        return len(self.ids.get(key, b"")) // ID_BYTES
+
+    def pick(self, key: Key, rng: random.Random | None = None) -> str | None:
+        """A uniformly random id among those matching ``key``; None when there are none."""
+        blob = self.ids.get(key)
+        if not blob:
+            return None
+        i = (rng or random).randrange(len(blob) // ID_BYTES)
+        return blob[i * ID_BYTES:(i + 1) * ID_BYTES].hex()
+
+
+def build_snapshot(session, stamp: float | None = None) -> PoolSnapshot:
+    """Read every approved fragment's id, collection and language once (streamed)."""
+    buffers: dict[Key, bytearray] = {}
+    collections, languages = set(), set()
+    rows = session.execute(
+        select(Fragment.id, Fragment.collection, Fragment.language)
+        .where(Fragment.status == APPROVED)
+        .execution_options(yield_per=10_000)
+    )
+    for fragment_id, collection, language in rows:
+        raw = bytes.fromhex(fragment_id)
+        keys = [(None, None)]
+        if collection:
+            collections.add(collection)
+            keys.append((collection, None))
+        if language:
+            languages.add(language)
+            keys.append((None, language))
+            if collection:
+                keys.append((collection, language))
+        for key in keys:
+            buffers.setdefault(key, bytearray()).extend(raw)
+    return PoolSnapshot(
+        {k: bytes(v) for k, v in buffers.items()}, frozenset(collections), frozenset(languages),
+        time.monotonic(), stamp,
+    )
+
+
+class FragmentPool:
+    """The worker's current snapshot, refreshed in the background when the packs change."""
+
+    def __init__(self, session_factory: Callable, catalog: Path, check_seconds: float = 2.0,
+                 max_age: float = 60.0):
+        self._session_factory = session_factory
+        self._catalog = catalog
+        self._check_seconds = check_seconds
+        self._max_age = max_age
+        self._snapshot: PoolSnapshot | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self._refreshing = False
+
+    def _stamp(self) -> float | None:
+        try:
+            return self._catalog.stat().st_mtime
+        except OSError:
+            return None
+
+    def _rebuild(self) -> PoolSnapshot:
+        stamp = self._stamp()
+        with self._session_factory() as session:
+            snapshot = build_snapshot(session, stamp)
+        self._snapshot = snapshot
+        return snapshot
+
+    def _rebuild_in_background(self) -> None:
+        def run():
+            try:
+                self._rebuild()
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="fragment-pool", daemon=True).start()
+
+    def snapshot(self) -> PoolSnapshot:
+        """The current snapshot (built now if this worker has none yet)."""
+        current = self._snapshot
+        if current is None:
+            with self._lock:
+                return self._snapshot or self._rebuild()
+        now = time.monotonic()
+        if now - self._checked_at >= self._check_seconds:
+            self._checked_at = now
+            stale = self._stamp() != current.stamp or now - current.built_at > self._max_age
+            with self._lock:
+                if stale and not self._refreshing:
+                    self._refreshing = True
+                    self._rebuild_in_background()
+        return current
+
+    def refresh_if_older(self, seconds: float) -> PoolSnapshot:
+        """Rebuild now if the snapshot is older than ``seconds`` (an empty pick must not wait for
+        the next publish when the first fragments were approved meanwhile)."""
+        current = self.snapshot()
+        if time.monotonic() - current.built_at < seconds:
+            return current
+        with self._lock:
+            return self._rebuild()
+
+    def invalidate(self) -> None:
+        """Forget the snapshot; the next request rebuilds it (used after a curation change here)."""
+        self._snapshot = None
+
+
+_COLUMNS = [c.name for c in Fragment.__table__.columns]
+
+
+class FragmentReader:
+    """Reads one approved fragment by id on a connection of this thread's own: no ORM session.
+
+    The random API's cost per request must stay near a bare Flask view's, so the lookup is one
+    prepared statement on a DBAPI connection each thread keeps, in autocommit (no transaction is
+    left open to hold back SQLite checkpoints or PostgreSQL vacuum).
+    """
+
+    def __init__(self, engine):
+        self._engine = engine
+        self._local = threading.local()
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # The columns' own result processors: SQLite hands datetimes back as text, and the
+        # project's UTCDateTime adds the time zone; a raw cursor does neither by itself.
+        self._processors = [c.type._cached_result_processor(engine.dialect, None)
+                            for c in Fragment.__table__.columns]
+        self._sql = (f"SELECT {', '.join(_COLUMNS)} FROM {Fragment.__tablename__} "
+                     f"WHERE id = {mark} AND status = '{APPROVED}'")
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._engine.raw_connection()
+            if self._engine.dialect.name == "postgresql":
+                conn.driver_connection.autocommit = True
+            self._local.conn = conn
+        return conn
+
+    def read(self, fragment_id: str) -> Fragment | None:
+        """The approved fragment with this id as a detached object, or None."""
+        try:
+            cursor = self._connection().cursor()
+            cursor.execute(self._sql, (fragment_id,))
+            row = cursor.fetchone()
+            cursor.close()
+        except Exception:
+            # A broken connection (database restarted) is dropped; the next call opens another.
+            conn, self._local.conn = getattr(self._local, "conn", None), None
+            if conn is not None:
+                conn.invalidate()
+            raise
+        if row is None:
+            return None
+        values = [p(v) if p else v for p, v in zip(self._processors, row)]
+        return Fragment(**dict(zip(_COLUMNS, values)))

@@ -1,0 +1,239 @@
+"""Public pages of fragments for people and other sites: a page per fragment and per collection,
+oEmbed 1.0 (JSON and XML) and an Atom feed per collection. No cookie, no script, no address logged.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import urlencode, urlsplit
+from xml.etree import ElementTree as ET
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
+from sqlalchemy import select
+
+from embed.sizes import SIZES, fit_size
+from fragments.models import APPROVED, Fragment
+from fragments.store import fragment_as_dict
+from mirror.reader import capture_link
+from samizdat.web import db_session, json_error, runtime
+
+bp = Blueprint("embed_public", __name__, template_folder="templates")
+
+FRAGMENT_ID = re.compile(r"[0-9a-f]{32}")
+ALL = "all"
+FEED_ENTRIES = 50
+OEMBED_CACHE_AGE = 3600
+MAX_DIMENSION = 10_000
+
+
+def approved_fragment(fragment_id: str) -> Fragment:
+    """The approved fragment with this id; 404 for any other id (pending ones are not public)."""
+    fragment = db_session().get(Fragment, fragment_id) if FRAGMENT_ID.fullmatch(fragment_id) else None
+    if fragment is None or fragment.status != APPROVED:
+        abort(404, description=f"no published fragment with id {fragment_id[:40]}")
+    return fragment
+
+
+def collection_fragments(name: str, limit: int) -> list[Fragment]:
+    """The newest approved fragments of collection ``name`` ("all" for every one); 404 if none."""
+    query = select(Fragment).where(Fragment.status == APPROVED)
+    if name != ALL:
+        query = query.where(Fragment.collection == name)
+    items = list(db_session().scalars(
+        query.order_by(Fragment.reviewed_at.desc(), Fragment.id).limit(limit)
+    ))
+    if not items and name != ALL:
+        abort(404, description=f"no published fragments in collection {name[:100]!r}")
+    return items
+
+
+def public_url(endpoint: str, **values) -> str:
+    """An absolute URL under SAMIZDAT_PUBLIC_URL (not the request's Host, which anyone can set)."""
+    return runtime().settings.public_url.rstrip("/") + url_for(endpoint, **values)
+
+
+def _oembed_links(page_url: str, title: str) -> list[dict]:
+    return [
+        {"type": f"application/{fmt}+oembed", "title": title,
+         "href": public_url("embed_public.oembed") + "?" + urlencode({"url": page_url, "format": fmt})}
+        for fmt in ("json", "xml")
+    ]
+
+
+@bp.get("/fragments/<fragment_id>")
+def fragment_page(fragment_id: str):
+    """One fragment: its text, attribution, how to verify it, and the archived page it came from."""
+    fragment = approved_fragment(fragment_id)
+    page_url = public_url("embed_public.fragment_page", fragment_id=fragment.id)
+    gateways = runtime().settings.gateway_list
+    return render_template(
+        "embed/fragment.html",
+        fragment=fragment,
+        reader_link=capture_link(fragment.capture_id, fragment.split_text),
+        capture_url=url_for("reader.read_capture", capture_id=fragment.capture_id),
+        gateway_links=[f"{g}/ipfs/{fragment.cid}" for g in gateways] if fragment.cid else [],
+        oembed_links=_oembed_links(page_url, fragment.title or "Fragment"),
+        canonical=page_url,
+    )
+
+
+@bp.get("/collections/<name>")
+def collection_page(name: str):
+    """The newest published fragments of a collection, with its feed and embed codes."""
+    items = collection_fragments(name, FEED_ENTRIES)
+    page_url = public_url("embed_public.collection_page", name=name)
+    return render_template(
+        "embed/collection.html", name=name, fragments=items,
+        feed=url_for("embed_public.collection_feed", name=name),
+        builder=url_for("embed_builder.builder", collection=name),
+        oembed_links=_oembed_links(page_url, f"Samizdat: {name}"),
+    )
+
+
+def _frame_url(collection: str, size: str) -> str:
+    base = runtime().settings.public_url.rstrip("/")
+    return f"{base}/embed/frame?" + urlencode({"collection": collection, "size": size})
+
+
+def _resolve(url: str) -> tuple[str, str | None, Fragment | None]:
+    """What an oEmbed ``url`` names on this provider: (collection, fragment id) or a 404."""
+    parts = urlsplit(url)
+    ours = urlsplit(runtime().settings.public_url)
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() != ours.netloc.lower():
+        abort(404, description="that url is not a page of this archive")
+    path = parts.path
+    if match := re.fullmatch(r"/fragments/([0-9a-f]{32})/?", path):
+        fragment = approved_fragment(match.group(1))
+        return fragment.collection or ALL, fragment.id, fragment
+    if match := re.fullmatch(r"/collections/([^/]{1,100})/?", path):
+        collection_fragments(match.group(1), 1)
+        return match.group(1), None, None
+    abort(404, description="that url is not a fragment or collection page")
+
+
+def _dimension(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DIMENSION:
+        abort(400, description=f"{name} must be a whole number of pixels from 1 to {MAX_DIMENSION}")
+    return int(raw)
+
+
+@bp.get("/oembed")
+def oembed():
+    """oEmbed 1.0 for fragment and collection pages: a rich type whose html is a bare iframe."""
+    fmt = request.args.get("format", "json")
+    if fmt not in ("json", "xml"):
+        return json_error(501, "format must be json or xml")
+    url = request.args.get("url")
+    if not url:
+        return json_error(400, "give the url of a fragment or collection page")
+    maxwidth, maxheight = _dimension("maxwidth"), _dimension("maxheight")
+    collection, fragment_id, fragment = _resolve(url)
+    size, width, height = fit_size(maxwidth, maxheight)
+    src = (public_url("embed_public.fragment_card", fragment_id=fragment_id) + f"?size={size}"
+           if fragment_id else _frame_url(collection, size))
+    html = (f'<iframe src="{_attr(src)}" width="{width}" height="{height}" '
+            f'style="border:0" loading="lazy" referrerpolicy="no-referrer" '
+            f'title="{_attr(_title(collection, fragment))}"></iframe>')
+    body = {
+        "type": "rich", "version": "1.0", "title": _title(collection, fragment),
+        "provider_name": "Samizdat", "provider_url": runtime().settings.public_url,
+        "cache_age": OEMBED_CACHE_AGE, "html": html, "width": width, "height": height,
+    }
+    if fragment is not None and fragment.site_name:
+        body["author_name"] = fragment.site_name
+        body["author_url"] = fragment.source_url
+    if fmt == "json":
+        response = jsonify(body)
+    else:
+        root = ET.Element("oembed")
+        for key, value in body.items():
+            ET.SubElement(root, key).text = str(value)
+        xml = b'<?xml version="1.0" encoding="utf-8" standalone="yes"?>' + ET.tostring(root, encoding="utf-8")
+        response = Response(xml.replace(b"<?xml version='1.0' encoding='utf-8'?>\n", b""), mimetype="text/xml")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = f"public, max-age={OEMBED_CACHE_AGE}"
+    return response
+
+
+def _attr(value: str) -> str:
+    return (value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _title(collection: str, fragment: Fragment | None) -> str:
+    if fragment is not None:
+        return fragment.title or fragment.site_name or "A fragment of a censored page"
+    return f"Censored words: {collection}"
+
+
+@bp.get("/fragments/<fragment_id>/card")
+def fragment_card(fragment_id: str):
+    """One fragment as a small framed card (the oEmbed iframe of a fragment page); no script."""
+    fragment = approved_fragment(fragment_id)
+    size = request.args.get("size", "card")
+    if size not in SIZES:
+        abort(400, description=f"size must be one of {', '.join(SIZES)}")
+    response = Response(render_template(
+        "embed/card.html", fragment=fragment, size=size,
+        reader_link=runtime().settings.public_url.rstrip("/")
+        + capture_link(fragment.capture_id, fragment.split_text),
+    ))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+    )
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
+def _atom_time(value: datetime | None) -> str:
+    value = value or datetime.now(timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@bp.get("/collections/<name>/feed.atom")
+def collection_feed(name: str):
+    """An Atom feed (RFC 4287) of the collection's newest published fragments."""
+    items = collection_fragments(name, FEED_ENTRIES)
+    ns = "http://www.w3.org/2005/Atom"
+    ET.register_namespace("", ns)
+    feed = ET.Element(f"{{{ns}}}feed")
+    self_url = public_url("embed_public.collection_feed", name=name)
+
+    def sub(parent, tag, text=None, **attrs):
+        node = ET.SubElement(parent, f"{{{ns}}}{tag}", attrs)
+        if text is not None:
+            node.text = text
+        return node
+
+    sub(feed, "id", self_url)
+    sub(feed, "title", f"Samizdat: censored words ({name})")
+    sub(feed, "updated", _atom_time(max((f.reviewed_at or f.fetched_at for f in items), default=None)))
+    sub(feed, "link", rel="self", type="application/atom+xml", href=self_url)
+    sub(feed, "link", rel="alternate", type="text/html",
+        href=public_url("embed_public.collection_page", name=name))
+    author = sub(feed, "author")
+    sub(author, "name", "Samizdat archivists")
+    for fragment in items:
+        entry = sub(feed, "entry")
+        page = public_url("embed_public.fragment_page", fragment_id=fragment.id)
+        sub(entry, "id", page)
+        sub(entry, "title", fragment.title or fragment.source_url)
+        sub(entry, "updated", _atom_time(fragment.reviewed_at or fragment.fetched_at))
+        sub(entry, "published", _atom_time(fragment.fetched_at))
+        sub(entry, "link", rel="alternate", type="text/html", href=page)
+        sub(entry, "link", rel="via", href=fragment.source_url)
+        text = fragment.text + (" [edited by an archivist]" if fragment.original_text else "")
+        sub(entry, "content", text, type="text")
+    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8", xml_declaration=False)
+    response = Response(body, mimetype="application/atom+xml")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def public_fragment_json(fragment: Fragment) -> dict:
+    """The fragment's public JSON with its page URL (for the random API and others)."""
+    return {**fragment_as_dict(fragment), "page": public_url("embed_public.fragment_page", fragment_id=fragment.id)}

@@ -1,0 +1,233 @@
+"""`flask embed publish`: packs, embed.js and the frame page, written where supporters' pages load them.
+
+Everything here is static: a page view costs the server nothing, and any copy (the app's own
+route, S3, an IPFS gateway, a supporter's own site) serves the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import rcssmin
+import rjsmin
+from jinja2 import Environment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
+from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
+from fragments.models import APPROVED, Fragment
+from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
+from samizdat.errors import StorageError
+
+EMBED_JS = "embed.js"
+S3_PREFIX = "embed"  # the same layout everywhere: <base>/embed.js, <base>/packs/…
+FRAME_HTML = "frame.html"
+_CONFIG_MARK = "/*SAMIZDAT_CONFIG*/{}"
+
+
+def _asset(name: str) -> str:
+    return resources.files("embed").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def widget_words() -> dict[str, dict[str, str]]:
+    """The widget's own words per language: one catalogue file each in embed/words/."""
+    words = {}
+    for entry in resources.files("embed").joinpath("words").iterdir():
+        if entry.name.endswith(".json"):
+            words[entry.name[:-5]] = json.loads(entry.read_text(encoding="utf-8"))
+    return words
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where the published files are reachable from outside, known before embed.js is built."""
+
+    ipfs_packs_cid: str | None = None  # the packs/ directory of this publish
+    ipns_name: str | None = None
+
+
+def embed_origins(settings: Settings, where: Locations) -> list[dict]:
+    """Where embed.js looks for packs, in order: each entry's ``packs`` is a base URL of ``packs/``.
+
+    The app first, then S3, then every gateway by this publish's CID (immutable: it still works
+    when the name system is blocked) and by the IPNS name (always the latest).
+    """
+    app = settings.public_url.rstrip("/") + "/embed/packs/"
+    # Only the app's own https origin may be believed without a signature (browsers lacking
+    # Ed25519 in WebCrypto): TLS to our own name is then what vouches for the bytes.
+    origins = [{"packs": app, "trustedWithoutSignature": app.startswith("https://")}]
+    if settings.s3_public_base:
+        origins.append({"packs": f"{settings.s3_public_base}/{S3_PREFIX}/packs/"})
+    for gateway in settings.gateway_list:
+        if where.ipfs_packs_cid:
+            origins.append({"packs": f"{gateway}/ipfs/{where.ipfs_packs_cid}/"})
+        if where.ipns_name:
+            origins.append({"packs": f"{gateway}/ipns/{where.ipns_name}/packs/"})
+    return origins
+
+
+def build_embed_js(
+    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None
+) -> bytes:
+    """embed.js with its configuration (public key, origins, words, style) built in.
+
+    ``origins`` replaces the published ones (a self-hosted copy reads only ``packs/`` beside it).
+    """
+    config = {
+        "key": signer.public_key,
+        "kid": signer.key_id,
+        "origins": embed_origins(settings, where) if origins is None else origins,
+        "archive": settings.public_url.rstrip("/") + "/",
+        "words": widget_words(),
+        "css": rcssmin.cssmin(_asset("embed.css")),
+    }
+    # "</" is escaped so the configuration can never close a surrounding <script> element.
+    text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+    source = _asset(EMBED_JS)
+    assert _CONFIG_MARK in source
+    # Minified after the configuration is in (the marker is a comment the minifier would drop).
+    return rjsmin.jsmin(source.replace(_CONFIG_MARK, text)).encode()
+
+
+def versioned_script_name(script: bytes) -> str:
+    """embed.<hash>.js: the name snippets use, so the bytes their integrity attribute names stay
+    available however often embed.js changes (new origins, a new key)."""
+    return f"embed.{hashlib.sha256(script).hexdigest()[:16]}.js"
+
+
+def subresource_integrity(data: bytes) -> str:
+    """The ``integrity`` attribute value (sha384) for a script tag loading ``data``."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def _fallback_fragment(session: Session) -> dict | None:
+    """One approved fragment to show before (or without) JavaScript in the frame page."""
+    ids = list(session.scalars(select(Fragment.id).where(Fragment.status == APPROVED).limit(200)))
+    if not ids:
+        return None
+    return pack_entry(session.get(Fragment, random.choice(ids)))
+
+
+def build_frame_html(session: Session, settings: Settings) -> bytes:
+    """The static frame page: a genuine fragment as plain HTML, then embed.js."""
+    env = Environment(autoescape=True)
+    template = env.from_string(_asset(FRAME_HTML))
+    return template.render(
+        fragment=_fallback_fragment(session),
+        archive=settings.public_url.rstrip("/") + "/",
+        words=widget_words()["en"],
+    ).encode()
+
+
+@dataclass
+class EmbedPublishReport:
+    """What one publish produced: packs, embed.js's size and integrity, and each site's result."""
+
+    packs: PublishReport
+    embed_js_bytes: int
+    embed_js_integrity: str
+    key_id: str
+    sites: list[SiteReport]
+    failures: list[str]
+    embed_js_versioned: str = EMBED_JS
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT = "public, max-age=60"
+
+
+def _pack_files(out: Path, packs: PublishReport) -> list[SiteFile]:
+    """The published pack files as site files, shards marked immutable."""
+    files = []
+    for rel in packs.files:
+        immutable = rel.startswith("shards/")
+        files.append(SiteFile(f"packs/{rel}", (out / "packs" / rel).read_bytes(), "application/json",
+                              IMMUTABLE if immutable else SHORT, immutable))
+    return files
+
+
+def remote_sites(settings: Settings) -> list[StaticSite]:
+    """The configured public sites: an S3 prefix and an IPFS directory."""
+    sites: list[StaticSite] = []
+    if settings.s3_bucket:
+        sites.append(S3Site(settings.s3_bucket, S3_PREFIX, settings.s3_endpoint_url, settings.s3_region))
+    if settings.ipfs_api:
+        sites.append(IpfsSite(settings.ipfs_api, S3_PREFIX, settings.ipfs_timeout))
+    return sites
+
+
+def publish_embed(session: Session, settings: Settings, fingerprint: str | None = None) -> EmbedPublishReport:
+    """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
+
+    A site that fails is reported and skipped: the others (and the app's own copy) still
+    publish, and the next publish brings it up to date.
+    """
+    signer = load_or_create_signer(settings.embed_signing_key_path)
+    retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
+    out: Path = settings.public_path
+    packs = publish_packs(session, [signer, *retired], out)
+    pack_files = _pack_files(out, packs)
+    sites, failures, where = [], [], Locations()
+    for site in remote_sites(settings):
+        report = SiteReport(site.name)
+        try:
+            site.put(pack_files, report)
+            if isinstance(site, IpfsSite):
+                shards = {f.path.rsplit("/", 1)[1] for f in pack_files if f.immutable}
+                site.prune("packs/shards", shards)
+                where = Locations(site.directory_cid("packs"), site.ipns_name())
+            sites.append((site, report))
+        except StorageError as exc:
+            failures.append(f"{site.name}: {exc}")
+    script = build_embed_js(signer, settings, where)
+    frame = build_frame_html(session, settings)
+    versioned = versioned_script_name(script)
+    write_atomic(out / EMBED_JS, script)
+    write_atomic(out / versioned, script)
+    write_atomic(out / FRAME_HTML, frame)
+    js = "text/javascript; charset=utf-8"
+    assets = [SiteFile(EMBED_JS, script, js, "public, max-age=300"),
+              SiteFile(versioned, script, js, IMMUTABLE, immutable=True),
+              SiteFile(FRAME_HTML, frame, "text/html; charset=utf-8", "public, max-age=300")]
+    for site, report in sites:
+        try:
+            site.put(assets, report)
+            if isinstance(site, IpfsSite):
+                site.publish_root(report)
+        except StorageError as exc:
+            failures.append(f"{site.name}: {exc}")
+    result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
+                                [r for _, r in sites], failures, versioned)
+    if fingerprint is None:
+        fingerprint = curation_fingerprint(session)
+    state = {**published_state(result), "fingerprint": fingerprint}
+    write_atomic(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
+    return result
+
+
+PUBLISHED_STATE = "published.json"
+
+
+def published_state(report: EmbedPublishReport) -> dict:
+    """What the snippet builder needs to know of the last publish (no secrets in here)."""
+    ipfs = next((s for s in report.sites if s.site == "ipfs"), None)
+    return {
+        "serial": report.packs.serial,
+        "fragments": report.packs.fragments,
+        "key_id": report.key_id,
+        "embed_js_integrity": report.embed_js_integrity,
+        "embed_js": report.embed_js_versioned,
+        "embed_js_bytes": report.embed_js_bytes,
+        "ipfs_root": ipfs.root_cid if ipfs else None,
+        "ipns_name": ipfs.ipns_name if ipfs else None,
+        "sites": [s.site for s in report.sites],
+        "failures": report.failures,
+    }

@@ -1,0 +1,29 @@
+"""The widget's sizes, shared by the snippet builder, the frame page and oEmbed."""
+
+from __future__ import annotations
+
+# name: (width, height) in CSS pixels; "full" is as wide as its column, 600 when a number is needed.
+SIZES: dict[str, tuple[int, int]] = {
+    "badge": (180, 220),
+    "card": (300, 250),
+    "banner": (468, 60),
+    "full": (600, 220),
+}
+DEFAULT_SIZE = "card"
+
+
+def fit_size(maxwidth: int | None, maxheight: int | None) -> tuple[str, int, int]:
+    """The size to offer within maxwidth × maxheight: the card if it fits, else the largest that
+    does, else the badge shrunk to fit (an oEmbed consumer's limits are never exceeded)."""
+    def fits(name: str) -> bool:
+        w, h = SIZES[name]
+        return (maxwidth is None or w <= maxwidth) and (maxheight is None or h <= maxheight)
+
+    if fits(DEFAULT_SIZE):
+        return (DEFAULT_SIZE, *SIZES[DEFAULT_SIZE])
+    fitting = [n for n in SIZES if fits(n)]
+    if fitting:
+        best = max(fitting, key=lambda n: SIZES[n][0] * SIZES[n][1])
+        return (best, *SIZES[best])
+    w, h = SIZES["badge"]
+    return ("badge", min(w, maxwidth or w), min(h, maxheight or h))

@@ -1,0 +1,70 @@
+"""The embed's periodic task: republish the packs shortly after curation changes (debounced)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from embed.packs import curation_fingerprint
+from embed.publish import PUBLISHED_STATE, publish_embed
+from config.settings import Settings
+from samizdat.runtime import Runtime
+from samizdat.tasks import PeriodicTask
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 10.0
+
+
+class PublishDebouncer:
+    """Publishes once the curation fingerprint has changed and then held still for ``quiet`` seconds.
+
+    A burst of decisions (a reviewer going through a queue) becomes one publish, never one per
+    click; a steady trickle still publishes at least every ``max_delay`` seconds.
+    """
+
+    def __init__(self, quiet: float = 30.0, max_delay: float = 300.0):
+        self.quiet, self.max_delay = quiet, max_delay
+        self._seen: str | None = None
+        self._seen_at = 0.0
+        self._first_change_at: float | None = None
+
+    def __call__(self, runtime: Runtime) -> bool:
+        """Check once; publish if due. Returns whether it published."""
+        with runtime.Session() as session:
+            current = curation_fingerprint(session)
+        published = _published_fingerprint(runtime)
+        now = time.monotonic()
+        if current == published:
+            self._first_change_at = None
+            return False
+        if current != self._seen:
+            self._seen, self._seen_at = current, now
+            self._first_change_at = self._first_change_at or now
+        quiet_enough = now - self._seen_at >= self.quiet
+        waited_too_long = now - (self._first_change_at or now) >= self.max_delay
+        if not (quiet_enough or waited_too_long or published is None):
+            return False
+        with runtime.Session() as session:
+            report = publish_embed(session, runtime.settings, fingerprint=current)
+        self._first_change_at = None
+        log.info("published fragment packs: %d fragments, serial %d", report.packs.fragments,
+                 report.packs.serial)
+        for failure in report.failures:
+            log.warning("fragment packs not published to %s", failure)
+        return True
+
+
+def _published_fingerprint(runtime: Runtime) -> str | None:
+    try:
+        return json.loads((runtime.settings.public_path / PUBLISHED_STATE).read_bytes()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
+    """The embed's tasks for the scheduler process."""
+    quiet = settings.embed_publish_quiet_seconds
+    debouncer = PublishDebouncer(quiet=quiet, max_delay=max(300.0, 10 * quiet))
+    return [PeriodicTask("embed.publish-packs", debouncer, min(CHECK_SECONDS, max(quiet / 3, 0.5)))]

@@ -1,0 +1,48 @@
+"""Fixtures of the embed tests: an app on the embedded defaults and fragments stored directly."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from fragments.models import APPROVED, Fragment
+from mirror.models import Capture, Source
+from samizdat.app import create_app
+from samizdat.db import utcnow
+
+
+@pytest.fixture
+def local_app(local_settings):
+    """The app on SQLite and the local store only (no S3, no IPFS)."""
+    application = create_app(local_settings)
+    yield application
+    application.extensions["samizdat"].dispose()
+
+
+def add_fragments(app, count, *, collection="vietnam", language="vi", status=APPROVED,
+                  text_chars=200, start=0, text="x"):
+    """Store ``count`` fragments under one capture, decided ``status`` one second apart."""
+    rt = app.extensions["samizdat"]
+    now = utcnow()
+    with rt.Session() as session:
+        source = Source(url=f"https://example.org/{collection}/{start}", interval_minutes=60,
+                        collection=collection, active=True)
+        session.add(source)
+        session.flush()
+        capture = Capture(source_id=source.id, status="ok", url=source.url, sha256="a" * 64,
+                          size=1, fetched_at=now, complete=True)
+        session.add(capture)
+        session.flush()
+        for i in range(start, start + count):
+            body = (f"{text} {i} " * text_chars)[:text_chars]
+            session.add(Fragment(
+                id=hashlib.sha256(f"{collection}{i}".encode()).hexdigest()[:32],
+                capture_id=capture.id, position=i, text=body, language=language, status=status,
+                source_url=source.url, title="Tiêu đề", collection=collection, sha256="a" * 64,
+                fetched_at=now, reviewed_at=now + timedelta(seconds=i), reviewed_by="arch",
+            ))
+        session.commit()
+
+

@@ -1,0 +1,319 @@
+"""The embed widget in a real browser: Debian's Chromium on a loopback "blog", against the real app,
+moto's S3 server and the js-ipfs gateway. Origins are blocked with Playwright routes."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import threading
+import time
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from embed.publish import publish_embed
+from fragments.curation import Reviewer, review_pending
+from fragments.models import APPROVED, Fragment
+from mirror.pipeline import capture_source
+from mirror.sources import add_source
+from samizdat.app import create_app
+from tests.conftest import make_settings
+from tests.services import free_port
+from tests.sites import seed_names
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+SHADOW_TEXT = """() => { const h = document.querySelector('.samizdat-embed');
+  if (!h || !h.shadowRoot) return null;
+  const q = h.shadowRoot.querySelector('blockquote');
+  return {text: q.querySelector('.text').textContent,
+          source: q.querySelector('cite a') && q.querySelector('cite a').href,
+          archived: q.querySelector('a.archived') && q.querySelector('a.archived').href}; }"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright; a missing browser fails loudly."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class CountingApp:
+    """WSGI wrapper counting requests, to prove a warm page view never reaches the app."""
+
+    def __init__(self, app):
+        self.app, self.paths = app, []
+
+    def __call__(self, environ, start_response):
+        self.paths.append(environ.get("PATH_INFO", ""))
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
+    """The app served on loopback with S3 and IPFS on, two approved articles, packs published."""
+    port = free_port()
+    settings = make_settings(
+        tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
+        ipfs_api=ipfs_node.api_multiaddr, ipfs_gateways=ipfs_node.gateway_url,
+        public_url=f"http://127.0.0.1:{port}",
+    )
+    app = create_app(settings)
+    rt = app.extensions["samizdat"]
+    for name in seed_names()[:2]:
+        with rt.Session() as session:
+            source_id = add_source(session, site.url(f"/articles/{name}.html"), 60).source.id
+            session.commit()
+        capture_source(rt, source_id)
+    with rt.Session() as session:
+        review_pending(session, APPROVED, Reviewer("arch"))
+        session.commit()
+        texts = {f.text: f.source_url for f in session.query(Fragment).filter_by(status=APPROVED)}
+        report = publish_embed(session, settings)
+    assert not report.failures, report.failures
+    counting = CountingApp(app)
+    server = make_server("127.0.0.1", port, counting, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield type("Live", (), {"url": settings.public_url, "settings": settings, "texts": texts, "app": app,
+                            "script": report.embed_js_versioned,
+                            "report": report, "counter": counting,
+                            "s3": f"{settings.s3_public_base}/embed", "gateway": ipfs_node.gateway_url})
+    server.shutdown()
+    rt.dispose()
+
+
+@pytest.fixture
+def blog(tmp_path):
+    """A static "blog" on its own loopback origin; ``blog.page(html)`` returns the page's URL."""
+    root = tmp_path / "blog"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    class Blog:
+        url = f"http://127.0.0.1:{server.server_port}"
+
+        def page(self, body: str, name: str = "post.html") -> str:
+            (root / name).write_text(f"<!doctype html><html><head><meta charset=utf-8>"
+                                     f"<style>blockquote{{color:red!important}} p{{display:none}}</style>"
+                                     f"</head><body><h1>My blog</h1>{body}</body></html>")
+            return f"{self.url}/{name}"
+
+    yield Blog()
+    server.shutdown()
+
+
+STATIC = ('<blockquote class="samizdat-fragment" data-collection="all">'
+          '<p>STATIC GENUINE FRAGMENT</p><cite><a href="https://example.org/">source</a></cite></blockquote>')
+
+
+def script_snippet(live, *srcs):
+    tags = "".join(f'<script async src="{src}" integrity="{live.report.embed_js_integrity}" '
+                   f'crossorigin="anonymous"></script>' for src in srcs)
+    return STATIC + tags
+
+
+def shown(page):
+    page.wait_for_function(f"({SHADOW_TEXT})() !== null", timeout=15000)
+    return page.evaluate(SHADOW_TEXT)
+
+
+def test_script_snippet_shows_a_verified_fragment_with_its_source(browser, live, blog):
+    page = browser.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    got = shown(page)
+    assert got["text"] in live.texts
+    assert got["source"] == live.texts[got["text"]]
+    assert got["archived"].startswith(f"{live.url}/captures/")
+    # The host page's "p {display:none}" and red blockquotes cannot reach into the shadow root.
+    assert page.evaluate("""() => getComputedStyle(document.querySelector('.samizdat-embed')
+        .shadowRoot.querySelector('.text')).display""") == "block"
+    page.close()
+
+
+def test_without_javascript_the_static_fragment_stays(browser, live, blog):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    assert page.locator("blockquote.samizdat-fragment").count() == 1
+    assert page.locator(".samizdat-embed").count() == 0
+    assert "STATIC GENUINE FRAGMENT" in page.content()
+    context.close()
+
+
+def test_with_the_app_blocked_packs_come_from_s3_then_from_the_ipfs_gateway(browser, live, blog):
+    for blocked, expected in (([live.url], live.s3), ([live.url, live.s3], live.gateway)):
+        context = browser.new_context()
+        fetched = []
+        context.on("requestfinished", lambda r: fetched.append(r.url))
+        for origin in blocked:
+            context.route(f"{origin}/**/packs/**", lambda route: route.abort())
+        page = context.new_page()
+        # embed.js itself still comes from the app here; its own fallback is tested below.
+        page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+        assert shown(page)["text"] in live.texts
+        assert any(u.startswith(expected) and "/shards/" in u for u in fetched), fetched
+        context.close()
+
+
+def test_a_pack_with_one_changed_byte_is_refused_and_the_next_origin_used(browser, live, blog):
+    context = browser.new_context()
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+
+    def tamper(route):
+        body = route.fetch().body()
+        envelope = json.loads(body)
+        # One byte that changes nothing a client would use: only the signature can catch it.
+        envelope["payload"] = envelope["payload"].replace('"generated_at":"2', '"generated_at":"3', 1)
+        assert envelope["payload"].encode() != json.loads(body)["payload"].encode()
+        route.fulfill(body=json.dumps(envelope), content_type="application/json",
+                      headers={"Access-Control-Allow-Origin": "*"})
+
+    context.route(f"{live.url}/embed/packs/all/index.json", tamper)
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    assert shown(page)["text"] in live.texts
+    assert not any(u.startswith(f"{live.url}/embed/packs/shards/") for u in fetched)
+    assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched)
+    context.close()
+
+
+def test_embed_js_loads_from_its_second_origin_when_the_first_is_blocked(browser, live, blog):
+    context = browser.new_context()
+    context.route(f"{live.url}/**", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}", f"{live.s3}/{live.script}")))
+    assert shown(page)["text"] in live.texts
+    context.close()
+
+
+def test_iframe_snippet_shows_a_fragment(browser, live, blog):
+    page = browser.new_page()
+    page.goto(blog.page(f'<iframe src="{live.url}/embed/frame?collection=all&size=card" '
+                        f'width="320" height="260" title="Censored words"></iframe>'))
+    frame = page.frame_locator("iframe")
+    frame.locator(".samizdat-embed").wait_for(timeout=15000)
+    got = page.frames[1].evaluate(SHADOW_TEXT)
+    assert got["text"] in live.texts
+    page.close()
+
+
+def test_a_warm_page_view_makes_no_request_to_the_app(browser, live, blog):
+    context = browser.new_context()
+    page = context.new_page()
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    page.goto(url)
+    shown(page)
+    before = len(live.counter.paths)
+    second = context.new_page()
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    assert len(json.loads(json.loads((live.settings.public_path / "packs/all/index.json")
+                                     .read_bytes())["payload"])["shards"]) == 1
+    assert live.counter.paths[before:] == []
+    context.close()
+
+
+def test_the_selfhost_zip_works_from_a_plain_static_server_with_every_other_origin_blocked(
+        browser, live, blog, tmp_path):
+    data = live.app.test_client().get("/embed/selfhost.zip").data
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "blog")
+    example = (tmp_path / "blog" / "example.html").read_text()
+    context = browser.new_context()
+    fetched = []
+    context.on("request", lambda r: fetched.append(r.url))
+    # Everything but the supporter's own host is unreachable.
+    context.route(lambda url: not url.startswith(blog.url), lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(example.split("<title>Samizdat example</title>", 1)[1], name="selfhosted.html"))
+    assert shown(page)["text"] in live.texts
+    assert fetched and all(u.startswith(blog.url) for u in fetched), fetched
+    context.close()
+
+
+def test_when_every_origin_fails_the_last_good_pack_is_shown(browser, live, blog):
+    context = browser.new_context()
+    page = context.new_page()
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    page.goto(url)
+    shown(page)
+    # Now every pack origin is blocked (embed.js itself comes from the browser cache or the app).
+    for origin in (live.url, live.s3, live.gateway):
+        context.route(f"{origin}/**/packs/**", lambda route: route.abort())
+        context.route(f"{origin}/ipfs/**", lambda route: route.abort())
+    second = context.new_page()
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    context.close()
+
+
+def test_a_replayed_older_index_is_refused(browser, live, blog):
+    rt = live.app.extensions["samizdat"]
+    old_index = (live.settings.public_path / "packs/all/index.json").read_bytes()
+    with rt.Session() as session:
+        publish_embed(session, live.settings)  # a newer serial, which the first view sees
+    context = browser.new_context()
+    page = context.new_page()
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    page.goto(url)
+    shown(page)
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+    # An attacker (or a stale mirror) answers with the older, validly signed index.
+    context.route(f"{live.url}/embed/packs/all/index.json",
+                  lambda route: route.fulfill(body=old_index, content_type="application/json",
+                                              headers={"Access-Control-Allow-Origin": "*",
+                                                       "Cache-Control": "no-store"}))
+    context.route(f"{live.url}/embed/packs/shards/**", lambda route: route.abort())
+    second = context.new_page()
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    assert any(u.startswith(live.s3) and u.endswith("/all/index.json") for u in fetched), fetched
+    context.close()
+
+
+def test_an_origin_slower_than_two_seconds_is_passed_over(browser, live, blog):
+    context = browser.new_context()
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+
+    def slow(route):
+        time.sleep(3)
+        route.continue_()
+
+    context.route(f"{live.url}/embed/packs/**", slow)
+    page = context.new_page()
+    started = time.monotonic()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    assert shown(page)["text"] in live.texts
+    assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched), fetched
+    assert time.monotonic() - started < 12
+    context.close()
+
+
+def test_snippets_pasted_before_a_key_rotation_keep_working_during_it(browser, live, blog, tmp_path):
+    rt = live.app.extensions["samizdat"]
+    retired = tmp_path / "retired.pem"
+    live.settings.embed_signing_key_path.rename(retired)
+    with rt.Session() as session:
+        report = publish_embed(session, live.settings.replace(embed_previous_keys=str(retired)))
+    assert report.embed_js_versioned != live.script  # the new embed.js carries the new key
+    page = browser.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))  # the old one
+    assert shown(page)["text"] in live.texts
+    page.close()
