@@ -45,6 +45,7 @@ test: install-dev services
 	$(PY) -m pytest
 
 bench: install-dev
+	command -v wrk >/dev/null || scripts/apt-install.sh wrk
 	$(PY) -m bench
 
 clean:
