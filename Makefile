@@ -34,9 +34,10 @@ $(JSIPFS): tests/ipfs/package.json tests/ipfs/package-lock.json
 	cd tests/ipfs && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
-# PostgreSQL must be up for the database tests; start the machine's cluster if it is installed.
+# PostgreSQL and Redis must be up for the tests; start the machine's own if they are installed.
 services:
 	scripts/ensure-postgres.sh
+	scripts/ensure-redis.sh
 
 run: install
 	scripts/run.sh
