@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
+from markupsafe import escape
 from sqlalchemy import select
 
 from embed.sizes import SIZES, fit_size
@@ -135,9 +136,9 @@ def oembed():
     size, width, height = fit_size(maxwidth, maxheight)
     src = (public_url("embed_public.fragment_card", fragment_id=fragment_id) + f"?size={size}"
            if fragment_id else _frame_url(collection, size))
-    html = (f'<iframe src="{_attr(src)}" width="{width}" height="{height}" '
+    html = (f'<iframe src="{escape(src)}" width="{width}" height="{height}" '
             f'style="border:0" loading="lazy" referrerpolicy="no-referrer" '
-            f'title="{_attr(_title(collection, fragment))}"></iframe>')
+            f'title="{escape(_title(collection, fragment))}"></iframe>')
     body = {
         "type": "rich", "version": "1.0", "title": _title(collection, fragment),
         "provider_name": "Samizdat", "provider_url": runtime().settings.public_url,
@@ -152,15 +153,11 @@ def oembed():
         root = ET.Element("oembed")
         for key, value in body.items():
             ET.SubElement(root, key).text = str(value)
-        xml = b'<?xml version="1.0" encoding="utf-8" standalone="yes"?>' + ET.tostring(root, encoding="utf-8")
-        response = Response(xml.replace(b"<?xml version='1.0' encoding='utf-8'?>\n", b""), mimetype="text/xml")
+        xml = '<?xml version="1.0" encoding="utf-8" standalone="yes"?>' + ET.tostring(root, encoding="unicode")
+        response = Response(xml.encode(), mimetype="text/xml")
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = f"public, max-age={OEMBED_CACHE_AGE}"
     return response
-
-
-def _attr(value: str) -> str:
-    return (value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _title(collection: str, fragment: Fragment | None) -> str:

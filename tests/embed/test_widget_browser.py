@@ -317,3 +317,32 @@ def test_snippets_pasted_before_a_key_rotation_keep_working_during_it(browser, l
     page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))  # the old one
     assert shown(page)["text"] in live.texts
     page.close()
+
+
+# Chromium has Ed25519 in WebCrypto; this makes it behave like a browser that does not.
+NO_ED25519 = """(() => { const real = crypto.subtle.importKey.bind(crypto.subtle);
+  crypto.subtle.importKey = (fmt, key, alg, ...rest) =>
+    (alg && (alg === 'Ed25519' || alg.name === 'Ed25519'))
+      ? Promise.reject(new DOMException('not supported', 'NotSupportedError')) : real(fmt, key, alg, ...rest); })()"""
+
+
+def test_without_ed25519_packs_from_an_http_origin_are_never_believed(browser, live, blog):
+    context = browser.new_context()
+    context.add_init_script(NO_ED25519)
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    page.wait_for_timeout(3000)  # every origin tried and refused (none is the app over https)
+    assert page.locator(".samizdat-embed").count() == 0
+    assert "STATIC GENUINE FRAGMENT" in page.content()
+    context.close()
+
+
+def test_rtl_fragments_are_laid_out_right_to_left(browser, live, blog):
+    page = browser.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    shown(page)
+    direction = page.evaluate("""() => { const h = document.querySelector('.samizdat-embed');
+        const p = h.shadowRoot.querySelector('.text'); p.textContent = 'سجن المدون بسبب مقالاته';
+        return getComputedStyle(p).direction; }""")
+    assert direction == "rtl"
+    page.close()
