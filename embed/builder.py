@@ -189,7 +189,12 @@ def _pack_closure(packs, choice: Choice) -> list[str]:
         index = json.loads(json.loads((packs / index_rel).read_bytes())["payload"])
     except (OSError, ValueError, KeyError):
         abort(503, description="that pack has not been published yet; try again after the next publish")
-    return [index_rel, "key.json", *(f"shards/{s['sha256']}.json" for s in index["shards"])]
+    files = [index_rel, "key.json"]
+    for table in index.get("tables", []):
+        files.append(f"shards/{table['sha256']}.json")
+        index.setdefault("shards", []).extend(
+            json.loads((packs / "shards" / f"{table['sha256']}.json").read_bytes())["shards"])
+    return files + [f"shards/{s['sha256']}.json" for s in index.get("shards", [])]
 
 
 @bp.get("/embed/selfhost.zip")

@@ -16,7 +16,8 @@ Layout under the output directory (the same paths go to the app's static route, 
     packs/shards/<sha256>.json           shards, shared by every pack that has the same ones
 
 An index names its shards by sha256 only; a shard's path is always ``shards/<sha256>.json``
-under the same ``packs/`` root the index came from.
+under the same ``packs/`` root the index came from. A pack with more shards than one index may
+list names *tables* instead (``shards/<sha256>.json`` too), each listing up to 1,000 shards.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ ALL = "all"
 # largest single fragment (1,000 characters of text plus attribution) on top of the target.
 SHARD_TARGET_BYTES = 192 * 1024
 MAX_REQUEST_BYTES = 256 * 1024
+# An index (or a table) names at most this many shards, about 100 bytes each: ~100 KiB.
+MAX_INDEX_SHARDS = 1000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -137,13 +140,13 @@ def pack_specs(session: Session) -> list[PackSpec]:
     return specs
 
 
-def _shards(session: Session, spec: PackSpec) -> Iterator[tuple[bytes, int]]:
+def _shards(session: Session, spec: PackSpec, target: int = SHARD_TARGET_BYTES) -> Iterator[tuple[bytes, int]]:
     """The pack's shards as (canonical bytes, fragment count), streamed from the database."""
     entries: list[bytes] = []
     size = 0
     for fragment in session.scalars(_approved(session, spec).execution_options(yield_per=2000)):
         entry = canonical_json(pack_entry(fragment))
-        if entries and size + len(entry) > SHARD_TARGET_BYTES:
+        if entries and size + len(entry) > target:
             yield _shard_bytes(entries), len(entries)
             entries, size = [], 0
         entries.append(entry)
@@ -199,10 +202,15 @@ def _next_serial(out_dir: Path) -> int:
     return max(int(time.time() * 1000), last + 1)
 
 
-def publish_packs(session: Session, signers: list[PackSigner], out_dir: Path) -> PublishReport:
+def publish_packs(
+    session: Session, signers: list[PackSigner], out_dir: Path, *,
+    shard_bytes: int = SHARD_TARGET_BYTES, index_shards: int = MAX_INDEX_SHARDS,
+) -> PublishReport:
     """Write every pack (shards, signed indexes, signed catalogue, public keys) under ``out_dir``.
 
     ``signers[0]`` is the current key; any others are retired keys still signing during a rotation.
+    A pack of more than ``index_shards`` shards lists them in content-addressed *tables* of that
+    many, and its index lists the tables: the index stays small however large the pack grows.
     """
     report = PublishReport(serial=_next_serial(out_dir))
     generated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -216,20 +224,33 @@ def publish_packs(session: Session, signers: list[PackSigner], out_dir: Path) ->
         report.written.append(rel)
         report.files.append(rel)
 
+    def content_addressed(data: bytes, count: int) -> dict:
+        """Write ``data`` under shards/<sha256>.json unless it is there; return its entry."""
+        digest = hashlib.sha256(data).hexdigest()
+        rel = f"shards/{digest}.json"
+        if (root / rel).exists():
+            report.shards_reused += 1
+            report.largest_file = max(report.largest_file, len(data))
+            report.files.append(rel)
+        else:
+            write(rel, data)
+            report.shards_written += 1
+        return {"sha256": digest, "count": count, "bytes": len(data)}
+
     for spec in pack_specs(session):
         shards, count = [], 0
-        for data, n in _shards(session, spec):
-            digest = hashlib.sha256(data).hexdigest()
-            rel = f"shards/{digest}.json"
-            if (root / rel).exists():
-                report.shards_reused += 1
-                report.largest_file = max(report.largest_file, len(data))
-                report.files.append(rel)
-            else:
-                write(rel, data)
-                report.shards_written += 1
-            shards.append({"sha256": digest, "count": n, "bytes": len(data)})
+        for data, n in _shards(session, spec, shard_bytes):
+            shards.append(content_addressed(data, n))
             count += n
+        listing: dict = {"shards": shards}
+        if len(shards) > index_shards:
+            tables = []
+            for start in range(0, len(shards), index_shards):
+                group = shards[start:start + index_shards]
+                table = canonical_json({"format": PACK_FORMAT, "shards": group})
+                tables.append({**content_addressed(table, sum(e["count"] for e in group)),
+                               "shards": len(group)})
+            listing = {"tables": tables}
         index = {
             "format": PACK_FORMAT,
             # The path is signed too: an index valid for one pack cannot be served as another's.
@@ -237,7 +258,7 @@ def publish_packs(session: Session, signers: list[PackSigner], out_dir: Path) ->
             "collection": spec.collection,
             "language": spec.language,
             "count": count,
-            "shards": shards,
+            **listing,
             "generated_at": generated_at,
             "serial": report.serial,
         }

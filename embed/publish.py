@@ -164,7 +164,9 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
-def publish_embed(session: Session, settings: Settings, fingerprint: str | None = None) -> EmbedPublishReport:
+def publish_embed(
+    session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
+) -> EmbedPublishReport:
     """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
 
     A site that fails is reported and skipped: the others (and the app's own copy) still
@@ -173,7 +175,8 @@ def publish_embed(session: Session, settings: Settings, fingerprint: str | None 
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
-    packs = publish_packs(session, [signer, *retired], out)
+    # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
+    packs = publish_packs(session, [signer, *retired], out, **pack_options)
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):

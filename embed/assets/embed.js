@@ -87,21 +87,34 @@
       var seen = recall("serial:" + path) || 0;
       if (index.serial < seen) throw new Error("replayed older index");
       if (!index.count) return { index: index, fragments: [] };
-      var at = randomBelow(index.count), shard = null;
-      for (var i = 0; i < index.shards.length; i++) {
-        if (at < index.shards[i].count) { shard = index.shards[i]; break; }
-        at -= index.shards[i].count;
-      }
-      if (!shard) throw new Error("bad index");
-      return fetchBytes(base + "shards/" + shard.sha256 + ".json").then(function (bytes) {
-        return subtle.digest("SHA-256", bytes).then(function (d) {
-          if (hex(d) !== shard.sha256) throw new Error("shard does not match its hash");
-          var list = JSON.parse(new TextDecoder().decode(bytes)).fragments;
-          if (list.length !== shard.count) throw new Error("bad shard");
+      // A large pack lists tables of shards; each is checked against its hash like a shard.
+      var at = randomBelow(index.count), found = locate(index.tables || index.shards, at);
+      var shardPromise = !index.tables ? Promise.resolve(found) :
+        fetchVerified(base, found.entry).then(function (table) { return locate(table.shards, found.at); });
+      return shardPromise.then(function (got) {
+        if (!got) throw new Error("bad index");
+        return fetchVerified(base, got.entry).then(function (shard) {
+          var list = shard.fragments;
+          if (!list || list.length !== got.entry.count) throw new Error("bad shard");
           remember("serial:" + path, index.serial);
           remember("last:" + path, { fragments: list, archive: CONFIG.archive });
-          return { index: index, fragments: list, pick: list[at], archive: CONFIG.archive };
+          return { index: index, fragments: list, pick: list[got.at], archive: CONFIG.archive };
         });
+      });
+    });
+  }
+  function locate(list, at) {
+    for (var i = 0; list && i < list.length; i++) {
+      if (at < list[i].count) return { entry: list[i], at: at };
+      at -= list[i].count;
+    }
+    return null;
+  }
+  function fetchVerified(base, entry) {
+    return fetchBytes(base + "shards/" + entry.sha256 + ".json").then(function (bytes) {
+      return subtle.digest("SHA-256", bytes).then(function (d) {
+        if (hex(d) !== entry.sha256) throw new Error("does not match its hash");
+        return JSON.parse(new TextDecoder().decode(bytes));
       });
     });
   }

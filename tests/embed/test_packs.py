@@ -38,8 +38,14 @@ def open_index(app, signer, rel):
 
 def shard_fragments(app, index):
     root = app.extensions["samizdat"].settings.public_path / "packs"
-    out = []
-    for shard in index["shards"]:
+    out, shards = [], list(index.get("shards", []))
+    for table in index.get("tables", []):
+        data = (root / "shards" / f"{table['sha256']}.json").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == table["sha256"] and len(data) <= MAX_REQUEST_BYTES
+        listed = json.loads(data)["shards"]
+        assert len(listed) == table["shards"] and sum(e["count"] for e in listed) == table["count"]
+        shards += listed
+    for shard in shards:
         data = (root / "shards" / f"{shard['sha256']}.json").read_bytes()
         assert hashlib.sha256(data).hexdigest() == shard["sha256"]
         assert len(data) == shard["bytes"] <= MAX_REQUEST_BYTES
@@ -254,3 +260,16 @@ def test_the_scheduler_republishes_packs_shortly_after_curation_changes(settings
         output = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, output
     assert approved > 0
+
+
+def test_a_pack_of_many_shards_lists_tables_so_its_index_stays_small(app):
+    add_fragments(app, 120, text_chars=200)
+    settings = app.extensions["samizdat"].settings
+    signer = load_or_create_signer(settings.embed_signing_key_path)
+    with app.extensions["samizdat"].Session() as session:
+        publish_packs(session, [signer], settings.public_path, shard_bytes=2000, index_shards=4)
+    index = open_index(app, signer, "all/index.json")
+    assert "shards" not in index and len(index["tables"]) > 2
+    assert all(t["shards"] <= 4 for t in index["tables"])
+    fragments = shard_fragments(app, index)
+    assert len(fragments) == len({f["id"] for f in fragments}) == index["count"] == 120

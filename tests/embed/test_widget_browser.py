@@ -346,3 +346,30 @@ def test_rtl_fragments_are_laid_out_right_to_left(browser, live, blog):
         return getComputedStyle(p).direction; }""")
     assert direction == "rtl"
     page.close()
+
+
+def test_a_pack_listed_in_tables_works_and_a_changed_table_is_refused(browser, live, blog):
+    rt = live.app.extensions["samizdat"]
+    with rt.Session() as session:
+        publish_embed(session, live.settings, shard_bytes=3000, index_shards=2)
+    index = json.loads(json.loads((live.settings.public_path / "packs/all/index.json").read_bytes())["payload"])
+    assert index.get("tables"), "the fixture should need tables"
+    tables = {t["sha256"] for t in index["tables"]}
+    context = browser.new_context()
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+
+    def tamper(route):
+        if not any(t in route.request.url for t in tables):
+            return route.continue_()
+        body = route.fetch().body().replace(b'"count":', b'"count": ', 1)
+        route.fulfill(body=body, content_type="application/json",
+                      headers={"Access-Control-Allow-Origin": "*"})
+
+    context.route(f"{live.url}/embed/packs/shards/**", tamper)
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}")))
+    assert shown(page)["text"] in live.texts
+    # The app's tables were refused; the table and its shard came from S3.
+    assert any(u.startswith(live.s3) and any(t in u for t in tables) for u in fetched), fetched
+    context.close()
