@@ -188,7 +188,7 @@ def _pack_closure(packs, choice: Choice) -> list[str]:
     try:
         index = json.loads(json.loads((packs / index_rel).read_bytes())["payload"])
     except (OSError, ValueError, KeyError):
-        abort(503, description="that pack has not been published yet; try again after the next publish")
+        abort(404, description="that pack has not been published yet; try again after the next publish")
     files = [index_rel, "key.json"]
     for table in index.get("tables", []):
         files.append(f"shards/{table['sha256']}.json")
@@ -203,7 +203,7 @@ def selfhost_zip():
     published = _published()
     root = runtime().settings.public_path
     if published is None or not (root / "packs" / "catalog.json").exists():
-        abort(503, description="the fragment packs have not been published yet; try again later")
+        abort(404, description="the fragment packs have not been published yet; try again later")
     signer = load_or_create_signer(runtime().settings.embed_signing_key_path)
     script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}])
     context = snippet_context(scripts=["samizdat/embed.js"])

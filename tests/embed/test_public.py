@@ -187,8 +187,9 @@ def test_selfhost_zip_holds_a_signed_pack_and_a_relative_embed_js(app, client):
     assert 'src="samizdat/embed.js"' in archive.read("example.html").decode()
 
 
-def test_selfhost_zip_before_any_publish_is_a_clear_503(client):
-    assert client.get("/embed/selfhost.zip").status_code == 503
+def test_selfhost_zip_before_any_publish_is_a_clear_404(client):
+    response = client.get("/embed/selfhost.zip")
+    assert response.status_code == 404 and b"not been published yet" in response.data
 
 
 def test_published_embed_js_is_small_and_carries_the_key(app, client):
