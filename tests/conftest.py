@@ -224,3 +224,34 @@ def login():
         return csrf_of(client)
 
     return do_login
+
+
+# --- The browser: one real Chromium per session, shared by every browser test. ---
+
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox: the tests may run as root in a container. The rest keeps Chromium from phoning home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Chromium for the whole session (Playwright cannot download browsers here)."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+    except PlaywrightError as exc:
+        playwright.stop()
+        pytest.fail(f"cannot start Chromium at {CHROMIUM} (`make test` installs it): {exc}")
+    yield browser
+    browser.close()
+    playwright.stop()

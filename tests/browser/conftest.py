@@ -1,8 +1,9 @@
 """Browser fixtures: one real Chromium per session (Debian's, driven by Playwright) and the app
 served for real by werkzeug on a loopback port.
 
-Nothing is skipped: when Chromium cannot start, the fixture fails with the reason. The app fixture
-is the one from tests/conftest.py, so a test module chooses its settings (and database) as usual.
+Nothing is skipped: when Chromium cannot start, the fixture fails with the reason. The session's
+Chromium (``chromium``) and the app fixture are the ones in tests/conftest.py, shared with the
+embed's browser tests, so a test module chooses its settings (and database) as usual.
 """
 
 from __future__ import annotations
@@ -14,35 +15,6 @@ from dataclasses import dataclass, field
 import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-CHROMIUM = "/usr/bin/chromium"
-# No sandbox: the tests may run as root in a container. The rest keeps Chromium from phoning home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """A headless Chromium for the whole session (Playwright cannot download browsers here)."""
-    from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-    except PlaywrightError as exc:
-        playwright.stop()
-        pytest.fail(f"cannot start Chromium at {CHROMIUM} (`make test` installs it): {exc}")
-    yield browser
-    browser.close()
-    playwright.stop()
-
 
 @dataclass
 class LiveServer:

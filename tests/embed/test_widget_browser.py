@@ -10,7 +10,6 @@ import threading
 import time
 import zipfile
 from functools import partial
-from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
@@ -25,9 +24,6 @@ from tests.conftest import make_settings
 from tests.services import free_port
 from tests.sites import seed_names
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
 SHADOW_TEXT = """() => { const h = document.querySelector('.samizdat-embed');
   if (!h || !h.shadowRoot) return null;
   const q = h.shadowRoot.querySelector('blockquote');
@@ -36,17 +32,10 @@ SHADOW_TEXT = """() => { const h = document.querySelector('.samizdat-embed');
           archived: q.querySelector('a.archived') && q.querySelector('a.archived').href}; }"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright; a missing browser fails loudly."""
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+@pytest.fixture
+def browser(chromium):
+    """The session's Chromium (tests/conftest.py): Playwright runs one instance per process."""
+    return chromium
 
 
 class CountingApp:
