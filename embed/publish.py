@@ -149,7 +149,7 @@ def _pack_files(out: Path, packs: PublishReport) -> list[SiteFile]:
     files = []
     for rel in packs.files:
         immutable = rel.startswith("shards/")
-        files.append(SiteFile(f"packs/{rel}", (out / "packs" / rel).read_bytes(), "application/json",
+        files.append(SiteFile(f"packs/{rel}", out / "packs" / rel, "application/json",
                               IMMUTABLE if immutable else SHORT, immutable))
     return files
 

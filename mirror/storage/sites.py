@@ -12,6 +12,7 @@ import json
 import posixpath
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 import ipfshttpclient
@@ -24,14 +25,21 @@ from samizdat.errors import StorageError
 
 @dataclass(frozen=True)
 class SiteFile:
-    """One public file: its path under the site root, bytes and HTTP metadata."""
+    """One public file: its path under the site root, its bytes (or the local file holding them)
+    and HTTP metadata."""
 
     path: str
-    data: bytes
+    # A local file is read only when it is sent: a large publish never holds every pack in memory,
+    # and the shards a site already has are never read at all.
+    data: bytes | Path
     content_type: str
     cache_control: str
     # Content-addressed files never change: a copy already there is kept, not sent again.
     immutable: bool = False
+
+    def read(self) -> bytes:
+        """The file's bytes."""
+        return self.data.read_bytes() if isinstance(self.data, Path) else self.data
 
 
 @dataclass
@@ -113,12 +121,13 @@ class S3Site(StaticSite):
                 if f.immutable and self._exists(key):
                     report.skipped += 1
                     continue
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=f.data,
+                data = f.read()
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
                                        ContentType=f.content_type, CacheControl=f.cache_control)
             except (BotoCoreError, ClientError) as exc:
                 raise StorageError(f"S3 refused {key}: {exc}") from exc
             report.uploaded += 1
-            report.bytes += len(f.data)
+            report.bytes += len(data)
 
 
 class IpfsSite(StaticSite):
@@ -148,13 +157,14 @@ class IpfsSite(StaticSite):
                 if f.immutable and self._stat(target) is not None:
                     report.skipped += 1
                     continue
-                cid = self.client.add_bytes(f.data)
+                data = f.read()
+                cid = self.client.add_bytes(data)
                 self.client.files.mkdir(posixpath.dirname(target), parents=True)
                 if self._stat(target) is not None:
                     self.client.files.rm(target)
                 self.client.files.cp(f"/ipfs/{cid}", target)
                 report.uploaded += 1
-                report.bytes += len(f.data)
+                report.bytes += len(data)
         except ipfs_exc.Error as exc:
             raise StorageError(f"IPFS refused the site files: {exc}") from exc
 
