@@ -109,7 +109,6 @@ class PublishReport:
     bytes_written: int = 0
     largest_file: int = 0
     serial: int = 0
-    written: list[str] = field(default_factory=list)
     # Every file the published packs consist of (written now or kept from before), under packs/.
     files: list[str] = field(default_factory=list)
 
@@ -221,7 +220,6 @@ def publish_packs(
         write_atomic(root / rel, data)
         report.bytes_written += len(data)
         report.largest_file = max(report.largest_file, len(data))
-        report.written.append(rel)
         report.files.append(rel)
 
     def content_addressed(data: bytes, count: int) -> dict:
@@ -273,11 +271,6 @@ def publish_packs(
         "format": PACK_FORMAT, "packs": catalog, "generated_at": generated_at, "serial": report.serial,
     }))
     return report
-
-
-def approved_count(session: Session) -> int:
-    """How many fragments are approved (the size of the "all" pack)."""
-    return session.scalar(select(func.count()).select_from(Fragment).where(Fragment.status == APPROVED)) or 0
 
 
 def curation_fingerprint(session) -> str:

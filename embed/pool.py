@@ -36,10 +36,6 @@ class PoolSnapshot:
     built_at: float = 0.0
     stamp: float | None = None
 
-    def count(self, key: Key) -> int:
-        """How many approved fragments match ``key``."""
-        return len(self.ids.get(key, b"")) // ID_BYTES
-
     def pick(self, key: Key, rng: random.Random | None = None) -> str | None:
         """A uniformly random id among those matching ``key``; None when there are none."""
         blob = self.ids.get(key)
@@ -139,7 +135,7 @@ class FragmentPool:
             return self._rebuild()
 
     def invalidate(self) -> None:
-        """Forget the snapshot; the next request rebuilds it (used after a curation change here)."""
+        """Forget the snapshot; the next request rebuilds it (after picks that were all stale)."""
         self._snapshot = None
 
 

@@ -14,14 +14,13 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from embed.sizes import SIZES, fit_size
+from fragments.curation import is_fragment_id
 from fragments.models import APPROVED, Fragment
-from fragments.store import fragment_as_dict
 from mirror.reader import capture_link
 from samizdat.web import db_session, json_error, runtime
 
 bp = Blueprint("embed_public", __name__, template_folder="templates")
 
-FRAGMENT_ID = re.compile(r"[0-9a-f]{32}")
 ALL = "all"
 FEED_ENTRIES = 50
 OEMBED_CACHE_AGE = 3600
@@ -30,7 +29,7 @@ MAX_DIMENSION = 10_000
 
 def approved_fragment(fragment_id: str) -> Fragment:
     """The approved fragment with this id; 404 for any other id (pending ones are not public)."""
-    fragment = db_session().get(Fragment, fragment_id) if FRAGMENT_ID.fullmatch(fragment_id) else None
+    fragment = db_session().get(Fragment, fragment_id) if is_fragment_id(fragment_id) else None
     if fragment is None or fragment.status != APPROVED:
         abort(404, description=f"no published fragment with id {fragment_id[:40]}")
     return fragment
@@ -229,8 +228,3 @@ def collection_feed(name: str):
     response.headers["Access-Control-Allow-Origin"] = "*"
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
-
-
-def public_fragment_json(fragment: Fragment) -> dict:
-    """The fragment's public JSON with its page URL (for the random API and others)."""
-    return {**fragment_as_dict(fragment), "page": public_url("embed_public.fragment_page", fragment_id=fragment.id)}

@@ -102,14 +102,14 @@ def checked_text(value: object, what: str) -> str:
     return value
 
 
-def _is_fragment_id(value: object) -> bool:
-    # Ids are 32 hex digits (fragments.split.fragment_id): anything else cannot exist.
+def is_fragment_id(value: object) -> bool:
+    """Whether ``value`` could be a fragment id (fragments.split.fragment_id: 32 hex digits)."""
     return isinstance(value, str) and len(value) == 32 and all(c in HEX_DIGITS for c in value)
 
 
 def get_fragment(session: Session, fragment_id: str) -> Fragment:
     """The fragment with ``fragment_id``; NotFoundError when there is none."""
-    fragment = session.get(Fragment, fragment_id) if _is_fragment_id(fragment_id) else None
+    fragment = session.get(Fragment, fragment_id) if is_fragment_id(fragment_id) else None
     if fragment is None:
         raise NotFoundError(f"no fragment with id {fragment_id}")
     return fragment
@@ -211,7 +211,7 @@ def _decide(session: Session, where: list, status: str, reviewer: Reviewer) -> i
 
 def _texts_of(session: Session, ids: list[str]) -> dict[str, str]:
     """Each fragment's current text by id; NotFoundError naming the first id that does not exist."""
-    wanted = [i for i in ids if _is_fragment_id(i)]
+    wanted = [i for i in ids if is_fragment_id(i)]
     rows = session.execute(select(Fragment.id, Fragment.text).where(Fragment.id.in_(wanted)))
     texts = {fragment_id: text for fragment_id, text in rows}
     missing = [i for i in ids if i not in texts]
