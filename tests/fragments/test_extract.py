@@ -162,11 +162,12 @@ def test_a_five_mebibyte_page_is_extracted_within_two_seconds(html):
     assert len(html) >= 2_500_000
     html = html if len(html) >= 5 * 2**20 else html + b" " * (5 * 2**20 - len(html))
     extract_main_text(b"<p>warm up: load the language model before timing anything at all.</p>")
-    # CPU time, not wall time: the bound is about our work, not about what else the machine
-    # (other tests' servers, CI neighbours) is doing meanwhile.
-    started = time.process_time()
+    # This thread's CPU time, not wall time nor the whole process's: the bound is about our work,
+    # not about what else the machine (CI neighbours) or this process (other tests' servers and
+    # background threads) is doing meanwhile. Extraction runs entirely in the calling thread.
+    started = time.thread_time()
     extract_main_text(html)
-    assert time.process_time() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_second_opinion_keeps_agreed_blocks_and_clear_prose_only():
