@@ -81,6 +81,36 @@ def load_pages(root: Path = DATA_DIR) -> list[EvalPage]:
     return pages
 
 
+# Page shapes that have made extractors slow: many small blocks, link lists, tables, script-only.
+# ``n`` units (50,000 → a 3–5 MiB page); the tests check growth, run() times the 5 MiB page.
+PATHOLOGICAL_SHAPES: dict[str, Callable[[int], bytes]] = {
+    "paragraphs": lambda n: ("<html><body><article>" + "".join(
+        f"<p>Paragraph {i}, with words, and a stop, and then a few more words.</p>" for i in range(n)
+    ) + "</article></body></html>").encode(),
+    "link-soup": lambda n: (("<div>" + "<div><span>word</span> <a href=#>link text</a></div>" * 20
+                             + "</div>") * (n // 10)).encode(),
+    "table": lambda n: ("<table>" + "<tr><td>cell, text.</td><td>other cell, with words.</td></tr>" * n
+                        + "</table>").encode(),
+    "scripts": lambda n: ("<script>var x = 1;</script>" * (n * 5)).encode(),
+}
+
+
+def huge_pages_report() -> list[str]:
+    """CPU seconds to extract each pathological shape padded to 5 MiB (goal: under 2 s each)."""
+    from fragments.extract import extract_main_text
+
+    extract_main_text(b"<p>warm up: load the language model before timing anything at all.</p>")
+    lines = ["", "5 MiB pages of hostile shapes, CPU seconds of `extract_main_text` (goal < 2 s):", "",
+             "| Shape | CPU s |", "| --- | --- |"]
+    for name, make in PATHOLOGICAL_SHAPES.items():
+        html = make(50_000)
+        html += b" " * max(0, 5 * 2**20 - len(html))
+        started = time.thread_time()
+        extract_main_text(html)
+        lines.append(f"| {name} | {time.thread_time() - started:.2f} |")
+    return lines
+
+
 def ours(page: EvalPage) -> str:
     """Samizdat's extraction, as `flask fragments extract` prints it."""
     from fragments.extract import extract_main_text
@@ -146,6 +176,7 @@ def run() -> str:
     peer_scores = results[contenders[-1][0]][0]
     for page, mine, peer in zip(pages, ours_scores, peer_scores):
         lines.append(f"- `{page.name}`: {mine.f1:.3f} / {peer.f1:.3f}")
+    lines += huge_pages_report()
     return "\n".join(lines) + "\n"
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bench.bench_extract import load_pages, score, tokenize
+from bench.bench_extract import PATHOLOGICAL_SHAPES, load_pages, score, tokenize
 from fragments.extract import (
     TextBlock,
     combine_with_second_opinion,
@@ -18,6 +17,7 @@ from fragments.extract import (
     detect_language,
     extract_main_text,
 )
+from tests.scaling import assert_grows_linearly
 from tests.sites import VIETNAMESE_TEXT, encode_windows_1258, vietnamese_page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,26 +148,13 @@ def test_broken_markup_still_yields_its_text():
     assert any("blogger" in p for p in extract_main_text(html).paragraphs)
 
 
-@pytest.mark.parametrize(
-    "html",
-    [
-        ("<html><body><article>" + "".join(f"<p>Paragraph {i}, with words, and a stop, and then a few more words.</p>" for i in range(50000)) + "</article></body></html>").encode(),
-        (("<div>" + "<div><span>word</span> <a href=#>link text</a></div>" * 20 + "</div>") * 5000).encode(),
-        ("<table>" + "<tr><td>cell, text.</td><td>other cell, with words.</td></tr>" * 60000 + "</table>").encode(),
-        ("<script>var x = 1;</script>" * 250000).encode(),
-    ],
-    ids=["50000-paragraphs", "link-soup", "table", "scripts"],
-)
-def test_a_five_mebibyte_page_is_extracted_within_two_seconds(html):
-    assert len(html) >= 2_500_000
-    html = html if len(html) >= 5 * 2**20 else html + b" " * (5 * 2**20 - len(html))
-    extract_main_text(b"<p>warm up: load the language model before timing anything at all.</p>")
-    # This thread's CPU time, not wall time nor the whole process's: the bound is about our work,
-    # not about what else the machine (CI neighbours) or this process (other tests' servers and
-    # background threads) is doing meanwhile. Extraction runs entirely in the calling thread.
-    started = time.thread_time()
-    extract_main_text(html)
-    assert time.thread_time() - started < 2.0
+@pytest.mark.parametrize("shape", list(PATHOLOGICAL_SHAPES))
+def test_extraction_of_huge_pages_grows_linearly_with_their_size(shape):
+    # 50,000 units is a 3–5 MiB page, the size docs/benchmarks.md times against its 2-second goal;
+    # here only the growth is checked, so that a slower CI machine cannot fail it.
+    make = PATHOLOGICAL_SHAPES[shape]
+    assert len(make(50_000)) >= 2_500_000
+    assert_grows_linearly(make, extract_main_text, small=5_000)
 
 
 def test_second_opinion_keeps_agreed_blocks_and_clear_prose_only():
