@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from archive.wacz import collection_selection, export_wacz, source_selection
+from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
 from samizdat.errors import SamizdatError
 from samizdat.web import MAX_DB_INT, runtime
 
@@ -37,10 +37,11 @@ def export_wacz_cmd(collection: str | None, source: str | None, output: str | No
                 selection = source_selection(session, int(source))
             else:
                 selection = collection_selection(session, collection)
-        with click.progressbar(
+        # The output is opened first: a path that cannot be written fails before any progress.
+        with atomic_output(Path(output)) as fh, click.progressbar(
             length=len(selection.captures), label="exporting", file=sys.stderr
         ) as bar:
-            summary = export_wacz(rt.stores["local"], selection, Path(output), bar.update)
+            summary = write_wacz(rt.stores["local"], selection, fh, bar.update)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {output}: {summary.captures} captures, {summary.bytes} bytes")

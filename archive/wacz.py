@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -238,15 +238,11 @@ def write_wacz(
     return WaczSummary(captures=len(selection.captures), bytes=out.tell() - start)
 
 
-def export_wacz(
-    store: BlobStore,
-    selection: WaczSelection,
-    target: Path,
-    progress: Callable[[int], None] | None = None,
-) -> WaczSummary:
-    """Write ``selection`` to the file ``target`` atomically: a temporary file beside it,
-    renamed at the end, so a failed export leaves nothing. SamizdatError for a path that
-    cannot be written."""
+@contextlib.contextmanager
+def atomic_output(target: Path) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``target`` only when the block ends without an error: it is
+    written beside it and renamed, so a failed export leaves nothing. SamizdatError (on entry)
+    for a path that cannot be written."""
     target = Path(target)
     if target.is_dir():
         raise SamizdatError(f"{target} is a directory; give a file name")
@@ -256,7 +252,7 @@ def export_wacz(
         raise SamizdatError(f"cannot write {target}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w+b") as fh:
-            summary = write_wacz(store, selection, fh, progress)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -266,7 +262,17 @@ def export_wacz(
         if isinstance(exc, OSError):
             raise SamizdatError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
-    return summary
+
+
+def export_wacz(
+    store: BlobStore,
+    selection: WaczSelection,
+    target: Path,
+    progress: Callable[[int], None] | None = None,
+) -> WaczSummary:
+    """Write ``selection`` as a WACZ file at ``target``, atomically (see :func:`atomic_output`)."""
+    with atomic_output(target) as fh:
+        return write_wacz(store, selection, fh, progress)
 
 
 def _send(selection: WaczSelection):
