@@ -14,9 +14,10 @@ from sqlalchemy import update
 from mirror.models import Capture
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
+from samizdat import migrate
 from samizdat.app import create_app
 from tests.archive.changing_site import ChangingSite
-from tests.conftest import make_settings
+from tests.conftest import _truncate_all, make_settings
 
 FIRST = datetime(2024, 1, 10, 12, 0, 0, tzinfo=timezone.utc)
 SECOND = datetime(2024, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
@@ -35,9 +36,18 @@ class Archived:
     second: int
 
 
-@pytest.fixture
-def archived(tmp_path, database_url):
-    """A source captured twice (changed in between), its captures dated two months apart."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def archived(request, tmp_path_factory):
+    """A source captured twice (changed in between), its captures dated two months apart, on
+    SQLite and on PostgreSQL (as ``database_url`` does, but once per module: the tests only add
+    to it, and a real capture per test would make them slow)."""
+    tmp_path = tmp_path_factory.mktemp("memento")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp_path / 'samizdat.db'}"
+        migrate.upgrade(database_url)
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+        _truncate_all(database_url)
     app = create_app(make_settings(tmp_path, database_url))
     rt = app.extensions["samizdat"]
     site = ChangingSite(tmp_path / "site")
