@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -37,6 +38,8 @@ WACZ_VERSION = "1.1.1"
 SOFTWARE = f"Samizdat archive (cdxj-indexer {version('cdxj-indexer')})"
 INDEX_PATH = "indexes/index.cdx"
 PAGES_PATH = "pages/pages.jsonl"
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("wacz", __name__)
 
@@ -181,13 +184,18 @@ def write_wacz(
     sorter = SortingWriter(index_lines)
     start = out.tell()
 
+    now = datetime.now(timezone.utc)
     with zipfile.ZipFile(out, "w", allowZip64=True) as zf:
+
+        def write(path: str, data: bytes, compress: int) -> None:
+            """Add one file to the ZIP, dated now."""
+            info = zipfile.ZipInfo(path, date_time=now.timetuple()[:6])
+            info.compress_type = compress
+            zf.writestr(info, data)
 
         def add(path: str, data: bytes, compress: int) -> None:
             """Add one file and record it as a datapackage resource."""
-            info = zipfile.ZipInfo(path, date_time=datetime.now(timezone.utc).timetuple()[:6])
-            info.compress_type = compress
-            zf.writestr(info, data)
+            write(path, data, compress)
             resources.append(
                 {
                     "name": path.rsplit("/", 1)[-1].lower(),
@@ -218,7 +226,7 @@ def write_wacz(
             "wacz_version": WACZ_VERSION,
             "title": selection.title,
             "description": selection.description,
-            "created": _iso(datetime.now(timezone.utc)),
+            "created": _iso(now),
             "software": SOFTWARE,
             "resources": resources,
         }
@@ -226,15 +234,12 @@ def write_wacz(
             package["mainPageUrl"] = selection.main_page_url
             package["mainPageDate"] = pages[-1]["ts"]
         package_bytes = json.dumps(package, indent=2, ensure_ascii=False).encode("utf-8")
-        zf.writestr(zipfile.ZipInfo("datapackage.json"), package_bytes, zipfile.ZIP_DEFLATED)
+        write("datapackage.json", package_bytes, zipfile.ZIP_DEFLATED)
         digest = {
             "path": "datapackage.json",
             "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest(),
         }
-        zf.writestr(
-            zipfile.ZipInfo("datapackage-digest.json"), json.dumps(digest, indent=2),
-            zipfile.ZIP_DEFLATED,
-        )
+        write("datapackage-digest.json", json.dumps(digest, indent=2).encode(), zipfile.ZIP_DEFLATED)
     return WaczSummary(captures=len(selection.captures), bytes=out.tell() - start)
 
 
@@ -259,7 +264,7 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError) and not isinstance(exc, SamizdatError):
             raise SamizdatError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
 
@@ -283,9 +288,11 @@ def _send(selection: WaczSelection):
     fh = tempfile.TemporaryFile(dir=spool)
     try:
         write_wacz(runtime().stores["local"], selection, fh)
-    except SamizdatError as exc:
+    except SamizdatError:
         fh.close()
-        abort(503, f"the archive cannot be exported right now: {exc}")
+        # Readers get the state, not the spool's paths; the log keeps the detail.
+        log.exception("WACZ export %s failed", selection.filename)
+        abort(503, "this archive cannot be exported right now; please try again later")
     fh.seek(0)
     response = send_file(
         fh, mimetype="application/wacz", as_attachment=True, download_name=selection.filename,

@@ -277,3 +277,29 @@ def test_captures_in_the_export_are_the_successful_ones(archived, source_wacz):
     assert statuses == ["failed", "ok", "ok"]
     with zipfile.ZipFile(source_wacz) as zf:
         assert len([n for n in zf.namelist() if n.startswith("archive/")]) == 2
+
+
+def test_a_warc_missing_from_the_spool_fails_cleanly_half_way(archived, tmp_path):
+    rt = archived.app.extensions["samizdat"]
+    capture_ids = []
+    # Two pages of one collection: the first is exported, then the second's WARC is missing.
+    for name in ("kept", "lost"):
+        url = archived.site.publish(name, f"The {name} page of the collection.", name=f"{name}.html")
+        with rt.Session() as session:
+            source_id = add_source(session, url, 60, collection="half").source.id
+            session.commit()
+        capture_ids.append(capture_source(rt, source_id).capture_id)
+    with rt.Session() as session:
+        (warc,) = [p for p in session.get(Capture, capture_ids[1]).parts if p.role == "warc"]
+        sha256 = warc.sha256
+    Path(rt.stores["local"].url(sha256).removeprefix("file://")).unlink()  # the disk lost it
+    out = tmp_path / "half.wacz"
+    result = export(archived, "--collection", "half", "-o", str(out))
+    assert result.exit_code == 1
+    # The progress bar's label, then one line saying what is missing.
+    assert result.output.strip().splitlines()[-1] == f"Error: no local blob {sha256}"
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary sibling
+    response = archived.app.test_client().get(
+        f"/archive/{source_id}/export.wacz", headers={"Accept": "text/html"}
+    )
+    assert response.status_code == 503 and response.mimetype == "text/html"
