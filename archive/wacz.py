@@ -165,6 +165,11 @@ def _page_entry(capture: ExportedCapture, warc: bytes) -> dict:
     return entry
 
 
+def _dated(path: str, when: datetime) -> zipfile.ZipInfo:
+    """A ZIP entry for ``path`` dated ``when``."""
+    return zipfile.ZipInfo(path, date_time=when.timetuple()[:6])
+
+
 def write_wacz(
     store: BlobStore,
     selection: WaczSelection,
@@ -174,52 +179,55 @@ def write_wacz(
     """Write ``selection`` as a WACZ to the seekable binary stream ``out``.
 
     The WARCs come from ``store`` (the local spool) one at a time, each indexed with
-    cdxj-indexer as it is added, so memory holds one WARC and the index lines. ``progress`` is
-    called with 1 after each capture. StorageError when a WARC cannot be read.
+    cdxj-indexer as it is added, so memory holds one WARC at a time. ``progress`` is called
+    with 1 after each capture. StorageError when a WARC cannot be read.
     """
     resources: list[dict] = []
     pages: list[dict] = []
-    # cdxj-indexer's own external sort: it spills to temporary files past 32 MiB of lines.
-    index_lines = io.StringIO()
-    sorter = SortingWriter(index_lines)
     start = out.tell()
-
     now = datetime.now(timezone.utc)
-    with zipfile.ZipFile(out, "w", allowZip64=True) as zf:
+    with zipfile.ZipFile(out, "w", allowZip64=True) as zf, tempfile.TemporaryFile() as index:
 
-        def write(path: str, data: bytes, compress: int) -> None:
-            """Add one file to the ZIP, dated now."""
-            info = zipfile.ZipInfo(path, date_time=now.timetuple()[:6])
+        def add(path: str, source: IO[bytes], compress: int) -> None:
+            """Copy ``source`` into the ZIP as ``path`` (dated now) and list it as a resource."""
+            info = _dated(path, now)
             info.compress_type = compress
-            zf.writestr(info, data)
-
-        def add(path: str, data: bytes, compress: int) -> None:
-            """Add one file and record it as a datapackage resource."""
-            write(path, data, compress)
+            # Known ahead, the size lets zipfile use ZIP64 for exactly the members that need it.
+            info.file_size = source.seek(0, io.SEEK_END)
+            source.seek(0)
+            digest, size = hashlib.sha256(), 0
+            with zf.open(info, "w") as member:
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    member.write(chunk)
             resources.append(
                 {
                     "name": path.rsplit("/", 1)[-1].lower(),
                     "path": path,
-                    "hash": "sha256:" + hashlib.sha256(data).hexdigest(),
-                    "bytes": len(data),
+                    "hash": "sha256:" + digest.hexdigest(),
+                    "bytes": size,
                 }
             )
 
+        # cdxj-indexer's own sort, which spills to temporary files past 32 MiB of lines; the
+        # sorted index goes to a temporary file too, so no export holds its index in memory.
+        index_text = io.TextIOWrapper(index, encoding="utf-8", newline="\n", write_through=True)
+        sorter = SortingWriter(index_text)
         for capture in selection.captures:
             warc = store.get(capture.warc_sha256)
             # Stored, not deflated: replay tools read WARC records by offset with range requests.
-            add(f"archive/{capture.warc_name}", warc, zipfile.ZIP_STORED)
+            add(f"archive/{capture.warc_name}", io.BytesIO(warc), zipfile.ZIP_STORED)
             # filename is the WARC's name inside archive/, which is how WACZ readers resolve it.
             CDXJIndexer(sorter, [io.BytesIO(warc)], filename=capture.warc_name).process_all()
             pages.append(_page_entry(capture, warc))
             if progress is not None:
                 progress(1)
-
         sorter.flush()
-        add(INDEX_PATH, index_lines.getvalue().encode("utf-8"), zipfile.ZIP_DEFLATED)
+        add(INDEX_PATH, index, zipfile.ZIP_DEFLATED)
         header = {"format": "json-pages-1.0", "id": "pages", "title": selection.title}
         jsonl = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in [header, *pages])
-        add(PAGES_PATH, jsonl.encode("utf-8"), zipfile.ZIP_DEFLATED)
+        add(PAGES_PATH, io.BytesIO(jsonl.encode("utf-8")), zipfile.ZIP_DEFLATED)
 
         package = {
             "profile": "data-package",
@@ -234,12 +242,15 @@ def write_wacz(
             package["mainPageUrl"] = selection.main_page_url
             package["mainPageDate"] = pages[-1]["ts"]
         package_bytes = json.dumps(package, indent=2, ensure_ascii=False).encode("utf-8")
-        write("datapackage.json", package_bytes, zipfile.ZIP_DEFLATED)
+        # Not resources themselves: written as they are, not listed.
+        zf.writestr(_dated("datapackage.json", now), package_bytes, zipfile.ZIP_DEFLATED)
         digest = {
             "path": "datapackage.json",
             "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest(),
         }
-        write("datapackage-digest.json", json.dumps(digest, indent=2).encode(), zipfile.ZIP_DEFLATED)
+        zf.writestr(
+            _dated("datapackage-digest.json", now), json.dumps(digest, indent=2), zipfile.ZIP_DEFLATED
+        )
     return WaczSummary(captures=len(selection.captures), bytes=out.tell() - start)
 
 
