@@ -21,7 +21,8 @@ archive_cli = AppGroup("archive", help="The reader archive: exports readers can 
 @click.option("--source", "source", help="Export every stored capture of this source id.")
 # click.Path: a file name is whatever the system accepts, not text checked for the database.
 @click.option(
-    "-o", "--output", type=click.Path(), help="The .wacz file to write (replaced only once complete)."
+    "-o", "--output", type=click.Path(),
+    help="The .wacz file to write (replaced only once complete).",
 )
 def export_wacz_cmd(collection: str | None, source: str | None, output: str | None):
     """Write a WACZ (WARCs, CDXJ index, pages, datapackage) of a --source or a --collection."""

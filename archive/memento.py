@@ -196,7 +196,10 @@ def timegate(url: str):
         try:
             wanted = parse_accept_datetime(header)
         except ValueError:
-            abort(400, 'Accept-Datetime must be an RFC 1123 date, e.g. "Thu, 31 May 2007 20:35:00 GMT"')
+            abort(
+                400,
+                'Accept-Datetime must be an RFC 1123 date, e.g. "Thu, 31 May 2007 20:35:00 GMT"',
+            )
     original, mementos = _find_original(TIMEGATE_PREFIX, url)
     index = len(mementos) - 1 if wanted is None else _closest(mementos, wanted)
     chosen = mementos[index]

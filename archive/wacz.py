@@ -249,7 +249,8 @@ def write_wacz(
             "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest(),
         }
         zf.writestr(
-            _dated("datapackage-digest.json", now), json.dumps(digest, indent=2), zipfile.ZIP_DEFLATED
+            _dated("datapackage-digest.json", now), json.dumps(digest, indent=2),
+            zipfile.ZIP_DEFLATED,
         )
     return WaczSummary(captures=len(selection.captures), bytes=out.tell() - start)
 

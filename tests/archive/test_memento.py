@@ -103,7 +103,8 @@ def test_the_timemap_lists_every_capture_with_its_datetime(archived):
     assert response.mimetype == "application/link-format"
     links = parse_links(response.get_data(as_text=True))
     assert [uri for uri, _ in by_rel(links, "original")] == [archived.url]
-    assert [uri for uri, _ in by_rel(links, "timegate")] == [f"http://localhost/timegate/{archived.url}"]
+    timegates = [uri for uri, _ in by_rel(links, "timegate")]
+    assert timegates == [f"http://localhost/timegate/{archived.url}"]
     (self_uri, self_params), = by_rel(links, "self")
     assert self_uri == f"http://localhost/timemap/link/{archived.url}"
     assert self_params["type"] == "application/link-format"

@@ -18,6 +18,7 @@ import pytest
 import surt
 from cdxj_indexer.main import CDXJIndexer
 from flask import Flask
+from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
 from mirror.models import Capture
@@ -231,7 +232,8 @@ def test_an_unwritable_output_fails_in_one_line_and_leaves_nothing(archived, tmp
 def test_a_source_with_only_failed_captures_has_nothing_to_export(archived, tmp_path):
     rt = archived.app.extensions["samizdat"]
     with rt.Session() as session:
-        source_id = add_source(session, archived.site.url("/gone.html"), 60, collection="gone").source.id
+        gone = archived.site.url("/gone.html")
+        source_id = add_source(session, gone, 60, collection="gone").source.id
         session.commit()
     assert capture_source(rt, source_id).status == "failed"
     out = tmp_path / "x.wacz"
@@ -243,7 +245,9 @@ def test_a_source_with_only_failed_captures_has_nothing_to_export(archived, tmp_
     assert client.get("/archive/collections/gone/export.wacz").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/archive/{id}/export.wacz", "/archive/collections/vietnam/export.wacz"])
+@pytest.mark.parametrize(
+    "path", ["/archive/{id}/export.wacz", "/archive/collections/vietnam/export.wacz"]
+)
 def test_the_download_is_a_valid_wacz_without_a_cookie(archived, tmp_path, path):
     response = archived.app.test_client().get(path.format(id=archived.source_id))
     assert response.status_code == 200
@@ -273,7 +277,9 @@ def test_unknown_downloads_are_a_friendly_404(archived, path):
 
 def test_captures_in_the_export_are_the_successful_ones(archived, source_wacz):
     with archived.app.extensions["samizdat"].Session() as session:
-        statuses = sorted(c.status for c in session.query(Capture).filter_by(source_id=archived.source_id))
+        statuses = sorted(
+            session.scalars(select(Capture.status).where(Capture.source_id == archived.source_id))
+        )
     assert statuses == ["failed", "ok", "ok"]
     with zipfile.ZipFile(source_wacz) as zf:
         assert len([n for n in zf.namelist() if n.startswith("archive/")]) == 2
@@ -284,7 +290,8 @@ def test_a_warc_missing_from_the_spool_fails_cleanly_half_way(archived, tmp_path
     capture_ids = []
     # Two pages of one collection: the first is exported, then the second's WARC is missing.
     for name in ("kept", "lost"):
-        url = archived.site.publish(name, f"The {name} page of the collection.", name=f"{name}.html")
+        text = f"The {name} page of the collection."
+        url = archived.site.publish(name, text, name=f"{name}.html")
         with rt.Session() as session:
             source_id = add_source(session, url, 60, collection="half").source.id
             session.commit()
