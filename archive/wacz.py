@@ -281,17 +281,6 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def export_wacz(
-    store: BlobStore,
-    selection: WaczSelection,
-    target: Path,
-    progress: Callable[[int], None] | None = None,
-) -> WaczSummary:
-    """Write ``selection`` as a WACZ file at ``target``, atomically (see :func:`atomic_output`)."""
-    with atomic_output(target) as fh:
-        return write_wacz(store, selection, fh, progress)
-
-
 def _send(selection: WaczSelection):
     """Build ``selection`` into an anonymous temporary file and send it as a download."""
     # Anonymous: the file vanishes when the response closes it, even if the client goes away.
@@ -299,9 +288,11 @@ def _send(selection: WaczSelection):
     spool.mkdir(parents=True, exist_ok=True)
     fh = tempfile.TemporaryFile(dir=spool)
     try:
-        write_wacz(runtime().stores["local"], selection, fh)
-    except SamizdatError:
+        summary = write_wacz(runtime().stores["local"], selection, fh)
+    except BaseException as exc:
         fh.close()
+        if not isinstance(exc, SamizdatError):
+            raise
         # Readers get the state, not the spool's paths; the log keeps the detail.
         log.exception("WACZ export %s failed", selection.filename)
         abort(503, "this archive cannot be exported right now; please try again later")
@@ -310,6 +301,8 @@ def _send(selection: WaczSelection):
         fh, mimetype="application/wacz", as_attachment=True, download_name=selection.filename,
         max_age=0,
     )
+    # Werkzeug sizes files it opens itself, not file objects: a phone shows the download's progress.
+    response.content_length = summary.bytes
     # Each export is dated when it is built: not something for shared caches to keep.
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -254,6 +254,7 @@ def test_the_download_is_a_valid_wacz_without_a_cookie(archived, tmp_path, path)
     assert response.headers["Content-Disposition"].startswith("attachment; filename=samizdat-")
     assert response.headers["Content-Disposition"].endswith(".wacz")
     assert "Set-Cookie" not in response.headers
+    assert response.content_length == len(response.get_data()) > 0
     out = tmp_path / "download.wacz"
     out.write_bytes(response.get_data())
     response.close()
