@@ -21,7 +21,7 @@ from werkzeug.http import http_date
 from mirror.models import Capture, Source
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError
-from samizdat.web import db_session
+from samizdat.web import db_session, runtime
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +69,25 @@ def _link_uri(url: str) -> str:
     return quote(url, safe=_URI_SAFE)
 
 
-def _external(path: str) -> str:
-    """An absolute URL on this app for ``path`` (a route other modules may serve)."""
-    return request.url_root.rstrip("/") + path
+def _public(path: str) -> str:
+    """``path`` on the app's public address (SAMIZDAT_PUBLIC_URL), as embed's links are: not
+    on whatever Host a request named, nor on the address a proxy reached."""
+    return runtime().settings.public_url.rstrip("/") + path
 
 
 def memento_uri(capture_id: int) -> str:
-    """The absolute memento URI of a capture: its replay page."""
-    return _external(f"/captures/{capture_id}/replay")
+    """The absolute memento URI of a capture: its replay page (served by the reader pages)."""
+    return _public(f"/captures/{capture_id}/replay")
 
 
 def timegate_uri(original: str) -> str:
     """The absolute TimeGate URI of an original URL."""
-    return url_for("memento.timegate", url=original, _external=True)
+    return _public(url_for("memento.timegate", url=original))
 
 
 def timemap_uri(original: str) -> str:
     """The absolute link-format TimeMap URI of an original URL."""
-    return url_for("memento.timemap", url=original, _external=True)
+    return _public(url_for("memento.timemap", url=original))
 
 
 def _requested_urls(prefix: str, url: str) -> list[str]:

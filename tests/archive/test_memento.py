@@ -21,6 +21,8 @@ from tests.conftest import _truncate_all, make_settings
 
 FIRST = datetime(2024, 1, 10, 12, 0, 0, tzinfo=timezone.utc)
 SECOND = datetime(2024, 3, 10, 12, 0, 0, tzinfo=timezone.utc)
+# Links are absolute on SAMIZDAT_PUBLIC_URL (make_settings keeps its default).
+BASE = "http://127.0.0.1:8000"
 FIRST_HTTP = "Wed, 10 Jan 2024 12:00:00 GMT"
 SECOND_HTTP = "Sun, 10 Mar 2024 12:00:00 GMT"
 
@@ -93,20 +95,23 @@ def by_rel(links, rel_word: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def replay(capture_id: int) -> str:
-    """The absolute memento URI the test client sees for a capture."""
-    return f"http://localhost/captures/{capture_id}/replay"
+    """The absolute memento URI of a capture, on the app's public address."""
+    return f"{BASE}/captures/{capture_id}/replay"
 
 
 def test_the_timemap_lists_every_capture_with_its_datetime(archived):
-    response = archived.app.test_client().get(f"/timemap/link/{archived.url}")
+    # Links are on the public address, whatever Host the request claims.
+    response = archived.app.test_client().get(
+        f"/timemap/link/{archived.url}", headers={"Host": "evil.example"}
+    )
     assert response.status_code == 200
     assert response.mimetype == "application/link-format"
     links = parse_links(response.get_data(as_text=True))
     assert [uri for uri, _ in by_rel(links, "original")] == [archived.url]
     timegates = [uri for uri, _ in by_rel(links, "timegate")]
-    assert timegates == [f"http://localhost/timegate/{archived.url}"]
+    assert timegates == [f"{BASE}/timegate/{archived.url}"]
     (self_uri, self_params), = by_rel(links, "self")
-    assert self_uri == f"http://localhost/timemap/link/{archived.url}"
+    assert self_uri == f"{BASE}/timemap/link/{archived.url}"
     assert self_params["type"] == "application/link-format"
     assert (self_params["from"], self_params["until"]) == (FIRST_HTTP, SECOND_HTTP)
     mementos = by_rel(links, "memento")
@@ -176,7 +181,7 @@ def check_timegate(archived, accept_datetime: str | None, expected: str) -> None
     links = parse_links(response.headers["Link"])
     assert [uri for uri, _ in by_rel(links, "original")] == [archived.url]
     (timemap, params), = by_rel(links, "timemap")
-    assert timemap == f"http://localhost/timemap/link/{archived.url}"
+    assert timemap == f"{BASE}/timemap/link/{archived.url}"
     assert params["type"] == "application/link-format"
     mementos = {uri: p["datetime"] for uri, p in by_rel(links, "memento")}
     assert mementos[response.headers["Location"]] in (FIRST_HTTP, SECOND_HTTP)
