@@ -16,12 +16,14 @@ archive_cli = AppGroup("archive", help="The reader archive: exports readers can 
 
 
 @archive_cli.command("export-wacz")
-@click.option("--collection", help="Export every stored capture of this collection.")
+@click.option(
+    "--collection", metavar="NAME", help="Export every stored capture of this collection."
+)
 # Text, not click.INT: a bad value gets this command's one-line error, not click's usage block.
-@click.option("--source", "source", help="Export every stored capture of this source id.")
+@click.option("--source", metavar="ID", help="Export every stored capture of this source id.")
 # click.Path: a file name is whatever the system accepts, not text checked for the database.
 @click.option(
-    "-o", "--output", type=click.Path(),
+    "-o", "--output", type=click.Path(), metavar="FILE",
     help="The .wacz file to write (replaced only once complete).",
 )
 def export_wacz_cmd(collection: str | None, source: str | None, output: str | None):
