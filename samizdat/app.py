@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from archive.memento import bp as memento_bp
+    from archive.wacz import bp as wacz_bp
     from embed.builder import bp as embed_builder_bp
     from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
@@ -83,6 +85,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(embed_builder_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(wacz_bp)
+    app.register_blueprint(memento_bp)
 
     from accounts.ratelimit import limit_login
 

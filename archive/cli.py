@@ -1,0 +1,53 @@
+"""`flask archive …`: the reader archive's commands (exports for readers to take away)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+
+from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
+from samizdat.errors import SamizdatError
+from samizdat.web import MAX_DB_INT, runtime
+
+archive_cli = AppGroup("archive", help="The reader archive: exports readers can take away.")
+
+
+@archive_cli.command("export-wacz")
+@click.option(
+    "--collection", metavar="NAME", help="Export every stored capture of this collection."
+)
+# Text, not click.INT: a bad value gets this command's one-line error, not click's usage block.
+@click.option("--source", metavar="ID", help="Export every stored capture of this source id.")
+# click.Path: a file name is whatever the system accepts, not text checked for the database.
+@click.option(
+    "-o", "--output", type=click.Path(), metavar="FILE",
+    help="The .wacz file to write (replaced only once complete).",
+)
+def export_wacz_cmd(collection: str | None, source: str | None, output: str | None):
+    """Write a WACZ (WARCs, CDXJ index, pages, datapackage) of a --source or a --collection."""
+    if (collection is None) == (source is None):
+        raise click.ClickException("give exactly one of --source ID or --collection NAME")
+    if not output:
+        raise click.ClickException("give the file to write with -o FILE")
+    if source is not None and not (
+        source.isascii() and source.isdigit() and len(source) <= 10 and int(source) <= MAX_DB_INT
+    ):
+        raise click.ClickException(f"--source must be a source id (a whole number), not {source!r}")
+    rt = runtime()
+    try:
+        with rt.Session() as session:
+            if source is not None:
+                selection = source_selection(session, int(source))
+            else:
+                selection = collection_selection(session, collection)
+        # The output is opened first: a path that cannot be written fails before any progress.
+        with atomic_output(Path(output)) as fh, click.progressbar(
+            length=len(selection.captures), label="exporting", file=sys.stderr
+        ) as bar:
+            summary = write_wacz(rt.stores["local"], selection, fh, bar.update)
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {output}: {summary.captures} captures, {summary.bytes} bytes")
