@@ -26,7 +26,9 @@ def capture_link(capture_id: int, text: str | None = None, external: bool = Fals
     """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
     # Straight to the offline copy: a text directive is not carried through every redirect.
     # By endpoint name: archive/replay.py serves it, and mirror/ never imports archive/.
-    url = url_for("replay.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external)
+    url = url_for(
+        "replay.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external
+    )
     return url + text_directive(text) if text else url
 
 

@@ -193,7 +193,9 @@ _URL_ATTRS = frozenset({
     "ping", "lowsrc", "dynsrc", "icon", "xlink:href",
 })
 # CSS functions whose plain string arguments are image URLs, like url()'s.
-_CSS_IMAGE_FUNCTIONS = {"image", "image-set", "-webkit-image-set", "cross-fade", "-webkit-cross-fade"}
+_CSS_IMAGE_FUNCTIONS = {
+    "image", "image-set", "-webkit-image-set", "cross-fade", "-webkit-cross-fade",
+}
 
 
 class _OfflineCleaner(Cleaner):
@@ -255,7 +257,8 @@ def _rewrite_urls(root: etree._Element, resolve, base_url: str) -> None:
                 pass  # a place in this very document
             else:
                 del element.attrib[attr]
-                if tag in ("a", "area") and name == "href" and stripped and "title" not in element.attrib:
+                named = "title" in element.attrib
+                if tag in ("a", "area") and name == "href" and stripped and not named:
                     # The reader may still want to know where the link led; it cannot follow it
                     # from the replay (that would reach the live, perhaps blocked, site).
                     try:

@@ -56,7 +56,9 @@ def test_replay_page_frames_the_offline_copy_under_a_banner(app, client, site):
     assert frame.get("title").startswith("Archived copy of ")
 
 
-def test_replay_page_runs_nothing_and_sets_no_cookie_even_for_an_archivist(app, client, site, login):
+def test_replay_page_runs_nothing_and_sets_no_cookie_even_for_an_archivist(
+    app, client, site, login
+):
     from tests.conftest import create_account
 
     capture = capture_path(app, site, f"/articles/{seed_names()[0]}.html")
@@ -64,7 +66,8 @@ def test_replay_page_runs_nothing_and_sets_no_cookie_even_for_an_archivist(app, 
     login(client, "ana")
     response = client.get(f"/captures/{capture.id}/replay")
 
-    csp = {part.split()[0]: part.split()[1:] for part in response.headers["Content-Security-Policy"].split("; ")}
+    policy = response.headers["Content-Security-Policy"].split("; ")
+    csp = {part.split()[0]: part.split()[1:] for part in policy}
     assert csp["default-src"] == ["'none'"] and csp["frame-src"] == ["'self'"]
     assert csp["style-src"] == ["'self'"] and csp["img-src"] == ["'self'"]
     assert "script-src" not in csp and "sandbox" not in csp
@@ -113,7 +116,8 @@ def test_a_capture_that_is_not_a_page_gets_a_download_instead_of_a_frame(app, cl
 
 def test_unknown_and_failed_captures_are_friendly_404_pages(app, client, site):
     failed = capture_path(app, site, "/status/500")
-    for path in ("/captures/999/replay", f"/captures/{failed.id}/replay", "/captures/999/files/offline.html"):
+    paths = ("/captures/999/replay", f"/captures/{failed.id}/replay", "/captures/999/files/offline.html")
+    for path in paths:
         response = client.get(path, headers={"Accept": "text/html"})
         assert response.status_code == 404, path
         assert response.mimetype == "text/html" and b"Traceback" not in response.data
@@ -146,7 +150,8 @@ def test_every_file_a_capture_lists_is_served_under_the_sandbox(app, client, sit
     capture = capture_path(app, site, f"/articles/{seed_names()[0]}.html")
     rt = app.extensions["samizdat"]
     with rt.Session() as session:
-        names = [p.name for p in session.scalars(select(Capture).where(Capture.id == capture.id)).one().parts]
+        stored = session.scalars(select(Capture).where(Capture.id == capture.id)).one()
+        names = [p.name for p in stored.parts]
     assert {"offline.html", "index.html", "capture.warc.gz"} <= set(names)
     for name in names:
         response = client.get(f"/captures/{capture.id}/files/{name}")

@@ -154,7 +154,9 @@ def test_a_hostile_page_replayed_for_an_archivist_runs_nothing_and_reaches_nothi
     assert banner.get_by_role("link", name="How to verify this copy").get_attribute("href") == (
         f"/captures/{capture_id}/#verify"
     )
-    assert banner.get_by_role("link", name="Read the text only").get_attribute("href") == f"/captures/{capture_id}/"
+    assert banner.get_by_role("link", name="Read the text only").get_attribute("href") == (
+        f"/captures/{capture_id}/"
+    )
     assert banner.get_by_role("link", name="Every capture of this page").get_attribute("href") == (
         f"/archive/{source_id}"
     )
@@ -204,7 +206,9 @@ def test_a_script_slipped_into_an_offline_copy_never_runs_inside_the_replay_page
     blob = rt.stores["local"].put(REPLAY_TRAP_PAGE)
     with rt.Session() as session:
         offline = session.scalars(
-            select(CapturePart).where(CapturePart.capture_id == capture_id, CapturePart.role == "offline")
+            select(CapturePart).where(
+                CapturePart.capture_id == capture_id, CapturePart.role == "offline"
+            )
         ).one()
         offline.sha256, offline.size = blob.sha256, blob.size
         session.commit()

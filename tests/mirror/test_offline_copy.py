@@ -13,7 +13,11 @@ ASSETS = {
     "http://news.example/static/site.css": "assets/0123456789abcdef0123.css",
     "http://news.example/static/photo.png": "assets/fedcba9876543210fedc.png",
 }
-URL_ATTRS = {"href", "src", "srcset", "action", "formaction", "background", "poster", "data", "ping"}
+URL_ATTRS = {
+    "href", "src", "srcset", "action", "formaction", "background", "poster", "data", "ping",
+}
+CSS_FILE = ASSETS["http://news.example/static/site.css"]
+PHOTO_FILE = ASSETS["http://news.example/static/photo.png"]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,8 @@ def trap() -> lxml.html.HtmlElement:
 
 
 def test_nothing_active_is_left(trap):
-    for tag in ("script", "form", "input", "button", "iframe", "object", "embed", "base", "noscript"):
+    active = ("script", "form", "input", "button", "iframe", "object", "embed", "base", "noscript")
+    for tag in active:
         assert trap.findall(f".//{tag}") == [], tag
     handlers = [(el.tag, a) for el in trap.iter() for a in el.attrib if a.lower().startswith("on")]
     assert handlers == []
@@ -35,7 +40,8 @@ def test_nothing_active_is_left(trap):
 def test_every_url_points_into_the_capture_or_is_gone(trap):
     urls = [el.get(a) for el in trap.iter() for a in el.attrib if a.lower() in URL_ATTRS]
     assert sorted(urls) == sorted(ASSETS.values())  # the stylesheet and the photo, nothing else
-    css = [el.get("style") for el in trap.iter() if el.get("style")] + [s.text for s in trap.iter("style")]
+    css = [el.get("style") for el in trap.iter() if el.get("style")]
+    css += [style.text for style in trap.iter("style")]
     assert css and not any("live.example" in text or "url(" in text for text in css)
     # Only a link's title still names where it led: words for the reader, never a request.
     named = [(el.tag, a) for el in trap.iter() for a, v in el.attrib.items() if "live.example" in v]
@@ -47,8 +53,8 @@ def test_what_the_page_needs_to_look_like_itself_stays(trap):
     assert trap.get_element_by_id("headline").text == "The blogger's last post"
     assert "h1 { color: rgb(0, 0, 128); }" in trap.find(".//style").text
     (link,) = trap.iter("link")
-    assert link.get("rel") == "stylesheet" and link.get("href") == ASSETS["http://news.example/static/site.css"]
-    assert trap.get_element_by_id("photo").get("src") == ASSETS["http://news.example/static/photo.png"]
+    assert link.get("rel") == "stylesheet" and link.get("href") == CSS_FILE
+    assert trap.get_element_by_id("photo").get("src") == PHOTO_FILE
     # Our own policy is the first thing in <head>, after the charset.
     metas = trap.find("head").findall("meta")
     assert metas[0].get("charset") == "utf-8"
@@ -57,7 +63,7 @@ def test_what_the_page_needs_to_look_like_itself_stays(trap):
 
 
 def test_main_and_in_page_links_survive_the_cleaner():
-    page = b'<html><body><main><a href="#notes">notes</a><p id="notes" hidden>n</p></main></body></html>'
+    page = b'<main><a href="#notes">notes</a><p id="notes" hidden>n</p></main>'
     doc = lxml.html.document_fromstring(offline_page(page, BASE, "utf-8", {}))
     assert doc.find(".//main") is not None
     assert doc.find(".//a").get("href") == "#notes"
@@ -65,6 +71,7 @@ def test_main_and_in_page_links_survive_the_cleaner():
 
 
 def resolve(ref):
+    """The one captured file of these CSS tests."""
     return {"/static/photo.png": "assets/p.png"}.get(ref)
 
 
@@ -87,5 +94,6 @@ def test_css_can_hide_no_url(css):
 
 
 def test_css_urls_of_captured_files_are_rewritten_not_dropped():
-    rewritten = rewrite_css("p { background: url(/static/photo.png) no-repeat; color: red }", resolve)
+    css = "p { background: url(/static/photo.png) no-repeat; color: red }"
+    rewritten = rewrite_css(css, resolve)
     assert rewritten == 'p { background:  url("assets/p.png")  no-repeat; color: red }'
