@@ -1,40 +1,34 @@
-"""Reader pages: a capture's files, replayed safely from the archive (no account, no cookie).
+"""Links into a capture for readers (``capture_link`` and friends, used by embed/).
 
-Every response is sandboxed by Content-Security-Policy (no scripts can run, nothing loads from
-elsewhere). ``offline.html`` and its assets render; the page as served, the WARC and the
-manifest are downloads, never rendered from this origin.
+A capture's files and its replay page are served by archive/replay.py.
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, redirect, url_for
+from flask import Blueprint, abort, redirect, url_for
 
 from mirror.models import Capture
 from mirror.pipeline import OFFLINE_NAME
-from samizdat.errors import StorageError
-from samizdat.web import db_session, runtime
+from samizdat.web import db_session
 
 bp = Blueprint("reader", __name__)
-
-REPLAY_CSP = (
-    "sandbox; default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
-RENDERED_ROLES = {"offline", "asset"}
 
 
 def capture_link_path(capture_id: int, text: str | None = None) -> str:
     """The path of a capture's offline copy, with a #:~:text= link to ``text`` (no app context)."""
-    path = f"/captures/{capture_id}/{OFFLINE_NAME}"
+    path = f"/captures/{capture_id}/files/{OFFLINE_NAME}"
     return path + text_directive(text) if text else path
 
 
 def capture_link(capture_id: int, text: str | None = None, external: bool = False) -> str:
     """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
     # Straight to the offline copy: a text directive is not carried through every redirect.
-    url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external)
+    # By endpoint name: archive/replay.py serves it, and mirror/ never imports archive/.
+    url = url_for(
+        "replay.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external
+    )
     return url + text_directive(text) if text else url
 
 
@@ -60,36 +54,4 @@ def read_capture(capture_id: int):
         abort(404, f"no stored capture with id {capture_id}")
     offline = next((p for p in capture.parts if p.role == "offline"), None)
     name = offline.name if offline else capture.parts[0].name
-    return redirect(url_for("reader.capture_file", capture_id=capture_id, name=name))
-
-
-@bp.get("/captures/<int:capture_id>/<path:name>")
-def capture_file(capture_id: int, name: str):
-    """One file of a capture, from the local spool, under a sandboxing CSP."""
-    capture = db_session().get(Capture, capture_id)
-    part = None if capture is None else next((p for p in capture.parts if p.name == name), None)
-    if part is None:
-        abort(404, f"capture {capture_id} has no file {name!r}")
-    try:
-        data = runtime().stores["local"].get(part.sha256)
-    except StorageError as exc:
-        abort(503, f"the file is not available here right now: {exc}")
-    response = Response(data, mimetype="application/octet-stream")
-    if part.role in RENDERED_ROLES:
-        response.mimetype = part.content_type or "application/octet-stream"
-    else:
-        filename = f"capture-{capture_id}-{name.replace('/', '-')}"
-        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Content-Security-Policy"] = REPLAY_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    # The sandbox gives a replayed page an opaque origin (so it can never act as this site, nor
-    # reach an archivist's session), and to an opaque origin even this site is another origin:
-    # "same-origin" would make Chromium block every image and stylesheet of the replay. The
-    # rendered files are public archive content anyway; downloads stay same-origin.
-    response.headers["Cross-Origin-Resource-Policy"] = (
-        "cross-origin" if part.role in RENDERED_ROLES else "same-origin"
-    )
-    # Content-addressed: a capture's files never change.
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    response.headers["ETag"] = part.sha256
-    return response
+    return redirect(url_for("replay.capture_file", capture_id=capture_id, name=name))
