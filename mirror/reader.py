@@ -1,4 +1,5 @@
-"""Reader pages: a capture's files, replayed safely from the archive (no account, no cookie).
+"""A capture's files, replayed safely from the archive (no account, no cookie), and the links
+to a capture's reader view (which archive/ serves).
 
 Every response is sandboxed by Content-Security-Policy (no scripts can run, nothing loads from
 elsewhere). ``offline.html`` and its assets render; the page as served, the WARC and the
@@ -9,10 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Blueprint, Response, abort, redirect, url_for
+from flask import Blueprint, Response, abort, request
 
 from mirror.models import Capture
-from mirror.pipeline import OFFLINE_NAME
 from samizdat.errors import StorageError
 from samizdat.web import db_session, runtime
 
@@ -26,16 +26,21 @@ RENDERED_ROLES = {"offline", "asset"}
 
 
 def capture_link_path(capture_id: int, text: str | None = None) -> str:
-    """The path of a capture's offline copy, with a #:~:text= link to ``text`` (no app context)."""
-    path = f"/captures/{capture_id}/{OFFLINE_NAME}"
+    """The path of a capture's reader view, with a #:~:text= link to ``text`` (no app context)."""
+    # The reader view shows the extracted text in whole paragraphs, which is where a fragment's
+    # words are found as split (the offline copy's markup can break a passage in two).
+    path = f"/captures/{capture_id}/"
     return path + text_directive(text) if text else path
 
 
 def capture_link(capture_id: int, text: str | None = None, external: bool = False) -> str:
-    """The reader URL of a capture's offline copy; with ``text``, a #:~:text= link to it."""
-    # Straight to the offline copy: a text directive is not carried through every redirect.
-    url = url_for("reader.capture_file", capture_id=capture_id, name=OFFLINE_NAME, _external=external)
-    return url + text_directive(text) if text else url
+    """The reader URL of a capture (its reader view); with ``text``, a #:~:text= link to it."""
+    root = request.url_root.rstrip("/") if external else request.script_root
+    return root + capture_link_path(capture_id, text)
+
+
+# Archivist pages and the fragment review link to a capture by this, wherever its view lives.
+bp.add_app_template_global(capture_link, "capture_link")
 
 
 def text_directive(text: str) -> str:
@@ -49,18 +54,6 @@ def text_directive(text: str) -> str:
 def _fragment_quote(text: str) -> str:
     # Text-fragment syntax reserves "-", "," and "&"; quote() leaves "-" alone, so do it by hand.
     return quote(text, safe="").replace("-", "%2D")
-
-
-@bp.get("/captures/<int:capture_id>/")
-def read_capture(capture_id: int):
-    """The capture as a reader sees it: its offline copy, or its first file when it has none."""
-    capture = db_session().get(Capture, capture_id)
-    if capture is None or capture.status != "ok":
-        # Readers reach these from links: the error handler gives browsers a page, scripts JSON.
-        abort(404, f"no stored capture with id {capture_id}")
-    offline = next((p for p in capture.parts if p.role == "offline"), None)
-    name = offline.name if offline else capture.parts[0].name
-    return redirect(url_for("reader.capture_file", capture_id=capture_id, name=name))
 
 
 @bp.get("/captures/<int:capture_id>/<path:name>")

@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from archive.reading import bp as reading_bp
+    from archive.timeline import bp as timeline_bp
     from embed.builder import bp as embed_builder_bp
     from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(archive_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
+    app.register_blueprint(reading_bp)
+    app.register_blueprint(timeline_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(embed_public_bp)
     app.register_blueprint(embed_builder_bp)

@@ -1,0 +1,1 @@
+"""The reader's public face: browse, timelines, diffs, reader views, replay, downloads, Memento."""
