@@ -69,7 +69,7 @@ def capture_text(capture: Capture) -> Extraction | None:
     (a PDF, an image). 503 when the spool cannot give the bytes back right now."""
     page = next((p for p in capture.parts if p.role == "page"), None)
     if page is None or readable_html(b"", capture.content_type, capture.charset) is None:
-        return None
+        return None  # a PDF or an image: there is no text to extract (nor bytes to read)
     # Plain text is wrapped as UTF-8 HTML; only a real HTML page is read in its own charset.
     charset = capture.charset if capture.content_type != "text/plain" else "utf-8"
     key = (page.sha256, capture.content_type, charset)

@@ -19,7 +19,9 @@ from mirror.models import Capture, Job
 from mirror.pipeline import capture_source
 from mirror.reader import capture_link_path
 from mirror.sources import add_source
+from samizdat.app import create_app
 from samizdat.db import utcnow
+from tests.conftest import make_settings
 
 PROSE = [
     "The provincial court sentenced the blogger to nine years in prison for articles about land "
@@ -81,6 +83,15 @@ def mutable_site():
     site.server.server_close()
 
 
+@pytest.fixture
+def local_app(tmp_path, database_url):
+    """The app on SQLite or PostgreSQL with the local store only: enough for timelines and diffs,
+    and fast (no S3 or IPFS round trips per capture)."""
+    application = create_app(make_settings(tmp_path, database_url))
+    yield application
+    application.extensions["samizdat"].dispose()
+
+
 def add(app, url: str, **fields) -> int:
     """Add a source and return its id."""
     with app.extensions["samizdat"].Session() as session:
@@ -116,7 +127,8 @@ def history(app, site, path: str) -> tuple[int, dict[str, int]]:
     return source_id, ids
 
 
-def test_timeline_lists_changed_unchanged_and_failed_captures_newest_first(app, client, mutable_site):
+def test_timeline_lists_changed_unchanged_and_failed_captures_newest_first(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     source_id, ids = history(app, mutable_site, "/timeline.html")
     with app.extensions["samizdat"].Session() as session:
         statuses = {c.id: c.status for c in session.scalars(select(Capture))}
@@ -141,7 +153,8 @@ def test_timeline_lists_changed_unchanged_and_failed_captures_newest_first(app, 
     assert f'href="/archive/{source_id}/export.wacz"' in page
 
 
-def test_a_long_timeline_is_paginated_and_clamped(app, client, mutable_site):
+def test_a_long_timeline_is_paginated_and_clamped(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     url = mutable_site.serve("/paged.html", article(PROSE[:2]))
     source_id = add(app, url)
     capture(app, source_id)
@@ -156,7 +169,8 @@ def test_a_long_timeline_is_paginated_and_clamped(app, client, mutable_site):
     assert huge.count('<li class="capture') == 4
 
 
-def test_a_source_without_a_stored_copy_shows_a_friendly_empty_state(app, client, mutable_site):
+def test_a_source_without_a_stored_copy_shows_a_friendly_empty_state(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     url = mutable_site.serve("/gone.html", b"oops", status=500)
     source_id = add(app, url)
     empty = client.get(f"/archive/{source_id}")
@@ -166,7 +180,8 @@ def test_a_source_without_a_stored_copy_shows_a_friendly_empty_state(app, client
     assert "No copy of this page has been stored yet" in page and '<li class="capture failed">' in page
 
 
-def test_diff_marks_inserted_and_deleted_words(app, client, mutable_site):
+def test_diff_marks_inserted_and_deleted_words(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     source_id, ids = history(app, mutable_site, "/diff.html")
     response = client.get(f"/archive/{source_id}/diff?from={ids['first']}&to={ids['changed']}")
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
@@ -183,7 +198,8 @@ def test_diff_marks_inserted_and_deleted_words(app, client, mutable_site):
         assert "No changes" in same and "<ins>" not in same
 
 
-def test_bad_diff_parameters_are_a_clear_4xx(app, client, mutable_site):
+def test_bad_diff_parameters_are_a_clear_4xx(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     source_id, ids = history(app, mutable_site, "/bad.html")
     other = add(app, mutable_site.serve("/other.html", article(PROSE[1:])))
     other_capture = capture(app, other).capture_id
@@ -234,7 +250,8 @@ def test_reader_view_shows_the_text_escaped_with_hashes_cids_and_gateways(app, c
     assert "sha256sum FILE" in page and "ipfs cat CID | sha256sum" in page
 
 
-def test_unknown_and_failed_captures_are_friendly_404_pages(app, client, mutable_site):
+def test_unknown_and_failed_captures_are_friendly_404_pages(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     failed = capture(app, add(app, mutable_site.serve("/fails.html", b"no", status=500)))
     for path in ("/captures/424242/", f"/captures/{failed.capture_id}/", "/captures/" + "9" * 30 + "/",
                  "/archive/424242"):
@@ -243,7 +260,8 @@ def test_unknown_and_failed_captures_are_friendly_404_pages(app, client, mutable
         assert response.mimetype == "text/html" and "Set-Cookie" not in response.headers
 
 
-def test_an_unchanged_check_reads_the_copy_it_matched(app, client, mutable_site):
+def test_an_unchanged_check_reads_the_copy_it_matched(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     source_id = add(app, mutable_site.serve("/same.html", article(PROSE)))
     first = capture(app, source_id).capture_id
     again = capture(app, source_id)
@@ -252,7 +270,8 @@ def test_an_unchanged_check_reads_the_copy_it_matched(app, client, mutable_site)
     assert response.status_code == 302 and response.headers["Location"].endswith(f"/captures/{first}/")
 
 
-def test_fragment_page_names_its_capture_and_links_to_the_reader_view(app, client, mutable_site):
+def test_fragment_page_names_its_capture_and_links_to_the_reader_view(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
     outcome = capture(app, add(app, mutable_site.serve("/fragment.html", article(PROSE))))
     with app.extensions["samizdat"].Session() as session:
         fragment = session.scalars(select(Fragment).order_by(Fragment.position)).first()
@@ -262,6 +281,68 @@ def test_fragment_page_names_its_capture_and_links_to_the_reader_view(app, clien
     page = client.get(f"/fragments/{fragment_id}").get_data(as_text=True)
     assert f'<a href="/captures/{outcome.capture_id}/">capture {outcome.capture_id}</a>' in page
     assert html.escape(capture_link_path(outcome.capture_id, text)) in page
+
+
+# Distinct sentences, so every paragraph (and every fragment) is unique on the page.
+_SUBJECTS = ["The lawyer", "Her mother", "A neighbour", "The editor", "One diplomat", "A student",
+             "The judge", "Her colleague", "A reporter", "The police chief"]
+_ACTS = ["described how the arrest happened", "explained what the articles had said",
+         "recalled the morning the officers came", "wrote about the land seizures"]
+
+
+def long_article() -> list[str]:
+    """Forty paragraphs of plain prose: a page several screens long on a phone."""
+    return [
+        f"{subject} {act} in paragraph {n}, and insisted that every reader deserves to know the "
+        f"whole story, however long the authorities try to keep it from them."
+        for n, (subject, act) in enumerate(
+            (s, a) for a in _ACTS for s in _SUBJECTS
+        )
+    ]
+
+
+@pytest.fixture
+def reader_server(tmp_path, sqlite_url):
+    """The app (local store only) served over real HTTP on loopback, for the browser."""
+    from werkzeug.serving import make_server
+
+    application = create_app(make_settings(tmp_path, sqlite_url))
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield application, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    application.extensions["samizdat"].dispose()
+
+
+def test_a_fragment_link_lands_on_its_passage_in_the_reader_view(reader_server, mutable_site, chromium):
+    app, base = reader_server
+    outcome = capture(app, add(app, mutable_site.serve("/long.html", article(long_article()))))
+    with app.extensions["samizdat"].Session() as session:
+        fragments = list(session.scalars(select(Fragment).order_by(Fragment.position)))
+        assert len(fragments) > 20
+        target = fragments[-3]
+        link = capture_link_path(outcome.capture_id, target.split_text)
+        first_words = " ".join(target.split_text.split()[:5])
+    context = chromium.new_context(viewport={"width": 360, "height": 640})
+    try:
+        page = context.new_page()
+        page.goto(base + link, wait_until="load")
+        # The browser scrolls to the passage once it has found it.
+        page.wait_for_function("() => window.scrollY > 0", timeout=10_000)
+        box = page.evaluate(
+            """(words) => {
+                const p = [...document.querySelectorAll('.text p')].find(e => e.textContent.includes(words));
+                const r = p.getBoundingClientRect();
+                return {top: r.top, bottom: r.bottom, height: innerHeight, scroll: scrollY, page: document.body.scrollHeight};
+            }""",
+            first_words,
+        )
+    finally:
+        context.close()
+    assert box["page"] > 3 * box["height"]  # a long page: landing at the top would not show it
+    assert box["scroll"] > box["height"]
+    assert 0 <= box["top"] < box["height"] and box["bottom"] > 0, box
 
 
 def test_word_diff_and_paragraph_alignment():
