@@ -66,7 +66,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from accounts.routes import bp as accounts_bp
     from archive.memento import bp as memento_bp
+    from archive.reading import bp as reading_bp
     from archive.replay import bp as replay_bp
+    from archive.timeline import bp as timeline_bp
     from archive.wacz import bp as wacz_bp
     from embed.builder import bp as embed_builder_bp
     from embed.public import bp as embed_public_bp
@@ -81,7 +83,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(archive_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
+    app.register_blueprint(reading_bp)
     app.register_blueprint(replay_bp)
+    app.register_blueprint(timeline_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(embed_public_bp)
     app.register_blueprint(embed_builder_bp)

@@ -43,7 +43,7 @@ def test_replayed_capture_shows_its_image_and_style_and_runs_no_script(
     capture_id = capture_article(app, site)
     failed = failed_requests(page)
 
-    page.goto(live_server.url(f"/captures/{capture_id}/"), wait_until="load")
+    page.goto(live_server.url(f"/captures/{capture_id}/files/offline.html"), wait_until="load")
 
     assert page.url == live_server.url(f"/captures/{capture_id}/files/offline.html")
     # The captured photo (a 1x1 PNG) decoded from the archive, not from the original site.
@@ -65,7 +65,7 @@ def test_replayed_capture_shows_its_image_and_style_and_runs_no_script(
 
 def test_replay_has_an_opaque_origin_so_it_cannot_reach_the_site(app, site, live_server, page):
     capture_id = capture_article(app, site)
-    page.goto(live_server.url(f"/captures/{capture_id}/"))
+    page.goto(live_server.url(f"/captures/{capture_id}/offline.html"))
     # The sandbox makes the page its own unique origin: no cookies, no storage of this site.
     assert page.evaluate("() => window.origin") == "null"
     assert page.evaluate(
@@ -94,7 +94,7 @@ def test_a_script_that_slipped_into_an_offline_copy_still_never_runs(
         offline.sha256, offline.size = blob.sha256, blob.size
         session.commit()
 
-    page.goto(live_server.url(f"/captures/{capture_id}/"), wait_until="load")
+    page.goto(live_server.url(f"/captures/{capture_id}/files/offline.html"), wait_until="load")
 
     assert page.title() == "untouched"
     assert page.text_content("#p") == "quiet"
