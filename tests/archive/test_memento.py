@@ -247,9 +247,13 @@ def test_cr_lf_in_the_url_injects_no_header(archived):
 
 def test_capture_files_are_mementos_with_links_to_their_original(archived):
     client = archived.app.test_client()
-    response = client.get(f"/captures/{archived.first}/index.html")
+    response = client.get(f"/captures/{archived.first}/files/index.html")
     assert response.status_code == 200
     assert response.headers["Memento-Datetime"] == FIRST_HTTP
+    # The replay page (the memento URI) and the reader view say so too.
+    for page in (f"/captures/{archived.first}/replay", f"/captures/{archived.first}/"):
+        shown = client.get(page)
+        assert shown.status_code == 200 and shown.headers["Memento-Datetime"] == FIRST_HTTP, page
     links = parse_links(response.headers["Link"])
     assert [uri for uri, _ in by_rel(links, "original")] == [archived.url]
     (timegate, _), = by_rel(links, "timegate")
@@ -262,7 +266,7 @@ def test_capture_files_are_mementos_with_links_to_their_original(archived):
 
 def test_only_successful_capture_pages_are_marked(archived):
     client = archived.app.test_client()
-    missing = client.get(f"/captures/{archived.first}/no-such-file.html")
+    missing = client.get(f"/captures/{archived.first}/files/no-such-file.html")
     assert missing.status_code == 404
     assert "Memento-Datetime" not in missing.headers
     assert "Memento-Datetime" not in client.get("/healthz").headers
