@@ -70,12 +70,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     from embed.routes import bp as embed_bp
     from fragments.review import bp as review_bp
     from fragments.routes import bp as fragments_bp
-    from mirror.archive import bp as archive_bp
+    from mirror.manage import bp as manage_bp
+    from mirror.moved import bp as moved_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
 
     app.register_blueprint(accounts_bp)
-    app.register_blueprint(archive_bp)
+    app.register_blueprint(manage_bp)
+    app.register_blueprint(moved_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
     app.register_blueprint(embed_bp)
