@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from archive.browse import bp as browse_bp
     from embed.builder import bp as embed_builder_bp
     from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.routes import bp as mirror_bp
 
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(browse_bp)
     app.register_blueprint(manage_bp)
     app.register_blueprint(moved_bp)
     app.register_blueprint(mirror_bp)
