@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 WIDTH = 320  # viewBox units; the SVG scales to its box, and 320 reads well on a 360 px phone
 FONT_SIZE = 11
 BAR_FILL = "#1a5fb4"  # 6.4:1 against white
+INK = "currentColor"  # text and axes follow the page's colour, dark mode included
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,13 @@ class Chart:
 
 
 def _attrs(attrs: dict[str, object]) -> str:
-    return "".join(f' {name}="{escape(value)}"' for name, value in attrs.items() if value is not None)
+    pairs = (f' {name}="{escape(value)}"' for name, value in attrs.items() if value is not None)
+    return "".join(pairs)
 
 
 def _el(name: str, attrs: dict[str, object], *children: str | Markup) -> Markup:
     """An SVG element; text children are escaped, Markup children (other elements) kept."""
-    inner = "".join(str(child if isinstance(child, Markup) else escape(child)) for child in children)
+    inner = "".join(str(c if isinstance(c, Markup) else escape(c)) for c in children)
     return Markup(f"<{name}{_attrs(attrs)}>{inner}</{name}>")
 
 
@@ -53,7 +55,9 @@ def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _svg(chart_id: str, title: str, description: str, height: int, body: Iterable[Markup]) -> Markup:
+def _svg(
+    chart_id: str, title: str, description: str, height: int, body: Iterable[Markup]
+) -> Markup:
     return _el(
         "svg",
         {
@@ -72,7 +76,7 @@ def _svg(chart_id: str, title: str, description: str, height: int, body: Iterabl
 
 
 def _empty(chart_id: str, title: str, description: str) -> Markup:
-    note = _el("text", {"x": 0, "y": 16, "fill": "currentColor"}, "Nothing to show yet.")
+    note = _el("text", {"x": 0, "y": 16, "fill": INK}, "Nothing to show yet.")
     return _svg(chart_id, title, description, 24, [note])
 
 
@@ -97,11 +101,8 @@ def bar_chart(
                 "g",
                 {},
                 _el("title", {}, f"{row.label}: {row.value} {value_label}"),
-                _el(
-                    "text",
-                    {"x": label_width, "y": text_y, "text-anchor": "end", "fill": "currentColor"},
-                    _shortened(row.label, 19),
-                ),
+                # Start-anchored and cut short: a long label may never run off the left edge.
+                _el("text", {"x": 0, "y": text_y, "fill": INK}, _shortened(row.label, 17)),
                 _el(
                     "rect",
                     {
@@ -111,13 +112,14 @@ def bar_chart(
                 ),
                 _el(
                     "text",
-                    {"x": label_width + gap + width + 4, "y": text_y, "fill": "currentColor"},
+                    {"x": label_width + gap + width + 4, "y": text_y, "fill": INK},
                     str(row.value),
                 ),
             )
         )
     height = len(rows) * row_height + 4
-    return Chart(title, description, rows, _svg(chart_id, title, description, height, body), value_label)
+    svg = _svg(chart_id, title, description, height, body)
+    return Chart(title, description, rows, svg, value_label)
 
 
 def day_chart(
@@ -134,9 +136,9 @@ def day_chart(
     scale = plot_height / (peak or 1)
     base = top + plot_height
     body = [
-        _el("line", {"x1": left, "y1": base, "x2": WIDTH, "y2": base, "stroke": "currentColor"}),
-        _el("text", {"x": left - 4, "y": top + 4, "text-anchor": "end", "fill": "currentColor"}, str(peak)),
-        _el("text", {"x": left - 4, "y": base, "text-anchor": "end", "fill": "currentColor"}, "0"),
+        _el("line", {"x1": left, "y1": base, "x2": WIDTH, "y2": base, "stroke": INK}),
+        _el("text", {"x": left - 4, "y": top + 4, "text-anchor": "end", "fill": INK}, str(peak)),
+        _el("text", {"x": left - 4, "y": base, "text-anchor": "end", "fill": INK}, "0"),
     ]
     for index, row in enumerate(rows):
         height = round(row.value * scale, 1)
@@ -152,10 +154,10 @@ def day_chart(
             )
         )
     label_y = base + bottom - 3
-    body.append(_el("text", {"x": left, "y": label_y, "fill": "currentColor"}, rows[0].label))
+    body.append(_el("text", {"x": left, "y": label_y, "fill": INK}, rows[0].label))
     if len(rows) > 1:
-        body.append(
-            _el("text", {"x": WIDTH, "y": label_y, "text-anchor": "end", "fill": "currentColor"}, rows[-1].label)
-        )
+        last = {"x": WIDTH, "y": label_y, "text-anchor": "end", "fill": INK}
+        body.append(_el("text", last, rows[-1].label))
     height = base + bottom
-    return Chart(title, description, rows, _svg(chart_id, title, description, height, body), value_label)
+    svg = _svg(chart_id, title, description, height, body)
+    return Chart(title, description, rows, svg, value_label)

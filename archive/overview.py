@@ -86,7 +86,11 @@ def overview(session: Session, now: datetime | None = None) -> Overview:
         Capture.status == STORED,
         Capture.fetched_at >= datetime.combine(week_start, datetime.min.time(), now.tzinfo),
         select(earlier.id)
-        .where(earlier.source_id == Capture.source_id, earlier.status == STORED, earlier.id < Capture.id)
+        .where(
+            earlier.source_id == Capture.source_id,
+            earlier.status == STORED,
+            earlier.id < Capture.id,
+        )
         .exists(),
         Source.deleted_at.is_(None),
     )

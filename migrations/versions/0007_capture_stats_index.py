@@ -18,7 +18,9 @@ def upgrade() -> None:
     # fetch time: with this index that GROUP BY reads the index alone, never the wide rows.
     with op.batch_alter_table('captures', schema=None) as batch_op:
         batch_op.create_index(
-            'ix_captures_source_id_status_fetched_at', ['source_id', 'status', 'fetched_at'], unique=False
+            'ix_captures_source_id_status_fetched_at',
+            ['source_id', 'status', 'fetched_at'],
+            unique=False,
         )
 
 
