@@ -30,7 +30,7 @@ from samizdat.web import db_session, json_error, json_object
 bp = Blueprint("accounts", __name__, template_folder="templates")
 
 # Where a login lands when it was not sent from a particular page.
-DEFAULT_LANDING = "/archive/sources"
+DEFAULT_LANDING = "/manage/sources"
 
 
 def user_as_dict(user: User) -> dict:

@@ -23,10 +23,7 @@ from mirror.reader import capture_link_path
 from samizdat.errors import StorageError
 from samizdat.web import db_session, runtime
 
-bp = Blueprint(
-    "reading", __name__, template_folder="templates",
-    static_folder="static", static_url_path="/archive/assets/reading",
-)
+bp = Blueprint("reading", __name__, template_folder="templates")
 
 # Reader views of a capture change only when its manifest and CIDs arrive: a short public cache.
 READER_CACHE_CONTROL = "public, max-age=300"

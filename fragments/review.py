@@ -111,21 +111,21 @@ def _decide_one(fragment_id: str, action: str):
     return _back()
 
 
-@bp.get("/archive/fragments")
+@bp.get("/manage/fragments")
 @archivist_page
 def review_page():
     """Fragments to review (pending unless ?status= says otherwise), newest capture first."""
     return _render()
 
 
-@bp.post("/archive/fragments/<fragment_id>/<action>")
+@bp.post("/manage/fragments/<fragment_id>/<action>")
 @archivist_page
 def review_form(fragment_id: str, action: str):
     """Approve or reject one fragment from its row, as long as its text is the one shown there."""
     return _decide_one(fragment_id, action)
 
 
-@bp.post("/archive/fragments/<fragment_id>/edit")
+@bp.post("/manage/fragments/<fragment_id>/edit")
 @archivist_page
 def edit_form(fragment_id: str):
     """Save an edited text (the split original is kept); approve too when that button was used.
@@ -151,7 +151,7 @@ def edit_form(fragment_id: str):
     return _back()
 
 
-@bp.post("/archive/fragments/bulk")
+@bp.post("/manage/fragments/bulk")
 @archivist_page
 def bulk_form():
     """Approve or reject every fragment shown on the page the form came from.

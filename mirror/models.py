@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from samizdat.db import Base, UTCDateTime, utcnow
@@ -37,6 +46,10 @@ class Capture(Base):
     """One fetch of one source: either stored bytes with their addresses, or a failure reason."""
 
     __tablename__ = "captures"
+    # The reader's listing groups successful captures per source (archive/listing.py).
+    __table_args__ = (
+        Index("ix_captures_source_id_status_fetched_at", "source_id", "status", "fetched_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)

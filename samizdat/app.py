@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from archive.browse import bp as browse_bp
     from archive.memento import bp as memento_bp
     from archive.reading import bp as reading_bp
     from archive.replay import bp as replay_bp
@@ -75,12 +76,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     from embed.routes import bp as embed_bp
     from fragments.review import bp as review_bp
     from fragments.routes import bp as fragments_bp
-    from mirror.archive import bp as archive_bp
+    from mirror.manage import bp as manage_bp
+    from mirror.moved import bp as moved_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
 
     app.register_blueprint(accounts_bp)
-    app.register_blueprint(archive_bp)
+    app.register_blueprint(browse_bp)
+    app.register_blueprint(manage_bp)
+    app.register_blueprint(moved_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
     app.register_blueprint(reading_bp)

@@ -76,6 +76,16 @@ def page_number(args: Mapping[str, str] | None = None) -> int:
         return 1
 
 
+def page_size(default: int, maximum: int, args: Mapping[str, str] | None = None) -> int:
+    """The ``per_page`` of an HTML listing, clamped to 1..``maximum``; a missing or garbled one
+    means ``default``."""
+    try:
+        value = int((request.args if args is None else args).get("per_page", default))
+    except ValueError:  # also a number too long for int() to read
+        return default
+    return _clamped(value, 1, maximum)
+
+
 class DatabaseIdConverter(IntegerConverter):
     """``<int:…>`` in every route: a whole number up to MAX_DB_INT; a larger one is a 404."""
 

@@ -1,4 +1,4 @@
-// Keyboard review on /archive/fragments: j/k move, a approve, r reject, e edit, Esc leaves a box.
+// Keyboard review on /manage/fragments: j/k move, a approve, r reject, e edit, Esc leaves a box.
 // Everything here drives the page's own forms, which work the same without this file.
 (function () {
   "use strict";

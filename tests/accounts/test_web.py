@@ -30,7 +30,7 @@ def test_session_cookie_is_httponly_and_samesite_lax(app, client):
         "/login", data={"name": "ana", "password": TEST_PASSWORD, "csrf_token": csrf_of(client)}
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == "/archive/sources"
+    assert response.headers["Location"] == "/manage/sources"
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("samizdat_session=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
@@ -80,17 +80,17 @@ def test_login_never_redirects_off_site(app, client):
                 "next": target,
             },
         )
-        assert response.headers["Location"] == "/archive/sources"
+        assert response.headers["Location"] == "/manage/sources"
     response = client.post(
         "/login",
         data={
             "name": "ana",
             "password": TEST_PASSWORD,
             "csrf_token": csrf_of(client),
-            "next": "/archive/sources?page=2",
+            "next": "/manage/sources?page=2",
         },
     )
-    assert response.headers["Location"] == "/archive/sources?page=2"
+    assert response.headers["Location"] == "/manage/sources?page=2"
 
 
 def test_logout_needs_csrf_and_ends_the_session(app, client, login):

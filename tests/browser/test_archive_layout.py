@@ -54,8 +54,8 @@ def overflow(page) -> int:
 
 
 @pytest.mark.parametrize(
-    "path", ["/archive/sources", "/archive/sources?q=verylong&state=active", "/archive/jobs",
-             "/archive/sources/import", "/archive/fragments"],
+    "path", ["/manage/sources", "/manage/sources?q=verylong&state=active", "/manage/jobs",
+             "/manage/sources/import", "/manage/fragments"],
 )
 def test_archive_pages_fit_a_360_px_screen(
     app, site, live_server, page, browser_login, tmp_path, path
@@ -78,7 +78,7 @@ def test_a_fragment_card_cuts_a_long_title_to_one_line_and_keeps_it_whole_on_hov
     capture_article(app, site)
     browser_login(page)
 
-    page.goto(live_server.url("/archive/fragments"))
+    page.goto(live_server.url("/manage/fragments"))
 
     titles = page.locator("article.fragment .source .title")
     assert titles.count() > 1

@@ -117,7 +117,7 @@ def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(
     archivist_client, pending, query
 ):
     client, _ = archivist_client
-    response = client.get(f"/archive/fragments?{query}")
+    response = client.get(f"/manage/fragments?{query}")
     assert response.status_code == 400 and response.mimetype == "text/html"
     assert "NUL" in response.get_data(as_text=True)
 
@@ -125,7 +125,7 @@ def test_an_impossible_filter_on_the_review_page_is_a_friendly_400(
 def test_nul_in_an_edit_on_the_review_page_is_a_friendly_400(app, archivist_client, pending):
     client, csrf = archivist_client
     response = client.post(
-        f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": NUL}
+        f"/manage/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": NUL}
     )
     assert response.status_code == 400 and "NUL" in response.get_data(as_text=True)
     assert stored(app)[pending[0]].original_text is None

@@ -204,7 +204,7 @@ def test_only_approved_fragments_are_served_at_random(app, client, pending, arch
 
 def test_review_page_lists_pending_and_loads_only_its_own_script(app, archivist_client, pending):
     client, _ = archivist_client
-    response = client.get("/archive/fragments")
+    response = client.get("/manage/fragments")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     for fragment_id in pending:
@@ -213,12 +213,12 @@ def test_review_page_lists_pending_and_loads_only_its_own_script(app, archivist_
     assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
     assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/review.js" defer>']
     # Every other archivist page still runs no script at all.
-    assert "script-src" not in client.get("/archive/sources").headers["Content-Security-Policy"]
+    assert "script-src" not in client.get("/manage/sources").headers["Content-Security-Policy"]
     assert client.get("/static/review.js").status_code == 200
 
 
 def test_review_page_needs_a_login(client, pending):
-    response = client.get("/archive/fragments")
+    response = client.get("/manage/fragments")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
@@ -229,21 +229,21 @@ def test_fragment_text_is_escaped_on_the_review_page(app, archivist_client, pend
         f"/api/fragments/{pending[0]}", json={"text": evil}, headers={"X-CSRF-Token": csrf}
     )
     assert edited.status_code == 200
-    html = client.get("/archive/fragments").get_data(as_text=True)
+    html = client.get("/manage/fragments").get_data(as_text=True)
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
 
 
 def test_review_forms_approve_reject_and_edit(app, archivist_client, pending):
     client, csrf = archivist_client
-    back = "/archive/fragments?status=pending"
+    back = "/manage/fragments?status=pending"
     approved = client.post(
-        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "next": back}
+        f"/manage/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "next": back}
     )
     assert approved.status_code == 303 and approved.headers["Location"].endswith(back)
-    client.post(f"/archive/fragments/{pending[1]}/reject", data={"csrf_token": csrf})
+    client.post(f"/manage/fragments/{pending[1]}/reject", data={"csrf_token": csrf})
     edited = client.post(
-        f"/archive/fragments/{pending[2]}/edit",
+        f"/manage/fragments/{pending[2]}/edit",
         data={"csrf_token": csrf, "text": "Trimmed by hand."},
     )
     assert edited.status_code == 303
@@ -251,35 +251,35 @@ def test_review_forms_approve_reject_and_edit(app, archivist_client, pending):
     assert now[pending[0]].status == APPROVED and now[pending[1]].status == REJECTED
     assert now[pending[2]].status == PENDING and now[pending[2]].text == "Trimmed by hand."
     assert now[pending[2]].original_text and now[pending[2]].edited_by == "arch"
-    page = client.get("/archive/fragments").get_data(as_text=True)
+    page = client.get("/manage/fragments").get_data(as_text=True)
     assert pending[0] not in page and pending[3] in page
 
 
 def test_review_forms_need_csrf_and_never_redirect_off_site(app, archivist_client, pending):
     client, csrf = archivist_client
-    refused = client.post(f"/archive/fragments/{pending[0]}/approve", data={})
+    refused = client.post(f"/manage/fragments/{pending[0]}/approve", data={})
     assert refused.status_code == 403 and stored(app)[pending[0]].status == PENDING
     offsite = client.post(
-        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "next": "//evil.example/"}
+        f"/manage/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "next": "//evil.example/"}
     )
-    assert offsite.headers["Location"].endswith("/archive/fragments")
+    assert offsite.headers["Location"].endswith("/manage/fragments")
 
 
 def test_review_bulk_form_decides_the_shown_page(app, archivist_client, pending):
     client, csrf = archivist_client
     response = client.post(
-        "/archive/fragments/bulk", data={"csrf_token": csrf, "action": "approve", "ids": pending[:3]}
+        "/manage/fragments/bulk", data={"csrf_token": csrf, "action": "approve", "ids": pending[:3]}
     )
     assert response.status_code == 303
     now = stored(app)
     assert {now[i].status for i in pending[:3]} == {APPROVED}
     assert {now[i].status for i in pending[3:]} == {PENDING}
-    bad = client.post("/archive/fragments/bulk", data={"csrf_token": csrf, "action": "reject", "ids": ["nope"]})
+    bad = client.post("/manage/fragments/bulk", data={"csrf_token": csrf, "action": "reject", "ids": ["nope"]})
     assert bad.status_code == 404 and "no fragment with id nope" in bad.get_data(as_text=True)
 
 
 def test_bad_edit_on_the_page_is_a_friendly_error(app, archivist_client, pending):
     client, csrf = archivist_client
-    response = client.post(f"/archive/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": " "})
+    response = client.post(f"/manage/fragments/{pending[0]}/edit", data={"csrf_token": csrf, "text": " "})
     assert response.status_code == 400 and "text must not be empty" in response.get_data(as_text=True)
     assert stored(app)[pending[0]].original_text is None

@@ -195,16 +195,16 @@ def test_review_page_marks_an_edit_shows_the_original_and_hides_approve_from_its
 ):
     client, _ = archivist_client
     original = stored(app)[edited].original_text
-    html = client.get("/archive/fragments").get_data(as_text=True)
+    html = client.get("/manage/fragments").get_data(as_text=True)
     row = html[html.index(f'id="fragment-{edited}"'):].split("</article>")[0]
     assert "Edited by arch" in row and "another archivist must approve it" in row
     assert original.split()[0] in row and "Save and approve" not in row
-    assert f"/archive/fragments/{edited}/approve" not in row
+    assert f"/manage/fragments/{edited}/approve" not in row
 
 
 def test_review_page_refuses_approving_ones_own_edit(app, archivist_client, edited):
     client, csrf = archivist_client
-    response = client.post(f"/archive/fragments/{edited}/approve", data={"csrf_token": csrf})
+    response = client.post(f"/manage/fragments/{edited}/approve", data={"csrf_token": csrf})
     assert response.status_code == 403
     assert "another archivist must approve your edit" in response.get_data(as_text=True)
     assert stored(app)[edited].status == PENDING
@@ -215,8 +215,8 @@ def test_review_page_save_and_approve_saves_but_leaves_ones_own_edit_pending(
 ):
     client, csrf = archivist_client
     response = client.post(
-        f"/archive/fragments/{pending[0]}/edit",
-        data={"csrf_token": csrf, "text": PLANTED, "then": "approve", "next": "/archive/fragments"},
+        f"/manage/fragments/{pending[0]}/edit",
+        data={"csrf_token": csrf, "text": PLANTED, "then": "approve", "next": "/manage/fragments"},
     )
     html = response.get_data(as_text=True)
     assert response.status_code == 403 and "another archivist must approve your edit" in html
@@ -228,9 +228,9 @@ def test_review_page_save_and_approve_saves_but_leaves_ones_own_edit_pending(
 @SELF_APPROVE
 def test_review_page_save_and_approve_works_with_the_setting(app, archivist_client, pending):
     client, csrf = archivist_client
-    assert "Save and approve" in client.get("/archive/fragments").get_data(as_text=True)
+    assert "Save and approve" in client.get("/manage/fragments").get_data(as_text=True)
     response = client.post(
-        f"/archive/fragments/{pending[0]}/edit",
+        f"/manage/fragments/{pending[0]}/edit",
         data={"csrf_token": csrf, "text": PLANTED, "then": "approve"},
     )
     assert response.status_code == 303
@@ -242,7 +242,7 @@ def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(
 ):
     client, csrf = archivist_client
     response = client.post(
-        "/archive/fragments/bulk",
+        "/manage/fragments/bulk",
         data={"csrf_token": csrf, "action": "approve", "ids": pending[:3]},
         follow_redirects=True,
     )
@@ -254,7 +254,7 @@ def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(
 
 def shown_versions(html: str) -> dict[str, str]:
     """Fragment id → the text version the page's approve form for it carries."""
-    forms = re.findall(r'/archive/fragments/(\w+)/approve">.*?name="seen" value="(\w+)"', html, re.S)
+    forms = re.findall(r'/manage/fragments/(\w+)/approve">.*?name="seen" value="(\w+)"', html, re.S)
     return dict(forms)
 
 
@@ -270,16 +270,16 @@ def test_a_page_left_open_does_not_approve_a_text_changed_since(
 ):
     edit(client, editor, pending[0], "A harmless typo fix.")
     browser, csrf = second_page
-    seen = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))[pending[0]]
+    seen = shown_versions(browser.get("/manage/fragments").get_data(as_text=True))[pending[0]]
     edit(client, editor, pending[0])  # the planted text, after 'second' loaded the page
     stale = browser.post(
-        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": seen}
+        f"/manage/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": seen}
     )
     assert stale.status_code == 409 and "changed since you saw it" in stale.get_data(as_text=True)
     assert stored(app)[pending[0]].status == PENDING
-    fresh = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))[pending[0]]
+    fresh = shown_versions(browser.get("/manage/fragments").get_data(as_text=True))[pending[0]]
     approved = browser.post(
-        f"/archive/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": fresh}
+        f"/manage/fragments/{pending[0]}/approve", data={"csrf_token": csrf, "seen": fresh}
     )
     assert approved.status_code == 303 and stored(app)[pending[0]].text == PLANTED
     assert stored(app)[pending[0]].status == APPROVED
@@ -289,11 +289,11 @@ def test_the_bulk_form_of_a_page_left_open_decides_nothing_once_a_text_changed(
     app, client, second_page, pending, editor
 ):
     browser, csrf = second_page
-    versions = shown_versions(browser.get("/archive/fragments").get_data(as_text=True))
+    versions = shown_versions(browser.get("/manage/fragments").get_data(as_text=True))
     assert list(versions) == pending
     edit(client, editor, pending[2])
     response = browser.post(
-        "/archive/fragments/bulk",
+        "/manage/fragments/bulk",
         data={"csrf_token": csrf, "action": "approve", "ids": pending, "seen": list(versions.values())},
     )
     assert response.status_code == 409 and pending[2] in response.get_data(as_text=True)
@@ -305,9 +305,9 @@ def test_a_corrected_save_after_a_refused_edit_lands_back_on_the_listing(
     app, archivist_client, pending
 ):
     client, csrf = archivist_client
-    listing = "/archive/fragments?status=pending&collection=vietnam"
+    listing = "/manage/fragments?status=pending&collection=vietnam"
     refused = client.post(
-        f"/archive/fragments/{pending[0]}/edit",
+        f"/manage/fragments/{pending[0]}/edit",
         data={"csrf_token": csrf, "text": " ", "next": listing},
     )
     html = refused.get_data(as_text=True)
@@ -315,12 +315,12 @@ def test_a_corrected_save_after_a_refused_edit_lands_back_on_the_listing(
     nexts = set(re.findall(r'name="next" value="([^"]*)"', html))
     assert nexts == {listing.replace("&", "&amp;")}
     corrected = client.post(
-        f"/archive/fragments/{pending[0]}/edit",
+        f"/manage/fragments/{pending[0]}/edit",
         data={"csrf_token": csrf, "text": "Corrected.", "then": "approve", "next": listing},
         follow_redirects=True,
     )
     assert corrected.status_code == 200  # the listing, not a 405 from the edit address
-    assert corrected.request.path == "/archive/fragments" and f'id="fragment-{pending[1]}"' in (
+    assert corrected.request.path == "/manage/fragments" and f'id="fragment-{pending[1]}"' in (
         corrected.get_data(as_text=True)
     )
     assert stored(app)[pending[0]].text == "Corrected."

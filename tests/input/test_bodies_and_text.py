@@ -115,8 +115,8 @@ def test_unstorable_text_in_json_is_a_400_that_writes_nothing(
         "/api/jobs?state=%00",
         "/api/fragments?q=%00",
         "/api/fragments/%00",
-        "/archive/fragments?tag=%00",
-        "/archive/jobs?state=%00",
+        "/manage/fragments?tag=%00",
+        "/manage/jobs?state=%00",
         "/captures/1/%00",
     ],
 )
@@ -140,7 +140,7 @@ def test_nul_in_a_login_form_is_a_400_page(client):
 def test_nul_in_an_archive_form_is_a_400_that_writes_nothing(app, client, admin):
     form = {"url": "https://x.example/", "collection": "a\x00b"}
     form["csrf_token"] = admin["X-CSRF-Token"]
-    response = client.post("/archive/sources", data=form)
+    response = client.post("/manage/sources", data=form)
     assert response.status_code == 400 and response.mimetype == "text/html"
     assert count(app, Source) == 0
 

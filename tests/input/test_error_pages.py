@@ -35,7 +35,7 @@ def assert_friendly_page(response, status: int) -> str:
         ("GET", "/captures/5/", 404),  # public: readers follow links here
         ("GET", "/captures/5/offline.html", 404),
         ("GET", "/logout", 405),
-        ("DELETE", "/archive/sources", 405),
+        ("DELETE", "/manage/sources", 405),
         ("GET", "/captures/" + "9" * 40 + "/", 404),
     ],
 )
@@ -117,9 +117,9 @@ def test_a_body_over_the_limit_is_a_413_page(app, client):
 # --- Redirect targets: ``next`` on the login and review forms. ---
 
 HOSTILE_NEXT = [
-    "/archive/jobs\r\nSet-Cookie: evil=1",
-    "/archive/jobs\nX-Injected: 1",
-    "/archive/jobs\r",
+    "/manage/jobs\r\nSet-Cookie: evil=1",
+    "/manage/jobs\nX-Injected: 1",
+    "/manage/jobs\r",
     "/a\x00b",
     "/a\x7fb",
     "/a\x85b",  # NEL, a C1 control
@@ -139,10 +139,10 @@ def test_safe_next_refuses_control_characters_and_other_sites(target):
 
 
 def test_safe_next_keeps_local_paths_and_percent_encodes_non_ascii():
-    local = "/archive/jobs?state=failed&page=2"
+    local = "/manage/jobs?state=failed&page=2"
     assert safe_next(local, "/home") == local
-    encoded = "/archive/fragments?q=vi%E1%BB%87t"
-    assert safe_next("/archive/fragments?q=vi\u1ec7t", "/home") == encoded
+    encoded = "/manage/fragments?q=vi%E1%BB%87t"
+    assert safe_next("/manage/fragments?q=vi\u1ec7t", "/home") == encoded
 
 
 # NUL and lone surrogates cannot reach the login form (a 400 first; see test_bodies_and_text).
@@ -157,27 +157,27 @@ def test_login_with_a_hostile_next_lands_on_the_default_page(app, client, target
               "next": target},
     )
     assert response.status_code == 303
-    assert response.headers["Location"] == "/archive/sources"
+    assert response.headers["Location"] == "/manage/sources"
     assert "evil" not in str(response.headers) and "X-Injected" not in response.headers
 
 
 @pytest.mark.parametrize(
-    "target", ["/x\r\nX-Injected: 1", "//[evil", "/archive/fragments?q=\u1ec7"]
+    "target", ["/x\r\nX-Injected: 1", "//[evil", "/manage/fragments?q=\u1ec7"]
 )
 def test_review_forms_with_a_hostile_next_redirect_safely(app, client, admin, capture, target):
     capture(0)
     with app.extensions["samizdat"].Session() as session:
         fragment_id = session.scalars(select(Fragment.id)).first()
     for path, form in (
-        (f"/archive/fragments/{fragment_id}/approve", {}),
-        (f"/archive/fragments/{fragment_id}/edit", {"text": "An edited passage."}),
-        ("/archive/fragments/bulk", {"action": "reject", "ids": fragment_id}),
+        (f"/manage/fragments/{fragment_id}/approve", {}),
+        (f"/manage/fragments/{fragment_id}/edit", {"text": "An edited passage."}),
+        ("/manage/fragments/bulk", {"action": "reject", "ids": fragment_id}),
     ):
         form.update(csrf_token=admin["X-CSRF-Token"], next=target)
         response = client.post(path, data=form)
         assert response.status_code == 303, path
         assert "X-Injected" not in response.headers
-        safe = ("/archive/fragments", "/archive/fragments?q=%E1%BB%87")
+        safe = ("/manage/fragments", "/manage/fragments?q=%E1%BB%87")
         assert response.headers["Location"] in safe
 
 

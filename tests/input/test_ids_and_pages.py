@@ -13,7 +13,7 @@ from tests.input.conftest import fill_rule, routes
 # Past a PostgreSQL INTEGER, past a BIGINT, far past both, and past what int() will even read.
 IDS_PAST_THE_DATABASE = [str(2**31), str(2**63), str(10**30), "9" * 5000]
 API_LISTINGS = ["/api/sources", "/api/jobs", "/api/fragments"]
-PAGE_LISTINGS = ["/archive/sources", "/archive/jobs", "/archive/fragments"]
+PAGE_LISTINGS = ["/manage/sources", "/manage/jobs", "/manage/fragments", "/archive"]
 
 
 def int_routes(app) -> list[tuple[str, str]]:

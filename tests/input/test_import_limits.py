@@ -25,7 +25,7 @@ def api_import(client, admin, data: bytes, filename: str = "vn.csv", **fields):
 
 def page_import(client, admin, data: bytes, filename: str = "vn.csv", **fields):
     form = {"file": (io.BytesIO(data), filename), "csrf_token": admin["X-CSRF-Token"], **fields}
-    return client.post("/archive/sources/import", data=form, content_type="multipart/form-data")
+    return client.post("/manage/sources/import", data=form, content_type="multipart/form-data")
 
 
 @pytest.mark.parametrize("do_import", [api_import, page_import], ids=["api", "page"])

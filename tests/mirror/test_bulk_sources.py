@@ -284,12 +284,12 @@ def ana(app, client, login) -> str:
 
 def test_page_pauses_ticked_rows_and_returns_to_the_same_listing(app, client, ana):
     a, b, _ = three_sources(app)
-    listing = "/archive/sources?country=VN"
+    listing = "/manage/sources?country=VN"
     html = client.get(listing).get_data(as_text=True)
     assert f'name="ids" value="{a}" form="bulk-ticked"' in html
 
     response = client.post(
-        "/archive/sources/bulk",
+        "/manage/sources/bulk",
         data={"csrf_token": ana, "action": "pause", "ids": [a, b], "next": listing},
     )
     assert response.status_code == 303 and response.headers["Location"] == listing
@@ -300,12 +300,12 @@ def test_page_pauses_ticked_rows_and_returns_to_the_same_listing(app, client, an
 def test_page_deletes_every_matching_source_only_after_a_confirmation_page(app, client, ana):
     store(app, ("https://x.example.org/<b>bold</b>", "VN", "vietnam"))
     a, b, c = three_sources(app)[0:3]
-    listing = "/archive/sources?collection=vietnam"
+    listing = "/manage/sources?collection=vietnam"
     html = client.get(listing).get_data(as_text=True)
     assert 'name="collection" value="vietnam"' in html and "All 3 matching" in html
 
     asked = client.post(
-        "/archive/sources/bulk",
+        "/manage/sources/bulk",
         data={"csrf_token": ana, "action": "delete", "collection": "vietnam", "next": listing},
     )
     page = asked.get_data(as_text=True)
@@ -317,7 +317,7 @@ def test_page_deletes_every_matching_source_only_after_a_confirmation_page(app, 
     assert ids == ["1", str(a), str(b)] and 'name="confirm" value="yes"' in page
 
     done = client.post(
-        "/archive/sources/bulk",
+        "/manage/sources/bulk",
         data={"csrf_token": ana, "action": "delete", "ids": ids, "confirm": "yes", "next": listing},
     )
     assert done.status_code == 303 and done.headers["Location"] == listing
@@ -336,14 +336,14 @@ def test_page_deletes_every_matching_source_only_after_a_confirmation_page(app, 
 )
 def test_page_bulk_mistakes_show_one_error(app, client, ana, data, message):
     three_sources(app)
-    response = client.post("/archive/sources/bulk", data={"csrf_token": ana, **data})
+    response = client.post("/manage/sources/bulk", data={"csrf_token": ana, **data})
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert set(states(app).values()) == {"active"}
 
 
 def test_page_bulk_needs_csrf(app, client, ana):
     three_sources(app)
-    response = client.post("/archive/sources/bulk", data={"action": "pause", "ids": ["1"]})
+    response = client.post("/manage/sources/bulk", data={"action": "pause", "ids": ["1"]})
     assert response.status_code == 403
     assert set(states(app).values()) == {"active"}
 
@@ -351,7 +351,7 @@ def test_page_bulk_needs_csrf(app, client, ana):
 def test_page_import_can_add_paused(app, client, ana):
     data = {"file": (io.BytesIO(VN_LIST), "vn.csv"), "paused": "1", "csrf_token": ana}
     response = client.post(
-        "/archive/sources/import", data=data, content_type="multipart/form-data"
+        "/manage/sources/import", data=data, content_type="multipart/form-data"
     )
     assert response.status_code == 200
     assert "12 added (paused)" in response.get_data(as_text=True)

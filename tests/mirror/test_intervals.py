@@ -97,13 +97,13 @@ def ana(app, client, login) -> str:
 
 @pytest.mark.parametrize("every", ["3000000d", "99999999999999999999d", "0m", "1" * 5000])
 def test_the_three_forms_refuse_bad_intervals_with_a_page(app, client, ana, every):
-    added = client.post("/archive/sources", data={"url": "https://example.org/a", "every": every, "csrf_token": ana})
+    added = client.post("/manage/sources", data={"url": "https://example.org/a", "every": every, "csrf_token": ana})
     assert added.status_code == 400 and "<html" in added.get_data(as_text=True).lower()
-    assert client.post("/archive/sources", data={"url": "https://example.org/a", "csrf_token": ana}).status_code == 303
-    edited = client.post("/archive/sources/1/edit", data={"every": every, "csrf_token": ana})
+    assert client.post("/manage/sources", data={"url": "https://example.org/a", "csrf_token": ana}).status_code == 303
+    edited = client.post("/manage/sources/1/edit", data={"every": every, "csrf_token": ana})
     assert edited.status_code == 400 and "<html" in edited.get_data(as_text=True).lower()
     imported = client.post(
-        "/archive/sources/import",
+        "/manage/sources/import",
         data={"file": (io.BytesIO(b"https://example.org/b\n"), "list.txt"), "every": every, "csrf_token": ana},
         content_type="multipart/form-data",
     )

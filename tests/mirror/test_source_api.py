@@ -210,16 +210,16 @@ def form_csrf(html: str) -> str:
 
 
 def test_sources_page_sends_visitors_to_login(client):
-    response = client.get("/archive/sources")
+    response = client.get("/manage/sources")
     assert response.status_code == 302
-    assert response.headers["Location"].startswith("/login?next=/archive/sources")
-    assert client.post("/archive/sources", data={"url": "https://example.org"}).status_code == 302
+    assert response.headers["Location"].startswith("/login?next=/manage/sources")
+    assert client.post("/manage/sources", data={"url": "https://example.org"}).status_code == 302
 
 
 def test_sources_page_adds_edits_pauses_and_deletes(app, client, login):
     create_account(app, "ana")
     login(client, "ana")
-    page = client.get("/archive/sources")
+    page = client.get("/manage/sources")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "default-src 'none'" in page.headers["Content-Security-Policy"]
@@ -227,28 +227,28 @@ def test_sources_page_adds_edits_pauses_and_deletes(app, client, login):
     csrf = form_csrf(html)
 
     added = client.post(
-        "/archive/sources",
+        "/manage/sources",
         data={"url": "https://example.org/a", "country": "vn", "every": "2h", "csrf_token": csrf},
     )
     assert added.status_code == 303
-    html = client.get("/archive/sources").get_data(as_text=True)
+    html = client.get("/manage/sources").get_data(as_text=True)
     assert "https://example.org/a" in html and 'value="2h"' in html and "Added" in html
 
     edited = client.post(
-        "/archive/sources/1/edit",
+        "/manage/sources/1/edit",
         data={"country": "by", "collection": "c", "every": "1d", "csrf_token": csrf},
     )
     assert edited.status_code == 303
-    assert client.post("/archive/sources/1/pause", data={"csrf_token": csrf}).status_code == 303
+    assert client.post("/manage/sources/1/pause", data={"csrf_token": csrf}).status_code == 303
     source = client.get("/api/sources").get_json()["items"][0]
     assert (source["country"], source["interval_minutes"], source["active"]) == ("BY", 1440, False)
-    assert client.post("/archive/sources/1/resume", data={"csrf_token": csrf}).status_code == 303
+    assert client.post("/manage/sources/1/resume", data={"csrf_token": csrf}).status_code == 303
     assert client.get("/api/sources").get_json()["items"][0]["active"] is True
 
-    asked = client.post("/archive/sources/1/delete", data={"csrf_token": csrf})
+    asked = client.post("/manage/sources/1/delete", data={"csrf_token": csrf})
     assert asked.status_code == 200 and "Delete 1 source?" in asked.get_data(as_text=True)
     assert client.get("/api/sources").get_json()["total"] == 1
-    deleted = client.post("/archive/sources/1/delete", data={"csrf_token": csrf, "confirm": "yes"})
+    deleted = client.post("/manage/sources/1/delete", data={"csrf_token": csrf, "confirm": "yes"})
     assert deleted.status_code == 303
     assert client.get("/api/sources").get_json()["total"] == 0
     with app.extensions["samizdat"].Session() as session:
@@ -259,7 +259,7 @@ def test_sources_page_shows_errors_and_keeps_what_was_typed(app, client, login):
     create_account(app, "ana")
     csrf = login(client, "ana")
     response = client.post(
-        "/archive/sources",
+        "/manage/sources",
         data={"url": "ftp://example.org/x", "collection": "keep me", "csrf_token": csrf},
     )
     assert response.status_code == 400
@@ -270,6 +270,6 @@ def test_sources_page_shows_errors_and_keeps_what_was_typed(app, client, login):
 def test_sources_page_forms_need_csrf(app, client, login):
     create_account(app, "ana")
     login(client, "ana")
-    response = client.post("/archive/sources", data={"url": "https://example.org/a"})
+    response = client.post("/manage/sources", data={"url": "https://example.org/a"})
     assert response.status_code == 403
     assert client.get("/api/sources").get_json()["total"] == 0

@@ -45,20 +45,20 @@ def rows(html: str) -> list[str]:
 
 
 def test_capture_now_on_a_later_page_returns_to_that_page(app, client, ana, monkeypatch):
-    monkeypatch.setattr("mirror.archive.PAGE_SIZE", 2)
+    monkeypatch.setattr("mirror.manage.PAGE_SIZE", 2)
     ids = store(app, 9)
-    here = "/archive/sources?page=5"
+    here = "/manage/sources?page=5"
     html = client.get(here).get_data(as_text=True)
     assert rows(html) == ["https://site.example/8"]
     assert f'name="next" value="{here}"' in html
 
     for action in ("mirror", "pause", "resume"):
         response = client.post(
-            f"/archive/sources/{ids[-1]}/{action}", data={"csrf_token": ana, "next": here}
+            f"/manage/sources/{ids[-1]}/{action}", data={"csrf_token": ana, "next": here}
         )
         assert response.status_code == 303 and response.headers["Location"] == here
     edited = client.post(
-        f"/archive/sources/{ids[-1]}/edit",
+        f"/manage/sources/{ids[-1]}/edit",
         data={"csrf_token": ana, "next": here, "every": "2h", "country": "", "collection": ""},
     )
     assert edited.headers["Location"] == here
@@ -70,9 +70,9 @@ def test_capture_now_on_a_later_page_returns_to_that_page(app, client, ana, monk
 def test_the_way_back_never_leaves_the_site(app, client, ana, target):
     (sid,) = store(app, 1)
     response = client.post(
-        f"/archive/sources/{sid}/pause", data={"csrf_token": ana, "next": target}
+        f"/manage/sources/{sid}/pause", data={"csrf_token": ana, "next": target}
     )
-    assert response.status_code == 303 and response.headers["Location"] == "/archive/sources"
+    assert response.status_code == 303 and response.headers["Location"] == "/manage/sources"
 
 
 def test_sources_are_found_by_url_text_country_collection_and_state(app, client, ana):
@@ -86,7 +86,7 @@ def test_sources_are_found_by_url_text_country_collection_and_state(app, client,
         session.commit()
 
     def listed(query: str) -> list[str]:
-        response = client.get(f"/archive/sources?{query}")
+        response = client.get(f"/manage/sources?{query}")
         assert response.status_code == 200
         return rows(response.get_data(as_text=True))
 
@@ -97,22 +97,22 @@ def test_sources_are_found_by_url_text_country_collection_and_state(app, client,
     assert listed("collection=vietnam&q=/0") == ["https://site.example/0"]
     assert listed("state=paused") == ["https://other.example/50%_off"]
     assert listed("state=active&country=BY") == []
-    html = client.get("/archive/sources?country=by").get_data(as_text=True)
+    html = client.get("/manage/sources?country=by").get_data(as_text=True)
     assert 'name="country" value="by"' in html and "1 source matching" in html
 
 
 def test_pages_of_a_filtered_list_keep_the_filter(app, client, ana, monkeypatch):
-    monkeypatch.setattr("mirror.archive.PAGE_SIZE", 2)
+    monkeypatch.setattr("mirror.manage.PAGE_SIZE", 2)
     store(app, 5, country="VN")
-    html = client.get("/archive/sources?country=VN&page=2").get_data(as_text=True)
-    assert 'href="/archive/sources?page=3&amp;country=VN"' in html
-    assert 'href="/archive/sources?page=1&amp;country=VN"' in html
+    html = client.get("/manage/sources?country=VN&page=2").get_data(as_text=True)
+    assert 'href="/manage/sources?page=3&amp;country=VN"' in html
+    assert 'href="/manage/sources?page=1&amp;country=VN"' in html
 
 
 @pytest.mark.parametrize("query", ["country=Vietnam", "state=asleep", "q=" + "x" * 201])
 def test_a_garbled_filter_is_400_with_the_reason(app, client, ana, query):
     store(app, 1)
-    response = client.get(f"/archive/sources?{query}")
+    response = client.get(f"/manage/sources?{query}")
     assert response.status_code == 400
     assert 'class="notice error"' in response.get_data(as_text=True)
 
@@ -138,11 +138,11 @@ def test_sources_jobs_and_fragments_link_to_their_capture(app, client, ana, site
     assert jobs == [("succeeded", 1), ("unchanged", 2)]
     link = '<a href="/captures/1/">capture 1</a>'
 
-    assert link in client.get("/archive/sources").get_data(as_text=True)
-    jobs_page = client.get("/archive/jobs").get_data(as_text=True)
+    assert link in client.get("/manage/sources").get_data(as_text=True)
+    jobs_page = client.get("/manage/jobs").get_data(as_text=True)
     # The unchanged check links to the stored copy it matched; the reader has nothing under 2.
     assert jobs_page.count(link) == 2 and "/captures/2/" not in jobs_page
-    fragments_page = client.get("/archive/fragments").get_data(as_text=True)
+    fragments_page = client.get("/manage/fragments").get_data(as_text=True)
     assert link in fragments_page
     assert client.get("/captures/1/").status_code == 200  # the reader view
     assert client.get("/captures/2/").headers["Location"].endswith("/captures/1/")

@@ -26,7 +26,7 @@ def copy_of_session(app, client):
 def assert_logged_out(client) -> None:
     """The API answers 401 and archivist pages send the visitor to the login page."""
     assert client.get("/api/tokens").status_code == 401
-    page = client.get("/archive/sources")
+    page = client.get("/manage/sources")
     assert page.status_code == 302 and page.headers["Location"].startswith("/login")
 
 

@@ -31,7 +31,7 @@ from mirror.sources import (
 from samizdat.errors import SamizdatError
 from samizdat.web import db_session, page_number, runtime
 
-bp = Blueprint("archive", __name__, template_folder="templates")
+bp = Blueprint("manage", __name__, template_folder="templates")
 
 PAGE_SIZE = 100
 
@@ -57,13 +57,13 @@ def _list_filter() -> tuple[SourceFilter, dict[str, str], str | None]:
 def _here() -> str:
     """Where this page's forms send the archivist back to: the listing they are looking at."""
     if request.method == "POST":
-        return safe_next(request.form.get("next"), url_for("archive.sources_page"))
+        return safe_next(request.form.get("next"), url_for("manage.sources_page"))
     return request.full_path.rstrip("?")
 
 
 def _back():
     """Back to the listing a form was posted from (its page and filter), never off this site."""
-    return redirect(safe_next(request.form.get("next"), url_for("archive.sources_page")), 303)
+    return redirect(safe_next(request.form.get("next"), url_for("manage.sources_page")), 303)
 
 
 def replayable_captures(session, capture_ids: list[int]) -> dict[int, int]:
@@ -106,7 +106,7 @@ def _render_sources(error: str | None = None, form: dict | None = None, status: 
         ).all()
     )
     body = render_template(
-        "archive/sources.html",
+        "manage/sources.html",
         sources=sources,
         last_capture=last_capture,
         latest_copy=latest_copy,
@@ -136,21 +136,21 @@ def _interval_text(minutes: int) -> str:
 bp.add_app_template_filter(_interval_text, "interval")
 
 
-@bp.get("/archive/")
+@bp.get("/manage/")
 @archivist_page
 def index():
     """The archivist's start page is the list of sources."""
-    return redirect(url_for("archive.sources_page"))
+    return redirect(url_for("manage.sources_page"))
 
 
-@bp.get("/archive/sources")
+@bp.get("/manage/sources")
 @archivist_page
 def sources_page():
     """Every live source, with the add form and per-source actions."""
     return _render_sources()
 
 
-@bp.post("/archive/sources")
+@bp.post("/manage/sources")
 @archivist_page
 def add_source_form():
     """Add a source from the form; errors come back on the same page with the values kept."""
@@ -192,7 +192,7 @@ def _change(source_id: int, message: str, **changes):
     return _back()
 
 
-@bp.post("/archive/sources/<int:source_id>/edit")
+@bp.post("/manage/sources/<int:source_id>/edit")
 @archivist_page
 def edit_source_form(source_id: int):
     """Change country, collection and interval from the row's form."""
@@ -210,21 +210,21 @@ def edit_source_form(source_id: int):
     )
 
 
-@bp.post("/archive/sources/<int:source_id>/pause")
+@bp.post("/manage/sources/<int:source_id>/pause")
 @archivist_page
 def pause_source_form(source_id: int):
     """Stop capturing a source for now."""
     return _change(source_id, "Paused {url}.", active=False)
 
 
-@bp.post("/archive/sources/<int:source_id>/resume")
+@bp.post("/manage/sources/<int:source_id>/resume")
 @archivist_page
 def resume_source_form(source_id: int):
     """Capture a paused source again."""
     return _change(source_id, "Resumed {url}.", active=True)
 
 
-@bp.post("/archive/sources/<int:source_id>/delete")
+@bp.post("/manage/sources/<int:source_id>/delete")
 @archivist_page
 def delete_source_form(source_id: int):
     """Delete a source after a confirmation page; its captures stay, and adding the URL again
@@ -247,7 +247,7 @@ def _bulk(action: str, flt: SourceFilter):
         shown = select(Source.url).where(Source.id.in_(needed.matched)).order_by(Source.id)
         urls = list(session.scalars(shown.limit(20)))
         body = render_template(
-            "archive/confirm.html", action=action, matched=needed.matched, urls=urls, here=_here()
+            "manage/confirm.html", action=action, matched=needed.matched, urls=urls, here=_here()
         )
         return secure_page(body)
     except SamizdatError as exc:
@@ -260,7 +260,7 @@ def _bulk(action: str, flt: SourceFilter):
     return _back()
 
 
-@bp.post("/archive/sources/bulk")
+@bp.post("/manage/sources/bulk")
 @archivist_page
 def bulk_form():
     """Pause, resume or delete the ticked sources, or every source matching the list's filter."""
@@ -274,7 +274,7 @@ def bulk_form():
     return _bulk(request.form.get("action", ""), flt)
 
 
-@bp.post("/archive/sources/<int:source_id>/mirror")
+@bp.post("/manage/sources/<int:source_id>/mirror")
 @archivist_page
 def capture_now_form(source_id: int):
     """Queue a capture of one source; the scheduler process runs it (an active job is reused)."""
@@ -296,7 +296,7 @@ def _render_import(
 ):
     """The import page: the upload form, then either the summary of an import or its error."""
     body = render_template(
-        "archive/import.html",
+        "manage/import.html",
         summary=summary,
         error=error,
         form=form or {},
@@ -307,14 +307,14 @@ def _render_import(
     return secure_page(body, status)
 
 
-@bp.get("/archive/sources/import")
+@bp.get("/manage/sources/import")
 @archivist_page
 def import_page():
     """The form to import a Citizen Lab test-list CSV or a list of URLs."""
     return _render_import()
 
 
-@bp.post("/archive/sources/import")
+@bp.post("/manage/sources/import")
 @archivist_page
 def import_form():
     """Import the uploaded list in one transaction and show what was added, known and invalid."""
@@ -345,7 +345,7 @@ def import_form():
 # --- Capture jobs ---
 
 
-@bp.get("/archive/jobs")
+@bp.get("/manage/jobs")
 @archivist_page
 def jobs_page():
     """Capture jobs, newest first, optionally only those in one state."""
@@ -364,7 +364,7 @@ def jobs_page():
         query.order_by(Job.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
     ).all()
     body = render_template(
-        "archive/jobs.html",
+        "manage/jobs.html",
         # job_as_dict owns the duration; the template takes the rest from the job itself.
         jobs=[(job, url, job_as_dict(job)["seconds"]) for job, url in rows],
         copies=replayable_captures(session, [job.capture_id for job, _ in rows if job.capture_id]),

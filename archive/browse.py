@@ -1,0 +1,154 @@
+"""The reader's front page (``/``) and the listing of every mirrored page (``/archive``).
+
+Public pages: no account, no cookie (nothing here touches the session), no script, nothing
+loaded from elsewhere. Every figure comes from GROUP BY / COUNT queries (archive/listing.py,
+archive/overview.py); only the rows shown leave the database.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from accounts.auth import secure_page
+from archive.charts import ChartRow, bar_chart, day_chart
+from archive.listing import (
+    DEFAULT_PER_PAGE,
+    FACETS,
+    MAX_PER_PAGE,
+    SORTS,
+    ListingError,
+    ListingPage,
+    ListingQuery,
+    facet_counts,
+    list_pages,
+    listing_query,
+)
+from archive.overview import DAYS_SHOWN, overview
+from samizdat.web import db_session, page_number, page_size
+
+bp = Blueprint(
+    "browse",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/archive/static",
+)
+
+# Reader pages are the same for everyone (no account, no language cookie), so a shared cache may
+# keep them briefly: a busy front page then costs its queries once a minute, not once a view.
+READER_CACHE = "public, max-age=60"
+
+
+def reader_page(body: str, status: int = 200) -> Response:
+    """A reader page: the strict CSP of every page here (no script, nothing from elsewhere)."""
+    response = secure_page(body, status)
+    if status == 200:
+        response.headers["Cache-Control"] = READER_CACHE
+    return response
+
+
+def timeline_path(source_id: int) -> str:
+    """Where a page's timeline of captures lives (``/archive/<source_id>``)."""
+    return f"/archive/{source_id}"
+
+
+def capture_path(capture_id: int) -> str:
+    """Where a reader reads one capture (``/captures/<capture_id>/``)."""
+    return f"/captures/{capture_id}/"
+
+
+bp.add_app_template_global(timeline_path)
+bp.add_app_template_global(capture_path)
+
+
+@bp.get("/")
+def front_page():
+    """What Samizdat is, a search box, the latest captured pages and the archive at a glance."""
+    figures = overview(db_session())
+    charts = {
+        "country": bar_chart(
+            "chart-country",
+            "Pages mirrored per country",
+            "Number of mirrored pages for each country, most first.",
+            [
+                ChartRow(f.label, f.count, url_for("browse.listing", country=f.value))
+                for f in figures.by_country
+            ],
+            "pages",
+        ),
+        "category": bar_chart(
+            "chart-category",
+            "Pages mirrored per category",
+            "Number of mirrored pages in each Citizen Lab category, most first.",
+            [
+                ChartRow(f.label, f.count, url_for("browse.listing", category=f.value))
+                for f in figures.by_category
+            ],
+            "pages",
+        ),
+        "days": day_chart(
+            "chart-days",
+            f"Captures per day, last {DAYS_SHOWN} days",
+            f"Successful captures each day over the last {DAYS_SHOWN} days (UTC), oldest first.",
+            figures.captures_per_day,
+            "captures",
+        ),
+        "changes": day_chart(
+            "chart-changes",
+            "Pages that changed, last 7 days",
+            "Captures that found a new version of a page, each day of the last 7 days (UTC).",
+            figures.changes_per_day,
+            "changes",
+        ),
+    }
+    return reader_page(render_template("archive/front.html", figures=figures, charts=charts))
+
+
+def _listing_query() -> ListingQuery:
+    """The listing's query from the query string; a 400 page with the reason when it is bad."""
+    args = request.args
+    try:
+        return listing_query(
+            q=args.get("q"),
+            country=args.get("country"),
+            collection=args.get("collection"),
+            category=args.get("category"),
+            sort=args.get("sort"),
+            page=page_number(),
+            per_page=page_size(DEFAULT_PER_PAGE, MAX_PER_PAGE),
+        )
+    except ListingError as exc:
+        abort(400, str(exc))
+
+
+def _search_results(query: ListingQuery) -> ListingPage:
+    """The listing for a search (``?q=``), combined with the filters.
+
+    Interim: titles and URLs containing the text (see archive/listing.py). This is the one place
+    where the ranked full-text search (archive/search.py) plugs in.
+    """
+    return list_pages(db_session(), query)
+
+
+@bp.get("/archive")
+def listing():
+    """Every mirrored page, filtered by country, collection and category, sorted and paged."""
+    query = _listing_query()
+    session = db_session()
+    results = _search_results(query) if query.q else list_pages(session, query)
+    facets = {name: facet_counts(session, query, name) for name in FACETS}
+    body = render_template(
+        "archive/listing.html",
+        query=query,
+        results=results,
+        facets=facets,
+        sorts=SORTS,
+    )
+    return reader_page(body)
+
+
+@bp.get("/archive/")
+def listing_with_slash():
+    """``/archive/`` (the archivists' old start page, and a common typing) → the listing."""
+    # url_for percent-encodes the arguments again, so nothing sent reaches the header raw.
+    return redirect(url_for("browse.listing", **request.args.to_dict(flat=False)), 301)
