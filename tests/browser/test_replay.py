@@ -181,7 +181,7 @@ def test_a_hostile_page_replayed_for_an_archivist_runs_nothing_and_reaches_nothi
         url.startswith(live_server.url(f"/captures/{capture_id}/files/")) for url in from_frame
     ), from_frame
     from_page = {url for f, url in requests if f == page.main_frame}
-    assert from_page == {replay_url, live_server.url("/static/archive.css")}
+    assert from_page == {replay_url, live_server.url("/archive/static/reader.css")}
     # The framed document has an opaque origin: the session is out of its reach, even for code
     # that did run there (the test's own, through the DevTools protocol).
     assert frame.evaluate("() => self.origin") == "null"
