@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.archive import bp as archive_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
+    from archive.static import bp as static_copy_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(archive_bp)
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(embed_builder_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(static_copy_bp)
 
     from accounts.ratelimit import limit_login
 
@@ -110,10 +112,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    from archive.tasks import periodic_tasks as archive_tasks
     from embed.tasks import periodic_tasks as embed_tasks
 
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
-    app.extensions[TASKS_KEY] = [*embed_tasks(settings)]
+    app.extensions[TASKS_KEY] = [*embed_tasks(settings), *archive_tasks(settings, app)]
 
     from samizdat.cli import register_cli
 

@@ -1,0 +1,1 @@
+"""The reader archive: the public face readers browse, search, verify and take away."""
