@@ -18,6 +18,7 @@ import posixpath
 import re
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -319,13 +320,13 @@ def _render_all(app: Flask, session: Session, settings: Settings, links: LinkMap
             links.files[url] = _file_export_path(url, f.download)
             files.append((f, links.files[url]))
     rendered: list[_Rendered] = []
-    queue = list(dict.fromkeys([*page_paths(session), *extra_paths]))
+    queue = deque(dict.fromkeys([*page_paths(session), *extra_paths]))
     seen = set(queue)
     listed = set(queue)
     client = app.test_client()
     client.environ_base[EXPORT_ENVIRON] = copy_urls
     while queue:
-        url = queue.pop(0)
+        url = queue.popleft()
         response = client.get(url)
         status = response.status_code
         if status == 404 and url in listed and any(p.fullmatch(url) for p in missing):

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from flask import Blueprint, Flask, render_template_string, request, url_for
+from flask import Flask, url_for
 
 from archive.static import (
     EXPORT_LINK,
@@ -27,76 +27,13 @@ from archive.static import (
 from archive.tasks import StaticExportDebouncer
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import capture_source
+from mirror.storage.sites import S3Site, SiteFile, SiteReport
 from mirror.sources import add_source
 from samizdat.app import create_app
 from tests.conftest import make_settings
 from tests.services import free_port
+from tests.archive.reader_pages import add_stand_in_reader_pages
 from tests.sites import seed_names
-
-PAGE = """{% extends "archive/base.html" %}{% block title %}{{ title }}{% endblock %}
-{% block main %}<h1>{{ title }}</h1>{{ body|safe }}{% endblock %}"""
-
-
-def add_stand_in_reader_pages(app: Flask) -> None:
-    """Stand-ins for the reader pages other branches build (only where the app has none yet).
-
-    They link the way real pages do (url_for, root-relative paths, query strings, the
-    archivist's pages, external URLs), which is what the exporter must rewrite.
-    """
-    have = {rule.rule for rule in app.url_map.iter_rules()}
-    bp = Blueprint("stand_in", __name__)
-    db = app.extensions["samizdat"]
-
-    def sources():
-        with db.Session() as session:
-            return [(s, c) for s, c in session.query(Capture.source_id, Capture.id)
-                    .filter(Capture.status == "ok").order_by(Capture.id)]
-
-    def front():
-        rows = sources()
-        body = "".join(f'<p><a href="/archive/{s}">source {s}</a></p>' for s, _ in rows)
-        body += ('<p><a href="/archive">All pages</a> <a href="/archive?country=VN">Vietnam</a> '
-                 '<a href="https://example.org/elsewhere">elsewhere</a> <a href="#main">top</a></p>'
-                 '<form action="/archive" method="get"><input name="q"></form>')
-        return render_template_string(PAGE, title="Front page", body=body)
-
-    def listing():
-        rows = sorted({s for s, _ in sources()})
-        page = max(1, request.args.get("page", 1, type=int))
-        body = "".join(f'<p><a href="{url_for("stand_in.timeline", source_id=s)}">source {s}</a></p>'
-                       for s in rows[page - 1:page])
-        if page < len(rows):
-            body += f'<a rel="next" href="{url_for("stand_in.listing", page=page + 1)}">next</a>'
-        if page > 1:
-            body += f'<a rel="prev" href="{url_for("stand_in.listing", page=page - 1)}">previous</a>'
-        body += f'<a href="{url_for("stand_in.listing", page=2, country="VN")}">filtered</a>'
-        return render_template_string(PAGE, title=f"Archive page {page}", body=body)
-
-    def page_name(capture_id: int) -> str:
-        with db.Session() as session:
-            return session.query(CapturePart).filter_by(capture_id=capture_id, role="page").one().name
-
-    def timeline(source_id: int):
-        captures = [c for s, c in sources() if s == source_id]
-        body = "".join(
-            f'<p><a href="/captures/{c}/">read {c}</a> <a href="/captures/{c}/replay">replay {c}</a> '
-            f'<a href="{url_for("reader.capture_file", capture_id=c, name=page_name(c))}">original</a></p>'
-            for c in captures)
-        body += f'<a href="/archive/{source_id}/diff?a=1&amp;b=2">diff</a>'
-        return render_template_string(PAGE, title=f"Timeline {source_id}", body=body)
-
-    def replay(capture_id: int):
-        src = url_for("reader.capture_file", capture_id=capture_id, name="offline.html")
-        return render_template_string(PAGE, title=f"Replay {capture_id}",
-                                      body=f'<iframe sandbox src="{src}" title="archived copy"></iframe>')
-
-    for rule, endpoint, view in (("/", "front", front), ("/archive", "listing", listing),
-                                 ("/archive/<int:source_id>", "timeline", timeline),
-                                 ("/captures/<int:capture_id>/replay", "replay", replay)):
-        if rule not in have:
-            bp.add_url_rule(rule, endpoint, view)
-    app.register_blueprint(bp)
-
 
 def capture_seeds(app: Flask, site, names: list[str]) -> list[int]:
     """Capture (and process) one source per seed article; return the capture ids."""
@@ -342,3 +279,13 @@ def test_the_scheduler_exports_after_new_captures_only(local_app, site):
     assert debouncer(rt) is True
     state = json.loads((rt.settings.public_path / STATE_FILE).read_bytes())
     assert state["written"] > 0 and state["unchanged"] > 0
+
+
+def test_the_embed_and_the_static_copy_share_a_bucket_and_both_stay_public(s3_server, bucket):
+    report = SiteReport("s3")
+    for prefix in ("embed", "site", "embed"):
+        S3Site(bucket, prefix, s3_server.endpoint_url).put([SiteFile("a.txt", b"x", "text/plain", "no-cache")], report)
+    client = S3Site(bucket, "site", s3_server.endpoint_url).client
+    policy = json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert sorted(s["Resource"] for s in policy["Statement"]) == [
+        f"arn:aws:s3:::{bucket}/embed/*", f"arn:aws:s3:::{bucket}/site/*"]
