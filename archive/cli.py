@@ -13,10 +13,11 @@ archive_cli = AppGroup("archive", help="The reader archive: exports and copies r
 
 
 @archive_cli.command("publish")
-def archive_publish():
+@click.option("--full", is_flag=True, help="Write and upload every file again, not only what changed.")
+def archive_publish(full: bool):
     """Export the reader archive as a static site (public dir, S3, IPFS) and print where it is."""
     try:
-        report = publish_static(current_app)
+        report = publish_static(current_app, full=full)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 
 from flask import Blueprint, Flask, current_app, has_request_context, request, url_for
 from sqlalchemy import func, select
@@ -229,9 +229,7 @@ class LinkMap:
             if parts.scheme not in ("http", "https", "") or parts.netloc not in self.own_hosts:
                 return None  # another site: left as it is (the source's own URL, for instance)
         elif not value.startswith("/"):
-            base = urlsplit(base_url)
-            parts = urlsplit(posixpath.join(posixpath.dirname(base.path) + "/", value))
-            parts = parts._replace(path=posixpath.normpath(parts.path) + ("/" if value.endswith("/") else ""))
+            parts = urlsplit(urljoin(base_url, value))  # "?page=2", "offline.html", "../3/"
         key = parts.path or "/"
         if parts.query:
             key += "?" + parts.query
@@ -609,11 +607,12 @@ def _captures_through(session: Session) -> str | None:
 
 
 def publish_static(app: Flask, allow_missing: tuple[str, ...] = NOT_YET_BUILT,
-                   extra_paths: Iterable[str] = ()) -> StaticExportReport:
+                   extra_paths: Iterable[str] = (), full: bool = False) -> StaticExportReport:
     """Export the reader archive to the public directory, then to S3 and IPFS (what is configured).
 
     A destination that fails is reported in ``failures`` and keeps its previous copy; the
-    others still publish.
+    others still publish. ``full`` forgets the manifests: every file is written and sent again
+    (after a destination lost files behind our back, e.g. a new IPFS repository).
     """
     started = time.monotonic()
     runtime = app.extensions["samizdat"]
@@ -628,6 +627,8 @@ def publish_static(app: Flask, allow_missing: tuple[str, ...] = NOT_YET_BUILT,
         report.files = len(files)
         report.bytes = sum(f.size for f in files)
         manifests = Manifests(settings)
+        if full:
+            manifests.by_site = {}
         directory = write_local(files, settings, runtime.stores["local"], manifests.get("local"), report)
         manifests.save("local", {f.path: f.sha256 for f in files})
         report.directory = str(settings.public_path / EXPORT_LINK)
