@@ -297,3 +297,13 @@ def test_the_embed_and_the_static_copy_share_a_bucket_and_both_stay_public(s3_se
     policy = json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])
     assert sorted(s["Resource"] for s in policy["Statement"]) == [
         f"arn:aws:s3:::{bucket}/embed/*", f"arn:aws:s3:::{bucket}/site/*"]
+
+
+def test_the_app_hands_the_export_to_the_scheduler_unless_turned_off(tmp_path, sqlite_url):
+    from samizdat.tasks import TASKS_KEY
+
+    for enabled in (True, False):
+        app = create_app(make_settings(tmp_path, sqlite_url, archive_publish=enabled))
+        ids = [task.id for task in app.extensions[TASKS_KEY]]
+        assert ("archive.publish-static-copy" in ids) is enabled and "embed.publish-packs" in ids
+        app.extensions["samizdat"].dispose()
