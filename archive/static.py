@@ -368,21 +368,24 @@ def _search_index(session: Session, links: LinkMap) -> bytes:
     """Per source: title, export URL, source URL, a short excerpt of its latest capture's text."""
     latest = (select(Capture.source_id, func.max(Capture.id).label("capture_id"))
               .where(Capture.status == "ok").group_by(Capture.source_id).subquery())
+    # One query (an IN list of every capture id would pass SQLite's variable limit at scale).
     rows = session.execute(
-        select(Source.id, Source.url, Capture.id, Capture.title)
+        select(Source.id, Source.url, Capture.id, Capture.title, Fragment.text)
         .join(latest, latest.c.source_id == Source.id)
-        .join(Capture, Capture.id == latest.c.capture_id).order_by(Source.id)
+        .join(Capture, Capture.id == latest.c.capture_id)
+        .outerjoin(Fragment, (Fragment.capture_id == Capture.id) & (Fragment.position == 0))
+        .order_by(Source.id)
     ).all()
-    first_text = dict(session.execute(
-        select(Fragment.capture_id, Fragment.text)
-        .where(Fragment.capture_id.in_([r[2] for r in rows]) if rows else False, Fragment.position == 0)
-    ).all()) if rows else {}
     entries = []
-    for source_id, source_url, capture_id, title in rows:
+    seen: set[int] = set()
+    for source_id, source_url, capture_id, title, text in rows:
+        if source_id in seen:
+            continue  # one entry per source, whatever the fragments table holds
+        seen.add(source_id)
         target = (links.files.get(f"/archive/{source_id}") or links.files.get(f"/captures/{capture_id}/"))
         if target is None:
             continue
-        excerpt = " ".join((first_text.get(capture_id) or "").split())
+        excerpt = " ".join((text or "").split())
         if len(excerpt) > EXCERPT_CHARS:
             excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + "…"
         # Short keys: this file is fetched whole by phones on slow links.

@@ -144,7 +144,10 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
         assert page.locator("body").inner_text().strip()
         # The optional search reads search-index.json beside the front page.
         page.goto(report.urls["gateway"])
-        title = json.loads((root / SEARCH_INDEX).read_bytes())["entries"][0]["t"]
+        entries = json.loads((root / SEARCH_INDEX).read_bytes())["entries"]
+        assert len(entries) == 2 and all(e["x"] and len(e["x"]) <= 161 for e in entries)
+        assert report.search_index_bytes == (root / SEARCH_INDEX).stat().st_size < 2048
+        title = entries[0]["t"]
         word = max(title.split(), key=len)
         page.fill("input[type=search]", word)
         page.locator("form[role=search] li a").first.click()
