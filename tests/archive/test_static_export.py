@@ -176,6 +176,13 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
 
 
 def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only_their_pages(published, site):
+    # The command prints the counts, the root CID and where the copy can be read.
+    result = published.test_cli_runner().invoke(args=["archive", "publish"])
+    state = json.loads((published.extensions["samizdat"].settings.public_path / STATE_FILE).read_bytes())
+    assert result.exit_code == 0 and "skipped" not in result.output, result.output
+    assert f"root CID {state['root_cid']}" in result.output
+    assert f"gateway: {state['urls']['gateway']}" in result.output and "s3: http" in result.output
+    assert re.search(r"^s3: \d+ file\(s\) uploaded", result.output, re.M)
     first = publish_static(published, allow_missing=())
     again = publish_static(published, allow_missing=())
     assert not again.failures
