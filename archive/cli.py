@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from archive.static import publish_static
+from archive.static_copy import publish_static
 from samizdat.errors import SamizdatError
 
 archive_cli = AppGroup("archive", help="The reader archive: exports and copies readers can take away.")

@@ -9,7 +9,7 @@ import time
 from flask import Flask
 from sqlalchemy import func, select
 
-from archive.static import STATE_FILE, publish_static
+from archive.static_copy import STATE_FILE, publish_static
 from config.settings import Settings
 from mirror.models import Capture
 from samizdat.errors import SamizdatError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from archive.static import EXPORT_LINK, publish_static
+from archive.static_copy import EXPORT_LINK, publish_static
 from config.settings import Settings
 from fragments.models import Fragment
 from mirror.models import Capture, CapturePart, Source

@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.archive import bp as archive_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
-    from archive.static import bp as static_copy_bp
+    from archive.static_copy import bp as static_copy_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(archive_bp)

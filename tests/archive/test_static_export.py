@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, url_for
 
-from archive.static import (
+from archive.static_copy import (
     EXPORT_LINK,
     NOT_YET_BUILT,
     SEARCH_INDEX,
