@@ -1,4 +1,4 @@
-"""`flask archive …`: the reader archive's commands (exports for readers to take away)."""
+"""`flask archive …`: the reader archive's commands (exports and static copies readers can take away)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import sys
 from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from archive.static_copy import publish_static
 from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
 from samizdat.errors import SamizdatError
 from samizdat.web import MAX_DB_INT, runtime
 
-archive_cli = AppGroup("archive", help="The reader archive: exports readers can take away.")
+archive_cli = AppGroup("archive", help="The reader archive: exports and copies readers can take away.")
 
 
 @archive_cli.command("export-wacz")
@@ -51,3 +53,31 @@ def export_wacz_cmd(collection: str | None, source: str | None, output: str | No
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {output}: {summary.captures} captures, {summary.bytes} bytes")
+
+
+@archive_cli.command("publish")
+@click.option("--full", is_flag=True, help="Write and upload every file again, not only what changed.")
+def archive_publish(full: bool):
+    """Export the reader archive as a static site (public dir, S3, IPFS) and print where it is."""
+    try:
+        report = publish_static(current_app, full=full)
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"exported {report.files} file(s), {report.bytes} bytes ({report.pages} page(s), search index "
+        f"{report.search_index_bytes} bytes): {report.written} written, {report.unchanged} unchanged, "
+        f"{report.deleted} deleted, {report.bytes_written} bytes written to {report.directory}"
+    )
+    if report.missing:
+        click.echo(f"skipped {len(report.missing)} page(s) not built yet, e.g. {report.missing[0]}")
+    for site in report.sites:
+        click.echo(f"{site.site}: {site.uploaded} file(s) uploaded ({site.bytes} bytes), "
+                   f"{site.skipped} already there, {site.deleted} deleted")
+        for note in site.notes:
+            click.echo(f"{site.site}: note: {note}")
+    if report.root_cid:
+        click.echo(f"root CID {report.root_cid}")
+    for name, url in report.urls.items():
+        click.echo(f"{name}: {url}")
+    if report.failures:
+        raise click.ClickException("not published to " + "; ".join(report.failures))

@@ -84,6 +84,10 @@ class Settings:
     ipfs_gateways: str = "https://ipfs.io,https://dweb.link"
     # The scheduler republishes the packs once curation has held still this long (debounce).
     embed_publish_quiet_seconds: float = 30.0
+    # The scheduler re-exports the reader archive's static copy (`flask archive publish`) once new
+    # captures have held still this long; off: only the command exports it.
+    archive_publish: bool = True
+    archive_publish_quiet_seconds: float = 60.0
     embed_signing_key: str = ""
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from archive.memento import bp as memento_bp
     from archive.reading import bp as reading_bp
     from archive.replay import bp as replay_bp
+    from archive.static_copy import bp as static_copy_bp
     from archive.timeline import bp as timeline_bp
     from archive.wacz import bp as wacz_bp
     from embed.builder import bp as embed_builder_bp
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(review_bp)
     app.register_blueprint(wacz_bp)
     app.register_blueprint(memento_bp)
+    app.register_blueprint(static_copy_bp)
 
     from accounts.ratelimit import limit_login
 
@@ -124,10 +126,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    from archive.tasks import periodic_tasks as archive_tasks
     from embed.tasks import periodic_tasks as embed_tasks
 
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
-    app.extensions[TASKS_KEY] = [*embed_tasks(settings)]
+    app.extensions[TASKS_KEY] = [*embed_tasks(settings), *archive_tasks(settings, app)]
 
     from samizdat.cli import register_cli
 

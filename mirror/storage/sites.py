@@ -50,6 +50,7 @@ class SiteReport:
     uploaded: int = 0
     skipped: int = 0
     bytes: int = 0
+    deleted: int = 0
     root_cid: str | None = None
     ipns_name: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -63,6 +64,10 @@ class StaticSite(ABC):
     @abstractmethod
     def put(self, files: list[SiteFile], report: SiteReport) -> None:
         """Write ``files`` (others already there stay)."""
+
+    @abstractmethod
+    def delete(self, paths: list[str], report: SiteReport) -> None:
+        """Remove the files at ``paths`` (under the site root); a missing one is not an error."""
 
 
 class S3Site(StaticSite):
@@ -94,11 +99,21 @@ class S3Site(StaticSite):
             }]})
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"S3 refused to prepare bucket {self.bucket}: {exc}") from exc
-        policy = {"Version": "2012-10-17", "Statement": [{
-            "Sid": "SamizdatPublicRead", "Effect": "Allow", "Principal": "*",
+        # One statement per prefix, merged into the bucket's policy: the embed's packs and the
+        # archive's static copy share a bucket, and a policy replaced whole would close the other.
+        sid = "SamizdatPublicRead" + "".join(c for c in self.prefix.title() if c.isalnum())
+        statement = {
+            "Sid": sid, "Effect": "Allow", "Principal": "*",
             "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{self.bucket}/{self.prefix}*",
-        }]}
+        }
         try:
+            try:
+                policy = json.loads(self.client.get_bucket_policy(Bucket=self.bucket)["Policy"])
+            except ClientError:
+                policy = {"Version": "2012-10-17", "Statement": []}
+            policy["Statement"] = [s for s in policy.get("Statement", [])
+                                   if s.get("Sid") not in (sid, "SamizdatPublicRead")
+                                   or s.get("Resource") != statement["Resource"]] + [statement]
             self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
         except (BotoCoreError, ClientError) as exc:
             # Block Public Access refuses this on AWS until an operator allows it: say so, go on.
@@ -128,6 +143,20 @@ class S3Site(StaticSite):
                 raise StorageError(f"S3 refused {key}: {exc}") from exc
             report.uploaded += 1
             report.bytes += len(data)
+
+    def delete(self, paths: list[str], report: SiteReport) -> None:
+        """Delete the objects of ``paths``, a thousand keys per request."""
+        self._prepare(report)
+        keys = [self.prefix + p for p in paths]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            try:
+                answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageError(f"S3 refused to delete site files: {exc}") from exc
+            if answer.get("Errors"):
+                raise StorageError(f"S3 refused to delete {answer['Errors'][0].get('Key')}")
+            report.deleted += len(batch)
 
 
 class IpfsSite(StaticSite):
@@ -167,6 +196,17 @@ class IpfsSite(StaticSite):
                 report.bytes += len(data)
         except ipfs_exc.Error as exc:
             raise StorageError(f"IPFS refused the site files: {exc}") from exc
+
+    def delete(self, paths: list[str], report: SiteReport) -> None:
+        """Unlink ``paths`` from the site directory (the next root no longer lists them)."""
+        try:
+            for path in paths:
+                target = f"{self.root}/{path}"
+                if self._stat(target) is not None:
+                    self.client.files.rm(target)
+                report.deleted += 1
+        except ipfs_exc.Error as exc:
+            raise StorageError(f"IPFS refused to remove site files: {exc}") from exc
 
     def prune(self, directory: str, keep: set[str]) -> int:
         """Remove files of ``directory`` whose names are not in ``keep``; return how many."""

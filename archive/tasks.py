@@ -1,0 +1,84 @@
+"""The archive's periodic task: re-export the static copy shortly after new captures (debounced)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from archive.static_copy import STATE_FILE, publish_static
+from config.settings import Settings
+from mirror.models import Capture
+from samizdat.errors import SamizdatError
+from samizdat.runtime import Runtime
+from samizdat.tasks import PeriodicTask
+
+log = logging.getLogger(__name__)
+
+CHECK_SECONDS = 30.0
+
+
+class StaticExportDebouncer:
+    """Exports once captures have been processed since the last export and then held still for
+    ``quiet`` seconds; a steady stream of captures still exports at least every ``max_delay``.
+
+    A failed export is retried after ``max_delay``, not on every check.
+    """
+
+    def __init__(self, app: Flask, quiet: float = 60.0, max_delay: float = 900.0):
+        self.app, self.quiet, self.max_delay = app, quiet, max_delay
+        self._seen: str | None = None
+        self._seen_at = 0.0
+        self._first_change_at: float | None = None
+        self._failed_at: float | None = None
+
+    def __call__(self, runtime: Runtime) -> bool:
+        """Check once; export if due. Returns whether it exported."""
+        with runtime.Session() as session:
+            latest = session.scalar(select(func.max(Capture.processed_at)))
+        current = latest.isoformat() if latest else None
+        exported = _exported_through(runtime.settings)
+        now = time.monotonic()
+        if current is None or current == exported:
+            self._first_change_at = None
+            return False
+        if self._failed_at is not None and now - self._failed_at < self.max_delay:
+            return False
+        if current != self._seen:
+            self._seen, self._seen_at = current, now
+            self._first_change_at = self._first_change_at or now
+        quiet_enough = now - self._seen_at >= self.quiet
+        waited_too_long = now - (self._first_change_at or now) >= self.max_delay
+        if not (quiet_enough or waited_too_long):
+            return False
+        try:
+            report = publish_static(self.app)
+        except SamizdatError as exc:
+            self._failed_at = now
+            log.warning("static copy not exported: %s", exc)
+            return False
+        self._failed_at = self._first_change_at = None
+        log.info("static copy exported: %d written, %d unchanged, %d deleted; root %s",
+                 report.written, report.unchanged, report.deleted, report.root_cid)
+        for failure in report.failures:
+            log.warning("static copy not published to %s", failure)
+        return True
+
+
+def _exported_through(settings: Settings) -> str | None:
+    try:
+        return json.loads((settings.public_path / STATE_FILE).read_bytes()).get("captures_through")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def periodic_tasks(settings: Settings, app: Flask) -> list[PeriodicTask]:
+    """The archive's tasks for the scheduler process (``app`` renders the pages it exports)."""
+    if not settings.archive_publish:
+        return []
+    quiet = settings.archive_publish_quiet_seconds
+    debouncer = StaticExportDebouncer(app, quiet=quiet, max_delay=max(900.0, 10 * quiet))
+    return [PeriodicTask("archive.publish-static-copy", debouncer, min(CHECK_SECONDS, max(quiet / 3, 0.5)))]
