@@ -110,10 +110,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    from archive.tasks import periodic_tasks as archive_tasks
     from embed.tasks import periodic_tasks as embed_tasks
 
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
-    app.extensions[TASKS_KEY] = [*embed_tasks(settings)]
+    app.extensions[TASKS_KEY] = [*embed_tasks(settings), *archive_tasks(settings)]
 
     from samizdat.cli import register_cli
 

@@ -1,0 +1,1 @@
+"""The reader's public face: browse, search, timelines, replay, downloads."""
