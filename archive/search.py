@@ -14,6 +14,8 @@ forms (đ, ø, ł…) FTS5 leaves alone, so :func:`fold` folds them in the index
 
 from __future__ import annotations
 
+import functools
+import itertools
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +35,7 @@ MAX_CLAUSES = 12  # words and phrases searched at most, excluded ones included
 MAX_PHRASE_WORDS = 12
 # A query matching more pages than this ranks the most recently added ones of them: ranking every
 # match would make a common word cost in proportion to the archive (docs/benchmarks.md).
-MAX_RANKED = 2000
+MAX_RANKED = 1000
 SNIPPET_CHARS = 220
 
 Segment = tuple[str, bool]
@@ -71,6 +73,18 @@ def _fold_table() -> dict[int, str]:
 
 
 _FOLD = _fold_table()
+
+
+def _variants_table() -> dict[str, str]:
+    """Folded character → a regex class of every character that folds to it (snippets match the
+    original text with these, so it never has to be folded whole)."""
+    variants: dict[str, set[str]] = {}
+    for code, base in _FOLD.items():
+        variants.setdefault(base, {base}).add(chr(code))
+    return {base: "[" + "".join(regex.escape(c) for c in sorted(chars)) + "]" for base, chars in variants.items()}
+
+
+_VARIANTS = _variants_table()
 
 
 def fold(value: str) -> str:
@@ -388,20 +402,26 @@ def _hit(row, terms: frozenset[str]) -> SearchHit:
 # --- snippets -------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def _term_pattern(terms: frozenset[str]) -> regex.Pattern | None:
+    """A pattern finding the folded ``terms`` as whole words of the original text."""
     if not terms:
         return None
     # Longest first, whole words only: "ha" must not mark the "ha" of "hanoi".
-    alternatives = "|".join(regex.escape(t) for t in sorted(terms, key=len, reverse=True))
-    return regex.compile(rf"(?<![\p{{L}}\p{{N}}\p{{M}}])(?:{alternatives})(?![\p{{L}}\p{{N}}\p{{M}}])")
+    alternatives = "|".join(
+        "".join(_VARIANTS.get(c, regex.escape(c)) for c in term)
+        for term in sorted(terms, key=len, reverse=True)
+    )
+    # \m and \M: the start and end of a Unicode word (marks included), cheaper than lookarounds.
+    return regex.compile(rf"\m(?:{alternatives})\M")
 
 
-def _segments(original: str, folded: str, start: int, end: int, pattern) -> list[Segment]:
-    """``original[start:end]`` cut into (text, is_match) at the matches found in ``folded``."""
+def _segments(original: str, start: int, end: int, pattern) -> list[Segment]:
+    """``original[start:end]`` cut into (text, is_match) at the pattern's matches."""
     segments: list[Segment] = []
     position = start
     if pattern is not None:
-        for match in pattern.finditer(folded, start, end):
+        for match in pattern.finditer(original, start, end):
             if match.start() > position:
                 segments.append((original[position : match.start()], False))
             segments.append((original[match.start() : match.end()], True))
@@ -413,7 +433,7 @@ def _segments(original: str, folded: str, start: int, end: int, pattern) -> list
 
 def marked_segments(value: str, terms: frozenset[str]) -> list[Segment]:
     """All of ``value`` as segments, the query's words marked (titles)."""
-    return _segments(value, fold(value), 0, len(value), _term_pattern(terms))
+    return _segments(value, 0, len(value), _term_pattern(terms))
 
 
 def snippet_segments(body: str, terms: frozenset[str], width: int = SNIPPET_CHARS) -> list[Segment]:
@@ -421,17 +441,25 @@ def snippet_segments(body: str, terms: frozenset[str], width: int = SNIPPET_CHAR
     as segments; the opening of the text when none appears (a title-only match)."""
     if not body:
         return []
-    folded = fold(body)
     pattern = _term_pattern(terms)
-    matches = list(pattern.finditer(folded)) if pattern is not None else []
+    # The first 200 matches are plenty to choose from, even in a page that repeats a word.
+    matches = list(itertools.islice(pattern.finditer(body), 200)) if pattern is not None else []
     centre = 0
     if matches:
-        # The window holding the most distinct words wins; the earliest among equals.
-        best = -1
-        for i, first in enumerate(matches[:500]):
-            seen = {m.group() for m in matches[i : i + 50] if m.end() - first.start() <= width}
-            if len(seen) > best:
-                best, centre = len(seen), first.start()
+        # Slide a window of ``width`` characters over the matches (two pointers, linear): the
+        # one holding the most distinct words wins, the earliest among equals.
+        counts: dict[str, int] = {}
+        best, left = 0, 0
+        for match in matches:
+            counts[fold(match.group())] = counts.get(fold(match.group()), 0) + 1
+            while match.end() - matches[left].start() > width:
+                word = fold(matches[left].group())
+                counts[word] -= 1
+                if not counts[word]:
+                    del counts[word]
+                left += 1
+            if len(counts) > best:
+                best, centre = len(counts), matches[left].start()
     start = max(0, centre - width // 4)
     if start > 0:  # begin at a word
         space = body.find(" ", start, centre)
@@ -440,7 +468,7 @@ def snippet_segments(body: str, terms: frozenset[str], width: int = SNIPPET_CHAR
     if end < len(body):
         space = body.rfind(" ", max(start + 1, centre + 1), end)
         end = space if space != -1 else end
-    segments = _segments(body, folded, start, end, pattern)
+    segments = _segments(body, start, end, pattern)
     if start > 0:
         segments.insert(0, ("… ", False))
     if end < len(body):
