@@ -55,8 +55,8 @@ _LETTERS = {"đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "�
 def _fold_table() -> dict[int, str]:
     """One character → its lower-case base letter, wherever that is exactly one character.
 
-    Length-preserving on purpose: a snippet finds matches in the folded text and cuts the
-    original at the same offsets.
+    One character for one, on purpose: inverted, the table gives each folded letter the class of
+    characters it stands for, with which snippets find matches in the original text.
     """
     table: dict[int, str] = {}
     for code in range(0x80, 0x2000):
