@@ -348,15 +348,20 @@ def _search_postgresql(session, parsed, filters, limit, offset):
     those only, whatever the archive's size."""
     where, params = _filter_sql(filters)
     tsquery, query_params = pg_tsquery(parsed)
+    tsquery = f"({tsquery})"  # @@ binds tighter than &&
     params |= query_params | {"cap": MAX_RANKED + 1, "limit": limit, "offset": offset}
-    # 1: divide by 1 + log(length), so a long page does not win by its length alone.
+    # The tsquery is written out where it is used, not shared through a CTE: one used twice is
+    # materialised, and the planner, blind to the words, would then pick one plan for all (a
+    # backward scan of every row for a rare word). Seeing them, it walks source_id backwards
+    # for a common word and stops at the cap, or takes the GIN index for a rare one.
+    # Normalisation 1: divide by 1 + log(length), so a long page does not win by length alone.
     ranked = f"""
-        SELECT d.source_id, ts_rank_cd(d.{PG_VECTOR_COLUMN}, q.query, 1) AS rank
-        FROM (SELECT d.source_id FROM search_documents d JOIN sources s ON s.id = d.source_id, q
-              WHERE d.{PG_VECTOR_COLUMN} @@ q.query AND {where}
+        SELECT d.source_id, ts_rank_cd(d.{PG_VECTOR_COLUMN}, {tsquery}, 1) AS rank
+        FROM (SELECT d.source_id FROM search_documents d JOIN sources s ON s.id = d.source_id
+              WHERE d.{PG_VECTOR_COLUMN} @@ {tsquery} AND {where}
               ORDER BY d.source_id DESC LIMIT :cap) c
-        JOIN search_documents d ON d.source_id = c.source_id, q"""
-    return _ranked_page(session, ranked, f"q AS (SELECT {tsquery} AS query),", params)
+        JOIN search_documents d ON d.source_id = c.source_id"""
+    return _ranked_page(session, ranked, "", params)
 
 
 def _ranked_page(session, ranked: str, preamble: str, params: dict) -> tuple[list, int]:
