@@ -1,1 +1,1 @@
-"""The reader's public face: browse, search, timelines, replay, downloads."""
+"""The reader's public face: browse, search, timelines, diffs, reader views, replay, downloads, Memento, WACZ."""

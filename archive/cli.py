@@ -1,33 +1,75 @@
-"""`flask archive …`: the reader archive's operator commands."""
+"""`flask archive …`: the reader archive's commands (exports for readers to take away, the search index)."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
+from flask.cli import AppGroup
 
 from archive.index import BATCH_SIZE, count_indexable, reindex
-from samizdat.web import runtime
+from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
+from samizdat.errors import SamizdatError
+from samizdat.web import MAX_DB_INT, runtime
+
+archive_cli = AppGroup("archive", help="The reader archive: exports readers can take away.")
 
 
-@click.group("archive")
-def archive_cli():
-    """The reader archive: search index, exports."""
+@archive_cli.command("export-wacz")
+@click.option(
+    "--collection", metavar="NAME", help="Export every stored capture of this collection."
+)
+# Text, not click.INT: a bad value gets this command's one-line error, not click's usage block.
+@click.option("--source", metavar="ID", help="Export every stored capture of this source id.")
+# click.Path: a file name is whatever the system accepts, not text checked for the database.
+@click.option(
+    "-o", "--output", type=click.Path(), metavar="FILE",
+    help="The .wacz file to write (replaced only once complete).",
+)
+def export_wacz_cmd(collection: str | None, source: str | None, output: str | None):
+    """Write a WACZ (WARCs, CDXJ index, pages, datapackage) of a --source or a --collection."""
+    if (collection is None) == (source is None):
+        raise click.ClickException("give exactly one of --source ID or --collection NAME")
+    if not output:
+        raise click.ClickException("give the file to write with -o FILE")
+    if source is not None and not (
+        source.isascii() and source.isdigit() and len(source) <= 10 and int(source) <= MAX_DB_INT
+    ):
+        raise click.ClickException(f"--source must be a source id (a whole number), not {source!r}")
+    rt = runtime()
+    try:
+        with rt.Session() as session:
+            if source is not None:
+                selection = source_selection(session, int(source))
+            else:
+                selection = collection_selection(session, collection)
+        # The output is opened first: a path that cannot be written fails before any progress.
+        with atomic_output(Path(output)) as fh, click.progressbar(
+            length=len(selection.captures), label="exporting", file=sys.stderr
+        ) as bar:
+            summary = write_wacz(rt.stores["local"], selection, fh, bar.update)
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {output}: {summary.captures} captures, {summary.bytes} bytes")
 
 
 @archive_cli.command("reindex")
+# Text, not click.IntRange: a bad value gets this command's one-line error, not click's usage block.
 @click.option(
-    "--batch-size", type=click.IntRange(1, 10_000), default=BATCH_SIZE, show_default=True,
-    help="Sources read and committed together.",
+    "--batch-size", metavar="N", default=str(BATCH_SIZE), show_default=True,
+    help="Sources read and committed together (1–10000).",
 )
-@with_appcontext
-def archive_reindex(batch_size: int):
+def reindex_cmd(batch_size: str):
     """Rebuild the search index from every source's latest successful capture (idempotent)."""
+    digits = batch_size.isascii() and batch_size.isdigit() and len(batch_size) <= 5
+    if not (digits and 1 <= int(batch_size) <= 10_000):
+        raise click.ClickException(
+            f"--batch-size must be a whole number from 1 to 10000, not {batch_size[:20]!r}"
+        )
     rt = runtime()
-    total = count_indexable(rt)
-    with click.progressbar(length=total, label="indexing", file=sys.stderr) as bar:
-        report = reindex(rt, batch_size=batch_size, progress=bar.update)
+    with click.progressbar(length=count_indexable(rt), label="indexing", file=sys.stderr) as bar:
+        report = reindex(rt, batch_size=int(batch_size), progress=bar.update)
     click.echo(f"{report.indexed} source(s) indexed, {report.failed} failed")
     if report.failed:
         raise SystemExit(1)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PREFIX = "SAMIZDAT_"
 
@@ -76,10 +77,11 @@ class Settings:
     # and where they are written for the app's own static route.
     # The app's address as readers and supporters reach it (links in packs, embed.js, oEmbed).
     public_url: str = "http://127.0.0.1:8000"
-    # Where S3 serves the bucket publicly (default: the endpoint's path-style bucket URL) and the
-    # IPFS gateways supporters' pages try, in order (comma-separated base URLs).
+    # Where S3 serves the bucket publicly (default: the endpoint's path-style bucket URL).
     s3_public_url: str = ""
-    ipfs_gateways: str = ""
+    # Public IPFS gateways, in order (comma-separated http(s) base URLs): readers get links to a
+    # capture's CIDs through each, and supporters' pages try each for the packs.
+    ipfs_gateways: str = "https://ipfs.io,https://dweb.link"
     # The scheduler republishes the packs once curation has held still this long (debounce).
     embed_publish_quiet_seconds: float = 30.0
     embed_signing_key: str = ""
@@ -192,4 +194,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}FETCH_PROXY must be an http://, https://, socks5:// or socks5h:// URL, "
             f"got {settings.fetch_proxy!r}"
         )
+    bad_gateway = next((g for g in settings.gateway_list if not _is_base_url(g)), None)
+    if bad_gateway is not None:
+        raise SettingsError(
+            f"{PREFIX}IPFS_GATEWAYS must be comma-separated http(s) base URLs without a query, "
+            f"such as https://ipfs.io, got {bad_gateway!r}"
+        )
     return settings
+
+
+def _is_base_url(value: str) -> bool:
+    """True for an http(s) URL with a host and no query, fragment or credentials."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query
+        and not parts.fragment and "?" not in value and "#" not in value
+        and parts.username is None and not any(c.isspace() for c in value)
+    )

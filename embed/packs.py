@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from embed.signing import PackSigner
 from fragments.models import APPROVED, Fragment
 from fragments.store import fragment_as_dict
-from mirror.reader import text_directive
+from mirror.reader import capture_link_path
 
 PACK_FORMAT = "samizdat-pack/1"
 ALL = "all"
@@ -80,7 +80,8 @@ def pack_entry(fragment: Fragment) -> dict:
     quoted = fragment.split_text
     return {
         **fragment_as_dict(fragment),
-        "link": f"captures/{fragment.capture_id}/offline.html{text_directive(quoted)}",
+        # Relative, so a pack read from S3, a gateway or a supporter's own copy keeps its link.
+        "link": capture_link_path(fragment.capture_id, quoted).lstrip("/"),
     }
 
 

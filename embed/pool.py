@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import select
 
@@ -139,7 +140,24 @@ class FragmentPool:
         self._snapshot = None
 
 
-_COLUMNS = [c.name for c in Fragment.__table__.columns]
+# What the public shape needs (fragments.store.fragment_as_dict), nothing more.
+PUBLIC_COLUMNS = ("id", "text", "original_text", "edited_at", "language", "source_url", "title",
+                  "site_name", "country", "collection", "capture_id", "sha256", "cid", "fetched_at")
+
+
+class FragmentRow(NamedTuple("_FragmentRow", [(name, object) for name in PUBLIC_COLUMNS])):
+    """An approved fragment's public columns, read without the ORM: building a mapped
+    ``Fragment`` costs more than the rest of a random pick together (docs/benchmarks.md)."""
+
+    @property
+    def edited(self) -> bool:
+        """Whether an archivist changed the text the capture was split into."""
+        return self.original_text is not None
+
+    @property
+    def split_text(self) -> str:
+        """The text as split from the capture: what the archived page really says."""
+        return self.original_text if self.original_text is not None else self.text
 
 
 class FragmentReader:
@@ -156,9 +174,11 @@ class FragmentReader:
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # The columns' own result processors: SQLite hands datetimes back as text, and the
         # project's UTCDateTime adds the time zone; a raw cursor does neither by itself.
-        self._processors = [c.type._cached_result_processor(engine.dialect, None)
-                            for c in Fragment.__table__.columns]
-        self._sql = (f"SELECT {', '.join(_COLUMNS)} FROM {Fragment.__tablename__} "
+        columns = Fragment.__table__.columns
+        self._processors = [(i, p) for i, p in enumerate(
+            columns[name].type._cached_result_processor(engine.dialect, None) for name in PUBLIC_COLUMNS
+        ) if p is not None]
+        self._sql = (f"SELECT {', '.join(PUBLIC_COLUMNS)} FROM {Fragment.__tablename__} "
                      f"WHERE id = {mark} AND status = '{APPROVED}'")
 
     def _connection(self):
@@ -170,8 +190,8 @@ class FragmentReader:
             self._local.conn = conn
         return conn
 
-    def read(self, fragment_id: str) -> Fragment | None:
-        """The approved fragment with this id as a detached object, or None."""
+    def read(self, fragment_id: str) -> FragmentRow | None:
+        """The approved fragment with this id, or None."""
         try:
             cursor = self._connection().cursor()
             cursor.execute(self._sql, (fragment_id,))
@@ -185,5 +205,7 @@ class FragmentReader:
             raise
         if row is None:
             return None
-        values = [p(v) if p else v for p, v in zip(self._processors, row)]
-        return Fragment(**dict(zip(_COLUMNS, values)))
+        values = list(row)
+        for i, process in self._processors:
+            values[i] = process(values[i])
+        return FragmentRow(*values)

@@ -71,7 +71,7 @@ def fragment_page(fragment_id: str):
         "embed/fragment.html",
         fragment=fragment,
         reader_link=capture_link(fragment.capture_id, fragment.split_text),
-        capture_url=url_for("reader.read_capture", capture_id=fragment.capture_id),
+        capture_url=capture_link(fragment.capture_id),
         gateway_links=[f"{g}/ipfs/{fragment.cid}" for g in gateways] if fragment.cid else [],
         oembed_links=_oembed_links(page_url, fragment.title or "Fragment"),
         canonical=page_url,

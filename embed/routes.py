@@ -7,9 +7,8 @@ import re
 
 from flask import Blueprint, Response, current_app, request, send_from_directory
 
-from embed.pool import FragmentPool, FragmentReader
+from embed.pool import FragmentPool, FragmentReader, FragmentRow
 from embed.publish import EMBED_JS, FRAME_HTML
-from fragments.models import Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
 from samizdat.web import json_error, runtime
@@ -48,7 +47,7 @@ def fragment_reader() -> FragmentReader:
     return reader
 
 
-def _serialize(fragment: Fragment) -> tuple[bytes, bytes]:
+def _serialize(fragment: FragmentRow) -> tuple[bytes, bytes]:
     """The fragment's JSON and text bodies, with a link to the passage as captured."""
     base = runtime().settings.public_url.rstrip("/")
     link = base + capture_link_path(fragment.capture_id, fragment.split_text)

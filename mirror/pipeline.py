@@ -371,11 +371,20 @@ def _spool(runtime: Runtime, files: list[tuple[str, str, bytes, str | None]]) ->
     return parts
 
 
+def readable_html(body: bytes, content_type: str | None, charset: str | None) -> bytes | None:
+    """The HTML whose text a capture's page holds (plain text wrapped), or None for other types.
+
+    What the splitter reads, and what the reader's archive extracts its text from.
+    """
+    if content_type == "text/plain":
+        return _text_as_html(body, charset)
+    return body if (content_type or "") in HTML_TYPES else None
+
+
 def _split(runtime: Runtime, session, capture: Capture, body: bytes) -> int:
     """Split an HTML capture into fragments; other content types are kept but not split."""
-    if capture.content_type == "text/plain":
-        body = _text_as_html(body, capture.charset)
-    elif (capture.content_type or "") not in HTML_TYPES:
+    body = readable_html(body, capture.content_type, capture.charset)
+    if body is None:
         return 0
     info = CaptureInfo(
         capture_id=capture.id,

@@ -2,9 +2,9 @@
 
 Bounded in count and bytes, fetched through the same SSRF-guarded fetcher. The capture keeps the
 page as served (``index.html``, scripts included, as the WARC does) and adds ``offline.html``: the
-same page with requisites pointing at the capture's own ``assets/`` and every script, frame and
-event handler removed, under a Content-Security-Policy that forbids scripts — so replaying a
-capture never runs its code.
+same page cleaned by lxml_html_clean (no script, handler, frame, form or meta refresh) with every
+URL pointing at the capture's own ``assets/`` or dropped, under a Content-Security-Policy that
+forbids scripts — so replaying a capture never runs its code nor reaches the live web.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ from posixpath import splitext
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
+import tinycss2
 from lxml import etree
+from lxml_html_clean import Cleaner
+from lxml_html_clean.clean import defs
+from tinycss2.serializer import serialize_identifier, serialize_string_value
 
 from mirror.fetch import FetchResult, Fetcher
 from mirror.urls import normalize_url
 from samizdat.errors import FetchError, InvalidURLError
 
 ASSET_TYPES = ("text/css", "image/")
-_DROP_TAGS = ("script", "noscript", "iframe", "frame", "frameset", "object", "embed", "applet", "base")
 _OFFLINE_CSP = (
     "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "font-src 'self' data:; script-src 'none'"
+    "font-src 'self' data:; script-src 'none'; form-action 'none'; base-uri 'none'"
 )
 
 
@@ -137,44 +140,173 @@ def fetch_requisites(
 
 
 def offline_page(html: bytes, base_url: str, charset: str | None, assets: dict[str, str]) -> bytes | None:
-    """The page rewritten to use its captured assets, with every script and frame removed."""
+    """The page as a closed document: cleaned of everything active, every URL pointing at one of
+    its captured ``assets`` (requisite URL → file name) or dropped.
+
+    Two passes, in this order, and the order matters:
+
+    1. ``lxml_html_clean``'s Cleaner (maintained, and fixed when someone finds a way past it)
+       removes scripts, event handlers, ``javascript:`` URLs, meta (refresh included), forms,
+       frames, objects and embeds, and every attribute outside its safe list. It runs first
+       because it drops any stylesheet ``<link>`` it cannot vouch for: after our rewriting, the
+       links it would see are relative ``assets/…`` names it would delete. So it is told which
+       links to keep (those whose URL was captured), by their original URL.
+    2. Our rewriter runs last, so nothing after it can bring a URL back: every URL left in an
+       attribute, a ``style`` attribute or a ``<style>`` element becomes a captured file or is
+       dropped. It only writes names from ``assets``; it cannot undo what the Cleaner removed.
+
+    The Content-Security-Policy meta is added after both (the Cleaner would remove it), and the
+    CSP ``sandbox`` header the archive serves this file with remains the second wall.
+    """
     root = _parse(html, charset)
     if root is None:
         return None
-    for element in list(root.iter(*_DROP_TAGS)):
-        element.drop_tree()
-    for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue
-        for attr in list(element.attrib):
-            value = element.attrib[attr]
-            if attr.lower().startswith("on") or value.strip().lower().startswith("javascript:"):
-                del element.attrib[attr]
-        for attr in ("href", "src"):
-            ref = element.get(attr)
-            if not ref:
-                continue
-            try:
-                absolute = normalize_url(urljoin(base_url, ref.strip()))
-            except InvalidURLError:
-                continue
-            if absolute in assets and element.tag in ("link", "img"):
-                element.set(attr, assets[absolute])
-            elif element.tag == "a":
-                element.set(attr, absolute)  # links lead to the live page, not into the capture
-        if element.tag == "img":
-            element.attrib.pop("srcset", None)  # would fetch from the live site
+    resolve = _asset_resolver(base_url, assets)
+    _OfflineCleaner(resolve)(root)
+    _rewrite_urls(root, resolve, base_url)
     head = root.find("head")
     if head is None:
-        head = etree.SubElement(root, "head")
+        head = etree.Element("head")
         root.insert(0, head)
-    meta = etree.Element("meta")
-    meta.set("http-equiv", "Content-Security-Policy")
-    meta.set("content", _OFFLINE_CSP)
-    head.insert(0, meta)
+    for name, value in (("http-equiv", "Content-Security-Policy"), ("name", "referrer")):
+        meta = etree.Element("meta")
+        meta.set(name, value)
+        meta.set("content", _OFFLINE_CSP if name == "http-equiv" else "no-referrer")
+        head.insert(0, meta)
     charset_meta = etree.Element("meta")
     charset_meta.set("charset", "utf-8")
     head.insert(0, charset_meta)
-    for old in head.findall("meta[@charset]")[1:]:
-        old.drop_tree()
     return lxml.html.tostring(root, encoding="utf-8", doctype="<!DOCTYPE html>")
+
+
+# Attributes the Cleaner keeps (its safe list), plus what a page needs to look like itself.
+_KEPT_ATTRS = frozenset(defs.safe_attrs) | {"style", "hidden"}
+# HTML5 elements the Cleaner's list lacks: without them <main> would be unwrapped.
+_KEPT_TAGS = frozenset(defs.tags) | {"main", "picture"}
+# Where a captured file may be used: the only (tag, attribute) pairs that ever load one.
+_ASSET_ATTRS = {("img", "src"), ("link", "href")}
+# Every attribute that can hold a URL. Most are not on the Cleaner's safe list and are gone by
+# the time we look; the rest are rewritten or dropped here all the same.
+_URL_ATTRS = frozenset({
+    "href", "src", "srcset", "imagesrcset", "action", "formaction", "background", "poster",
+    "cite", "longdesc", "usemap", "data", "codebase", "classid", "archive", "profile", "manifest",
+    "ping", "lowsrc", "dynsrc", "icon", "xlink:href",
+})
+# CSS functions whose plain string arguments are image URLs, like url()'s.
+_CSS_IMAGE_FUNCTIONS = {
+    "image", "image-set", "-webkit-image-set", "cross-fade", "-webkit-cross-fade",
+}
+
+
+class _OfflineCleaner(Cleaner):
+    """lxml_html_clean's Cleaner, keeping the page's structure and styles and the stylesheet
+    links whose files the capture holds."""
+
+    def __init__(self, resolve) -> None:
+        super().__init__(
+            scripts=True, javascript=True, comments=True, style=False, inline_style=False,
+            links=False, meta=True, page_structure=False, processing_instructions=True,
+            embedded=True, frames=True, forms=True, annoying_tags=True,
+            kill_tags=("noscript", "base", "template"), remove_unknown_tags=False,
+            allow_tags=_KEPT_TAGS, safe_attrs_only=True, safe_attrs=_KEPT_ATTRS,
+        )
+        self._resolve = resolve
+
+    def allow_element(self, el) -> bool:
+        """Keep a stylesheet link only when it points at a captured file."""
+        if el.tag == "link":
+            return self._resolve(el.get("href")) is not None
+        return False
+
+
+def _asset_resolver(base_url: str, assets: dict[str, str]):
+    """``ref`` (as written in the page) → the captured file's name, or None."""
+
+    def resolve(ref: str | None) -> str | None:
+        if not ref or not ref.strip():
+            return None
+        try:
+            return assets.get(normalize_url(urljoin(base_url, ref.strip())))
+        except (InvalidURLError, ValueError):
+            return None
+
+    return resolve
+
+
+def _rewrite_urls(root: etree._Element, resolve, base_url: str) -> None:
+    """Point every URL at a captured file or drop it, in attributes and in CSS."""
+    for element in list(root.iter()):
+        if not isinstance(element.tag, str):
+            continue
+        tag = element.tag.lower()
+        for attr in list(element.attrib):
+            name = attr.lower()
+            value = element.attrib[attr]
+            if name == "style":
+                element.set(attr, rewrite_css(value, resolve))
+                continue
+            if name not in _URL_ATTRS:
+                continue
+            stripped = value.strip()
+            asset = resolve(stripped) if (tag, name) in _ASSET_ATTRS else None
+            if asset is not None:
+                element.set(attr, asset)
+            elif (tag, name) == ("img", "src") and stripped.lower().startswith("data:image/"):
+                pass  # inline image: nothing to fetch
+            elif name in ("href", "usemap") and stripped.startswith("#"):
+                pass  # a place in this very document
+            else:
+                del element.attrib[attr]
+                named = "title" in element.attrib
+                if tag in ("a", "area") and name == "href" and stripped and not named:
+                    # The reader may still want to know where the link led; it cannot follow it
+                    # from the replay (that would reach the live, perhaps blocked, site).
+                    try:
+                        element.set("title", normalize_url(urljoin(base_url, stripped)))
+                    except (InvalidURLError, ValueError):
+                        pass
+        if tag == "link" and element.get("href") is None:
+            element.drop_tree()  # a preload, preconnect or stylesheet we do not hold
+        elif tag == "style":
+            element.text = rewrite_css(element.text or "", resolve)
+
+
+def rewrite_css(css: str, resolve) -> str:
+    """CSS with every url(), image-set() string and @import pointing at a captured file or gone.
+
+    Tokenised by tinycss2, so escapes (``u\\72l(…)``) and comments cannot hide a URL.
+    """
+    return _css_tokens(tinycss2.parse_component_value_list(css), resolve, False)
+
+
+def _css_url(asset: str | None) -> str:
+    # Spaces around keep the replacement from fusing with a neighbouring token.
+    return f' url("{serialize_string_value(asset)}") ' if asset else " none "
+
+
+def _css_tokens(tokens, resolve, in_image_function: bool) -> str:
+    out: list[str] = []
+    skipping_import = False
+    for token in tokens:
+        if skipping_import:
+            # @import pulls a whole stylesheet from wherever it says: drop the rule.
+            skipping_import = not (token.type == "literal" and token.value == ";")
+            continue
+        if token.type == "at-keyword" and token.lower_value == "import":
+            skipping_import = True
+        elif token.type == "url":
+            out.append(_css_url(resolve(token.value)))
+        elif token.type == "function" and token.lower_name in ("url", "src"):
+            ref = next((arg.value for arg in token.arguments if arg.type == "string"), None)
+            out.append(_css_url(resolve(ref)))
+        elif token.type == "function":
+            inner = _css_tokens(token.arguments, resolve, token.lower_name in _CSS_IMAGE_FUNCTIONS)
+            out.append(f"{serialize_identifier(token.name)}({inner})")
+        elif token.type == "string" and in_image_function:
+            out.append(_css_url(resolve(token.value)))
+        elif token.type in ("{} block", "() block", "[] block"):
+            opening, closing = token.type[0], token.type[1]
+            out.append(opening + _css_tokens(token.content, resolve, in_image_function) + closing)
+        else:
+            out.append(token.serialize())
+    return "".join(out)

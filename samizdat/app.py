@@ -65,6 +65,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(reject_unstorable_input)
 
     from accounts.routes import bp as accounts_bp
+    from archive.memento import bp as memento_bp
+    from archive.reading import bp as reading_bp
+    from archive.replay import bp as replay_bp
+    from archive.timeline import bp as timeline_bp
+    from archive.wacz import bp as wacz_bp
     from embed.builder import bp as embed_builder_bp
     from embed.public import bp as embed_public_bp
     from embed.routes import bp as embed_bp
@@ -78,11 +83,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(archive_bp)
     app.register_blueprint(mirror_bp)
     app.register_blueprint(reader_bp)
+    app.register_blueprint(reading_bp)
+    app.register_blueprint(replay_bp)
+    app.register_blueprint(timeline_bp)
     app.register_blueprint(embed_bp)
     app.register_blueprint(embed_public_bp)
     app.register_blueprint(embed_builder_bp)
     app.register_blueprint(fragments_bp)
     app.register_blueprint(review_bp)
+    app.register_blueprint(wacz_bp)
+    app.register_blueprint(memento_bp)
 
     from accounts.ratelimit import limit_login
 

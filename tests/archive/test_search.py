@@ -291,12 +291,12 @@ def test_reindex_cli_rebuilds_the_index(app, cli, archive):
     assert found(rt, "ha noi") == [archive["hanoi"]]
 
 
-@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "many"], ["--nope"]])
+@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "many"], ["--batch-size", "9" * 5000]])
 def test_reindex_cli_refuses_bad_options_in_one_line(cli, args):
     result = cli.invoke(args=["archive", "reindex", *args])
-    assert result.exit_code != 0
-    assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
-    assert "Traceback" not in result.output
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [result.output.strip()] and result.output.startswith("Error:")
+    assert "--batch-size must be a whole number" in result.output
 
 
 def test_migration_downgrades_and_upgrades(database_url):

@@ -139,7 +139,7 @@ def test_fragment_markup_stays_data_and_links_are_relative_passages(app):
     signer, _ = publish(app)
     (fragment,) = shard_fragments(app, open_index(app, signer, "all/index.json"))
     assert fragment["text"].startswith("<script>alert(1)</script>")
-    assert fragment["link"].startswith(f"captures/{fragment['capture_id']}/offline.html#:~:text=")
+    assert fragment["link"].startswith(f"captures/{fragment['capture_id']}/#:~:text=")
 
 
 def test_collection_names_become_safe_path_segments():

@@ -47,7 +47,7 @@ def test_random_fragment_has_text_and_attribution(app, client, site):
         "capture_id", "sha256", "cid", "fetched_at", "link", "edited", "edited_at", "original_text",
     }
     assert body["edited"] is False and body["edited_at"] is None and body["original_text"] is None
-    capture_page = f"/captures/{outcome.capture_id}/offline.html"
+    capture_page = f"/captures/{outcome.capture_id}/"  # the reader view
     assert body["link"].startswith(f"http://127.0.0.1:8000{capture_page}#:~:text=")
     assert client.get(capture_page).status_code == 200
     assert body["capture_id"] == outcome.capture_id

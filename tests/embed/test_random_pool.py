@@ -63,7 +63,7 @@ def test_text_format_is_plain_text_with_credit_and_link(app, client):
     assert response.status_code == 200 and response.mimetype == "text/plain"
     body = response.get_data(as_text=True)
     assert body.startswith("Hà Nội <b>bold</b>") and "https://example.org/vietnam/0" in body
-    assert "/offline.html#:~:text=" in body
+    assert "/captures/1/#:~:text=" in body
     assert "Set-Cookie" not in response.headers and response.headers["Cache-Control"] == "no-store"
 
 

@@ -45,7 +45,7 @@ def test_api_upload_of_a_text_file_makes_fragments(client, archivist_token):
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert body["content_type"] == "text/plain" and body["complete"] is True
-    offline = client.get(f"/captures/{body['id']}/offline.html")
+    offline = client.get(f"/captures/{body['id']}/files/offline.html")
     assert offline.mimetype == "text/html" and b"<p>" in offline.data
     captures = client.get(f"/api/sources/{sid}/captures").get_json()["items"]
     assert captures[0]["id"] == body["id"]

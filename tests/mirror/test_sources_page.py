@@ -144,4 +144,5 @@ def test_sources_jobs_and_fragments_link_to_their_capture(app, client, ana, site
     assert jobs_page.count(link) == 2 and "/captures/2/" not in jobs_page
     fragments_page = client.get("/archive/fragments").get_data(as_text=True)
     assert link in fragments_page
-    assert client.get("/captures/1/").status_code == 302
+    assert client.get("/captures/1/").status_code == 200  # the reader view
+    assert client.get("/captures/2/").headers["Location"].endswith("/captures/1/")
