@@ -1,4 +1,4 @@
-"""`flask archive …`: the reader archive's commands (exports for readers to take away, the search index)."""
+"""`flask archive …`: the reader archive's commands (exports to take away, the search index)."""
 
 from __future__ import annotations
 

@@ -83,7 +83,9 @@ def _latest_captures(session: Session, source_ids: Iterable[int]) -> list[_Lates
         if capture.source_id in latest:
             continue
         page = session.scalars(
-            select(CapturePart.sha256).where(CapturePart.capture_id == capture.id, CapturePart.role == "page")
+            select(CapturePart.sha256).where(
+                CapturePart.capture_id == capture.id, CapturePart.role == "page"
+            )
         ).first()
         latest[capture.source_id] = _Latest(
             capture.source_id, capture.id, capture.url, capture.title, capture.content_type,
@@ -112,7 +114,8 @@ def _write(session: Session, latest: _Latest, title: str | None, body: str) -> N
     # Text no database can store (NUL) is only a separator for search.
     title = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", " ", title or "")[:MAX_TITLE_CHARS] or None
     body = re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", " ", body)[:MAX_TEXT_CHARS]
-    document = session.get(SearchDocument, latest.source_id) or SearchDocument(source_id=latest.source_id)
+    document = session.get(SearchDocument, latest.source_id)
+    document = document or SearchDocument(source_id=latest.source_id)
     document.capture_id = latest.capture_id
     document.title, document.body, document.url = title, body, latest.url
     document.fetched_at, document.processed_at = latest.fetched_at, latest.processed_at
@@ -120,9 +123,10 @@ def _write(session: Session, latest: _Latest, title: str | None, body: str) -> N
     session.add(document)
     if session.get_bind().dialect.name == "sqlite":
         # The FTS5 table holds the folded copy; on PostgreSQL the tsvector column is generated.
-        session.execute(text(f"DELETE FROM {SQLITE_FTS_TABLE} WHERE rowid = :id"), {"id": latest.source_id})
+        fts = SQLITE_FTS_TABLE
+        session.execute(text(f"DELETE FROM {fts} WHERE rowid = :id"), {"id": latest.source_id})
         session.execute(
-            text(f"INSERT INTO {SQLITE_FTS_TABLE} (rowid, title, body) VALUES (:id, :title, :body)"),
+            text(f"INSERT INTO {fts} (rowid, title, body) VALUES (:id, :title, :body)"),
             {"id": latest.source_id, "title": fold(title or ""), "body": fold(body)},
         )
 
@@ -142,7 +146,10 @@ def index_sources(runtime: Runtime, source_ids: Iterable[int]) -> IndexReport:
             texts.append((item, *document_text(runtime, item)))
         except (StorageError, OSError) as exc:
             report.failed += 1
-            log.warning("search: capture %s of source %s not indexed: %s", item.capture_id, item.source_id, exc)
+            log.warning(
+                "search: capture %s of source %s not indexed: %s",
+                item.capture_id, item.source_id, exc,
+            )
     with runtime.Session() as session:
         for item, title, body in texts:
             _write(session, item, title, body)
@@ -178,7 +185,8 @@ def index_new_captures(runtime: Runtime, batch_size: int = BATCH_SIZE) -> IndexR
     attempted: set[int] = set()
     while True:
         with runtime.Session() as session:
-            due = [i for i in _due_source_ids(session, batch_size + len(attempted)) if i not in attempted]
+            due = _due_source_ids(session, batch_size + len(attempted))
+        due = [i for i in due if i not in attempted]
         if not due:
             return report
         due = due[:batch_size]
@@ -195,7 +203,8 @@ def reindex(
     """Rebuild every document; ``progress`` is told how many sources each batch covered."""
     report = IndexReport()
     with runtime.Session() as session:
-        ids = list(session.scalars(select(Capture.source_id).where(_successful()).distinct().order_by(Capture.source_id)))
+        query = select(Capture.source_id).where(_successful()).distinct()
+        ids = list(session.scalars(query.order_by(Capture.source_id)))
     for start in range(0, len(ids), batch_size):
         batch = index_sources(runtime, ids[start : start + batch_size])
         report.indexed += batch.indexed
@@ -208,4 +217,5 @@ def reindex(
 def count_indexable(runtime: Runtime) -> int:
     """How many sources have a successful capture (what a reindex goes through)."""
     with runtime.Session() as session:
-        return session.scalar(select(func.count(func.distinct(Capture.source_id))).where(_successful())) or 0
+        query = select(func.count(func.distinct(Capture.source_id))).where(_successful())
+        return session.scalar(query) or 0

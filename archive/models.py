@@ -23,7 +23,8 @@ PG_TEXT_SEARCH_CONFIG = "samizdat_search"
 Base.metadata.info.setdefault(UNMODELLED_KEY, set()).update(
     {SQLITE_FTS_TABLE}
     | {f"{SQLITE_FTS_TABLE}_{shadow}" for shadow in ("data", "idx", "content", "docsize", "config")}
-    | {f"search_documents.{PG_VECTOR_COLUMN}", f"search_documents.ix_search_documents_{PG_VECTOR_COLUMN}"}
+    | {f"search_documents.{PG_VECTOR_COLUMN}"}
+    | {f"search_documents.ix_search_documents_{PG_VECTOR_COLUMN}"}
 )
 
 
@@ -35,7 +36,9 @@ class SearchDocument(Base):
     source_id: Mapped[int] = mapped_column(
         ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
     )
-    capture_id: Mapped[int] = mapped_column(ForeignKey("captures.id", ondelete="CASCADE"), index=True)
+    capture_id: Mapped[int] = mapped_column(
+        ForeignKey("captures.id", ondelete="CASCADE"), index=True
+    )
     title: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str] = mapped_column(String(2048))
     # The extracted main text, as shown in snippets (capped, see archive.index.MAX_TEXT_CHARS).

@@ -63,8 +63,8 @@ def _fold_table() -> dict[int, str]:
         char = chr(code)
         base = _LETTERS.get(char)
         if base is None:
-            base = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-            base = base.lower()
+            decomposed = unicodedata.normalize("NFKD", char)
+            base = "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
         if len(base) == 1 and base != char:
             table[code] = base
     for code in range(ord("A"), ord("Z") + 1):
@@ -81,7 +81,10 @@ def _variants_table() -> dict[str, str]:
     variants: dict[str, set[str]] = {}
     for code, base in _FOLD.items():
         variants.setdefault(base, {base}).add(chr(code))
-    return {base: "[" + "".join(regex.escape(c) for c in sorted(chars)) + "]" for base, chars in variants.items()}
+    return {
+        base: "[" + "".join(regex.escape(c) for c in sorted(chars)) + "]"
+        for base, chars in variants.items()
+    }
 
 
 _VARIANTS = _variants_table()
@@ -301,7 +304,9 @@ def search(
     hits = [_hit(row, parsed.terms) for row in rows]
     capped = total > MAX_RANKED
     if capped:
-        notes.append(f"More than {MAX_RANKED} pages match; the {MAX_RANKED} most recently added are ranked.")
+        notes.append(
+            f"More than {MAX_RANKED} pages match; the {MAX_RANKED} most recently added are ranked."
+        )
     return SearchPage(
         parsed.text, hits, min(total, MAX_RANKED), page, per_page, " ".join(notes) or None, capped
     )
@@ -365,7 +370,7 @@ def _search_postgresql(session, parsed, filters, limit, offset):
 
 
 def _ranked_page(session, ranked: str, preamble: str, params: dict) -> tuple[list, int]:
-    """One page of ``ranked`` (source_id, rank) rows with their documents, and how many there are."""
+    """One page of ``ranked`` (source_id, rank) rows with their documents, and how many."""
     rows = session.execute(
         text(f"""WITH {preamble} ranked AS ({ranked})
         SELECT {_COLUMNS}, ranked.rank, count(*) OVER () AS total FROM ranked

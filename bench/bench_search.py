@@ -80,7 +80,8 @@ def fill(url: str, count: int, words: list[str]) -> float:
             conn.execute(insert(SearchDocument), batch_docs)
             if sqlite:
                 conn.execute(
-                    text(f"INSERT INTO {SQLITE_FTS_TABLE} (rowid, title, body) VALUES (:rowid, :title, :body)"),
+                    text(f"INSERT INTO {SQLITE_FTS_TABLE} (rowid, title, body) "
+                         "VALUES (:rowid, :title, :body)"),
                     batch_fts,
                 )
             for batch in (batch_sources, batch_captures, batch_docs, batch_fts):
@@ -88,13 +89,19 @@ def fill(url: str, count: int, words: list[str]) -> float:
 
         for i, (title, body) in enumerate(documents(count, words, seed=count), start=1):
             page = f"https://site{i % 500}.example/article/{i}"
-            batch_sources.append({"id": i, "url": page, "interval_minutes": 360, "active": True,
-                                  "country": ("VN", "IR", "CN")[i % 3], "collection": ("vietnam", "news")[i % 2],
-                                  "category_code": ("HUMR", "NEWS", "POLR", "ENV")[i % 4], "created_at": now})
-            batch_captures.append({"id": i, "source_id": i, "status": "ok", "url": page, "sha256": f"{i:064x}",
-                                   "size": len(body), "fetched_at": now, "complete": True, "processed_at": now})
-            batch_docs.append({"source_id": i, "capture_id": i, "title": title, "url": page, "body": body,
-                               "fetched_at": now, "processed_at": now, "indexed_at": now})
+            batch_sources.append({
+                "id": i, "url": page, "interval_minutes": 360, "active": True,
+                "country": ("VN", "IR", "CN")[i % 3], "collection": ("vietnam", "news")[i % 2],
+                "category_code": ("HUMR", "NEWS", "POLR", "ENV")[i % 4], "created_at": now,
+            })
+            batch_captures.append({
+                "id": i, "source_id": i, "status": "ok", "url": page, "sha256": f"{i:064x}",
+                "size": len(body), "fetched_at": now, "complete": True, "processed_at": now,
+            })
+            batch_docs.append({
+                "source_id": i, "capture_id": i, "title": title, "url": page, "body": body,
+                "fetched_at": now, "processed_at": now, "indexed_at": now,
+            })
             if sqlite:
                 batch_fts.append({"rowid": i, "title": fold(title), "body": fold(body)})
             if len(batch_docs) == 2_000:
@@ -140,7 +147,8 @@ def measure(url: str, qs: list[str]) -> tuple[float, float, float]:
             totals.append(page.total)
     engine.dispose()
     timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1], statistics.mean(totals)
+    p95 = timings[int(len(timings) * 0.95) - 1]
+    return statistics.median(timings), p95, statistics.mean(totals)
 
 
 def _database(engine: str, tmp: Path, count: int) -> tuple[str, Callable[[], None]]:
@@ -169,18 +177,22 @@ def run() -> str:
                     results[count] = (build, *measure(url, qs))
                 finally:
                     drop()
-            (_, small_median, small_p95, _), (_, large_median, large_p95, _) = results[SMALL], results[LARGE]
+            _, small_median, small_p95, _ = results[SMALL]
+            _, large_median, large_p95, _ = results[LARGE]
             for count, (build, median, p95, matches) in results.items():
-                rows.append(f"| {engine} | {count:,} | {build:.0f} s | {median:.1f} ms | {p95:.1f} ms | {matches:,.0f} |")
+                rows.append(
+                    f"| {engine} | {count:,} | {build:.0f} s | {median:.1f} ms | {p95:.1f} ms "
+                    f"| {matches:,.0f} |"
+                )
             rows.append(
                 f"| {engine} | **{LARGE:,} ÷ {SMALL:,}** | | {large_median / small_median:.2f}× | "
                 f"**{large_p95 / small_p95:.2f}×** (goal ≤ 3) | |"
             )
     header = (
         "## Search\n\n"
-        f"`.venv/bin/python -m bench bench_search`: {QUERIES} queries (1–3 words, words drawn across "
+        f"`.venv/bin/python -m bench bench_search`: {QUERIES} queries (1–3 words, drawn across "
         "the frequency range, half typed without diacritics, one in ten a phrase) through "
-        "`archive.search.search` (parse, match, rank, count, snippets of 20 hits), after a warm-up, "
+        "`archive.search.search` (parse, match, rank, count, 20 hits' snippets), after a warm-up, "
         f"on {SMALL:,} and {LARGE:,} synthetic documents of about {WORDS_PER_DOC} words.\n\n"
         "| Engine | Sources | Bulk insert + index | Median | p95 | Mean matches |\n"
         "| --- | --- | --- | --- | --- | --- |\n"

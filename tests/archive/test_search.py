@@ -50,7 +50,8 @@ farmland, and the protest against the river dam has grown every week since the s
 </article></body></html>"""
 
 # Text that looks like markup: once extracted, it is words and must stay inert data.
-SCRIPT_PAGE = """<html><head><title>Script &lt;script&gt;alert(1)&lt;/script&gt; review</title></head>
+SCRIPT_PAGE = """<html><head>
+<title>Script &lt;script&gt;alert(1)&lt;/script&gt; review</title></head>
 <body><article><p>The censors quoted &lt;script&gt;alert("censored")&lt;/script&gt; in their
 ruling about the censored forum, which they said was dangerous code for every reader.</p>
 </article></body></html>"""
@@ -82,17 +83,24 @@ def build_archive(runtime, site, full: bool = True) -> dict[str, int]:
     if full:
         with runtime.Session() as session:
             for name in seed_names():
-                ids[name] = add_source(session, site.url(f"/articles/{name}.html"), 60, country="GB").source.id
+                url = site.url(f"/articles/{name}.html")
+                ids[name] = add_source(session, url, 60, country="GB").source.id
             session.commit()
         for name in seed_names():
             assert capture_source(runtime, ids[name]).status == "ok"
     ids["hanoi"] = upload(runtime, "https://vn.example/hanoi", HANOI_PAGE, "VN", "vietnam", "HUMR")
     if full:
-        ids["danang"] = upload(runtime, "https://vn.example/danang", DANANG_PAGE, "VN", "vietnam", "ENV")
-    ids["passing"] = upload(runtime, "https://news.example/roundup", PASSING_PAGE, "GB", "news", "NEWS")
+        ids["danang"] = upload(
+            runtime, "https://vn.example/danang", DANANG_PAGE, "VN", "vietnam", "ENV"
+        )
+    ids["passing"] = upload(
+        runtime, "https://news.example/roundup", PASSING_PAGE, "GB", "news", "NEWS"
+    )
     ids["dam"] = upload(runtime, "https://news.example/dam", DAM_PAGE, "GB", "news", "ENV")
     if full:
-        ids["script"] = upload(runtime, "https://news.example/script", SCRIPT_PAGE, "GB", "news", "NEWS")
+        ids["script"] = upload(
+            runtime, "https://news.example/script", SCRIPT_PAGE, "GB", "news", "NEWS"
+        )
     (task,) = periodic_tasks(runtime.settings)
     task.func(runtime)
     return ids
@@ -144,7 +152,8 @@ def test_vietnamese_without_diacritics_finds_the_page(shared):
     runtime, archive = shared
     assert found(runtime, "ha noi") == [archive["hanoi"]]
     assert found(runtime, "Hà Nội") == [archive["hanoi"]]
-    # Đ is a letter of its own, not D with a mark: folded by us on SQLite, by unaccent on PostgreSQL.
+    # Đ is a letter of its own, not D with a mark: folded by us on SQLite, by unaccent on
+    # PostgreSQL.
     assert found(runtime, "da nang") == [archive["danang"]]
     assert found(runtime, "ĐÀ NẴNG") == [archive["danang"]]
     assert found(runtime, '"noi ha"') == []  # a phrase keeps its order
@@ -160,7 +169,8 @@ def test_filters_restrict_the_results(shared):
     runtime, archive = shared
     assert set(found(runtime, "bắt")) == {archive["hanoi"], archive["danang"]}
     assert found(runtime, "bat", category="humr") == [archive["hanoi"]]
-    assert set(found(runtime, "bat", collection="vietnam", country="vn")) == {archive["hanoi"], archive["danang"]}
+    vietnamese = {archive["hanoi"], archive["danang"]}
+    assert set(found(runtime, "bat", collection="vietnam", country="vn")) == vietnamese
     assert found(runtime, "bat", country="GB") == []
     assert found(runtime, "dam", collection="news", category="ENV") == [archive["dam"]]
     assert set(found(runtime, "vietnam", country="gb")) == {archive[n] for n in seed_names()}
@@ -168,7 +178,8 @@ def test_filters_restrict_the_results(shared):
 
 def test_operators_phrases_and_exclusion(shared):
     runtime, archive = shared
-    assert set(found(runtime, "dam OR nang")) == {archive["dam"], archive["passing"], archive["danang"]}
+    expected = {archive["dam"], archive["passing"], archive["danang"]}
+    assert set(found(runtime, "dam OR nang")) == expected
     assert found(runtime, "dam -council") == [archive["dam"]]
     assert found(runtime, '"river dam" -"no one"') == []
     assert found(runtime, '"river near the old mill"') == [archive["passing"]]
@@ -192,7 +203,8 @@ def test_snippets_mark_matches_and_keep_markup_as_data(shared):
         (script,) = search(session, "censored forum ruling").hits
     assert script.source_id == archive["script"]
     text = "".join(t for t, _ in script.snippet)
-    assert '<script>alert("censored")</script>' in text  # the words, as data: escaping is the page's job
+    # The words, as data: escaping them is the page's job.
+    assert '<script>alert("censored")</script>' in text
     assert ("censored", True) in script.snippet and ("ruling", True) in script.snippet
     assert all(isinstance(t, str) and isinstance(m, bool) for t, m in script.snippet)
 
@@ -220,8 +232,9 @@ def test_hostile_queries_give_results_or_a_message(shared, query):
 
 
 @pytest.mark.parametrize(
-    "query", ["\x00ha noi", "ha\x00noi", "ha \udfff noi", '"ha noi', 'ha noi"', "\u200bha noi\u200b",
-              "(ha) noi*", "+ha ^noi:"],
+    "query",
+    ["\x00ha noi", "ha\x00noi", "ha \udfff noi", '"ha noi', 'ha noi"', "\u200bha noi\u200b",
+     "(ha) noi*", "+ha ^noi:"],
 )
 def test_control_characters_and_stray_syntax_are_only_separators(shared, query):
     runtime, archive = shared
@@ -291,11 +304,12 @@ def test_reindex_cli_rebuilds_the_index(app, cli, archive):
     assert found(rt, "ha noi") == [archive["hanoi"]]
 
 
-@pytest.mark.parametrize("args", [["--batch-size", "0"], ["--batch-size", "many"], ["--batch-size", "9" * 5000]])
-def test_reindex_cli_refuses_bad_options_in_one_line(cli, args):
-    result = cli.invoke(args=["archive", "reindex", *args])
+@pytest.mark.parametrize("value", ["0", "many", "9" * 5000, "-3"])
+def test_reindex_cli_refuses_bad_options_in_one_line(cli, value):
+    result = cli.invoke(args=["archive", "reindex", "--batch-size", value])
     assert result.exit_code == 1
-    assert result.output.splitlines() == [result.output.strip()] and result.output.startswith("Error:")
+    assert result.output.startswith("Error:")
+    assert result.output.splitlines() == [result.output.strip()]
     assert "--batch-size must be a whole number" in result.output
 
 
