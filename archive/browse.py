@@ -17,13 +17,13 @@ from archive.listing import (
     MAX_PER_PAGE,
     SORTS,
     ListingError,
-    ListingPage,
     ListingQuery,
     facet_counts,
     list_pages,
     listing_query,
 )
 from archive.overview import DAYS_SHOWN, overview
+from archive.search import SearchPage, search
 from samizdat.web import db_session, page_number, page_size
 
 bp = Blueprint(
@@ -121,13 +121,10 @@ def _listing_query() -> ListingQuery:
         abort(400, str(exc))
 
 
-def _search_results(query: ListingQuery) -> ListingPage:
-    """The listing for a search (``?q=``), combined with the filters.
-
-    Interim: titles and URLs containing the text (see archive/listing.py). This is the one place
-    where the ranked full-text search (archive/search.py) plugs in.
-    """
-    return list_pages(db_session(), query)
+def _search_results(query: ListingQuery) -> SearchPage:
+    """Ranked full-text results for ``?q=`` (archive/search.py), within the filters."""
+    return search(db_session(), query.q, country=query.country, collection=query.collection,
+                  category=query.category, page=query.page, per_page=query.per_page)
 
 
 @bp.get("/archive")
@@ -135,12 +132,15 @@ def listing():
     """Every mirrored page, filtered by country, collection and category, sorted and paged."""
     query = _listing_query()
     session = db_session()
-    results = _search_results(query) if query.q else list_pages(session, query)
+    found = _search_results(query) if query.q else None
+    results = None if found else list_pages(session, query)
+    # Facets count the mirrored pages under the filters (a search narrows the results, not them).
     facets = {name: facet_counts(session, query, name) for name in FACETS}
     body = render_template(
         "archive/listing.html",
         query=query,
         results=results,
+        found=found,
         facets=facets,
         sorts=SORTS,
     )

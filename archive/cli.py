@@ -1,4 +1,4 @@
-"""`flask archive …`: the reader archive's commands (exports and static copies readers can take away)."""
+"""`flask archive …`: the reader archive's commands (exports to take away, the static copy, the search index)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from archive.index import BATCH_SIZE, count_indexable, reindex
 from archive.static_copy import publish_static
 from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
 from samizdat.errors import SamizdatError
@@ -81,3 +82,24 @@ def archive_publish(full: bool):
         click.echo(f"{name}: {url}")
     if report.failures:
         raise click.ClickException("not published to " + "; ".join(report.failures))
+
+
+@archive_cli.command("reindex")
+# Text, not click.IntRange: a bad value gets this command's one-line error, not click's usage block.
+@click.option(
+    "--batch-size", metavar="N", default=str(BATCH_SIZE), show_default=True,
+    help="Sources read and committed together (1–10000).",
+)
+def reindex_cmd(batch_size: str):
+    """Rebuild the search index from every source's latest successful capture (idempotent)."""
+    digits = batch_size.isascii() and batch_size.isdigit() and len(batch_size) <= 5
+    if not (digits and 1 <= int(batch_size) <= 10_000):
+        raise click.ClickException(
+            f"--batch-size must be a whole number from 1 to 10000, not {batch_size[:20]!r}"
+        )
+    rt = runtime()
+    with click.progressbar(length=count_indexable(rt), label="indexing", file=sys.stderr) as bar:
+        report = reindex(rt, batch_size=int(batch_size), progress=bar.update)
+    click.echo(f"{report.indexed} source(s) indexed, {report.failed} failed")
+    if report.failed:
+        raise SystemExit(1)

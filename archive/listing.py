@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from mirror.models import Capture, Source
@@ -157,11 +157,6 @@ _STATS = (
 _LATEST = aliased(Capture, name="latest_capture")
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _mirrored(columns, query: ListingQuery, skip: str | None = None) -> Select:
     """``columns`` over mirrored pages matching ``query``'s filters, except the facet ``skip``."""
     statement = (
@@ -177,13 +172,6 @@ def _mirrored(columns, query: ListingQuery, skip: str | None = None) -> Select:
         statement = statement.where(Source.collection == query.collection)
     if query.category and skip != "category":
         statement = statement.where(Source.category_code == query.category)
-    if query.q:
-        # Interim: titles and URLs containing the text. archive/search.py's ranked full-text
-        # search takes over from browse.listing, which calls this only without it.
-        pattern = _like_pattern(query.q)
-        statement = statement.where(
-            or_(Source.url.ilike(pattern, escape="\\"), _LATEST.title.ilike(pattern, escape="\\"))
-        )
     return statement
 
 

@@ -1,4 +1,5 @@
-"""The archive's periodic task: re-export the static copy shortly after new captures (debounced)."""
+"""The archive's periodic tasks: keep the search index up to date with newly processed captures, and
+re-export the static copy shortly after new captures (debounced)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from flask import Flask
 from sqlalchemy import func, select
 
+from archive.index import index_new_captures
 from archive.static_copy import STATE_FILE, publish_static
 from config.settings import Settings
 from mirror.models import Capture
@@ -19,6 +21,15 @@ from samizdat.tasks import PeriodicTask
 log = logging.getLogger(__name__)
 
 CHECK_SECONDS = 30.0
+INDEX_SECONDS = 30.0
+
+
+def index_search(runtime: Runtime) -> int:
+    """Index the captures processed since the last run; returns how many sources were indexed."""
+    report = index_new_captures(runtime)
+    if report.indexed or report.failed:
+        log.info("search index: %d source(s) indexed, %d failed", report.indexed, report.failed)
+    return report.indexed
 
 
 class StaticExportDebouncer:
@@ -77,8 +88,10 @@ def _exported_through(settings: Settings) -> str | None:
 
 def periodic_tasks(settings: Settings, app: Flask) -> list[PeriodicTask]:
     """The archive's tasks for the scheduler process (``app`` renders the pages it exports)."""
-    if not settings.archive_publish:
-        return []
-    quiet = settings.archive_publish_quiet_seconds
-    debouncer = StaticExportDebouncer(app, quiet=quiet, max_delay=max(900.0, 10 * quiet))
-    return [PeriodicTask("archive.publish-static-copy", debouncer, min(CHECK_SECONDS, max(quiet / 3, 0.5)))]
+    tasks = [PeriodicTask("archive.index-search", index_search, INDEX_SECONDS)]
+    if settings.archive_publish:
+        quiet = settings.archive_publish_quiet_seconds
+        debouncer = StaticExportDebouncer(app, quiet=quiet, max_delay=max(900.0, 10 * quiet))
+        tasks.append(PeriodicTask("archive.publish-static-copy", debouncer,
+                                  min(CHECK_SECONDS, max(quiet / 3, 0.5))))
+    return tasks

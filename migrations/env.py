@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from samizdat.db import Base, import_all_models
+from samizdat.db import Base, import_all_models, include_in_comparison
 
 import_all_models()
 target_metadata = Base.metadata
@@ -17,6 +17,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_name=include_in_comparison,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -32,7 +33,8 @@ def run_migrations_online() -> None:
     with connectable.connect() as connection:
         # Batch mode lets ALTER TABLE work on SQLite, which cannot alter most things in place.
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
+            connection=connection, target_metadata=target_metadata, render_as_batch=True,
+            include_name=include_in_comparison,
         )
         with context.begin_transaction():
             context.run_migrations()
