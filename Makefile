@@ -42,8 +42,12 @@ services:
 run: install
 	scripts/run.sh
 
+# Two pytest-xdist workers, whole modules each (--dist loadfile): module-scoped fixtures and the
+# rate-limit tests' Redis database stay on one worker; every session service is per worker.
+TEST_WORKERS ?= 2
+
 test: install-dev services
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install-dev
 	command -v wrk >/dev/null || scripts/apt-install.sh wrk
