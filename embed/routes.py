@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from flask import Blueprint, Response, current_app, request, send_from_directory
+from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 
-from embed.pool import FragmentPool, FragmentReader, FragmentRow
+from embed.pool import FragmentPool, FragmentReader, FragmentRow, Key
 from embed.publish import EMBED_JS, FRAME_HTML
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
@@ -19,6 +19,17 @@ READER_KEY = "embed.reader"
 # Nothing to pick: rebuild the pool if it is older than this (cheap when it is empty).
 EMPTY_RECHECK_SECONDS = 2.0
 VERSIONED_SCRIPT = re.compile(r"embed\.[0-9a-f]{16}\.js")
+RANDOM_PATH = "/api/fragments/random"
+# What a served random fragment carries besides its type and length, whichever path serves it
+# (embed/fastpath.py answers most requests before Flask; the view below answers the rest):
+# every page view shows a fresh fragment, so neither browsers nor proxies may cache it; any site
+# may read it; and it leaves no trace (the app's own no-tracking headers).
+RANDOM_RESPONSE_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("Access-Control-Allow-Origin", "*"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Content-Type-Options", "nosniff"),
+)
 
 
 @bp.after_request
@@ -28,28 +39,30 @@ def open_to_every_origin(response):
     return response
 
 
-def fragment_pool() -> FragmentPool:
+def fragment_pool(app: Flask | None = None) -> FragmentPool:
     """This worker's pool of approved fragment ids (built on first use, never at import)."""
-    pool = current_app.extensions.get(POOL_KEY)
+    app = app or current_app
+    pool = app.extensions.get(POOL_KEY)
     if pool is None:
-        rt = runtime()
-        pool = current_app.extensions.setdefault(
+        rt = app.extensions["samizdat"]
+        pool = app.extensions.setdefault(
             POOL_KEY, FragmentPool(rt.Session, rt.settings.public_path / "packs" / "catalog.json")
         )
     return pool
 
 
-def fragment_reader() -> FragmentReader:
+def fragment_reader(app: Flask | None = None) -> FragmentReader:
     """This worker's session-free reader of single fragments."""
-    reader = current_app.extensions.get(READER_KEY)
+    app = app or current_app
+    reader = app.extensions.get(READER_KEY)
     if reader is None:
-        reader = current_app.extensions.setdefault(READER_KEY, FragmentReader(runtime().engine))
+        reader = app.extensions.setdefault(READER_KEY, FragmentReader(app.extensions["samizdat"].engine))
     return reader
 
 
-def _serialize(fragment: FragmentRow) -> tuple[bytes, bytes]:
+def _serialize(fragment: FragmentRow, public_url: str) -> tuple[bytes, bytes]:
     """The fragment's JSON and text bodies, with a link to the passage as captured."""
-    base = runtime().settings.public_url.rstrip("/")
+    base = public_url.rstrip("/")
     link = base + capture_link_path(fragment.capture_id, fragment.split_text)
     body = json.dumps({**fragment_as_dict(fragment), "link": link}, ensure_ascii=False).encode()
     credit = fragment.title or fragment.site_name or fragment.source_url
@@ -57,11 +70,11 @@ def _serialize(fragment: FragmentRow) -> tuple[bytes, bytes]:
     return body, text
 
 
-def _pick(key) -> tuple[bytes, bytes] | None:
+def pick_bodies(app: Flask, key: Key) -> tuple[bytes, bytes] | None:
     """The bodies of a random approved fragment for ``key``: one primary-key lookup, which also
     re-checks its status, so an edit or a rejection counts from the next request on. Several
     misses in a row mean the pool is stale, and it is rebuilt now rather than at the next publish."""
-    pool = fragment_pool()
+    pool = fragment_pool(app)
     for attempt in range(4):
         if attempt == 3:
             pool.invalidate()
@@ -70,13 +83,13 @@ def _pick(key) -> tuple[bytes, bytes] | None:
             fragment_id = pool.refresh_if_older(EMPTY_RECHECK_SECONDS).pick(key)
         if fragment_id is None:
             return None
-        fragment = fragment_reader().read(fragment_id)
+        fragment = fragment_reader(app).read(fragment_id)
         if fragment is not None:
-            return _serialize(fragment)
+            return _serialize(fragment, app.extensions["samizdat"].settings.public_url)
     return None
 
 
-@bp.get("/api/fragments/random")
+@bp.get(RANDOM_PATH)
 def random_fragment():
     """One random approved fragment (?collection=&lang=) as JSON, or as text with ?format=text."""
     collection = request.args.get("collection") or None
@@ -91,15 +104,14 @@ def random_fragment():
         return json_error(404, f"no collection named {collection[:100]!r} has published fragments")
     if language is not None and language not in snapshot.languages:
         return json_error(404, f"no published fragments in language {language[:20]!r}")
-    bodies = _pick((collection, language))
+    bodies = pick_bodies(current_app, (collection, language))
     if bodies is None:
         return json_error(404, "no approved fragments yet")
     if fmt == "text":
         response = Response(bodies[1], mimetype="text/plain")
     else:
         response = Response(bodies[0], mimetype="application/json")
-    # Every page view should show a fresh fragment, so neither browsers nor proxies may cache it.
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(RANDOM_RESPONSE_HEADERS)
     return response
 
 

@@ -132,6 +132,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
     app.extensions[TASKS_KEY] = [*embed_tasks(settings), *archive_tasks(settings, app)]
 
+    from embed.fastpath import RandomFragmentFastPath
+
+    # The random fragment is fetched on every page view of supporters' sites: its ordinary case
+    # is answered before Flask builds a request (the view still answers everything else).
+    app.wsgi_app = RandomFragmentFastPath(app, app.wsgi_app)
+
     from samizdat.cli import register_cli
 
     register_cli(app)
