@@ -369,8 +369,8 @@ def _render_all(app: Flask, session: Session, links: LinkMap, extra_paths: Itera
         rendered.append(item)
         if ctype not in ("text/html", "text/css"):
             continue
-        # Follow what the static copy needs and nobody listed: stylesheets, scripts and images
-        # under /static/, and the next pages of a paginated listing.
+        # Follow what the static copy needs and nobody listed: files of the app's and the
+        # blueprints' static folders, and the further pages of a listed page.
         text = body.decode(response.mimetype_params.get("charset") or "utf-8", "replace")
         values = [html.unescape(m.group(3) if m.group(3) is not None else m.group(4))
                   for m in _ATTRIBUTE.finditer(text)] + [m.group(2) for m in _CSS_URL.finditer(text)]
