@@ -69,8 +69,6 @@ def archive_publish(full: bool):
         f"{report.search_index_bytes} bytes): {report.written} written, {report.unchanged} unchanged, "
         f"{report.deleted} deleted, {report.bytes_written} bytes written to {report.directory}"
     )
-    if report.missing:
-        click.echo(f"skipped {len(report.missing)} page(s) not built yet, e.g. {report.missing[0]}")
     for site in report.sites:
         click.echo(f"{site.site}: {site.uploaded} file(s) uploaded ({site.bytes} bytes), "
                    f"{site.skipped} already there, {site.deleted} deleted")

@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 from flask import Blueprint, Flask, current_app, has_request_context, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
 from config.settings import Settings
 from fragments.models import Fragment
@@ -53,14 +54,18 @@ RENDERED_ROLES = {"offline", "asset"}
 # scripts) are exported with ".txt" appended: the bytes, and so their sha256, stay the same.
 _RENDERABLE_SUFFIXES = (".html", ".htm", ".xhtml", ".svg", ".xml", ".shtml")
 
-# TODO(lead, at merge): pages of the agreed URL map that do not exist on feat/static yet. A 404
-# of one of these is skipped (and reported); a 404 of any other listed page stops the export.
-# Remove each pattern once the page lands, and then the tuple.
-NOT_YET_BUILT: tuple[str, ...] = (
-    r"/",                          # front page (feat/browse)
-    r"/archive",                   # listing (feat/browse)
-    r"/archive/\d+",               # a source's timeline (feat/timeline)
-    r"/captures/\d+/replay",       # replay page (feat/replay)
+# Links the copy deliberately leaves to the live site, absolute and explicit: they need a server
+# (the listing's search, facet filters and sorting; a diff of any two captures; a WACZ built on
+# request) or are not the reader's (the embed builder, the archivist's pages, signing in). Any
+# other link to the app must name a file of the export, or the export stops: a page that lands
+# later is either exported (page_paths) or named here, never silently left pointing nowhere.
+LIVE_ONLY: tuple[str, ...] = (
+    r"/archive\?(?!page=\d+$).*",     # search, facet filters, sorting (not a bare ?page=N)
+    r"/archive/\d+/diff(\?.*)?",      # compare two captures: any pair, so computed on request
+    r"/archive/\d+/export\.wacz",     # every capture of a page as a WACZ, built on request
+    r"/embed(/.*)?",                  # the supporters' snippet builder
+    r"/manage/.*",                    # the archivists' workspace
+    r"/login(\?.*)?",
 )
 
 # In the WSGI environ of the exporter's requests (no HTTP client can set an environ key): the
@@ -78,10 +83,13 @@ class StaticExportError(SamizdatError):
 
 
 def page_paths(session: Session) -> Iterator[str]:
-    """Every reader page the static copy holds, from the database (extend this list as pages land).
+    """Every reader page the static copy holds, from the database: the front page, the listing,
+    each source's timeline, and each stored capture's reader view and replay page.
 
-    Pagination (``/archive?page=N``) and the static assets are not listed: they are followed from
-    the pages that link to them, so this list never has to know the page size.
+    Captures' files come from ``capture_files``. The listing's and the timelines' further pages
+    (``?page=N``) and the stylesheets are not listed: they are followed from the pages that link
+    to them, so this list never has to know a page size. What is deliberately left to the live
+    site is ``LIVE_ONLY``.
     """
     yield "/"
     yield "/archive"
@@ -137,7 +145,7 @@ class ExportedFile:
 
 @dataclass
 class StaticExportReport:
-    """What one export did: counts per destination, where it can be read, what was skipped."""
+    """What one export did: counts per destination and where it can be read."""
 
     files: int = 0
     bytes: int = 0
@@ -147,7 +155,6 @@ class StaticExportReport:
     bytes_written: int = 0
     pages: int = 0
     search_index_bytes: int = 0
-    missing: list[str] = field(default_factory=list)  # not-yet-built pages skipped
     sites: list[SiteReport] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     root_cid: str | None = None
@@ -171,8 +178,8 @@ def export_path(url: str) -> str:
     parts = urlsplit(url)
     path = unquote(parts.path).strip("/")
     page = dict(parse_qsl(parts.query)).get("page")
-    if page:
-        path = f"{path}/page/{page}".strip("/")
+    if page and int(page) > 1:
+        path = f"{path}/page/{int(page)}".strip("/")
     return f"{path}/index.html" if path else "index.html"
 
 
@@ -213,12 +220,14 @@ def _origin(url: str) -> str:
 
 
 class LinkMap:
-    """Maps the app's URLs to export files; anything not exported points at the live site."""
+    """Maps the app's URLs to export files; ``LIVE_ONLY`` ones point at the live site, and a link
+    to anything else the export does not hold stops the export."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, live_only: Iterable[str] = LIVE_ONLY):
         self.live = settings.public_url.rstrip("/")
         self.own_hosts = {"localhost", urlsplit(settings.public_url).netloc}
         self.files: dict[str, str] = {}  # URL (path[?page=N]) → export path of what is exported
+        self.live_only = [re.compile(p) for p in live_only]
 
     def internal(self, value: str, base_url: str) -> tuple[str, str] | None:
         """(``path[?query]``, ``#fragment``) when ``value`` names a page of this app, else None."""
@@ -237,12 +246,20 @@ class LinkMap:
 
     @staticmethod
     def paginated(key: str) -> str | None:
-        """``key`` reduced to ``path?page=N`` when its only query is a page number, else None."""
+        """``key`` as ``path?page=N`` (``path`` itself for page 1) when its query is a page number,
+        maybe with the page size the linking page was rendered with (the timelines carry it),
+        else None."""
         path, _, query = key.partition("?")
-        params = parse_qsl(query)
-        if len(params) == 1 and params[0][0] == "page" and params[0][1].isdigit():
-            return f"{path}?page={int(params[0][1])}"
-        return None
+        params = parse_qsl(query, keep_blank_values=True)
+        names = [name for name, _ in params]
+        page = dict(params).get("page", "")
+        if not page.isdigit() or len(names) != len(set(names)) or set(names) - {"page", "per_page"}:
+            return None
+        return path if int(page) <= 1 else f"{path}?page={int(page)}"
+
+    def target(self, key: str) -> str | None:
+        """The export file holding the page or file at ``key``, if the export holds it."""
+        return self.files.get(key) or self.files.get(self.paginated(key) or "")
 
     def rewrite(self, value: str, page_url: str, page_file: str, live: bool = False) -> str:
         """``value`` as a link from ``page_file``: relative if exported, the live site's otherwise
@@ -253,14 +270,15 @@ class LinkMap:
         key, fragment = found
         if live:
             return self.live + key + fragment
-        target = self.files.get(key) or self.files.get(self.paginated(key) or "")
-        if target is None and key.endswith("?page=1"):
-            target = self.files.get(key.rsplit("?", 1)[0])
+        target = self.target(key)
         if target is not None:
             return relative_link(page_file, target) + fragment
-        # Not in the copy (search, filters, diffs, the archivist's pages): the live site, said
-        # outright, so a reader who can reach it still can, and no link points at a missing file.
-        return self.live + key + fragment
+        if any(p.fullmatch(key) for p in self.live_only):
+            # Not in the copy by decision: the live site, said outright, so a reader who can
+            # reach it still can, and no link points at a missing file.
+            return self.live + key + fragment
+        raise StaticExportError(f"{page_url} links to {key}, which the static copy does not hold "
+                                "(export it in page_paths or name it in LIVE_ONLY): the static copy was not changed")
 
 
 def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str,
@@ -306,11 +324,22 @@ class _Rendered:
     location: str | None = None
 
 
-def _render_all(app: Flask, session: Session, settings: Settings, links: LinkMap,
-                allow_missing: tuple[str, ...], extra_paths: Iterable[str],
-                report: StaticExportReport, copy_urls: dict[str, str]) -> tuple[list[_Rendered], list[tuple[CaptureFile, str]]]:
-    """GET every listed page through the app, following pagination and static assets it links to."""
-    missing = [re.compile(p) for p in allow_missing]
+def _is_static_asset(app: Flask, path: str) -> bool:
+    """Whether ``path`` is served by the app's or a blueprint's static folder (a stylesheet…)."""
+    try:
+        endpoint, _ = app.url_map.bind("localhost").match(path, method="GET")
+    except HTTPException:
+        return False
+    return endpoint == "static" or endpoint.endswith(".static")
+
+
+def _render_all(app: Flask, session: Session, links: LinkMap, extra_paths: Iterable[str],
+                copy_urls: dict[str, str]) -> tuple[list[_Rendered], list[tuple[CaptureFile, str]]]:
+    """GET every listed page through the app, following pagination and static assets it links to.
+
+    Any page answering 404 or an error stops the export: every page listed or linked is one
+    the copy promises to hold.
+    """
     files = []
     with app.test_request_context("/"):
         for f in capture_files(session):
@@ -327,9 +356,6 @@ def _render_all(app: Flask, session: Session, settings: Settings, links: LinkMap
         url = queue.popleft()
         response = client.get(url)
         status = response.status_code
-        if status == 404 and url in listed and any(p.fullmatch(url) for p in missing):
-            report.missing.append(url)
-            continue
         if status >= 400:
             raise StaticExportError(f"{url} answered {status}: the static copy was not changed")
         body = response.get_data()
@@ -337,12 +363,14 @@ def _render_all(app: Flask, session: Session, settings: Settings, links: LinkMap
         is_page = ctype == "text/html" or 300 <= status < 400
         file = export_path(url) if is_page else _file_export_path(url, False)
         links.files[url] = file
+        if links.paginated(url):
+            links.files[links.paginated(url)] = file
         item = _Rendered(url, file, status, body, ctype, response.headers.get("Location"))
         rendered.append(item)
         if ctype not in ("text/html", "text/css"):
             continue
-        # Follow what the static copy needs and nobody listed: stylesheets, scripts and images
-        # under /static/, and the next pages of a paginated listing.
+        # Follow what the static copy needs and nobody listed: files of the app's and the
+        # blueprints' static folders, and the further pages of a listed page.
         text = body.decode(response.mimetype_params.get("charset") or "utf-8", "replace")
         values = [html.unescape(m.group(3) if m.group(3) is not None else m.group(4))
                   for m in _ATTRIBUTE.finditer(text)] + [m.group(2) for m in _CSS_URL.finditer(text)]
@@ -351,16 +379,17 @@ def _render_all(app: Flask, session: Session, settings: Settings, links: LinkMap
             if not found:
                 continue
             key = found[0]
-            follow = None
-            if key.startswith("/static/") and "?" not in key:
-                follow = key
-            elif "?" in key and key.split("?", 1)[0] in listed:
-                follow = links.paginated(key)
-                if follow and follow.endswith("?page=1"):
-                    follow = None  # page 1 is the listing itself
-            if follow and follow not in seen:
-                seen.add(follow)
-                queue.append(follow)
+            if "?" not in key:
+                if key not in seen and _is_static_asset(app, key):
+                    seen.add(key)
+                    queue.append(key)
+            elif key.split("?", 1)[0] in listed:
+                # A further page of a listed page: rendered as linked (with the page size the
+                # page was rendered with), saved as path?page=N; page 1 is the page itself.
+                page = links.paginated(key)
+                if page and page not in seen:
+                    seen.add(page)
+                    queue.append(key)
     return rendered, files
 
 
@@ -397,15 +426,13 @@ def _search_script() -> bytes:
     return resources.files("archive").joinpath("assets", SEARCH_SCRIPT).read_bytes()
 
 
-def build_export(app: Flask, session: Session, settings: Settings,
-                 allow_missing: tuple[str, ...] = NOT_YET_BUILT,
-                 extra_paths: Iterable[str] = (), report: StaticExportReport | None = None,
+def build_export(app: Flask, session: Session, settings: Settings, extra_paths: Iterable[str] = (),
+                 report: StaticExportReport | None = None,
                  copy_urls: dict[str, str] | None = None) -> tuple[list[ExportedFile], StaticExportReport]:
     """Every file of the static copy (pages rendered and rewritten, captures' files by sha256)."""
     report = report or StaticExportReport()
     links = LinkMap(settings)
-    rendered, files = _render_all(app, session, settings, links, allow_missing, extra_paths, report,
-                                  copy_urls or {})
+    rendered, files = _render_all(app, session, links, extra_paths, copy_urls or {})
     links.files[f"/{SEARCH_INDEX}"] = SEARCH_INDEX
     csp = static_csp(settings)
     out: dict[str, ExportedFile] = {}
@@ -609,8 +636,7 @@ def _captures_through(session: Session) -> str | None:
     return latest.isoformat() if latest else None
 
 
-def publish_static(app: Flask, allow_missing: tuple[str, ...] = NOT_YET_BUILT,
-                   extra_paths: Iterable[str] = (), full: bool = False) -> StaticExportReport:
+def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = False) -> StaticExportReport:
     """Export the reader archive to the public directory, then to S3 and IPFS (what is configured).
 
     A destination that fails is reported in ``failures`` and keeps its previous copy; the
@@ -625,7 +651,7 @@ def publish_static(app: Flask, allow_missing: tuple[str, ...] = NOT_YET_BUILT,
         sites = remote_sites(settings)
         with runtime.Session() as session:
             through = _captures_through(session)
-            files, report = build_export(app, session, settings, allow_missing, extra_paths, report,
+            files, report = build_export(app, session, settings, extra_paths, report,
                                          stable_urls(settings, sites))
         report.files = len(files)
         report.bytes = sum(f.size for f in files)
@@ -649,7 +675,7 @@ def publish_static(app: Flask, allow_missing: tuple[str, ...] = NOT_YET_BUILT,
                  "root_cid": report.root_cid, "ipns_name": report.ipns_name, "urls": report.urls,
                  "files": report.files, "bytes": report.bytes, "written": report.written,
                  "unchanged": report.unchanged, "deleted": report.deleted,
-                 "missing": report.missing, "failures": report.failures}
+                 "failures": report.failures}
         _write_atomic(settings.public_path / STATE_FILE, json.dumps(state, indent=2).encode())
     return report
 
@@ -730,6 +756,6 @@ def _latest_urls() -> dict[str, str]:
     return urls
 
 
-# Carries archive/base.html (until the reader pages bring theirs) and the template global.
-bp = Blueprint("static_copy", __name__, template_folder="templates")
+# Carries the template global the reader's layout (archive/base.html) reads.
+bp = Blueprint("static_copy", __name__)
 bp.add_app_template_global(latest_static_copy, "latest_static_copy")

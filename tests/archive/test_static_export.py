@@ -16,7 +16,6 @@ from flask import Flask, url_for
 
 from archive.static_copy import (
     EXPORT_LINK,
-    NOT_YET_BUILT,
     SEARCH_INDEX,
     STATE_FILE,
     LinkMap,
@@ -24,15 +23,16 @@ from archive.static_copy import (
     publish_static,
     rewrite_html,
 )
+from archive import reading
 from archive.tasks import StaticExportDebouncer
-from mirror.models import Capture, CapturePart
+from fragments.models import Fragment
+from mirror.models import Capture, CapturePart, Source
 from mirror.pipeline import capture_source
 from mirror.storage.sites import S3Site, SiteFile, SiteReport
 from mirror.sources import add_source
 from samizdat.app import create_app
 from tests.conftest import make_settings
 from tests.services import free_port
-from tests.archive.reader_pages import add_stand_in_reader_pages
 from tests.sites import seed_names
 
 def capture_seeds(app: Flask, site, names: list[str]) -> list[int]:
@@ -49,14 +49,13 @@ def capture_seeds(app: Flask, site, names: list[str]) -> list[int]:
 
 @pytest.fixture
 def published(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
-    """An app with S3 and IPFS on, stand-in reader pages, and two captured articles."""
+    """An app with S3 and IPFS on and two captured articles."""
     settings = make_settings(
         tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
         ipfs_api=ipfs_node.api_multiaddr, ipfs_gateways=ipfs_node.gateway_url,
         public_url=f"http://127.0.0.1:{free_port()}",
     )
     app = create_app(settings)
-    add_stand_in_reader_pages(app)
     capture_seeds(app, site, seed_names()[:2])
     yield app
     app.extensions["samizdat"].dispose()
@@ -64,9 +63,8 @@ def published(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
 
 @pytest.fixture
 def local_app(tmp_path, sqlite_url, site):
-    """An app on SQLite and the local store only, stand-in pages, one captured article."""
+    """An app on SQLite and the local store only, one captured article."""
     app = create_app(make_settings(tmp_path, sqlite_url))
-    add_stand_in_reader_pages(app)
     capture_seeds(app, site, seed_names()[:1])
     yield app
     app.extensions["samizdat"].dispose()
@@ -78,7 +76,7 @@ _LINK = re.compile(r"""\s(?:href|src|action)\s*=\s*"([^"]*)\"""")
 def file_path(app: Flask, capture_id: int, name: str) -> str:
     """Where the app serves a capture's file, as a path inside the export."""
     with app.test_request_context("/"):
-        return url_for("reader.capture_file", capture_id=capture_id, name=name).lstrip("/")
+        return url_for("replay.capture_file", capture_id=capture_id, name=name).lstrip("/")
 
 
 def export_dir(app: Flask) -> Path:
@@ -105,55 +103,78 @@ def broken_links(root: Path) -> list[str]:
     return bad
 
 
+def words(text: str) -> str:
+    """``text`` with its whitespace collapsed, to compare what a browser shows."""
+    return " ".join(text.split())
+
+
+def first_words(app: Flask, capture_id: int, count: int = 6) -> str:
+    """The first words of a capture's text (its first fragment), which its reader view shows."""
+    with app.extensions["samizdat"].Session() as session:
+        text = session.query(Fragment).filter_by(capture_id=capture_id, position=0).one().text
+    return " ".join(text.split()[:count])
+
+
 def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, chromium):
     client = published.test_client()
     assert "Blocked?" not in client.get("/").get_data(as_text=True)
-    report = publish_static(published, allow_missing=())
+    report = publish_static(published)
     assert not report.failures, report.failures
-    assert report.root_cid and report.ipns_name and not report.missing
+    assert report.root_cid and report.ipns_name
     root = export_dir(published)
     assert broken_links(root) == []
+    # Every reader page the live site has for these captures is in the copy.
+    for path in ("index.html", "archive/index.html", "archive/1/index.html", "archive/2/index.html",
+                 "captures/1/index.html", "captures/2/index.html", "captures/1/replay/index.html",
+                 "captures/2/replay/index.html", file_path(published, 1, "offline.html"),
+                 "archive/static/reader.css"):
+        assert (root / path).is_file(), path
     front = (root / "index.html").read_text()
     live = published.extensions["samizdat"].settings.public_url
-    # Pages not in the copy go to the live site, said outright; the paginated listing is exported.
-    assert f'href="{live}/archive?country=VN"' in front
-    assert f'action="{live}/archive"' in front and 'href="https://example.org/elsewhere"' in front
-    assert (root / "archive/page/2/index.html").is_file()
-    listing = (root / "archive/page/2/index.html").read_text()
-    assert 'href="../../index.html"' in listing  # "previous" (page 1) is the listing itself
-    assert f"{live}/archive?page=2&amp;country=VN" in listing
+    # What needs a server goes to the live site, said outright: forms, diffs, WACZ downloads.
+    assert f'action="{live}/archive"' in front and 'href="archive/static/reader.css"' in front
+    timeline = (root / "archive/1/index.html").read_text()
+    assert f'href="{live}/archive/1/export.wacz"' in timeline
+    assert 'href="../../captures/1/index.html"' in timeline
     assert 'http-equiv="Content-Security-Policy"' in front
     gateway = published.extensions["samizdat"].settings.gateway_list[0]
     assert report.urls["gateway"] == f"{gateway}/ipfs/{report.root_cid}/index.html"
     assert report.urls["ipns"] == f"ipns://{report.ipns_name}/"
 
+    with published.extensions["samizdat"].Session() as session:
+        title = session.get(Capture, 1).title
+    text = first_words(published, 1)
+    copy_root = f"{gateway}/ipfs/{report.root_cid}/"
     page = chromium.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     try:
+        # Front page → the source's timeline → a reader view → its replay, all inside the copy.
         page.goto(report.urls["gateway"])
-        assert page.locator("h1").inner_text() == "Front page"
-        page.click("text=source 1")
-        assert page.url.endswith(f"/ipfs/{report.root_cid}/archive/1/index.html")
-        page.click("text=replay 1")
-        frame = page.frame_locator("iframe")
+        assert page.locator("h1").inner_text() == "Pages governments blocked, kept readable"
+        page.locator("main").get_by_role("link", name=title, exact=True).first.click()
+        page.wait_for_url(f"{copy_root}archive/1/index.html")
+        assert title in page.locator("h1").inner_text()
+        page.get_by_role("link", name="Read the latest copy").click()
+        page.wait_for_url(f"{copy_root}captures/1/index.html")
+        assert text in words(page.locator("main").inner_text())
+        page.get_by_role("link", name="See it as it looked").first.click()
+        page.wait_for_url(f"{copy_root}captures/1/replay/index.html")
         assert page.locator("iframe").get_attribute("sandbox") == ""
-        assert frame.locator("body").inner_text(timeout=10000).strip()
-        page.go_back()
-        page.click("text=read 1")
-        page.wait_for_url(f"**/ipfs/{report.root_cid}/captures/1/**")
-        page.wait_for_load_state()
-        assert page.locator("body").inner_text().strip()
+        frame = page.frame_locator("iframe")
+        assert text in words(frame.locator("body").inner_text(timeout=10000))
         # The optional search reads search-index.json beside the front page.
         page.goto(report.urls["gateway"])
         entries = json.loads((root / SEARCH_INDEX).read_bytes())["entries"]
         assert len(entries) == 2 and all(e["x"] and len(e["x"]) <= 161 for e in entries)
         assert report.search_index_bytes == (root / SEARCH_INDEX).stat().st_size < 2048
-        title = entries[0]["t"]
-        word = max(title.split(), key=len)
-        page.fill("input[type=search]", word)
-        page.locator("form[role=search] li a").first.click()
-        assert f"/ipfs/{report.root_cid}/archive/" in page.url
+        page.fill(".static-search input", max(title.split(), key=len))
+        page.locator(".static-search li a").first.click()
+        page.wait_for_url(f"{copy_root}archive/*/index.html")
     finally:
         page.close()
+    # Nothing was fetched from anywhere but the copy on the gateway (no live site, no source).
+    assert requests and [u for u in requests if not u.startswith(copy_root)] == []
 
     # The same files are public on S3 under website-style keys.
     with urllib.request.urlopen(report.urls["s3"]) as answer:
@@ -166,6 +187,7 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
     original = (root / f"{raw}.txt").read_bytes()
     assert b"<script>" in original  # the bytes as archived (sha256 unchanged) ...
     assert not (root / raw).exists() or (root / raw).read_bytes() != original  # ... never as .html
+    assert f'href="../files/{name}.txt"' in (root / "captures/1/replay/index.html").read_text()
     s3_base = published.extensions["samizdat"].settings.s3_public_base
     with urllib.request.urlopen(f"{s3_base}/site/{raw}.txt") as answer:
         assert answer.headers["Content-Type"] == "application/octet-stream"
@@ -175,43 +197,86 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
     assert f'href="{report.urls["gateway"]}"' in text and f'href="{report.urls["s3"]}"' in text
 
 
+def inodes(root: Path) -> dict[str, int]:
+    """Each file of the export (path under its root) and its inode: a rewritten file gets a new one."""
+    root = root.resolve()
+    return {p.relative_to(root).as_posix(): os.stat(p).st_ino for p in root.rglob("*") if p.is_file()}
+
+
 def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only_their_pages(published, site):
     # The command prints the counts, the root CID and where the copy can be read.
     result = published.test_cli_runner().invoke(args=["archive", "publish"])
     state = json.loads((published.extensions["samizdat"].settings.public_path / STATE_FILE).read_bytes())
-    assert result.exit_code == 0 and "skipped" not in result.output, result.output
+    assert result.exit_code == 0, result.output
     assert f"root CID {state['root_cid']}" in result.output
     assert f"gateway: {state['urls']['gateway']}" in result.output and "s3: http" in result.output
     assert re.search(r"^s3: \d+ file\(s\) uploaded", result.output, re.M)
-    first = publish_static(published, allow_missing=())
-    again = publish_static(published, allow_missing=())
+    first = publish_static(published)
+    again = publish_static(published)
     assert not again.failures
     assert again.written == 0 and again.deleted == 0 and again.unchanged == first.files
     assert [(s.site, s.uploaded, s.bytes, s.deleted) for s in again.sites] == [("s3", 0, 0, 0), ("ipfs", 0, 0, 0)]
     assert again.root_cid == first.root_cid
 
-    before = {p: os.stat(p).st_ino for p in export_dir(published).resolve().rglob("*") if p.is_file()}
+    before = inodes(export_dir(published))
     (new_capture,) = capture_seeds(published, site, seed_names()[2:3])
-    second = publish_static(published, allow_missing=())
+    with published.extensions["samizdat"].Session() as session:
+        new_source = session.get(Capture, new_capture).source_id
+    second = publish_static(published)
     assert not second.failures
-    assert second.unchanged > 0 and second.written < first.files
-    manifest = json.loads((published.extensions["samizdat"].settings.data_dir / "static-site/manifest.json").read_bytes())
-    new_files = {p for p in manifest["local"] if p.startswith(f"captures/{new_capture}/")}
-    assert new_files and second.written <= len(new_files) + 8  # + listing, front page, index, timeline
+    after = inodes(export_dir(published))
+    rewritten = {p for p, ino in after.items() if before.get(p) != ino}
+    # The new capture's pages and files, its source's timeline, and the pages listing every
+    # source; nothing of the other captures.
+    new_files = {p for p in rewritten if p.startswith(f"captures/{new_capture}/")}
+    assert new_files >= {f"captures/{new_capture}/index.html", f"captures/{new_capture}/replay/index.html",
+                         file_path(published, new_capture, "offline.html")}
+    assert rewritten - new_files == {f"archive/{new_source}/index.html", "archive/index.html",
+                                     "index.html", SEARCH_INDEX}
+    assert second.written == len(rewritten) and second.unchanged == len(after) - len(rewritten)
     s3 = next(s for s in second.sites if s.site == "s3")
     assert s3.uploaded == second.written and second.root_cid != first.root_cid
-    # An old capture's files were linked into the new export, not written again.
-    old_file = export_dir(published).resolve() / file_path(published, 1, "offline.html")
-    assert os.stat(old_file).st_ino in before.values()
 
     # A capture that leaves the archive leaves the copy: deleted locally, on S3 and in IPFS.
     rt = published.extensions["samizdat"]
     with rt.Session() as session:
         session.get(Capture, new_capture).status = "failed"
         session.commit()
-    third = publish_static(published, allow_missing=())
+    third = publish_static(published)
     assert third.deleted >= len(new_files) and not (export_dir(published) / f"captures/{new_capture}").exists()
     assert all(s.deleted == third.deleted for s in third.sites)
+    assert broken_links(export_dir(published)) == []
+
+
+def test_the_listing_and_the_timelines_are_exported_page_by_page(local_app):
+    rt = local_app.extensions["samizdat"]
+    with rt.Session() as session:
+        first = session.get(Capture, 1)
+        parts = [(p.role, p.name, p.sha256, p.size, p.content_type) for p in first.parts]
+        # 25 more pages (the listing shows 25 a page), each with a stored copy of the same bytes.
+        for n in range(25):
+            source = Source(url=f"https://blocked.example/{n}", interval_minutes=60)
+            capture = Capture(source=source, status="ok", url=source.url, title=f"Blocked page {n}",
+                              content_type=first.content_type, charset=first.charset,
+                              processed_at=first.processed_at)
+            capture.parts = [CapturePart(role=r, name=nm, sha256=sh, size=sz, content_type=ct)
+                             for r, nm, sh, sz, ct in parts]
+            session.add(capture)
+        # And 50 failed attempts of the first page: its timeline (50 a page) gets a second page.
+        for _ in range(50):
+            session.add(Capture(source_id=first.source_id, status="failed", url=first.url,
+                                error_reason="timeout"))
+        session.commit()
+    publish_static(local_app)
+    root = export_dir(local_app)
+    assert broken_links(root) == []
+    listing = (root / "archive/page/2/index.html").read_text()
+    assert 'rel="prev" href="../../index.html"' in listing  # page 1 is the listing itself
+    assert 'rel="next" href="page/2/index.html"' in (root / "archive/index.html").read_text()
+    timeline = (root / "archive/1/page/2/index.html").read_text()
+    assert 'rel="prev" href="../../index.html"' in timeline
+    assert 'rel="next" href="page/2/index.html"' in (root / "archive/1/index.html").read_text()
+    assert not (root / "archive/page/3").exists() and not (root / "archive/1/page/3").exists()
 
 
 def test_rewriting_sandboxes_every_frame_and_adds_a_policy(local_app):
@@ -226,31 +291,48 @@ def test_rewriting_sandboxes_every_frame_and_adds_a_policy(local_app):
     assert out.startswith("<html><head><meta http-equiv=\"Content-Security-Policy\"")
     links.files["/archive"] = "archive/index.html"
     links.files["/archive?page=2"] = "archive/page/2/index.html"
-    listing = rewrite_html('<a href="?page=2">2</a><a href="?page=1">1</a><a href="?page=3">3</a>'
-                           "<a href='?q=h%C3%A0&amp;page=2'>q</a><form action='/archive'></form>",
+    links.files["/archive/3"] = "archive/3/index.html"
+    listing = rewrite_html('<a href="?page=2">2</a><a href="?page=1">1</a><a href="/archive/3?page=1&amp;per_page=50">t</a>'
+                           "<a href='?q=h%C3%A0&amp;page=2'>q</a><a href='/archive?country=VN'>vn</a><a href='/archive/3/diff?from=1&amp;to=2'>d</a>"
+                           "<form action='/archive'></form>",
                            links, "/archive", "archive/index.html", "")
-    assert '<a href="page/2/index.html">2</a><a href="index.html">1</a>' in listing
-    assert f'<a href="{settings.public_url}/archive?page=3">3</a>' in listing  # not exported: live
+    assert '<a href="page/2/index.html">2</a><a href="index.html">1</a><a href="3/index.html">t</a>' in listing
     assert f'<a href="{settings.public_url}/archive?q=h%C3%A0&amp;page=2">q</a>' in listing
+    assert f'<a href="{settings.public_url}/archive/3/diff?from=1&amp;to=2">d</a>' in listing
+    assert f'<a href="{settings.public_url}/archive?country=VN">vn</a>' in listing
     assert f'<form action="{settings.public_url}/archive">' in listing
+    # A link to a page of ours the copy neither holds nor leaves to the live site stops the export.
+    for missing in ("?page=3", "/captures/9/", "/archive/3?page=2&amp;per_page=50"):
+        with pytest.raises(StaticExportError, match="which the static copy does not hold"):
+            rewrite_html(f'<a href="{missing}">x</a>', links, "/archive", "archive/index.html", "")
 
 
-def test_not_yet_built_pages_are_skipped_only_when_allow_listed(tmp_path, sqlite_url, site):
-    app = create_app(make_settings(tmp_path, sqlite_url))
-    try:
-        (capture_id,) = capture_seeds(app, site, seed_names()[:1])
-        with pytest.raises(StaticExportError, match="/ answered 404"):
-            publish_static(app, allow_missing=())
-        assert not export_dir(app).exists()
-        report = publish_static(app, allow_missing=NOT_YET_BUILT)
-        assert "/" in report.missing and "/captures/1/replay" in report.missing
-        # /captures/<id>/ redirects to the offline copy on this branch: a meta refresh to it.
-        stub = (export_dir(app) / f"captures/{capture_id}/index.html").read_text()
-        target = posixpath.relpath(file_path(app, capture_id, "offline.html"), f"captures/{capture_id}")
-        assert f'content="0; url={target}"' in stub
-        assert broken_links(export_dir(app)) == []
-    finally:
-        app.extensions["samizdat"].dispose()
+def test_a_page_answering_an_error_stops_the_export_in_one_line_and_changes_nothing(local_app, site):
+    cli = local_app.test_cli_runner()
+    assert cli.invoke(args=["archive", "publish"]).exit_code == 0
+    rt = local_app.extensions["samizdat"]
+    state = (rt.settings.public_path / STATE_FILE).read_bytes()
+    manifest = (rt.settings.data_dir / "static-site/manifest.json").read_bytes()
+    exported = export_dir(local_app).resolve()
+    # A listed page that does not exist is no better than a broken one.
+    with pytest.raises(StaticExportError, match="^/archive/999 answered 404"):
+        publish_static(local_app, extra_paths=["/archive/999"])
+    assert export_dir(local_app).resolve() == exported
+    # A new capture whose page the spool lost: its reader view answers 503.
+    (capture_id,) = capture_seeds(local_app, site, seed_names()[1:2])
+    with rt.Session() as session:
+        sha = session.query(CapturePart).filter_by(capture_id=capture_id, role="page").one().sha256
+    next(rt.settings.spool_dir.rglob(sha)).unlink()
+    # `flask archive publish` runs in a fresh process: no text extracted earlier in this one.
+    with reading._cache_lock:
+        reading._cache.clear()
+    failed = cli.invoke(args=["archive", "publish"])
+    assert failed.exit_code == 1
+    assert failed.output.strip().splitlines() == [
+        f"Error: /captures/{capture_id}/ answered 503: the static copy was not changed"]
+    assert export_dir(local_app).resolve() == exported and exported.is_dir()
+    assert (rt.settings.public_path / STATE_FILE).read_bytes() == state
+    assert (rt.settings.data_dir / "static-site/manifest.json").read_bytes() == manifest
 
 
 def test_a_missing_blob_fails_in_one_line_and_keeps_the_previous_export(local_app):
@@ -278,7 +360,6 @@ def test_an_unreachable_s3_is_reported_and_the_local_copy_still_published(tmp_pa
                              s3_bucket="nowhere")
     app = create_app(settings)
     try:
-        add_stand_in_reader_pages(app)
         capture_seeds(app, site, seed_names()[:1])
         result = app.test_cli_runner().invoke(args=["archive", "publish"])
         assert result.exit_code != 0
