@@ -25,6 +25,7 @@ from archive.listing import (
     listing_query,
 )
 from archive.overview import DAYS_SHOWN, overview
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, page_number, page_size
 
 bp = Blueprint(
@@ -34,6 +35,7 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/archive/static",
 )
+keep_language_in_links(bp)
 
 # Reader pages are the same for everyone (no account, no cookie; the language is in the URL or
 # Accept-Language, which samizdat/i18n.py names in Vary), so a shared cache may keep them

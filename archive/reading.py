@@ -23,9 +23,11 @@ from mirror.pipeline import OK, UNCHANGED, readable_html
 from mirror.replicas import STORED
 from mirror.reader import capture_link_path
 from samizdat.errors import StorageError
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("reading", __name__, template_folder="templates")
+keep_language_in_links(bp)
 
 # Reader views of a capture change only when its manifest and CIDs arrive: a short public cache.
 READER_CACHE_CONTROL = "public, max-age=300"

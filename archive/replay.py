@@ -16,9 +16,12 @@ from flask_babel import gettext as _
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import OFFLINE_NAME
 from samizdat.errors import StorageError
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("replay", __name__, template_folder="templates")
+# The replay page keeps the language in its links; a capture's files have one URL each.
+keep_language_in_links(bp, except_endpoints=("capture_file", "old_file_url"))
 
 # The files' policy: an opaque origin (sandbox), nothing from elsewhere, styles and images only
 # from the archive. frame-ancestors 'self' lets the replay page frame them, and nobody else.

@@ -22,9 +22,11 @@ from mirror.jobs import INTERRUPTED
 from mirror.models import Capture, Job, Source
 from mirror.pipeline import FAILED, OK, UNCHANGED
 from mirror.reader import capture_link_path
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import MAX_DB_INT, MAX_PAGE_SIZE, db_session, page_number
 
 bp = Blueprint("timeline", __name__, template_folder="templates")
+keep_language_in_links(bp)
 
 PER_PAGE = 50
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Blueprint, Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, format_date, format_time, get_locale
 from markupsafe import Markup, escape
 
@@ -142,11 +142,21 @@ def reader_date(day: date | datetime) -> str:
     return format_date(day, "medium")
 
 
-def _add_language_to_url_for(endpoint: str, values: dict) -> None:
-    """url_for keeps the chosen language on every page link (not on stylesheets and files)."""
-    language = chosen_language()
-    if language and not endpoint.endswith("static") and endpoint != "replay.capture_file":
-        values.setdefault(LANG_ARG, language)
+def keep_language_in_links(bp: Blueprint, *, except_endpoints: tuple[str, ...] = ()) -> None:
+    """url_for to ``bp``'s pages keeps the chosen language (its static files and
+    ``except_endpoints``, such as downloads, keep one URL whatever the language).
+
+    Opt-in per blueprint: elsewhere a query string may not be ours to add to (a Memento URL's
+    query belongs to the archived page's address).
+    """
+    skipped = {f"{bp.name}.{name}" for name in ("static", *except_endpoints)}
+
+    def add_language(endpoint: str, values: dict) -> None:
+        language = chosen_language()
+        if language and endpoint not in skipped:
+            values.setdefault(LANG_ARG, language)
+
+    bp.url_defaults(add_language)
 
 
 def _vary_on_language(response):
@@ -167,7 +177,6 @@ def init_i18n(app: Flask, translations: Path) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(translations)
     app.extensions[_AVAILABLE] = available_languages(translations)
     Babel(app, locale_selector=select_language)
-    app.url_defaults(_add_language_to_url_for)
     app.after_request(_vary_on_language)
     app.add_template_global(page_language)
     app.add_template_global(language_field)
