@@ -9,7 +9,7 @@ page is simply in English.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -137,11 +137,6 @@ def reader_datetime(moment: datetime) -> str:
     return f"{format_date(moment, 'medium')} {format_time(moment, 'HH:mm')} UTC"
 
 
-def reader_date(day: date | datetime) -> str:
-    """A day for readers, in their language: "Nov 5, 2026" / "5 thg 11, 2026"."""
-    return format_date(day, "medium")
-
-
 def keep_language_in_links(bp: Blueprint, *, except_endpoints: tuple[str, ...] = ()) -> None:
     """url_for to ``bp``'s pages keeps the chosen language (its static files and
     ``except_endpoints``, such as downloads, keep one URL whatever the language).
@@ -183,4 +178,3 @@ def init_i18n(app: Flask, translations: Path) -> None:
     app.add_template_global(language_links)
     app.add_template_filter(with_language)
     app.add_template_filter(reader_datetime)
-    app.add_template_filter(reader_date)
