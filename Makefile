@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 JSIPFS := tests/ipfs/node_modules/.bin/jsipfs
 
-.PHONY: run test bench install install-dev services clean chromium
+.PHONY: run test bench install install-dev services clean chromium translations messages
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,25 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.runtime
+install: $(VENV)/.runtime translations
+
+# The reader pages' gettext catalogues, compiled from translations/<lang>/LC_MESSAGES/messages.po.
+# The .mo files are build output (ignored by git); without one a language is served in English.
+MO := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
+
+translations: $(MO)
+
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po | $(VENV)/.runtime
+	$(VENV)/bin/pybabel compile --domain messages --directory translations --locale $*
+
+# After changing reader-facing text: extract it again and merge it into each catalogue, then
+# translate what is new (tests/archive/test_i18n.py fails until every message is translated).
+messages: $(VENV)/.runtime
+	$(VENV)/bin/pybabel extract --mapping-file babel.cfg --keyword lazy_gettext --no-location \
+		--sort-output --project Samizdat --copyright-holder Samizdat \
+		--output-file translations/messages.pot .
+	$(VENV)/bin/pybabel update --input-file translations/messages.pot --output-dir translations \
+		--no-fuzzy-matching --ignore-obsolete
 
 install-dev: $(VENV)/.dev $(JSIPFS) chromium
 
@@ -55,3 +73,4 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) tests/ipfs/node_modules .pytest_cache
+	rm -f translations/*/LC_MESSAGES/*.mo

@@ -8,6 +8,7 @@ archive/overview.py); only the rows shown leave the database.
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from accounts.auth import secure_page
 from archive.charts import ChartRow, bar_chart, day_chart
@@ -24,6 +25,7 @@ from archive.listing import (
 )
 from archive.overview import DAYS_SHOWN, overview
 from archive.search import SearchPage, search
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, page_number, page_size
 
 bp = Blueprint(
@@ -33,9 +35,11 @@ bp = Blueprint(
     static_folder="static",
     static_url_path="/archive/static",
 )
+keep_language_in_links(bp)
 
-# Reader pages are the same for everyone (no account, no language cookie), so a shared cache may
-# keep them briefly: a busy front page then costs its queries once a minute, not once a view.
+# Reader pages are the same for everyone (no account, no cookie; the language is in the URL or
+# Accept-Language, which samizdat/i18n.py names in Vary), so a shared cache may keep them
+# briefly: a busy front page then costs its queries once a minute, not once a view.
 READER_CACHE = "public, max-age=60"
 
 
@@ -68,37 +72,38 @@ def front_page():
     charts = {
         "country": bar_chart(
             "chart-country",
-            "Pages mirrored per country",
-            "Number of mirrored pages for each country, most first.",
+            _("Pages mirrored per country"),
+            _("Number of mirrored pages for each country, most first."),
             [
                 ChartRow(f.label, f.count, url_for("browse.listing", country=f.value))
                 for f in figures.by_country
             ],
-            "pages",
+            _("pages"),
         ),
         "category": bar_chart(
             "chart-category",
-            "Pages mirrored per category",
-            "Number of mirrored pages in each Citizen Lab category, most first.",
+            _("Pages mirrored per category"),
+            _("Number of mirrored pages in each Citizen Lab category, most first."),
             [
                 ChartRow(f.label, f.count, url_for("browse.listing", category=f.value))
                 for f in figures.by_category
             ],
-            "pages",
+            _("pages"),
         ),
         "days": day_chart(
             "chart-days",
-            f"Captures per day, last {DAYS_SHOWN} days",
-            f"Successful captures each day over the last {DAYS_SHOWN} days (UTC), oldest first.",
+            _("Captures per day, last %(days)d days", days=DAYS_SHOWN),
+            _("Successful captures each day over the last %(days)d days (UTC), oldest first.",
+              days=DAYS_SHOWN),
             figures.captures_per_day,
-            "captures",
+            _("captures"),
         ),
         "changes": day_chart(
             "chart-changes",
-            "Pages that changed, last 7 days",
-            "Captures that found a new version of a page, each day of the last 7 days (UTC).",
+            _("Pages that changed, last 7 days"),
+            _("Captures that found a new version of a page, each day of the last 7 days (UTC)."),
             figures.changes_per_day,
-            "changes",
+            _("changes"),
         ),
     }
     return reader_page(render_template("archive/front.html", figures=figures, charts=charts))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 WIDTH = 320  # viewBox units; the SVG scales to its box, and 320 reads well on a 360 px phone
@@ -76,7 +77,7 @@ def _svg(
 
 
 def _empty(chart_id: str, title: str, description: str) -> Markup:
-    note = _el("text", {"x": 0, "y": 16, "fill": INK}, "Nothing to show yet.")
+    note = _el("text", {"x": 0, "y": 16, "fill": INK}, gettext("Nothing to show yet."))
     return _svg(chart_id, title, description, 24, [note])
 
 

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session, aliased
 
@@ -19,7 +20,12 @@ from mirror.sources import clean_collection, clean_country
 from samizdat.errors import SamizdatError
 
 STORED, UNCHANGED = "ok", "unchanged"
-SORTS = {"newest": "Newest capture first", "oldest": "Oldest capture first", "title": "Title (A–Z)"}
+# Labels translated when shown (lazily: this table is built at import, outside any request).
+SORTS = {
+    "newest": lazy_gettext("Newest capture first"),
+    "oldest": lazy_gettext("Oldest capture first"),
+    "title": lazy_gettext("Title (A–Z)"),
+}
 DEFAULT_SORT = "newest"
 DEFAULT_PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -86,7 +92,8 @@ def listing_query(
     # control characters alone, which then lists everything.
     q = " ".join(_CONTROL.sub(" ", q or "").split()) or None
     if q and len(q) > MAX_QUERY_CHARS:
-        raise ListingError(f"search text must be at most {MAX_QUERY_CHARS:,} characters")
+        raise ListingError(gettext("search text must be at most %(limit)s characters",
+                                   limit=f"{MAX_QUERY_CHARS:,}"))
     try:
         country = clean_country(country)
         collection = clean_collection(collection)
@@ -94,10 +101,11 @@ def listing_query(
         raise ListingError(str(exc)) from None
     category = (category or "").strip() or None
     if category and len(category) > MAX_CATEGORY_CHARS:
-        raise ListingError(f"category must be a code of at most {MAX_CATEGORY_CHARS} characters")
+        raise ListingError(gettext("category must be a code of at most %(limit)d characters",
+                                   limit=MAX_CATEGORY_CHARS))
     sort = (sort or "").strip() or DEFAULT_SORT
     if sort not in SORTS:
-        raise ListingError(f"sort must be one of {', '.join(SORTS)}")
+        raise ListingError(gettext("sort must be one of %(sorts)s", sorts=", ".join(SORTS)))
     return ListingQuery(q, country, collection, category, sort, page, per_page)
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, redirect, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from sqlalchemy import select
 
 from accounts.auth import secure_page
@@ -21,20 +23,22 @@ from mirror.pipeline import OK, UNCHANGED, readable_html
 from mirror.replicas import STORED
 from mirror.reader import capture_link_path
 from samizdat.errors import StorageError
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("reading", __name__, template_folder="templates")
+keep_language_in_links(bp)
 
 # Reader views of a capture change only when its manifest and CIDs arrive: a short public cache.
 READER_CACHE_CONTROL = "public, max-age=300"
 
-# What each kind of file is, for a reader, in the order the page lists them.
+# What each kind of file is, for a reader, in the order the page lists them (translated when shown).
 PART_LABELS = {
-    "page": "The page as served (the original bytes)",
-    "warc": "The WARC (every request and response, as a web archive)",
-    "manifest": "The manifest (where it came from; every file's sha256 and CID)",
-    "offline": "The offline copy (scripts removed)",
-    "asset": "An image or stylesheet of the page",
+    "page": lazy_gettext("The page as served (the original bytes)"),
+    "warc": lazy_gettext("The WARC (every request and response, as a web archive)"),
+    "manifest": lazy_gettext("The manifest (where it came from; every file's sha256 and CID)"),
+    "offline": lazy_gettext("The offline copy (scripts removed)"),
+    "asset": lazy_gettext("An image or stylesheet of the page"),
 }
 _PART_ORDER = {role: index for index, role in enumerate(PART_LABELS)}
 
@@ -78,7 +82,7 @@ def capture_text(capture: Capture) -> Extraction | None:
         body = runtime().stores["local"].get(page.sha256)
     except StorageError:
         # Readers get states, not paths or back-end errors.
-        abort(503, "the archived page cannot be read here right now; try again later")
+        abort(503, _("the archived page cannot be read here right now; try again later"))
     extraction = extract_main_text(
         readable_html(body, capture.content_type, capture.charset), url=capture.url, charset=charset
     )
@@ -93,9 +97,10 @@ def stored_capture(capture_id: int) -> Capture:
     """The capture with this id that holds stored bytes; a friendly 404 for any other id."""
     capture = db_session().get(Capture, capture_id)
     if capture is None:
-        abort(404, f"there is no capture {capture_id} in the archive")
+        abort(404, _("there is no capture %(id)d in the archive", id=capture_id))
     if capture.status != OK:
-        abort(404, f"capture {capture_id} stored nothing: that attempt to fetch the page failed")
+        abort(404, _("capture %(id)d stored nothing: that attempt to fetch the page failed",
+                      id=capture_id))
     return capture
 
 

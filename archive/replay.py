@@ -11,13 +11,17 @@ as this site nor reach an archivist's session. The replay page frames it in an `
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import OFFLINE_NAME
 from samizdat.errors import StorageError
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("replay", __name__, template_folder="templates")
+# The replay page keeps the language in its links; a capture's files have one URL each.
+keep_language_in_links(bp, except_endpoints=("capture_file", "old_file_url"))
 
 # The files' policy: an opaque origin (sandbox), nothing from elsewhere, styles and images only
 # from the archive. frame-ancestors 'self' lets the replay page frame them, and nobody else.
@@ -38,7 +42,7 @@ def _stored_capture(capture_id: int) -> Capture:
     """The capture with stored files, or a friendly 404."""
     capture = db_session().get(Capture, capture_id)
     if capture is None or capture.status != "ok":
-        abort(404, f"no stored capture with id {capture_id}")
+        abort(404, _("no stored capture with id %(id)d", id=capture_id))
     return capture
 
 
@@ -47,7 +51,7 @@ def _part(capture_id: int, name: str) -> CapturePart:
     capture = db_session().get(Capture, capture_id)
     part = None if capture is None else next((p for p in capture.parts if p.name == name), None)
     if part is None:
-        abort(404, f"capture {capture_id} has no file {name!r}")
+        abort(404, _("capture %(id)d has no file %(name)s", id=capture_id, name=repr(name)))
     return part
 
 
@@ -58,7 +62,7 @@ def capture_file(capture_id: int, name: str) -> Response:
     try:
         data = runtime().stores["local"].get(part.sha256)
     except StorageError as exc:
-        abort(503, f"the file is not available here right now: {exc}")
+        abort(503, _("the file is not available here right now: %(reason)s", reason=exc))
     response = Response(data, mimetype="application/octet-stream")
     if part.role in RENDERED_ROLES:
         response.mimetype = part.content_type or "application/octet-stream"

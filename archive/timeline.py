@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import String, func, literal, select, union_all
 
 from archive.reading import (
@@ -21,9 +22,11 @@ from mirror.jobs import INTERRUPTED
 from mirror.models import Capture, Job, Source
 from mirror.pipeline import FAILED, OK, UNCHANGED
 from mirror.reader import capture_link_path
+from samizdat.i18n import keep_language_in_links
 from samizdat.web import MAX_DB_INT, MAX_PAGE_SIZE, db_session, page_number
 
 bp = Blueprint("timeline", __name__, template_folder="templates")
+keep_language_in_links(bp)
 
 PER_PAGE = 50
 
@@ -44,7 +47,7 @@ def live_source(source_id: int) -> Source:
     """The source with this id; a friendly 404 otherwise."""
     source = db_session().get(Source, source_id)
     if source is None:
-        abort(404, f"there is no page {source_id} in the archive")
+        abort(404, _("there is no page %(id)d in the archive", id=source_id))
     return source
 
 
@@ -142,9 +145,11 @@ def _capture_arg(name: str) -> int:
     """The capture id in query parameter ``name``; a 400 with the reason for anything else."""
     raw = request.args.get(name, "")
     if not raw:
-        abort(400, f"say which captures to compare: ?from=<capture id>&to=<capture id> ({name} is missing)")
+        abort(400, _("say which captures to compare: ?from=<capture id>&to=<capture id> "
+                     "(%(name)s is missing)", name=name))
     if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_DB_INT)) or int(raw) > MAX_DB_INT:
-        abort(400, f"{name} must be a capture id (a whole number), not {raw[:40]!r}")
+        abort(400, _("%(name)s must be a capture id (a whole number), not %(value)s",
+                     name=name, value=repr(raw[:40])))
     return int(raw)
 
 
@@ -152,7 +157,7 @@ def _comparable(source: Source, capture_id: int) -> Capture:
     """A capture of ``source`` holding bytes (an unchanged one stands for the one it matched)."""
     capture = db_session().get(Capture, capture_id)
     if capture is None or capture.source_id != source.id:
-        abort(404, f"capture {capture_id} is not a capture of this page")
+        abort(404, _("capture %(id)d is not a capture of this page", id=capture_id))
     if capture.status == UNCHANGED and capture.same_as_id:
         capture = db_session().get(Capture, capture.same_as_id) or capture
     return stored_capture(capture.id)

@@ -92,6 +92,9 @@ class Settings:
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""
     public_dir: str = ""  # empty: data_dir/public
+    # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
+    # empty: translations/ beside the code. A language without one is served in English.
+    translations_dir: str = ""
 
     @property
     def s3_public_base(self) -> str:
@@ -123,6 +126,13 @@ class Settings:
     def public_path(self) -> Path:
         """The directory of published static files; its packs/ is served at /embed/packs/."""
         return Path(self.public_dir) if self.public_dir else self.data_dir / "public"
+
+    @property
+    def translations_path(self) -> Path:
+        """Where the reader pages' compiled catalogues are read from."""
+        if self.translations_dir:
+            return Path(self.translations_dir)
+        return Path(__file__).resolve().parent.parent / "translations"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooL
 
 from config.settings import Settings, load_settings
 from samizdat.health import collect_health
+from samizdat.i18n import init_i18n
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
 from samizdat.tasks import TASKS_KEY
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["samizdat"] = build_runtime(settings)
     app.teardown_appcontext(close_db_session)
+    # Reader pages in English or Vietnamese: ?lang= or Accept-Language, never a cookie.
+    init_i18n(app, settings.translations_path)
     @app.before_request
     def refuse_oversized_body():
         """413 as soon as the headers declare too large a body: before auth, limits or parsing."""

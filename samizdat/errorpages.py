@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Response, render_template, request
+from flask_babel import lazy_gettext
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
@@ -26,9 +27,22 @@ def wants_json() -> bool:
     return best == "application/json"
 
 
+# The titles readers meet most, in their language; any other keeps werkzeug's English name.
+_TITLES = {
+    400: lazy_gettext("Bad request"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Method not allowed"),
+    413: lazy_gettext("Request too large"),
+    429: lazy_gettext("Too many requests"),
+    500: lazy_gettext("Something went wrong"),
+    503: lazy_gettext("Unavailable right now"),
+}
+
+
 def _html_page(code: int, name: str, message: str) -> str:
     """The friendly page; a bare one if even the layout cannot render (say, mid-outage)."""
     try:
+        name = str(_TITLES[code]) if code in _TITLES else name
         return render_template("error.html", code=code, name=name, message=message)
     except Exception:  # noqa: BLE001 - an error page must never fail in turn
         return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lxml.html
 import pytest
+from babel.dates import format_date
 from sqlalchemy import select
 
 from mirror.models import Capture
@@ -41,7 +42,9 @@ def test_replay_page_frames_the_offline_copy_under_a_banner(app, client, site):
     banner = doc.get_element_by_id("replay-heading").getparent()
     text = " ".join(banner.text_content().split())
     assert "archived copy of " + capture.url in text
-    assert capture.fetched_at.strftime("%Y-%m-%d %H:%M UTC") in text
+    # The time as readers read it (Babel, English here), and exact to the second for machines.
+    assert f"{format_date(capture.fetched_at, 'medium', locale='en')} {capture.fetched_at:%H:%M} UTC" in text
+    assert banner.find(".//time").get("datetime") == capture.fetched_at.isoformat()
     assert capture.sha256 in text
     links = {a.text_content(): a.get("href") for a in banner.iter("a")}
     assert links["How to verify this copy"] == f"/captures/{capture.id}/#verify"
