@@ -37,6 +37,7 @@ from fragments.models import Fragment
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
 from samizdat.errors import SamizdatError, StorageError
+from samizdat.i18n import DEFAULT_LANGUAGE, LANG_ARG, LANGUAGES
 
 # The S3 prefix and the IPFS (MFS) directory name of the static copy; the embed uses "embed".
 SITE_NAME = "site"
@@ -60,10 +61,10 @@ _RENDERABLE_SUFFIXES = (".html", ".htm", ".xhtml", ".svg", ".xml", ".shtml")
 # other link to the app must name a file of the export, or the export stops: a page that lands
 # later is either exported (page_paths) or named here, never silently left pointing nowhere.
 LIVE_ONLY: tuple[str, ...] = (
-    r"/archive\?(?!page=\d+$).*",     # search, facet filters, sorting (not a bare ?page=N)
+    r"/archive\?(?!((page|per_page|lang)=\w+&?)+$).*",  # search, facet filters, sorting
     r"/archive/\d+/diff(\?.*)?",      # compare two captures: any pair, so computed on request
     r"/archive/\d+/export\.wacz",     # every capture of a page as a WACZ, built on request
-    r"/embed(/.*)?",                  # the supporters' snippet builder
+    r"/embed(/.*)?(\?.*)?",           # the supporters' snippet builder
     r"/manage/.*",                    # the archivists' workspace
     r"/login(\?.*)?",
 )
@@ -167,7 +168,11 @@ class StaticExportReport:
 # --- Paths and links --------------------------------------------------------------------------
 
 def export_path(url: str) -> str:
-    """Where the page at ``url`` (a path, maybe with ``?page=N``) lives in the export.
+    """Where the page at ``url`` (a path, maybe with ``?page=N`` and ``?lang=``) lives in the export.
+
+    A page in another language than the default lives under its language's folder
+    (``vi/archive/3/index.html`` for ``/archive/3?lang=vi``), so that the copy holds every
+    language the live site offers: the readers who most need the copy read Vietnamese.
 
     Pages become ``<path>/index.html`` and links name that file in full rather than ending in
     "/": a folder opened with file:// shows a listing, an S3 bucket's REST endpoint (unlike its
@@ -177,9 +182,13 @@ def export_path(url: str) -> str:
     """
     parts = urlsplit(url)
     path = unquote(parts.path).strip("/")
-    page = dict(parse_qsl(parts.query)).get("page")
+    query = dict(parse_qsl(parts.query))
+    page = query.get("page")
     if page and int(page) > 1:
         path = f"{path}/page/{int(page)}".strip("/")
+    language = query.get(LANG_ARG, DEFAULT_LANGUAGE)
+    if language in LANGUAGES and language != DEFAULT_LANGUAGE:
+        path = f"{language}/{path}".strip("/")
     return f"{path}/index.html" if path else "index.html"
 
 
@@ -246,16 +255,21 @@ class LinkMap:
 
     @staticmethod
     def paginated(key: str) -> str | None:
-        """``key`` as ``path?page=N`` (``path`` itself for page 1) when its query is a page number,
-        maybe with the page size the linking page was rendered with (the timelines carry it),
-        else None."""
+        """``key`` as ``path[?lang=L][&page=N]`` (``path`` itself for page 1 in the default
+        language) when its query is a page number, maybe with the page size the linking page was
+        rendered with (the timelines carry it), and/or a language the copy holds; else None."""
         path, _, query = key.partition("?")
         params = parse_qsl(query, keep_blank_values=True)
         names = [name for name, _ in params]
-        page = dict(params).get("page", "")
-        if not page.isdigit() or len(names) != len(set(names)) or set(names) - {"page", "per_page"}:
+        args = dict(params)
+        page = args.get("page", "1")
+        language = args.get(LANG_ARG, DEFAULT_LANGUAGE)
+        if (not page.isdigit() or language not in LANGUAGES or len(names) != len(set(names))
+                or set(names) - {"page", "per_page", LANG_ARG} or not set(names) & {"page", LANG_ARG}):
             return None
-        return path if int(page) <= 1 else f"{path}?page={int(page)}"
+        canonical = ([f"{LANG_ARG}={language}"] if language != DEFAULT_LANGUAGE else []) + (
+            [f"page={int(page)}"] if int(page) > 1 else [])
+        return path + ("?" + "&".join(canonical) if canonical else "")
 
     def target(self, key: str) -> str | None:
         """The export file holding the page or file at ``key``, if the export holds it."""

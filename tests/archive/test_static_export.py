@@ -212,6 +212,10 @@ def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only
     assert f"gateway: {state['urls']['gateway']}" in result.output and "s3: http" in result.output
     assert re.search(r"^s3: \d+ file\(s\) uploaded", result.output, re.M)
     first = publish_static(published)
+    # The readers who most need the copy read Vietnamese: it holds every page in both languages,
+    # and a Vietnamese page's links stay in the Vietnamese copy.
+    vi_front = (export_dir(published) / "vi" / "index.html").read_text()
+    assert '<html lang="vi"' in vi_front and 'href="archive/index.html"' in vi_front
     again = publish_static(published)
     assert not again.failures
     assert again.written == 0 and again.deleted == 0 and again.unchanged == first.files
@@ -228,11 +232,13 @@ def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only
     rewritten = {p for p, ino in after.items() if before.get(p) != ino}
     # The new capture's pages and files, its source's timeline, and the pages listing every
     # source; nothing of the other captures.
-    new_files = {p for p in rewritten if p.startswith(f"captures/{new_capture}/")}
-    assert new_files >= {f"captures/{new_capture}/index.html", f"captures/{new_capture}/replay/index.html",
-                         file_path(published, new_capture, "offline.html")}
-    assert rewritten - new_files == {f"archive/{new_source}/index.html", "archive/index.html",
-                                     "index.html", SEARCH_INDEX}
+    # Each page is there in English and, under vi/, in Vietnamese (the copy holds both).
+    new_files = {p for p in rewritten if p.removeprefix("vi/").startswith(f"captures/{new_capture}/")}
+    assert new_files >= {f"{lang}captures/{new_capture}/{page}index.html"
+                         for lang in ("", "vi/") for page in ("", "replay/")}
+    assert file_path(published, new_capture, "offline.html") in new_files
+    assert rewritten - new_files == {f"{lang}{page}" for lang in ("", "vi/") for page in (
+        f"archive/{new_source}/index.html", "archive/index.html", "index.html")} | {SEARCH_INDEX}
     assert second.written == len(rewritten) and second.unchanged == len(after) - len(rewritten)
     s3 = next(s for s in second.sites if s.site == "s3")
     assert s3.uploaded == second.written and second.root_cid != first.root_cid
