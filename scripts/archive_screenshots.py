@@ -153,7 +153,8 @@ def main() -> None:
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = settings.public_url
-    shots = {
+    # name: (path, True for the whole page, False for the first screen, or a CSS selector)
+    shots: dict[str, tuple[str, bool | str]] = {
         "front": ("/", True),
         "listing": ("/archive", True),
         "search": ("/archive?q=informers", True),
@@ -161,6 +162,7 @@ def main() -> None:
         "timeline": (f"/archive/{source_id}", True),
         "diff": (f"/archive/{source_id}/diff?from={first}&to={second}", True),
         "reader": (f"/captures/{second}/", False),
+        "verify": (f"/captures/{second}/#verify", "#verify"),
         "replay": (f"/captures/{second}/replay", False),
         "front-vi": ("/?lang=vi", True),
     }
@@ -188,8 +190,11 @@ def main() -> None:
             links.update(page.eval_on_selector_all(
                 "a[href]", "els => els.map(a => a.href.split('#')[0])"))
             target = OUT / f"archive-{name}.png"
-            page.screenshot(path=str(target), full_page=full)
-            if target.stat().st_size > MAX_BYTES and full:
+            if isinstance(full, str):  # one part of the page
+                page.locator(full).screenshot(path=str(target))
+            else:
+                page.screenshot(path=str(target), full_page=full)
+            if target.stat().st_size > MAX_BYTES and full is True:
                 page.screenshot(path=str(target), full_page=False)
             size = target.stat().st_size
             print(f"{target.name}: {size // 1024} KiB{'  (over budget)' if size > MAX_BYTES else ''}")
