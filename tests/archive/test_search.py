@@ -203,6 +203,25 @@ def test_repeated_searches_are_planned_for_their_words(shared):
         assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == before
 
 
+@pytest.mark.parametrize("by_index", [True, False])
+def test_both_ways_to_the_newest_matches_agree(shared, monkeypatch, by_index):
+    """PostgreSQL finds the newest matches through the GIN index or by walking source ids,
+    whichever the planner's estimate says is cheaper; both must give the same page."""
+    runtime, archive = shared
+    with runtime.Session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("two plans on PostgreSQL")
+        session.execute(text("ANALYZE search_documents"))
+        expected = {q: search(session, q) for q in ("river dam", '"river near the old mill"',
+                                                    "dam OR nang", "bat", "vietnam -dam")}
+        monkeypatch.setattr("archive.search._pg_by_index", lambda estimate, documents: by_index)
+        for query, page in expected.items():
+            again = search(session, query)
+            assert [h.source_id for h in again.hits] == [h.source_id for h in page.hits], query
+            assert again.total == page.total
+        assert found(runtime, "bat", category="humr") == [archive["hanoi"]]
+
+
 def test_deleted_sources_are_not_found(runtime, archive):
     with runtime.Session() as session:
         delete_source(session, session.get(Source, archive["dam"]))
