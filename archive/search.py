@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
+import math
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -355,28 +357,76 @@ def _search_postgresql(session, parsed, filters, limit, offset):
     tsquery, query_params = pg_tsquery(parsed)
     tsquery = f"({tsquery})"  # @@ binds tighter than &&
     params |= query_params | {"cap": MAX_RANKED + 1, "limit": limit, "offset": offset}
+    # Plan for these words, every time. psycopg prepares a statement run five times, and
+    # PostgreSQL then plans it once for any words ("generic plan"): guessing 500 matches, it
+    # takes the GIN index and rechecks every candidate's positions, 1.7 s for a phrase of two
+    # common words at 100,000 sources instead of 9 ms walking the newest (docs/benchmarks.md).
+    # Local to the transaction, and put back once the query has run.
+    previous, documents = session.execute(
+        text("SELECT current_setting('plan_cache_mode'), "
+             "set_config('plan_cache_mode', 'force_custom_plan', true), "
+             "(SELECT reltuples FROM pg_class WHERE oid = 'search_documents'::regclass)")
+    ).one()[::2]
+    # Two ways to the newest matches, with the same result. Walking source_id backwards checks
+    # each row's tsvector (read from TOAST) until MAX_RANKED + 1 match: cheap for a common word,
+    # but about MAX_RANKED / share rows for a word on a few percent of pages. The GIN index
+    # finds every match, with no tsvector read outside phrases, then they are sorted: cheap for
+    # rare words. The planner costs each tsvector check as one operator and so walks 20,000
+    # rows for a word on 5 % of 100,000 pages (0.5 s) where the index takes 50 ms; yet left to
+    # itself on the index path, it reads every row for a word on 20 %. So the choice is made
+    # here, from the planner's own estimate of the matches: the index while they are fewer than
+    # sqrt(MAX_RANKED × documents), where both cost about the same.
+    candidates = "WHERE d.{v} @@ {q}".format(v=PG_VECTOR_COLUMN, q=tsquery)
+    if documents and documents > 0:
+        plan = session.execute(
+            text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM search_documents d {candidates}"),
+            query_params,
+        ).scalar_one()
+        plan = json.loads(plan) if isinstance(plan, str) else plan
+        by_index = _pg_by_index(plan[0]["Plan"]["Plan Rows"], documents)
+    else:  # never analysed: no estimate to go by
+        by_index = False
+    if by_index:
+        # OFFSET 0 keeps the subquery apart, so source_id order cannot be walked for it.
+        newest = f"""SELECT m.source_id
+              FROM (SELECT d.source_id FROM search_documents d {candidates} OFFSET 0) m
+              JOIN sources s ON s.id = m.source_id WHERE {where}
+              ORDER BY m.source_id DESC LIMIT :cap"""
+    else:
+        newest = f"""SELECT d.source_id FROM search_documents d JOIN sources s ON s.id = d.source_id
+              {candidates} AND {where}
+              ORDER BY d.source_id DESC LIMIT :cap"""
     # The tsquery is written out where it is used, not shared through a CTE: one used twice is
-    # materialised, and the planner, blind to the words, would then pick one plan for all (a
-    # backward scan of every row for a rare word). Seeing them, it walks source_id backwards
-    # for a common word and stops at the cap, or takes the GIN index for a rare one.
+    # materialised, and the planner, blind to the words, would then misjudge both paths.
     # Normalisation 1: divide by 1 + log(length), so a long page does not win by length alone.
     ranked = f"""
         SELECT d.source_id, ts_rank_cd(d.{PG_VECTOR_COLUMN}, {tsquery}, 1) AS rank
-        FROM (SELECT d.source_id FROM search_documents d JOIN sources s ON s.id = d.source_id
-              WHERE d.{PG_VECTOR_COLUMN} @@ {tsquery} AND {where}
-              ORDER BY d.source_id DESC LIMIT :cap) c
+        FROM ({newest}) c
         JOIN search_documents d ON d.source_id = c.source_id"""
-    return _ranked_page(session, ranked, "", params)
+    result = _ranked_page(session, ranked, "", params)
+    session.execute(text("SELECT set_config('plan_cache_mode', :previous, true)"),
+                    {"previous": previous})
+    return result
+
+
+def _pg_by_index(estimate: float, documents: float) -> bool:
+    """Whether the newest matches are cheaper found through the GIN index than by walking."""
+    return estimate < min(math.sqrt(MAX_RANKED * documents), documents / 10)
 
 
 def _ranked_page(session, ranked: str, preamble: str, params: dict) -> tuple[list, int]:
     """One page of ``ranked`` (source_id, rank) rows with their documents, and how many."""
+    # The page is cut from the ranked ids alone; only its rows then fetch their document and
+    # source. Joining all candidates first carried every body through the sort, and let
+    # PostgreSQL hash-join the whole sources table (a scan growing with the archive).
     rows = session.execute(
-        text(f"""WITH {preamble} ranked AS ({ranked})
-        SELECT {_COLUMNS}, ranked.rank, count(*) OVER () AS total FROM ranked
-        JOIN search_documents d ON d.source_id = ranked.source_id
+        text(f"""WITH {preamble} ranked AS ({ranked}),
+        page AS (SELECT source_id, rank, count(*) OVER () AS total FROM ranked
+                 ORDER BY rank DESC, source_id DESC LIMIT :limit OFFSET :offset)
+        SELECT {_COLUMNS}, page.rank, page.total FROM page
+        JOIN search_documents d ON d.source_id = page.source_id
         JOIN sources s ON s.id = d.source_id
-        ORDER BY ranked.rank DESC, d.source_id DESC LIMIT :limit OFFSET :offset""").columns(
+        ORDER BY page.rank DESC, page.source_id DESC""").columns(
             fetched_at=UTCDateTime()
         ),
         params,

@@ -4,7 +4,7 @@ SQLite (FTS5) and PostgreSQL (tsvector), Vietnamese without diacritics, and host
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, inspect, select, text
 
 from archive.index import index_new_captures, watermark
 from archive.models import SearchDocument
@@ -185,6 +185,41 @@ def test_operators_phrases_and_exclusion(shared):
     assert found(runtime, "dam -council") == [archive["dam"]]
     assert found(runtime, '"river dam" -"no one"') == []
     assert found(runtime, '"river near the old mill"') == [archive["passing"]]
+
+
+def test_repeated_searches_are_planned_for_their_words(shared):
+    """psycopg prepares a statement run five times; PostgreSQL would then plan it once for any
+    words. Search asks for a plan per query, in its transaction only, and puts the setting back."""
+    runtime, archive = shared
+    with runtime.Session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL planner setting")
+        before = session.execute(text("SHOW plan_cache_mode")).scalar_one()
+        for _ in range(12):  # past psycopg's and the plan cache's thresholds
+            assert [h.source_id for h in search(session, '"river near the old mill"').hits] == [
+                archive["passing"]
+            ]
+        assert search(session, "ha noi").hits[0].source_id == archive["hanoi"]
+        assert session.execute(text("SHOW plan_cache_mode")).scalar_one() == before
+
+
+@pytest.mark.parametrize("by_index", [True, False])
+def test_both_ways_to_the_newest_matches_agree(shared, monkeypatch, by_index):
+    """PostgreSQL finds the newest matches through the GIN index or by walking source ids,
+    whichever the planner's estimate says is cheaper; both must give the same page."""
+    runtime, archive = shared
+    with runtime.Session() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            pytest.skip("two plans on PostgreSQL")
+        session.execute(text("ANALYZE search_documents"))
+        expected = {q: search(session, q) for q in ("river dam", '"river near the old mill"',
+                                                    "dam OR nang", "bat", "vietnam -dam")}
+        monkeypatch.setattr("archive.search._pg_by_index", lambda estimate, documents: by_index)
+        for query, page in expected.items():
+            again = search(session, query)
+            assert [h.source_id for h in again.hits] == [h.source_id for h in page.hits], query
+            assert again.total == page.total
+        assert found(runtime, "bat", category="humr") == [archive["hanoi"]]
 
 
 def test_deleted_sources_are_not_found(runtime, archive):
