@@ -39,7 +39,7 @@ messages: $(VENV)/.runtime
 	$(VENV)/bin/pybabel update --input-file translations/messages.pot --output-dir translations \
 		--no-fuzzy-matching --ignore-obsolete
 
-install-dev: $(VENV)/.dev $(JSIPFS) chromium
+install-dev: $(VENV)/.dev translations $(JSIPFS) chromium
 
 # Browser tests drive Debian's Chromium through Playwright (which cannot download its own here).
 chromium:
