@@ -13,7 +13,7 @@ from archive.index import BATCH_SIZE, count_indexable, reindex
 from archive.static_copy import publish_static
 from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
 from samizdat.errors import SamizdatError
-from samizdat.web import MAX_DB_INT, runtime
+from samizdat.web import database_id, runtime
 
 archive_cli = AppGroup("archive", help="The reader archive: exports and copies readers can take away.")
 
@@ -35,15 +35,14 @@ def export_wacz_cmd(collection: str | None, source: str | None, output: str | No
         raise click.ClickException("give exactly one of --source ID or --collection NAME")
     if not output:
         raise click.ClickException("give the file to write with -o FILE")
-    if source is not None and not (
-        source.isascii() and source.isdigit() and len(source) <= 10 and int(source) <= MAX_DB_INT
-    ):
+    source_id = None if source is None else database_id(source)
+    if source is not None and source_id is None:
         raise click.ClickException(f"--source must be a source id (a whole number), not {source!r}")
     rt = runtime()
     try:
         with rt.Session() as session:
             if source is not None:
-                selection = source_selection(session, int(source))
+                selection = source_selection(session, source_id)
             else:
                 selection = collection_selection(session, collection)
         # The output is opened first: a path that cannot be written fails before any progress.

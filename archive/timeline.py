@@ -23,7 +23,7 @@ from mirror.models import Capture, Job, Source
 from mirror.pipeline import FAILED, OK, UNCHANGED
 from mirror.reader import capture_link_path
 from samizdat.i18n import keep_language_in_links
-from samizdat.web import MAX_DB_INT, MAX_PAGE_SIZE, db_session, page_number
+from samizdat.web import MAX_PAGE_SIZE, database_id, db_session, page_number
 
 bp = Blueprint("timeline", __name__, template_folder="templates")
 keep_language_in_links(bp)
@@ -147,10 +147,11 @@ def _capture_arg(name: str) -> int:
     if not raw:
         abort(400, _("say which captures to compare: ?from=<capture id>&to=<capture id> "
                      "(%(name)s is missing)", name=name))
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_DB_INT)) or int(raw) > MAX_DB_INT:
+    capture_id = database_id(raw)
+    if capture_id is None:
         abort(400, _("%(name)s must be a capture id (a whole number), not %(value)s",
                      name=name, value=repr(raw[:40])))
-    return int(raw)
+    return capture_id
 
 
 def _comparable(source: Source, capture_id: int) -> Capture:

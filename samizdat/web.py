@@ -86,6 +86,17 @@ def page_size(default: int, maximum: int, args: Mapping[str, str] | None = None)
     return _clamped(value, 1, maximum)
 
 
+def database_id(text: str) -> int | None:
+    """``text`` as a database id (ASCII digits, at most MAX_DB_INT), or None when it is not one.
+
+    For ids that arrive outside a route's ``<int:…>`` (query strings, CLI options).
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_DB_INT)):
+        return None
+    number = int(text)
+    return number if number <= MAX_DB_INT else None
+
+
 class DatabaseIdConverter(IntegerConverter):
     """``<int:…>`` in every route: a whole number up to MAX_DB_INT; a larger one is a 404."""
 
