@@ -16,7 +16,7 @@ from config.settings import Settings
 from mirror.models import Capture
 from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
-from samizdat.tasks import PeriodicTask
+from samizdat.tasks import Debounce, PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,8 @@ class StaticExportDebouncer:
     """
 
     def __init__(self, app: Flask, quiet: float = 60.0, max_delay: float = 900.0):
-        self.app, self.quiet, self.max_delay = app, quiet, max_delay
-        self._seen: str | None = None
-        self._seen_at = 0.0
-        self._first_change_at: float | None = None
+        self.app, self.max_delay = app, max_delay
+        self.debounce = Debounce(quiet, max_delay)
         self._failed_at: float | None = None
 
     def __call__(self, runtime: Runtime) -> bool:
@@ -54,16 +52,11 @@ class StaticExportDebouncer:
         exported = _exported_through(runtime.settings)
         now = time.monotonic()
         if current is None or current == exported:
-            self._first_change_at = None
+            self.debounce.reset()
             return False
         if self._failed_at is not None and now - self._failed_at < self.max_delay:
             return False
-        if current != self._seen:
-            self._seen, self._seen_at = current, now
-            self._first_change_at = self._first_change_at or now
-        quiet_enough = now - self._seen_at >= self.quiet
-        waited_too_long = now - (self._first_change_at or now) >= self.max_delay
-        if not (quiet_enough or waited_too_long):
+        if not self.debounce.due(current, exported, now):
             return False
         try:
             report = publish_static(self.app)
@@ -71,7 +64,8 @@ class StaticExportDebouncer:
             self._failed_at = now
             log.warning("static copy not exported: %s", exc)
             return False
-        self._failed_at = self._first_change_at = None
+        self._failed_at = None
+        self.debounce.reset()
         log.info("static copy exported: %d written, %d unchanged, %d deleted; root %s",
                  report.written, report.unchanged, report.deleted, report.root_cid)
         for failure in report.failures:

@@ -10,7 +10,7 @@ from embed.packs import curation_fingerprint
 from embed.publish import PUBLISHED_STATE, publish_embed
 from config.settings import Settings
 from samizdat.runtime import Runtime
-from samizdat.tasks import PeriodicTask
+from samizdat.tasks import Debounce, PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -25,30 +25,20 @@ class PublishDebouncer:
     """
 
     def __init__(self, quiet: float = 30.0, max_delay: float = 300.0):
-        self.quiet, self.max_delay = quiet, max_delay
-        self._seen: str | None = None
-        self._seen_at = 0.0
-        self._first_change_at: float | None = None
+        self.debounce = Debounce(quiet, max_delay)
 
     def __call__(self, runtime: Runtime) -> bool:
         """Check once; publish if due. Returns whether it published."""
         with runtime.Session() as session:
             current = curation_fingerprint(session)
         published = _published_fingerprint(runtime)
-        now = time.monotonic()
-        if current == published:
-            self._first_change_at = None
-            return False
-        if current != self._seen:
-            self._seen, self._seen_at = current, now
-            self._first_change_at = self._first_change_at or now
-        quiet_enough = now - self._seen_at >= self.quiet
-        waited_too_long = now - (self._first_change_at or now) >= self.max_delay
-        if not (quiet_enough or waited_too_long or published is None):
+        due = self.debounce.due(current, published, time.monotonic())
+        # Never published at all: no need to wait for the first one.
+        if not (due or (published is None and current != published)):
             return False
         with runtime.Session() as session:
             report = publish_embed(session, runtime.settings, fingerprint=current)
-        self._first_change_at = None
+        self.debounce.reset()
         log.info("published fragment packs: %d fragments, serial %d", report.packs.fragments,
                  report.packs.serial)
         for failure in report.failures:

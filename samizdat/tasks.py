@@ -22,3 +22,31 @@ class PeriodicTask:
     id: str
     func: Callable[[Runtime], object]
     seconds: float
+
+
+class Debounce:
+    """When a task should act on a state that keeps changing: once it has held still for
+    ``quiet`` seconds, and at the latest ``max_delay`` seconds after it first changed, so a burst
+    of changes costs one run and a steady stream still gets one now and then."""
+
+    def __init__(self, quiet: float, max_delay: float):
+        self.quiet, self.max_delay = quiet, max_delay
+        self._seen: object = None
+        self._seen_at = 0.0
+        self._first_change_at: float | None = None
+
+    def due(self, current: object, done: object, now: float) -> bool:
+        """Whether to act now on ``current``, when ``done`` is what was last acted on."""
+        if current == done:
+            self.reset()
+            return False
+        if current != self._seen:
+            self._seen, self._seen_at = current, now
+            self._first_change_at = self._first_change_at or now
+        quiet_enough = now - self._seen_at >= self.quiet
+        waited_too_long = now - (self._first_change_at or now) >= self.max_delay
+        return quiet_enough or waited_too_long
+
+    def reset(self) -> None:
+        """Nothing is waiting any more (acted on, or back to what was last acted on)."""
+        self._first_change_at = None
