@@ -24,7 +24,9 @@ from archive.listing import (
     listing_query,
 )
 from archive.overview import DAYS_SHOWN, overview
+from archive.reading import source_timeline_path
 from archive.search import SearchPage, search
+from mirror.reader import capture_link_path
 from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, page_number, page_size
 
@@ -51,18 +53,9 @@ def reader_page(body: str, status: int = 200) -> Response:
     return response
 
 
-def timeline_path(source_id: int) -> str:
-    """Where a page's timeline of captures lives (``/archive/<source_id>``)."""
-    return f"/archive/{source_id}"
-
-
-def capture_path(capture_id: int) -> str:
-    """Where a reader reads one capture (``/captures/<capture_id>/``)."""
-    return f"/captures/{capture_id}/"
-
-
-bp.add_app_template_global(timeline_path)
-bp.add_app_template_global(capture_path)
+# The templates' names for the reader's two most linked pages, built where their URLs are.
+bp.add_app_template_global(source_timeline_path, "timeline_path")
+bp.add_app_template_global(capture_link_path, "capture_path")
 
 
 @bp.get("/")

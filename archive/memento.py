@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import http_date
 
+from archive.reading import capture_replay_path
 from mirror.models import Capture, Source
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError
@@ -77,7 +78,7 @@ def _public(path: str) -> str:
 
 def memento_uri(capture_id: int) -> str:
     """The absolute memento URI of a capture: its replay page (served by the reader pages)."""
-    return _public(f"/captures/{capture_id}/replay")
+    return _public(capture_replay_path(capture_id))
 
 
 def timegate_uri(original: str) -> str:
