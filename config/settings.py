@@ -18,6 +18,7 @@ PREFIX = "SAMIZDAT_"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(ValueError):
@@ -95,6 +96,15 @@ class Settings:
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
+    # Operations (docs/operations.md). Log lines as "text" or "json" (one object per line), for
+    # the web app, the scheduler and the CLI alike; never a client address, agent or query.
+    log_format: str = "text"
+    # A Bearer token for /metrics besides archivists' API tokens (empty: API tokens only).
+    metrics_token: str = field(default="", repr=False)
+    # /readyz gives each dependency this long before it counts as failing.
+    ready_timeout_seconds: float = 3.0
+    # /metrics answers database-derived figures from a cache this old at most (per worker).
+    metrics_cache_seconds: float = 10.0
 
     @property
     def s3_public_base(self) -> str:
@@ -195,6 +205,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{PREFIX}IPFS_API must be a multiaddr such as /ip4/127.0.0.1/tcp/5001/http, "
             f"got {settings.ipfs_api!r}"
+        )
+    if settings.log_format not in LOG_FORMATS:
+        raise SettingsError(
+            f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {settings.log_format!r}"
         )
     if settings.fragment_min_chars >= settings.fragment_max_chars:
         raise SettingsError(

@@ -26,15 +26,19 @@ MIMETYPES = {"json": "application/json", "text": "text/plain; charset=utf-8"}
 class RandomFragmentFastPath:
     """WSGI middleware: ordinary random-fragment requests answered here, the rest by ``app``."""
 
-    def __init__(self, app: Flask, wsgi_app: Callable):
+    def __init__(self, app: Flask, wsgi_app: Callable, on_served: Callable[[], None] | None = None):
         self.app = app
         self.wsgi_app = wsgi_app
+        # Called once per request answered here (the app's metrics count it: ops/metrics.py).
+        self.on_served = on_served
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == RANDOM_PATH and environ.get("REQUEST_METHOD") == "GET":
             answer = self._answer(environ.get("QUERY_STRING", ""))
             if answer is not None:
                 body, mimetype = answer
+                if self.on_served is not None:
+                    self.on_served()
                 start_response("200 OK", [("Content-Type", mimetype), ("Content-Length", str(len(body))),
                                           *RANDOM_RESPONSE_HEADERS])
                 return [body]

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from config.logs import log_context
 from config.settings import Settings
 from mirror.models import Job, Source
 from mirror.pipeline import (
@@ -208,14 +209,16 @@ def run_job(runtime: Runtime, job_id: int, process: bool = True) -> CaptureOutco
     source_id = _start(runtime, job_id)
     if source_id is None:
         return None
-    try:
-        with JobLease(runtime, job_id):
-            outcome = capture_source(runtime, source_id, process=process)
-    except Exception as exc:  # a bug must not leave the job "running" forever
-        log.exception("job %s crashed", job_id)
-        _finish(runtime, job_id, None, f"internal error: {exc}")
-        return None
-    _finish(runtime, job_id, outcome, None)
+    # Every line logged while the job runs names it and its source (config/logs.py).
+    with log_context(job_id=job_id, source_id=source_id):
+        try:
+            with JobLease(runtime, job_id):
+                outcome = capture_source(runtime, source_id, process=process)
+        except Exception as exc:  # a bug must not leave the job "running" forever
+            log.exception("job %s crashed", job_id)
+            _finish(runtime, job_id, None, f"internal error: {exc}")
+            return None
+        _finish(runtime, job_id, outcome, None)
     return outcome
 
 

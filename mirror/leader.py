@@ -96,3 +96,36 @@ class LeaderLock:
             finally:
                 self._conn.close()
                 self._conn = None
+
+
+def leader_present(settings: Settings, engine: Engine, name: str = "samizdat.scheduler") -> bool:
+    """Whether some process (this one included) holds the scheduler's lock right now.
+
+    PostgreSQL: the advisory lock in ``pg_locks`` (its 64-bit key is split into classid and
+    objid). SQLite: a shared ``flock`` tried without blocking on the lock file, released at once;
+    a scheduler starting in that instant stands by for one retry interval.
+    """
+    lock = LeaderLock(settings, engine, name)
+    if lock.lock_path is not None:
+        try:
+            fd = os.open(lock.lock_path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing also drops a shared lock we took
+        return False
+    key = _lock_key(name) & 0xFFFFFFFFFFFFFFFF
+    with engine.connect() as conn:
+        return bool(conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid = CAST(CAST(:high AS BIGINT) AS OID)"
+                " AND objid = CAST(CAST(:low AS BIGINT) AS OID) AND objsubid = 1)"
+            ),
+            {"high": key >> 32, "low": key & 0xFFFFFFFF},
+        ).scalar())

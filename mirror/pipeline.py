@@ -16,6 +16,7 @@ from pathlib import PurePath
 
 from sqlalchemy import and_, or_, select, update
 
+from config.logs import log_context
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
 from mirror.charset import detect_charset
@@ -228,6 +229,11 @@ def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
     Replication happens after the capture is safely recorded: a back-end that is down leaves
     pending replicas for the reconcile job, and loses nothing.
     """
+    with log_context(capture_id=capture_id):
+        return _process_and_replicate(runtime, capture_id)
+
+
+def _process_and_replicate(runtime: Runtime, capture_id: int) -> CaptureOutcome:
     claimed_at = _claim_processing(runtime, capture_id)
     new_fragments = _process(runtime, capture_id, claimed_at) if claimed_at is not None else 0
     report = replicate_capture(runtime, capture_id)

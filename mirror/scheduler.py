@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from config.logs import configure_logging
 from mirror.jobs import enqueue_due_sources, jobs_running, requeue_stale_jobs, run_queued_jobs
 from mirror.leader import LeaderLock
 from mirror.pipeline import process_pending_captures
@@ -109,7 +110,7 @@ def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
     ``tasks`` are periodic tasks of capabilities downstream of mirror (the embed's publish),
     handed in by the composition root so that mirror never imports them.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(runtime.settings.log_format)
     # APScheduler logs every run of every job at INFO (a line per tick); only state changes and
     # failures belong in the log, and its warnings (missed runs) and errors still come through.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
 
+from config.logs import configure_logging
 from config.settings import Settings, load_settings
-from samizdat.health import collect_health
 from samizdat.i18n import init_i18n
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
@@ -20,7 +20,6 @@ from samizdat.web import (
     StorableJSONProvider,
     close_db_session,
     reject_unstorable_input,
-    runtime,
 )
 
 
@@ -103,21 +102,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(memento_bp)
     app.register_blueprint(static_copy_bp)
 
+    from ops.routes import init_ops
+
+    # /healthz, /readyz, /metrics; request counters and the request id on log lines.
+    metrics = init_ops(app, settings)
+
     from accounts.ratelimit import limit_login
 
     # After the size check above, so an oversized login is never parsed for its account name.
     limit_login(app, settings)
-
-    @app.get("/healthz")
-    def healthz():
-        """Which back-ends are configured and reachable; 503 when any is not.
-
-        Only archivists see each check's detail (URLs, paths, error text).
-        """
-        from accounts.auth import viewer_is_archivist
-
-        report = collect_health(runtime(), details=viewer_is_archivist())
-        return jsonify(report), (200 if report["status"] == "ok" else 503)
 
     # Unexpected exceptions arrive here too, as a generic InternalServerError (500).
     app.errorhandler(HTTPException)(error_response)
@@ -139,10 +132,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # The random fragment is fetched on every page view of supporters' sites: its ordinary case
     # is answered before Flask builds a request (the view still answers everything else).
-    app.wsgi_app = RandomFragmentFastPath(app, app.wsgi_app)
+    app.wsgi_app = RandomFragmentFastPath(app, app.wsgi_app, on_served=metrics.count_fast_random)
 
     from samizdat.cli import register_cli
 
     register_cli(app)
+    # The CLI and `flask run` log like gunicorn and the scheduler (a no-op where logging is set up).
+    configure_logging(settings.log_format)
     logging.getLogger("samizdat").setLevel(logging.INFO)
     return app

@@ -11,7 +11,6 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from samizdat import migrate
-from samizdat.health import collect_health
 from samizdat.text import unstorable_reason
 from samizdat.web import runtime
 
@@ -42,18 +41,19 @@ def db_current():
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @with_appcontext
 def doctor(as_json: bool):
-    """Report which back-ends are configured and reachable; exit 1 if any is not."""
-    report = collect_health(runtime())
+    """Check the database, stores, Redis, scheduler, queues, packs and metrics; exit 1 if any fails."""
+    from ops.doctor import doctor_report, run_doctor
+
+    checks = run_doctor(runtime())
+    report = doctor_report(checks)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
-        for name, configured in report["configured"].items():
-            if not configured:
-                click.echo(f"{name:9} off       (not configured)")
-        for name, check in report["checks"].items():
-            state = "ok" if check["ok"] else "FAILING"
-            click.echo(f"{name:9} {state:9} {check['detail']}")
-    raise SystemExit(0 if report["status"] == "ok" else 1)
+        width = max(len(c.name) for c in checks)
+        for check in checks:
+            state = "FAILING" if check.state == "failing" else check.state
+            click.echo(f"{check.name:{width}}  {state:7}  {check.detail}")
+    raise SystemExit(1 if report["failing"] else 0)
 
 
 def register_cli(app: Flask) -> None:

@@ -17,11 +17,12 @@ _DROPPED_HEADERS = {"content-type"}
 
 # Paths read by programs, not people: the API, health, oEmbed consumers and embed.js's packs.
 _MACHINE_PREFIXES = ("/api/", "/oembed", "/embed/packs/")
+_MACHINE_PATHS = ("/api", "/healthz", "/readyz", "/metrics")
 
 
 def wants_json() -> bool:
-    """True for the API (and /healthz, oEmbed, packs), and for any client that prefers JSON."""
-    if request.path.startswith(_MACHINE_PREFIXES) or request.path in ("/api", "/healthz"):
+    """True for the API (and the ops probes, oEmbed, packs), and for any client that prefers JSON."""
+    if request.path.startswith(_MACHINE_PREFIXES) or request.path in _MACHINE_PATHS:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

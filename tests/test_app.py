@@ -1,4 +1,4 @@
-"""The app as a whole: health, JSON errors, read API, and gunicorn serving wsgi:app."""
+"""The app as a whole: readiness, JSON errors, read API, and gunicorn serving wsgi:app."""
 
 import os
 import subprocess
@@ -10,28 +10,30 @@ from samizdat.app import create_app
 from tests.services import ROOT, free_port, stop_process, wait_for_http
 
 
-def test_healthz_reports_every_backend_reachable(client, settings):
-    response = client.get("/healthz")
+def test_readyz_reports_every_backend_reachable(client, settings):
+    response = client.get("/readyz")
     assert response.status_code == 200
     report = response.get_json()
-    assert report["status"] == "ok"
-    assert report["configured"] == {"local": True, "s3": True, "ipfs": True}
+    assert report["status"] == "ready" and report["failing"] == []
+    assert report["configured"] == {"database": True, "local": True, "s3": True, "ipfs": True}
     assert set(report["checks"]) == {"database", "local", "s3", "ipfs"}
     assert all(check["ok"] for check in report["checks"].values())
 
 
-def test_healthz_is_503_when_a_backend_is_down(local_settings):
+def test_readyz_is_503_naming_a_backend_that_is_down(local_settings):
     settings = local_settings.replace(
         s3_bucket="down", s3_endpoint_url=f"http://127.0.0.1:{free_port()}"
     )
     app = create_app(settings)
-    response = app.test_client().get("/healthz")
+    response = app.test_client().get("/readyz")
     assert response.status_code == 503
     report = response.get_json()
-    assert report["status"] == "degraded"
+    assert report["status"] == "unready" and report["failing"] == ["s3"]
     assert report["checks"]["s3"]["ok"] is False
     assert report["checks"]["database"]["ok"] is True
     assert report["configured"]["ipfs"] is False
+    # Liveness asks nothing of the back-ends: the process is alive all the same.
+    assert app.test_client().get("/healthz").get_json() == {"status": "alive"}
 
 
 def test_unknown_api_routes_get_a_json_error(client):
@@ -80,12 +82,12 @@ def test_gunicorn_serves_wsgi_app_from_the_environment(tmp_path):
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", 30, proc)
-        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-        assert health.status_code == 200
-        assert health.json()["configured"] == {"local": True, "s3": False, "ipfs": False}
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200
+        assert ready.json()["configured"] == {"database": True, "local": True, "s3": False, "ipfs": False}
         assert requests.get(f"http://127.0.0.1:{port}/api/fragments/random", timeout=5).status_code == 404
     finally:
         stop_process(proc)
     # No access log: the server output must not hold the client's address.
     output = proc.stdout.read().decode()
-    assert "GET /healthz" not in output
+    assert "GET /healthz" not in output and "GET /readyz" not in output

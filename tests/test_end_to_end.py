@@ -39,7 +39,7 @@ def test_blocked_url_to_random_fragment(settings, site, s3_server, ipfs_node):
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", 30, web)
-        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["status"] == "ok"
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).json()["status"] == "ready"
         fragment = requests.get(f"http://127.0.0.1:{port}/api/fragments/random", timeout=10).json()
     finally:
         stop_process(web)

@@ -112,13 +112,13 @@ def test_disabling_a_user_ends_their_session(app, client, login, cli):
 
 
 def test_public_endpoints_set_no_cookie_even_for_a_logged_in_archivist(app, login):
-    for path in ("/api/fragments/random", "/api/sources", "/healthz"):
+    for path in ("/api/fragments/random", "/api/sources", "/healthz", "/readyz"):
         response = app.test_client().get(path)
         assert "Set-Cookie" not in response.headers, path
     create_account(app, "ana")
     client = app.test_client()
     login(client, "ana")
-    for path in ("/api/fragments/random", "/api/sources", "/healthz"):
+    for path in ("/api/fragments/random", "/api/sources", "/healthz", "/readyz"):
         response = client.get(path)
         assert "Set-Cookie" not in response.headers, path
 

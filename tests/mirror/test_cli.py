@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from mirror.leader import LeaderLock
 from mirror.models import Capture, Source
 from tests.sites import seed_names
 
@@ -76,8 +77,13 @@ def test_mirror_run_needs_ids_or_all(cli):
     assert result.exit_code != 0 and "no source with id 42" in result.output
 
 
-def test_doctor_reports_backends(cli):
-    result = cli.invoke(args=["doctor"])
+def test_doctor_reports_backends(cli, runtime, settings):
+    lock = LeaderLock(settings, runtime.engine)  # a scheduler is running
+    assert lock.acquire()
+    try:
+        result = cli.invoke(args=["doctor"])
+    finally:
+        lock.release()
     assert result.exit_code == 0, result.output
     for name in ("database", "local", "s3", "ipfs"):
         assert name in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mirror.leader import LeaderLock
 from mirror.pipeline import capture_source
 from samizdat.app import create_app
 from tests.conftest import issue_account_token
@@ -28,32 +29,38 @@ def secrets_of(settings) -> list[str]:
     return [str(settings.data_dir.resolve()), database]
 
 
-def test_public_healthz_shows_states_but_no_urls_or_paths(guarded_app, settings):
-    response = guarded_app.test_client().get("/healthz")
+def test_public_readyz_shows_states_but_no_urls_or_paths(guarded_app, settings):
+    response = guarded_app.test_client().get("/readyz")
     assert response.status_code == 200
     report = response.get_json()
-    assert report["status"] == "ok"
-    assert report["checks"]["database"] == {"backend": "database", "ok": True}
+    assert report["status"] == "ready"
+    assert report["checks"]["database"] == {"ok": True}
     body = response.get_data(as_text=True)
     for secret in secrets_of(settings):
         assert secret not in body
 
 
-def test_archivists_see_health_details(guarded_app, settings):
+def test_archivists_see_readiness_details(guarded_app, settings):
     token = issue_account_token(guarded_app, "arch", "archivist")
-    report = guarded_app.test_client().get("/healthz", headers=bearer(token)).get_json()
+    report = guarded_app.test_client().get("/readyz", headers=bearer(token)).get_json()
     assert report["checks"]["local"]["detail"] == str(settings.spool_dir.resolve())
     assert report["checks"]["database"]["detail"]
 
 
-def test_a_bad_token_on_healthz_gets_the_public_view_not_an_error(guarded_app):
-    response = guarded_app.test_client().get("/healthz", headers=bearer("smz_nonsense"))
+def test_a_bad_token_on_readyz_gets_the_public_view_not_an_error(guarded_app):
+    response = guarded_app.test_client().get("/readyz", headers=bearer("smz_nonsense"))
     assert response.status_code == 200
     assert "detail" not in response.get_json()["checks"]["local"]
 
 
 def test_flask_doctor_still_prints_details(guarded_app, settings):
-    result = guarded_app.test_cli_runner().invoke(args=["doctor"])
+    runtime = guarded_app.extensions["samizdat"]
+    lock = LeaderLock(settings, runtime.engine)  # a scheduler is running
+    assert lock.acquire()
+    try:
+        result = guarded_app.test_cli_runner().invoke(args=["doctor"])
+    finally:
+        lock.release()
     assert result.exit_code == 0, result.output
     assert str(settings.spool_dir.resolve()) in result.output
 
