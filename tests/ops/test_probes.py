@@ -1,0 +1,71 @@
+"""/healthz says the process is alive and calls nothing; /readyz checks each dependency within a deadline."""
+
+from __future__ import annotations
+
+import pytest
+
+from samizdat.app import create_app
+from tests.conftest import issue_account_token
+from tests.ops.helpers import bearer
+from tests.services import free_port
+
+
+@pytest.fixture
+def app_without_database(local_settings):
+    """The app pointed at a PostgreSQL port where nothing listens."""
+    settings = local_settings.replace(
+        database_url=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2"
+    )
+    application = create_app(settings)
+    yield application
+    application.extensions["samizdat"].dispose()
+
+
+def test_healthz_answers_alive_without_the_database_and_without_a_cookie(app_without_database):
+    response = app_without_database.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "alive"}
+    assert "Set-Cookie" not in response.headers
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_readyz_is_503_naming_the_database_when_it_is_gone(app_without_database):
+    response = app_without_database.test_client().get("/readyz")
+    assert response.status_code == 503
+    report = response.get_json()
+    assert report["status"] == "unready" and report["failing"] == ["database"]
+    assert report["checks"]["local"] == {"ok": True}
+    assert "Set-Cookie" not in response.headers
+    # An Authorization header cannot be checked without the database: no details, still no 500.
+    with_token = app_without_database.test_client().get("/readyz", headers=bearer("smz_whatever"))
+    assert with_token.status_code == 503 and "detail" not in with_token.get_json()["checks"]["database"]
+
+
+def test_readyz_gives_up_on_a_hung_store_at_its_deadline_then_trusts_the_breaker(settings, s3_server):
+    app = create_app(settings.replace(ready_timeout_seconds=1.0))
+    token = issue_account_token(app, "arch", "archivist")
+    client = app.test_client()
+    try:
+        assert client.get("/readyz").status_code == 200
+        s3_server.pause()  # connections hang: the S3 probe alone would wait its own 3 s timeouts
+        try:
+            hung = client.get("/readyz", headers=bearer(token))
+            assert hung.status_code == 503
+            report = hung.get_json()
+            assert report["failing"] == ["s3"]
+            assert report["checks"]["s3"]["detail"] == "no answer within 1 s"
+            assert report["checks"]["ipfs"]["ok"] and report["checks"]["database"]["ok"]
+            # The failure opened S3's breaker: the next probe fails at once without a call.
+            again = client.get("/readyz", headers=bearer(token)).get_json()
+            assert again["failing"] == ["s3"] and "circuit breaker" in again["checks"]["s3"]["detail"]
+            public = client.get("/readyz").get_json()
+            assert public["checks"]["s3"] == {"ok": False}
+        finally:
+            s3_server.resume()
+    finally:
+        app.extensions["samizdat"].dispose()
+
+
+def test_ops_errors_answer_in_json(client):
+    response = client.post("/readyz")
+    assert response.status_code == 405 and response.is_json
