@@ -22,8 +22,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _context: ContextVar[dict[str, object]] = ContextVar("samizdat_log_context", default={})
 
 # gunicorn logs a malformed request as "Invalid request from ip=<reader's address>: …" (at WARNING,
-# whatever its access log says): the address never reaches our lines.
+# whatever its access log says), and a crashed one with its URI: neither address nor query
+# reaches our lines.
 _GUNICORN_PEER = re.compile(r"\bip=\S+?(?=: |\s|$)")
+_QUERY = re.compile(r"\?\S*")
 
 
 def bind_log_context(**fields: object) -> Token:
@@ -60,8 +62,12 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
 def _message(record: logging.LogRecord) -> str:
     """The record's message with a reader's address (gunicorn's bad-request line) left out."""
     message = record.getMessage()
-    if record.name.startswith("gunicorn") and "ip=" in message:
-        message = _GUNICORN_PEER.sub("ip=[hidden]", message)
+    if record.name.startswith("gunicorn"):
+        if "ip=" in message:
+            message = _GUNICORN_PEER.sub("ip=[hidden]", message)
+        if message.startswith("Error handling request"):
+            # "Error handling request GET /path?query": a reader's query stays out of the log.
+            message = _QUERY.sub("", message)
     return message
 
 
