@@ -114,7 +114,8 @@ def test_a_scrape_sums_the_requests_every_worker_answered(server):
     grown = total(after, "samizdat_http_requests_total") - total(before, "samizdat_http_requests_total")
     assert grown == answered + 1
     assert total(after, "samizdat_http_requests_total") == sum(server.requests_per_worker().values()) - 1
-    fast = ("samizdat_embed_requests_total", frozenset({"endpoint": "embed.random_fragment"}.items()))
+    fast = ("samizdat_http_requests_total", frozenset(
+        {"endpoint_class": "embed", "endpoint": "embed.random_fragment", "status": "200"}.items()))
     assert after[fast] - before.get(fast, 0) == answered / 4
     assert after[("samizdat_captures_total", frozenset({"outcome": "ok"}.items()))] == 1
 
