@@ -168,7 +168,10 @@ def limit_api(app: Flask, settings: Settings) -> Limiter:
     )
     _remove_hooks(app, limiter)
     token_limit = _checked_limit("token_rate_limit", settings.token_rate_limit)
-    app.extensions[TOKEN_LIMIT_CHECK] = limiter.limit(token_limit, key_func=token_key)(_token_use)
+    # Shared: one budget per token across every endpoint, not one per endpoint.
+    app.extensions[TOKEN_LIMIT_CHECK] = limiter.shared_limit(
+        token_limit, scope="token", key_func=token_key
+    )(_token_use)
     api = limiter.shared_limit(
         _checked_limit("api_rate_limit", settings.api_rate_limit), scope="public-api"
     )
