@@ -156,7 +156,8 @@ def test_upload_and_curation_leave_one_entry_each(app, api):
 
     start = last_id(app)
     assert api("POST", f"/api/fragments/{ids[0]}/approve").status_code == 200
-    assert (one_entry(app, start)["action"], one_entry(app, start)["target"]) == ("fragment.approve", ids[0])
+    approve = one_entry(app, start)
+    assert (approve["action"], approve["target"]) == ("fragment.approve", ids[0])
 
     start = last_id(app)
     changed = api("PATCH", f"/api/fragments/{ids[1]}", json={"text": "A shorter, edited text."})
@@ -173,7 +174,10 @@ def test_upload_and_curation_leave_one_entry_each(app, api):
     assert bulk.status_code == 200
     entry = one_entry(app, start)
     assert entry["action"] == "fragment.reject"
-    assert entry["detail"]["ids"] == ids[2:] if len(ids) > 3 else entry["target"] == ids[2]
+    if len(ids) > 3:
+        assert entry["detail"]["ids"] == ids[2:] and entry["target"] is None
+    else:
+        assert entry["target"] == ids[2]
 
     start = last_id(app)
     # Approving one's own edit is refused: no entry.
@@ -219,3 +223,43 @@ def test_no_entry_holds_a_password_or_token(app, api):
     assert "token.issue" in text
     assert issued not in text and issued[10:] not in text
     assert TEST_PASSWORD not in text
+
+
+def test_archivist_pages_record_like_the_api(app):
+    from tests.conftest import create_account, csrf_of
+
+    create_account(app, "pia")
+    browser = app.test_client()
+    browser.get("/login")
+    browser.post("/login", data={"name": "pia", "password": TEST_PASSWORD,
+                                 "csrf_token": csrf_of(browser)})
+
+    def form(path: str, **data):
+        response = browser.post(path, data={"csrf_token": csrf_of(browser), **data})
+        assert response.status_code in (200, 303), response.get_data(as_text=True)
+        return response
+
+    start = last_id(app)
+    form("/manage/sources", url="https://example.org/page", country="VN")
+    entry = one_entry(app, start)
+    assert (entry["actor"], entry["action"]) == ("pia", "source.add")
+    source_id = entry["target"]
+
+    start = last_id(app)
+    form(f"/manage/sources/{source_id}/edit", country="TH", collection="", every="6h")
+    assert one_entry(app, start)["detail"]["country"] == ["VN", "TH"]
+
+    start = last_id(app)
+    form(f"/manage/sources/{source_id}/mirror")
+    assert one_entry(app, start)["action"] == "source.capture"
+
+    start = last_id(app)
+    asked = form(f"/manage/sources/{source_id}/delete")
+    assert asked.status_code == 200 and entries_since(app, start) == []  # only the question
+    form("/manage/sources/bulk", action="delete", confirm="yes", ids=source_id)
+    entry = one_entry(app, start)
+    assert (entry["action"], entry["target"]) == ("source.delete", source_id)
+
+    start = last_id(app)
+    refused = browser.post("/manage/sources", data={"url": "https://example.org/no-csrf"})
+    assert refused.status_code == 403 and entries_since(app, start) == []
