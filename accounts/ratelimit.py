@@ -103,8 +103,9 @@ def _confine_hooks(app: Flask, limiter: Limiter, blueprint: str) -> None:
     """Run the limiter's request hooks for ``blueprint`` only, not for every request of the app.
 
     Flask-Limiter hooks the whole app, and its hooks cost about 0.3 ms of CPU per request even
-    where nothing is limited: a third of a random fragment's cost (docs/benchmarks.md). The only
-    limits are on the login view, so its blueprint's requests are the only ones that need them.
+    where nothing is limited: a third of a random fragment's cost (docs/benchmarks.md). The login
+    limiter's only limits are on the login view, so its blueprint's requests are the only ones
+    that need them.
     """
     def ours(hook) -> bool:
         owner = getattr(hook, "__self__", None) or next(iter(getattr(hook, "args", ())), None)
