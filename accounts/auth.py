@@ -7,24 +7,35 @@ only sets the session cookie when something writes to the session (login, CSRF t
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, g, redirect, render_template, request, session, url_for
+from flask import Response, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.urls import iri_to_uri
 
-from accounts.models import User
-from accounts.users import has_role, revoke_sessions, user_for_token
+from accounts.audit import Actor, actor_of, record
+from accounts.models import AuditEntry, User
+from accounts.users import has_role, revoke_sessions, token_for
 from samizdat.text import unstorable_reason
-from samizdat.web import db_session, json_error
+from samizdat.web import db_session, json_error, runtime
 
 F = TypeVar("F", bound=Callable)
 
 SESSION_USER = "user_id"
 SESSION_VERSION = "version"
 SESSION_CSRF = "csrf"
+# Unix times inside the signed cookie: when this login happened and when it was last used on an
+# archivist page. The server checks both on every request (a copied cookie is as old as it says).
+SESSION_LOGIN_AT = "login_at"
+SESSION_SEEN_AT = "seen_at"
+# Writing the cookie on every page would send a Set-Cookie with each response; once a minute is
+# precise enough for an idle timeout counted in minutes.
+_SEEN_RESOLUTION_SECONDS = 60
+# app.extensions key of the per-token rate limit check (accounts/ratelimit.py installs it).
+TOKEN_LIMIT_CHECK = "samizdat.token_limit"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -72,7 +83,32 @@ def log_in(user: User) -> None:
     session[SESSION_USER] = user.id
     # The cookie is only as good as this number: logout, a password change and disabling bump it.
     session[SESSION_VERSION] = user.session_version
+    session[SESSION_LOGIN_AT] = session[SESSION_SEEN_AT] = int(time.time())
     csrf_token()
+
+
+def session_expired() -> bool:
+    """Whether this session is past its absolute lifetime or has been idle too long.
+
+    Checked from the timestamps inside the signed cookie, not from the cookie's own expiry,
+    which a copied cookie does not keep. A session without them predates these checks: expired.
+    """
+    settings = runtime().settings
+    login_at, seen_at = session.get(SESSION_LOGIN_AT), session.get(SESSION_SEEN_AT)
+    if not isinstance(login_at, int) or not isinstance(seen_at, int):
+        return True
+    now = time.time()
+    return (
+        now - login_at > settings.session_lifetime_hours * 3600
+        or now - seen_at > settings.session_idle_minutes * 60
+    )
+
+
+def _touch_session() -> None:
+    """Note that the session was used now (at most once a minute, so the cookie rarely changes)."""
+    now = int(time.time())
+    if now - session.get(SESSION_SEEN_AT, 0) >= _SEEN_RESOLUTION_SECONDS:
+        session[SESSION_SEEN_AT] = now
 
 
 def log_out() -> None:
@@ -96,11 +132,13 @@ def _bearer_token() -> str | None:
     return value.strip()
 
 
-def authenticated_user() -> User | None:
+def authenticated_user(writes_session: bool = True) -> User | None:
     """The user behind this request (looked up once); AuthFailure(401) for a bad token.
 
     An Authorization header, when present, is the only credential considered: a script's broken
-    token must fail loudly rather than fall back to a browser session.
+    token must fail loudly rather than fall back to a browser session. A token over its rate
+    limit raises RateLimitExceeded (429). ``writes_session=False`` (public pages) never touches
+    the cookie, not even to clear a stale one, so those pages send no Set-Cookie.
     """
     if "auth_user" in g:
         return g.auth_user
@@ -110,16 +148,27 @@ def authenticated_user() -> User | None:
         token = _bearer_token()
         if not token:
             raise AuthFailure(401, "the Authorization header must be 'Bearer <token>'")
-        user = user_for_token(db_session(), token)
-        if user is None:
+        api_token = token_for(db_session(), token)
+        if api_token is None:
             raise AuthFailure(401, "invalid, revoked or disabled API token")
+        g.auth_token_id = api_token.id
+        check_limit = current_app.extensions.get(TOKEN_LIMIT_CHECK)
+        if check_limit is not None:
+            check_limit()  # before anything is written: a refused request leaves no trace
         db_session().commit()  # keep last_used_at
+        user = api_token.user
         g.auth_via = "token"
     elif session.get(SESSION_USER) is not None:
         user = db_session().get(User, session[SESSION_USER])
-        if user is None or not user.active or user.session_version != session.get(SESSION_VERSION):
-            # Deleted, disabled, logged out elsewhere or password changed since this login.
-            session.clear()
+        if (
+            user is None
+            or not user.active
+            or user.session_version != session.get(SESSION_VERSION)
+            or session_expired()
+        ):
+            # Deleted, disabled, logged out elsewhere, password changed or simply too old.
+            if writes_session:
+                session.clear()
             user = None
         else:
             g.auth_via = "session"
@@ -133,7 +182,7 @@ def viewer_is_archivist() -> bool:
     Never answers or raises: bad credentials simply count as a reader's.
     """
     try:
-        user = authenticated_user()
+        user = authenticated_user(writes_session=False)
     except AuthFailure:
         return False
     return user is not None and has_role(user, "archivist")
@@ -153,7 +202,21 @@ def _check(role: str) -> User:
     # Cookies ride along with cross-site requests; tokens do not, so only sessions need CSRF.
     if g.auth_via == "session" and request.method not in _SAFE_METHODS:
         check_csrf()
+    if g.auth_via == "session":
+        _touch_session()  # only here: public pages never write the cookie
     return user
+
+
+def current_actor() -> Actor:
+    """The audit log's actor for the authenticated user of this request."""
+    return actor_of(current_user())
+
+
+def audit(
+    action: str, target_kind: str, target_id: object = None, detail: dict | None = None
+) -> AuditEntry:
+    """Record an action of this request's user in its database session (committed with it)."""
+    return record(db_session(), current_actor(), action, target_kind, target_id, detail)
 
 
 def require_role(role: str, page: bool = False) -> Callable[[F], F]:

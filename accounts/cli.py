@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import func, select
 
+from accounts.audit import AuditFilter, audit_filter, cli_actor, entry_as_dict, list_entries, record
 from accounts.models import ApiToken, User
 from accounts.users import (
     AccountError,
@@ -51,6 +53,7 @@ def users_create(name: str, role: str, password_stdin: bool):
             user = create_user(session, name, role, _read_password(password_stdin))
         except AccountError as exc:
             raise click.ClickException(str(exc)) from None
+        record(session, cli_actor(), "user.add", "user", user.id, {"name": user.name, "role": role})
         session.commit()
         click.echo(f"created {user.role} {user.name} (id {user.id})")
 
@@ -66,9 +69,10 @@ def users_password(name: str, password_stdin: bool):
     with runtime().Session() as session:
         try:
             find_user(session, name)
-            set_password(session, name, _read_password(password_stdin))
+            user = set_password(session, name, _read_password(password_stdin))
         except AccountError as exc:
             raise click.ClickException(str(exc)) from None
+        record(session, cli_actor(), "user.password-reset", "user", user.id, {"name": name})
         session.commit()
     click.echo(f"password of {name} changed; their sessions are ended")
 
@@ -104,6 +108,9 @@ def users_token(name: str, label: str | None):
             issued = issue_token(session, find_user(session, name), label)
         except AccountError as exc:
             raise click.ClickException(str(exc)) from None
+        token = issued.token
+        record(session, cli_actor(), "token.issue", "token", token.id,
+               {"user": name, "label": token.label, "prefix": token.prefix})
         session.commit()
         # The token alone on stdout so scripts can capture it; the note goes to stderr.
         click.echo(issued.plain)
@@ -119,9 +126,13 @@ def users_revoke_token(token_id: int):
     """Revoke API token TOKEN_ID (see `flask users tokens`)."""
     with runtime().Session() as session:
         try:
+            was_live = (session.get(ApiToken, token_id) or ApiToken()).revoked_at is None
             token = revoke_token(session, token_id)
         except AccountError as exc:
             raise click.ClickException(str(exc)) from None
+        if was_live:
+            record(session, cli_actor(), "token.revoke", "token", token.id,
+                   {"user": token.user.name, "prefix": token.prefix})
         session.commit()
         click.echo(f"revoked token {token.id} ({token.prefix}…) of {token.user.name}")
 
@@ -147,9 +158,14 @@ def users_tokens(name: str):
 def _set_active(name: str, active: bool) -> None:
     with runtime().Session() as session:
         try:
+            user = find_user(session, name)
+            was_active = user.active
             set_active(session, name, active)
         except AccountError as exc:
             raise click.ClickException(str(exc)) from None
+        if was_active != active:
+            record(session, cli_actor(), "user.enable" if active else "user.disable", "user",
+                   user.id, {"name": name})
         session.commit()
     click.echo(f"{'enabled' if active else 'disabled'} {name}")
 
@@ -168,3 +184,36 @@ def users_disable(name: str):
 def users_enable(name: str):
     """Enable NAME again (their unrevoked tokens work again too)."""
     _set_active(name, True)
+
+
+@click.group("audit")
+def audit_cli():
+    """Read the audit log of archivist and admin actions."""
+
+
+@audit_cli.command("list")
+@click.option("--actor", default=None, help="Only this actor (a user name, or cli:<os user>).")
+@click.option("--action", default=None, help="Only this action (source.edit) or kind (source).")
+@click.option("--target-kind", default=None, help="Only targets of this kind (source, user…).")
+@click.option("--target-id", default=None, help="Only this target id.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_appcontext
+def audit_list(actor, action, target_kind, target_id, limit: int, as_json: bool):
+    """The newest audit entries first."""
+    try:
+        flt: AuditFilter = audit_filter(actor, action, target_kind, target_id)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    with runtime().Session() as session:
+        _, entries = list_entries(session, flt, 0, limit)
+        for entry in entries:
+            item = entry_as_dict(entry)
+            if as_json:
+                click.echo(json.dumps(item, ensure_ascii=False))
+                continue
+            target = f"{item['target']['kind']} {item['target']['id'] or ''}".strip()
+            click.echo(
+                f"{item['at'][:19]}  {entry.actor_name:20}  {entry.action:22}  {target:14}  "
+                f"{entry.detail or ''}"
+            )

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from accounts.auth import (
     AuthFailure,
+    audit,
     check_csrf,
     csrf_token,
     current_user,
@@ -127,6 +128,7 @@ def add_user():
         )
     except AccountError as exc:
         return json_error(400, str(exc))
+    audit("user.add", "user", user.id, {"name": user.name, "role": user.role})
     session.commit()
     return jsonify(user_as_dict(user)), 201
 
@@ -152,6 +154,9 @@ def add_token():
         issued = issue_token(session, current_user(), _text_field(body, "label"))
     except AccountError as exc:
         return json_error(400, str(exc))
+    token = issued.token
+    audit("token.issue", "token", token.id, {"user": current_user().name, "label": token.label,
+                                              "prefix": token.prefix})
     session.commit()
     response = jsonify({**token_as_dict(issued.token), "token": issued.plain})
     response.status_code = 201
@@ -166,9 +171,12 @@ def delete_token(token_id: int):
     session = db_session()
     user = current_user()
     try:
+        was_live = (session.get(ApiToken, token_id) or ApiToken()).revoked_at is None
         token = revoke_token(session, token_id, owner=None if user.role == "admin" else user)
     except AccountError as exc:
         return json_error(404, str(exc))
+    if was_live:
+        audit("token.revoke", "token", token.id, {"user": token.user.name, "prefix": token.prefix})
     session.commit()
     return jsonify(token_as_dict(token))
 

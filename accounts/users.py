@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -184,6 +184,15 @@ def user_for_token(session: Session, plain: str) -> User | None:
 
     The caller commits (the request's session does, or the change is simply dropped).
     """
+    token = token_for(session, plain)
+    return None if token is None else token.user
+
+
+def token_for(session: Session, plain: str) -> ApiToken | None:
+    """The live token ``plain`` is (unrevoked, its user active), or None; records its use.
+
+    The caller commits.
+    """
     if not plain.startswith(TOKEN_PREFIX):
         return None
     digest = _digest(plain)
@@ -197,7 +206,7 @@ def user_for_token(session: Session, plain: str) -> User | None:
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         token.last_used_at = now
-    return token.user
+    return token
 
 
 def revoke_token(session: Session, token_id: int, owner: User | None = None) -> ApiToken:
@@ -212,3 +221,55 @@ def revoke_token(session: Session, token_id: int, owner: User | None = None) -> 
         token.revoked_at = utcnow()
     session.flush()
     return token
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """The user with this id; AccountError when there is none."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError(f"no user with id {user_id}")
+    return user
+
+
+def _check_admins_remain(session: Session, user: User) -> None:
+    """AccountError if ``user`` is the last active admin: someone must still manage accounts."""
+    others = session.scalar(
+        select(func.count()).select_from(User).where(
+            User.role == "admin", User.active.is_(True), User.id != user.id
+        )
+    )
+    if user.role == "admin" and user.active and not others:
+        raise AccountError(f"{user.name} is the last active admin; make another admin first")
+
+
+def set_role(session: Session, user: User, role: object) -> User:
+    """Give ``user`` another role (AccountError for an unknown one, or the last admin's demotion).
+
+    The caller commits.
+    """
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if role != user.role:
+        _check_admins_remain(session, user)
+        user.role = role  # type: ignore[assignment]
+        session.flush()
+    return user
+
+
+def set_user_active(session: Session, user: User, active: bool) -> User:
+    """Disable or enable ``user`` (never the last active admin); see :func:`set_active`."""
+    if not active:
+        _check_admins_remain(session, user)
+    return set_active(session, user.name, active)
+
+
+def change_own_password(session: Session, user: User, current: str, new: str) -> User:
+    """Set ``user``'s password to ``new`` if ``current`` is right; every session of theirs ends.
+
+    AccountError for a wrong current password or a weak new one. The caller commits.
+    """
+    if len(current) > MAX_PASSWORD_LENGTH or not check_password_hash(user.password_hash, current):
+        raise AccountError("the current password is wrong")
+    if new == current:
+        raise AccountError("the new password must differ from the current one")
+    return set_password(session, user.name, new)

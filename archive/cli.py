@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from accounts.audit import cli_actor, record
 from archive.index import BATCH_SIZE, count_indexable, reindex
 from archive.static_copy import publish_static
 from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
@@ -63,6 +64,12 @@ def archive_publish(full: bool):
         report = publish_static(current_app, full=full)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
+    with runtime().Session() as session:
+        record(session, cli_actor(), "archive.publish", "archive", report.root_cid, {
+            "files": report.files, "written": report.written, "deleted": report.deleted,
+            "full": full, "failures": list(report.failures),
+        })
+        session.commit()
     click.echo(
         f"exported {report.files} file(s), {report.bytes} bytes ({report.pages} page(s), search index "
         f"{report.search_index_bytes} bytes): {report.written} written, {report.unchanged} unchanged, "

@@ -72,6 +72,15 @@ class Settings:
     max_request_bytes: int = 51 * 1024 * 1024
     # Login attempts per client address and per account name (flask-limiter syntax).
     login_rate_limit: str = "10 per minute; 50 per hour"
+    # Requests per API token (keyed by the token's id, never its value), whoever sends them.
+    token_rate_limit: str = "600 per minute"
+    # Public JSON API (/api/sources…, /oembed) per client address (kept only as a keyed hash).
+    api_rate_limit: str = "300 per minute"
+    # Full-text searches of the reader archive (?q=) per client: they cost more than a listing.
+    search_rate_limit: str = "60 per minute"
+    # Archivist sessions end this long after login, and after this long without an archivist page.
+    session_lifetime_hours: int = 12
+    session_idle_minutes: int = 60
     # Redis for shared rate-limit counters across workers; empty: each worker counts in memory.
     redis_url: str = field(default="", repr=False)
     # Embed packs: the Ed25519 key that signs them (empty: data_dir/keys/embed-ed25519.pem, 0600)

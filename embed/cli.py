@@ -7,6 +7,7 @@ import json
 import click
 from flask.cli import with_appcontext
 
+from accounts.audit import cli_actor, record
 from embed.packs import MAX_REQUEST_BYTES
 from embed.publish import publish_embed
 from fragments.store import fragment_as_dict, random_approved
@@ -41,6 +42,12 @@ def embed_publish():
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     packs = report.packs
+    with runtime().Session() as session:
+        record(session, cli_actor(), "embed.publish", "embed", packs.serial, {
+            "packs": packs.packs, "fragments": packs.fragments,
+            "failures": list(report.failures),
+        })
+        session.commit()
     click.echo(
         f"published {packs.packs} pack(s) of {packs.fragments} approved fragment(s), "
         f"serial {packs.serial}: {packs.shards_written} new shard(s), {packs.shards_reused} reused, "

@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
+from accounts.audit import Actor, cli_actor
 from accounts.users import AccountError, find_user, has_role
 from fragments.curation import (
     CurationError,
@@ -21,6 +22,7 @@ from fragments.curation import (
     list_fragments,
     review,
     review_pending,
+    set_auto_approve,
     tags_of,
 )
 from fragments.extract import extract_main_text
@@ -82,6 +84,12 @@ def _reviewer(session: Session, name: str | None) -> Reviewer:
     return Reviewer(user.name, self_approve)
 
 
+def _actor(reviewer: Reviewer) -> Actor:
+    """Who the audit log names for a shell's decision: the shell, and who it decided as."""
+    shell = cli_actor()
+    return shell if reviewer.anonymous else Actor(None, f"{shell.name} as {reviewer.name}"[:120])
+
+
 def _decide(
     action: str,
     ids: tuple[str, ...],
@@ -101,10 +109,11 @@ def _decide(
     with runtime().Session() as session:
         reviewer = _reviewer(session, as_name)
         try:
+            actor = _actor(reviewer)
             if ids:
-                decision = review(session, ids, status, reviewer)
+                decision = review(session, ids, status, reviewer, actor=actor)
             else:
-                decision = review_pending(session, status, reviewer, collection)
+                decision = review_pending(session, status, reviewer, collection, actor=actor)
         except CurationError as exc:
             session.rollback()
             _fail(str(exc))
@@ -180,7 +189,7 @@ def collections_add(name: str, auto_approve: bool):
     """Declare collection NAME."""
     with runtime().Session() as session:
         try:
-            collection = create_collection(session, name, auto_approve)
+            collection = create_collection(session, name, auto_approve, actor=cli_actor())
         except CurationError as exc:
             session.rollback()
             _fail(str(exc))
@@ -212,6 +221,6 @@ def collections_set(name: str, auto_approve: bool | None):
             collection = get_collection(session, name)
         except CurationError as exc:
             _fail(str(exc))
-        collection.auto_approve = auto_approve
+        set_auto_approve(session, collection, auto_approve, actor=cli_actor())
         session.commit()
         click.echo(f"{name}: {'auto-approve' if auto_approve else 'review'}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
+from accounts.audit import Actor, record
 from fragments.models import (
     APPROVED,
     PENDING,
@@ -32,6 +33,8 @@ MAX_TEXT_CHARS = 1000
 MAX_TAG_CHARS = 64
 MAX_COLLECTION_CHARS = 100
 DECISIONS = {"approve": APPROVED, "reject": REJECTED}
+# The audit log's verb for each status a decision sets.
+_DECISION_VERBS = {APPROVED: "approve", REJECTED: "reject"}
 HEX_DIGITS = frozenset("0123456789abcdef")
 
 
@@ -243,12 +246,14 @@ def review(
     reviewer: Reviewer,
     skip_own_edits: bool = False,
     seen: Mapping[str, str] | None = None,
+    actor: Actor | None = None,
 ) -> Decision:
     """Set ``status`` on the given fragments, whatever they were; all must exist or none change.
 
     Approving one's own edit is refused (SelfApprovalError), or with ``skip_own_edits`` those
     fragments are left as they are and listed in the result. With ``seen`` (id → the
-    ``text_version`` the reviewer saw), a fragment whose text differs is a ConflictError.
+    ``text_version`` the reviewer saw), a fragment whose text differs is a ConflictError. With
+    ``actor``, one audit entry records the decision (the fragment, or the ids of a bulk one).
     """
     ids = list(dict.fromkeys(fragment_ids))
     if not ids:
@@ -265,11 +270,19 @@ def review(
         # Edited since the checks above (a concurrent request); the caller rolls back, so nothing
         # is decided on the strength of a text nobody checked.
         raise ConflictError("a fragment changed meanwhile; reload and review it again")
+    if actor is not None:
+        record(session, actor, f"fragment.{_DECISION_VERBS[status]}", "fragment",
+               decided[0] if len(ids) == 1 else None,
+               {"ids": decided, "count": changed, "skipped": list(own)} if len(ids) > 1 else None)
     return Decision(status, changed, tuple(own))
 
 
 def review_pending(
-    session: Session, status: str, reviewer: Reviewer, collection: str | None = None
+    session: Session,
+    status: str,
+    reviewer: Reviewer,
+    collection: str | None = None,
+    actor: Actor | None = None,
 ) -> Decision:
     """Decide every pending fragment (of ``collection`` when given); return what changed.
 
@@ -284,13 +297,21 @@ def review_pending(
     own = _own_edits(session, select(Fragment.id).where(*where), status, reviewer)
     if own:
         where.append(Fragment.id.not_in(own))
-    return Decision(status, _decide(session, where, status, reviewer), tuple(own))
+    changed = _decide(session, where, status, reviewer)
+    if actor is not None and changed:
+        record(session, actor, f"fragment.{_DECISION_VERBS[status]}", "fragment", None,
+               {"all_pending": True, "collection": collection, "count": changed,
+                "skipped": list(own)})
+    return Decision(status, changed, tuple(own))
 
 
-def edit_text(session: Session, fragment: Fragment, text: str, editor: str) -> Fragment:
+def edit_text(
+    session: Session, fragment: Fragment, text: str, editor: str, actor: Actor | None = None
+) -> Fragment:
     """Replace a fragment's text (trimmed, 1–1000 characters), keeping the split original.
 
     A changed text goes back to review: it is pending again, its earlier review forgotten.
+    With ``actor``, the change is recorded with the old and new text.
     """
     text = checked_text(text, "text").strip()
     if not text:
@@ -299,6 +320,9 @@ def edit_text(session: Session, fragment: Fragment, text: str, editor: str) -> F
         raise CurationError(f"text must be at most {MAX_TEXT_CHARS} characters")
     if text == fragment.text:
         return fragment
+    if actor is not None:
+        record(session, actor, "fragment.edit", "fragment", fragment.id,
+               {"text": [fragment.text, text], "status": [fragment.status, PENDING]})
     if fragment.original_text is None:
         fragment.original_text = fragment.text
     fragment.text = text
@@ -328,10 +352,18 @@ def _valid_tags(tags: Iterable[str]) -> list[str]:
 
 
 def change_tags(
-    session: Session, fragment: Fragment, add: Iterable[str] = (), remove: Iterable[str] = ()
+    session: Session,
+    fragment: Fragment,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    actor: Actor | None = None,
 ) -> list[str]:
-    """Add and remove tags on ``fragment``; return its tags afterwards, sorted."""
+    """Add and remove tags on ``fragment``; return its tags afterwards, sorted.
+
+    With ``actor``, a change of tags is recorded (before and after).
+    """
     add, remove = _valid_tags(add), _valid_tags(remove)
+    before = sorted(tags_of(session, [fragment.id]).get(fragment.id, []))
     if remove:
         session.execute(
             delete(FragmentTag).where(FragmentTag.fragment_id == fragment.id, FragmentTag.tag.in_(remove))
@@ -342,6 +374,9 @@ def change_tags(
             session.add(FragmentTag(fragment_id=fragment.id, tag=tag))
             have.add(tag)
     session.flush()
+    if actor is not None and sorted(have) != before:
+        record(session, actor, "fragment.tags", "fragment", fragment.id,
+               {"tags": [before, sorted(have)]})
     return sorted(have)
 
 
@@ -391,14 +426,33 @@ def require_known_collection(session: Session, name: str) -> None:
         raise NotFoundError(f"no collection named {name!r}")
 
 
-def create_collection(session: Session, name: str, auto_approve: bool = False) -> Collection:
-    """Declare a collection; ConflictError if the name is taken."""
+def create_collection(
+    session: Session, name: str, auto_approve: bool = False, actor: Actor | None = None
+) -> Collection:
+    """Declare a collection; ConflictError if the name is taken. ``actor``: recorded."""
     name = normalize_collection_name(name)
     if session.scalar(select(Collection.id).where(Collection.name == name)) is not None:
         raise ConflictError(f"collection {name!r} already exists")
     collection = Collection(name=name, auto_approve=bool(auto_approve), created_at=utcnow())
     session.add(collection)
     session.flush()
+    if actor is not None:
+        record(session, actor, "collection.add", "collection", name,
+               {"auto_approve": collection.auto_approve})
+    return collection
+
+
+def set_auto_approve(
+    session: Session, collection: Collection, auto_approve: bool, actor: Actor | None = None
+) -> Collection:
+    """Mark a collection auto-approve or not (fragments split from now on); ``actor``: recorded."""
+    if not isinstance(auto_approve, bool):
+        raise CurationError("auto_approve must be true or false")
+    if collection.auto_approve != auto_approve:
+        if actor is not None:
+            record(session, actor, "collection.edit", "collection", collection.name,
+                   {"auto_approve": [collection.auto_approve, auto_approve]})
+        collection.auto_approve = auto_approve
     return collection
 
 

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from accounts.auth import archivist_page, current_user, safe_next, secure_page
+from accounts.auth import archivist_page, current_actor, current_user, safe_next, secure_page
 from fragments.curation import (
     CurationError,
     FragmentFilter,
@@ -102,7 +102,7 @@ def _decide_one(fragment_id: str, action: str):
     try:
         status = decision_status(action)
         seen = _seen_texts([fragment_id])
-        review(session, [fragment_id], status, current_reviewer(), seen=seen)
+        review(session, [fragment_id], status, current_reviewer(), seen=seen, actor=current_actor())
     except CurationError as exc:
         session.rollback()
         return _render(error=str(exc), status=exc.status)
@@ -137,7 +137,10 @@ def edit_form(fragment_id: str):
     try:
         fragment = get_fragment(session, fragment_id)
         before = fragment.text
-        edit_text(session, fragment, request.form.get("text", ""), current_user().name)
+        edit_text(
+            session, fragment, request.form.get("text", ""), current_user().name,
+            actor=current_actor(),
+        )
     except CurationError as exc:
         session.rollback()
         return _render(error=f"fragment {fragment_id[:8]}…: {exc}", status=exc.status)
@@ -164,7 +167,8 @@ def bulk_form():
     try:
         status = decision_status(request.form.get("action", ""))
         decision = review(
-            session, ids, status, current_reviewer(), skip_own_edits=True, seen=_seen_texts(ids)
+            session, ids, status, current_reviewer(), skip_own_edits=True, seen=_seen_texts(ids),
+            actor=current_actor(),
         )
     except CurationError as exc:
         session.rollback()

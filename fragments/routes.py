@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from accounts.auth import current_user, require_archivist
+from accounts.auth import current_actor, current_user, require_archivist
 from fragments.curation import (
     CurationError,
     Decision,
@@ -25,6 +25,7 @@ from fragments.curation import (
     list_fragments,
     review,
     review_pending,
+    set_auto_approve,
     tags_of,
 )
 from fragments.store import fragment_review_dict
@@ -80,7 +81,8 @@ def _reviewed(fragment_id: str, action: str):
     session = db_session()
     try:
         seen = _seen_in_body(fragment_id)
-        review(session, [fragment_id], decision_status(action), current_reviewer(), seen=seen)
+        review(session, [fragment_id], decision_status(action), current_reviewer(), seen=seen,
+               actor=current_actor())
     except CurationError as exc:
         return _failed(exc)
     session.commit()
@@ -154,13 +156,13 @@ def edit_fragment_api(fragment_id: str):
         fragment = get_fragment(session, fragment_id)
         if "text" in body:
             # Back to pending: an edit is served only once another archivist approves it.
-            edit_text(session, fragment, body["text"], current_user().name)
+            edit_text(session, fragment, body["text"], current_user().name, actor=current_actor())
         add, remove = body.get("add_tags", []), body.get("remove_tags", [])
         if not isinstance(add, list) or not isinstance(remove, list):
             raise CurationError("add_tags and remove_tags must be lists of strings")
         if not ({"text", "add_tags", "remove_tags"} & set(body)):
             raise CurationError("nothing to change: send text, add_tags or remove_tags")
-        tags = change_tags(session, fragment, add, remove)
+        tags = change_tags(session, fragment, add, remove, actor=current_actor())
     except CurationError as exc:
         return _failed(exc)
     session.commit()
@@ -187,9 +189,11 @@ def bulk_review_api():
                 raise CurationError("ids must be a list of fragment ids")
             if len(ids) > MAX_BULK_IDS:
                 raise CurationError(f"at most {MAX_BULK_IDS} ids at a time")
-            decision = review(session, ids, status, current_reviewer())
+            decision = review(session, ids, status, current_reviewer(), actor=current_actor())
         else:
-            decision = review_pending(session, status, current_reviewer(), collection)
+            decision = review_pending(
+                session, status, current_reviewer(), collection, actor=current_actor()
+            )
     except CurationError as exc:
         return _failed(exc)
     session.commit()
@@ -215,7 +219,7 @@ def create_collection_api():
         auto = body.get("auto_approve", False)
         if not isinstance(auto, bool):
             raise CurationError("auto_approve must be true or false")
-        collection = create_collection(session, body.get("name"), auto)
+        collection = create_collection(session, body.get("name"), auto, actor=current_actor())
     except CurationError as exc:
         return _failed(exc)
     session.commit()
@@ -232,8 +236,9 @@ def update_collection_api(name: str):
         auto = body.get("auto_approve")
         if not isinstance(auto, bool):
             raise CurationError("send auto_approve: true or false")
-        collection = get_collection(session, name)
-        collection.auto_approve = auto
+        collection = set_auto_approve(
+            session, get_collection(session, name), auto, actor=current_actor()
+        )
     except CurationError as exc:
         return _failed(exc)
     session.commit()

@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from accounts.audit import cli_actor, record
 from mirror.models import Source
 from mirror.importer import import_sources
 from mirror.jobs import enqueue, run_jobs
@@ -45,7 +46,9 @@ def sources_add(url: str, country: str | None, collection: str | None, every: st
     with rt.Session() as session:
         try:
             interval = interval_or_default(every, rt.settings)
-            result = add_source(session, url, interval, country=country, collection=collection)
+            result = add_source(
+                session, url, interval, country=country, collection=collection, actor=cli_actor()
+            )
         except SamizdatError as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
@@ -85,7 +88,7 @@ def sources_import(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
                     max_rows=None,  # the operator's own file: no per-request cap here
-                    active=not paused,
+                    active=not paused, actor=cli_actor(),
                 )
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None
@@ -110,11 +113,12 @@ def sources_upload(file: str, url: str, country: str | None, collection: str | N
     try:
         with rt.Session() as session:
             result = add_source(
-                session, url, rt.settings.default_interval_minutes, country=country, collection=collection
+                session, url, rt.settings.default_interval_minutes, country=country,
+                collection=collection, actor=cli_actor(),
             )
             session.commit()
             source_id = result.source.id
-        outcome = capture_document(rt, source_id, data, file)
+        outcome = capture_document(rt, source_id, data, file, actor=cli_actor())
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(
@@ -138,7 +142,9 @@ def _bulk_command(action: str, help_text: str) -> Callable:
             try:
                 flt = source_filter(source_ids, country=country, collection=collection)
                 try:
-                    result = bulk_change(session, action, flt, confirmed=kw.get("yes", False))
+                    result = bulk_change(
+                        session, action, flt, confirmed=kw.get("yes", False), actor=cli_actor()
+                    )
                 except ConfirmationNeeded as needed:
                     session.rollback()  # hold no transaction open while a person reads
                     # Without a terminal click.confirm reads EOF and aborts: nothing is deleted.
@@ -146,7 +152,7 @@ def _bulk_command(action: str, help_text: str) -> Callable:
                         f"{action.capitalize()} {len(needed.matched)} source(s)? "
                         "Their captures are kept", abort=True, err=True,
                     )
-                    result = bulk_change(session, action, flt, confirmed=True)
+                    result = bulk_change(session, action, flt, confirmed=True, actor=cli_actor())
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None
             session.commit()
@@ -205,6 +211,9 @@ def mirror_run(source_ids: tuple[int, ...], run_all: bool):
         if missing:
             raise click.ClickException(f"no source with id {', '.join(map(str, missing))}")
         job_ids = [enqueue(session, i, "cli").id for i in ids]
+        if ids:
+            record(session, cli_actor(), "source.capture", "source",
+                   ids[0] if len(ids) == 1 else None, {"ids": ids, "jobs": job_ids})
         session.commit()
     failures = []
     with click.progressbar(length=len(job_ids), label="capturing", file=sys.stderr) as bar:

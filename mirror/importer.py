@@ -18,6 +18,7 @@ from pathlib import PurePath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from accounts.audit import Actor, record
 from mirror.models import Source
 from mirror.sources import check_interval, clean_collection, clean_country
 from mirror.urls import normalize_url
@@ -188,13 +189,15 @@ def import_sources(
     progress: Callable[[int], None] | None = None,
     max_rows: int | None = MAX_IMPORT_ROWS,
     active: bool = True,
+    actor: Actor | None = None,
 ) -> ImportSummary:
     """Import every valid row in one transaction (the caller commits); idempotent.
 
     ``progress`` is called with the number of rows handled since the last call. A file with more
     than ``max_rows`` rows (None: no limit) is refused whole with ImportFileError, as is a bad
     country or collection; nothing is written then. ``active=False`` adds the new sources paused,
-    so a long list is not all due at once; rows already present keep their state.
+    so a long list is not all due at once; rows already present keep their state. With
+    ``actor``, one audit entry records the file and what it did.
     """
     check_interval(interval_minutes)
     text = decode_import(data)
@@ -243,4 +246,10 @@ def import_sources(
     session.add_all(new_sources)
     session.flush()
     summary.added = [s.id for s in new_sources]
+    if actor is not None:
+        record(session, actor, "source.import", "source", None, {
+            "file": filename, "added": len(summary.added), "ids": summary.added,
+            "already_present": summary.already_present, "invalid": summary.invalid_count,
+            "country": country, "collection": collection, "active": active,
+        })
     return summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from accounts.auth import archivist_page, current_user, safe_next, secure_page
+from accounts.auth import archivist_page, audit, current_actor, current_user, safe_next, secure_page
 from mirror.importer import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS, import_sources
 from mirror.jobs import JOB_STATES, enqueue
 from mirror.models import Capture, Job, Source
@@ -164,6 +164,7 @@ def add_source_form():
             interval,
             country=form["country"] or None,
             collection=form["collection"] or None,
+            actor=current_actor(),
         )
     except SamizdatError as exc:
         session.rollback()
@@ -183,7 +184,7 @@ def _change(source_id: int, message: str, **changes):
     if source is None:
         return _render_sources(error=f"no source with id {source_id}", status=404)
     try:
-        update_source(session, source, **changes)
+        update_source(session, source, **changes, actor=current_actor())
     except SamizdatError as exc:
         session.rollback()
         return _render_sources(error=f"source {source_id}: {exc}", status=400)
@@ -241,7 +242,10 @@ def _bulk(action: str, flt: SourceFilter):
     """Run a bulk action from a page; a destructive one first shows what it would change."""
     session = db_session()
     try:
-        result = bulk_change(session, action, flt, confirmed=request.form.get("confirm") == "yes")
+        result = bulk_change(
+            session, action, flt, confirmed=request.form.get("confirm") == "yes",
+            actor=current_actor(),
+        )
     except ConfirmationNeeded as needed:
         session.rollback()
         shown = select(Source.url).where(Source.id.in_(needed.matched)).order_by(Source.id)
@@ -283,6 +287,7 @@ def capture_now_form(source_id: int):
     if source is None:
         return _render_sources(error=f"no source with id {source_id}", status=404)
     job = enqueue(session, source.id, "request", requested_by=current_user().name)
+    audit("source.capture", "source", source.id, {"job": job.id})
     session.commit()
     flash(f"Capture of {source.url} queued as job {job.id}.", "ok")
     return _back()
@@ -334,6 +339,7 @@ def import_form():
             country=form["country"] or None,
             collection=form["collection"] or None,
             active=not form["paused"],
+            actor=current_actor(),
         )
     except SamizdatError as exc:
         session.rollback()

@@ -16,6 +16,7 @@ from pathlib import PurePath
 
 from sqlalchemy import and_, or_, select, update
 
+from accounts.audit import Actor, record
 from config.logs import log_context
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
@@ -160,15 +161,25 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
 
 
 def _record_capture(
-    runtime: Runtime, capture: Capture, parts: list[CapturePart], process: bool
+    runtime: Runtime,
+    capture: Capture,
+    parts: list[CapturePart],
+    process: bool,
+    audited: tuple[Actor, str] | None = None,
 ) -> CaptureOutcome:
-    """Commit a spooled capture with its parts and pending replicas; process it if asked."""
+    """Commit a spooled capture with its parts and pending replicas; process it if asked.
+
+    ``audited`` (actor, file name): an uploaded document, recorded in the same transaction.
+    """
     with runtime.Session() as session:
         capture.parts = parts
         session.add(capture)
         session.flush()
         for part in parts:
             ensure_replicas(session, runtime, part.sha256, part.size)
+        if audited is not None:
+            record(session, audited[0], "source.upload", "source", capture.source_id,
+                   {"capture": capture.id, "file": audited[1], "bytes": capture.size})
         session.commit()
         capture_id = capture.id
         if not process:
@@ -181,12 +192,18 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
 
 def capture_document(
-    runtime: Runtime, source_id: int, data: bytes, filename: str, process: bool = True
+    runtime: Runtime,
+    source_id: int,
+    data: bytes,
+    filename: str,
+    process: bool = True,
+    actor: Actor | None = None,
 ) -> CaptureOutcome:
     """Record an uploaded HTML or text file as a capture of a source whose page is gone.
 
     It is stored, replicated and split like a fetched page; its WARC holds a ``resource``
-    record, since there was no HTTP exchange. Raises SamizdatError for anything else.
+    record, since there was no HTTP exchange. Raises SamizdatError for anything else. With
+    ``actor``, the upload is recorded in the audit log.
     """
     content_type = DOCUMENT_TYPES.get(PurePath(filename or "").suffix.lower())
     if content_type is None:
@@ -220,7 +237,8 @@ def capture_document(
         content_type=content_type, charset=charset, sha256=digest, size=len(data),
         local_key=digest, fetched_at=fetched_at, complete=False,
     )
-    return _record_capture(runtime, capture, parts, process)
+    audited = (actor, filename) if actor is not None else None
+    return _record_capture(runtime, capture, parts, process, audited)
 
 
 def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:

@@ -7,7 +7,13 @@ import logging
 from flask import Blueprint, jsonify, request
 from sqlalchemy import func, select
 
-from accounts.auth import current_user, require_archivist, viewer_is_archivist
+from accounts.auth import (
+    audit,
+    current_actor,
+    current_user,
+    require_archivist,
+    viewer_is_archivist,
+)
 from mirror.importer import MAX_IMPORT_BYTES, import_sources
 from mirror.jobs import enqueue
 from mirror.pipeline import MAX_DOCUMENT_BYTES, capture_document
@@ -159,6 +165,7 @@ def create_source():
             interval,
             country=_optional_text(body, "country"),
             collection=_optional_text(body, "collection"),
+            actor=current_actor(),
         )
     except SamizdatError as exc:
         session.rollback()
@@ -188,7 +195,7 @@ def patch_source(source_id: int):
             changes["interval_minutes"] = parse_interval(_optional_text(body, "every") or "")
         if "active" in body:
             changes["active"] = body["active"]
-        update_source(session, source, **changes)
+        update_source(session, source, **changes, actor=current_actor())
     except SamizdatError as exc:
         session.rollback()
         return json_error(400, str(exc))
@@ -204,7 +211,7 @@ def remove_source(source_id: int):
     source = _live_source(source_id)
     if source is None:
         return json_error(404, f"no source with id {source_id}")
-    delete_source(session, source)
+    delete_source(session, source, actor=current_actor())
     session.commit()
     return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
 
@@ -238,7 +245,10 @@ def bulk_sources():
             q=_optional_text(body, "q"),
             state=_optional_text(body, "state"),
         )
-        result = bulk_change(session, _optional_text(body, "action") or "", flt, confirmed=confirm)
+        result = bulk_change(
+            session, _optional_text(body, "action") or "", flt, confirmed=confirm,
+            actor=current_actor(),
+        )
     except ConfirmationNeeded as needed:
         session.rollback()
         message = f'{needed}: send "confirm": true'
@@ -286,6 +296,7 @@ def trigger_capture(source_id: int):
     if _live_source(source_id) is None:
         return json_error(404, f"no source with id {source_id}")
     job = enqueue(session, source_id, "request", requested_by=current_user().name)
+    audit("source.capture", "source", source_id, {"job": job.id})
     session.commit()
     response = jsonify(job_as_dict(job))
     response.headers["Location"] = f"/api/jobs/{job.id}"
@@ -350,6 +361,7 @@ def import_source_file():
             country=request.form.get("country") or None,
             collection=request.form.get("collection") or None,
             active=not paused,
+            actor=current_actor(),
         )
     except SamizdatError as exc:
         session.rollback()
@@ -378,7 +390,8 @@ def upload_document(source_id: int):
         return json_error(400, "send the document as a multipart file field named 'file'")
     try:
         outcome = capture_document(
-            runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename
+            runtime(), source_id, upload.read(MAX_DOCUMENT_BYTES + 1), upload.filename,
+            actor=current_actor(),
         )
     except StorageError as exc:
         # The server's fault, not the upload's: the operator's log gets the path, the client not.

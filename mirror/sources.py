@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from accounts.audit import Actor, record, snapshot
+from accounts.audit import changes as audit_changes
 from config.settings import Settings
 from mirror.models import Capture, Job, Source
 from mirror.urls import normalize_url
@@ -100,10 +102,12 @@ def add_source(
     interval_minutes: int,
     country: str | None = None,
     collection: str | None = None,
+    actor: Actor | None = None,
 ) -> AddResult:
     """Validate and store a source; an already known URL (after normalisation) is returned as is.
 
-    Raises InvalidURLError before anything is written. The caller commits.
+    Raises InvalidURLError before anything is written. With ``actor``, an addition is recorded
+    in the audit log. The caller commits.
     """
     normalized = normalize_url(url)
     country = clean_country(country)
@@ -118,6 +122,7 @@ def add_source(
         existing.country = country
         existing.collection = collection
         session.flush()
+        _audit_added(session, actor, existing, restored=True)
         return AddResult(existing, created=True)
     if existing is not None:
         return AddResult(existing, created=False)
@@ -130,10 +135,21 @@ def add_source(
     )
     session.add(source)
     session.flush()
+    _audit_added(session, actor, source)
     return AddResult(source, created=True)
 
 
+def _audit_added(session: Session, actor: Actor | None, source: Source, restored: bool = False):
+    """Record an added (or restored) source when an actor is known."""
+    if actor is not None:
+        detail = snapshot(source, _AUDITED_FIELDS)
+        record(session, actor, "source.add", "source", source.id,
+               {"url": source.url, **detail, **({"restored": True} if restored else {})})
+
+
 _UNSET = object()
+# What an edit of a source records, old and new.
+_AUDITED_FIELDS = ("country", "collection", "interval_minutes", "active")
 
 
 def update_source(
@@ -144,10 +160,12 @@ def update_source(
     collection: str | None | object = _UNSET,
     interval_minutes: int | object = _UNSET,
     active: bool | object = _UNSET,
+    actor: Actor | None = None,
 ) -> Source:
     """Change the given fields of a source (others stay); validates all before writing any.
 
-    The caller commits.
+    With ``actor``, a change is recorded (``source.pause``/``resume`` when only the state
+    changed, else ``source.edit`` with old and new values). The caller commits.
     """
     changes: dict[str, object] = {}
     if country is not _UNSET:
@@ -160,19 +178,28 @@ def update_source(
         if not isinstance(active, bool):
             raise SamizdatError("active must be true or false")
         changes["active"] = active
+    before = snapshot(source, _AUDITED_FIELDS)
     for name, value in changes.items():
         setattr(source, name, value)
     session.flush()
+    diff = audit_changes(before, source)
+    if actor is not None and diff:
+        action = "source.edit"
+        if set(diff) == {"active"}:
+            action = "source.resume" if source.active else "source.pause"
+        record(session, actor, action, "source", source.id, {"url": source.url, **diff})
     return source
 
 
-def delete_source(session: Session, source: Source) -> Source:
+def delete_source(session: Session, source: Source, actor: Actor | None = None) -> Source:
     """Hide a source from listings and from mirroring; its captures and fragments are kept.
 
-    The caller commits.
+    With ``actor``, the deletion is recorded. The caller commits.
     """
     source.deleted_at = utcnow()
     session.flush()
+    if actor is not None:
+        record(session, actor, "source.delete", "source", source.id, {"url": source.url})
     return source
 
 
@@ -266,13 +293,18 @@ class BulkResult:
 
 
 def bulk_change(
-    session: Session, action: str, flt: SourceFilter, confirmed: bool = False
+    session: Session,
+    action: str,
+    flt: SourceFilter,
+    confirmed: bool = False,
+    actor: Actor | None = None,
 ) -> BulkResult:
     """Pause, resume or delete every live source ``flt`` selects; the caller commits.
 
     The CLI, the API and the page all come here. An empty filter is refused (it is never "all"
     by accident), as is an id that is unknown or deleted (then nothing changes). A destructive
-    action raises ConfirmationNeeded, writing nothing, unless ``confirmed``.
+    action raises ConfirmationNeeded, writing nothing, unless ``confirmed``. With ``actor``, one
+    entry records the action and the sources it changed.
     """
     if action not in BULK_ACTIONS:
         raise SamizdatError(f"action must be one of {', '.join(BULK_ACTIONS)}")
@@ -291,17 +323,21 @@ def bulk_change(
     matched = [s.id for s in sources]
     if action in DESTRUCTIVE_ACTIONS and not confirmed and matched:
         raise ConfirmationNeeded(action, matched)
-    changed = 0
+    changed: list[int] = []
     now = utcnow()
     for source in sources:
         if action == "delete":
             source.deleted_at = now
-            changed += 1
+            changed.append(source.id)
         elif source.active != (action == "resume"):
             source.active = action == "resume"
-            changed += 1
+            changed.append(source.id)
     session.flush()
-    return BulkResult(action, matched, changed)
+    if actor is not None and changed:
+        record(session, actor, f"source.{action}", "source",
+               changed[0] if len(changed) == 1 else None,
+               {"ids": changed, "count": len(changed), "matched": len(matched)})
+    return BulkResult(action, matched, len(changed))
 
 
 def due_sources(session: Session, now: datetime | None = None) -> list[Source]:

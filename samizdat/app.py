@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.session_cookie_secure,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session_lifetime_hours),
         # No refresh on every request: an archivist reading public pages gets no Set-Cookie there.
         SESSION_REFRESH_EACH_REQUEST=False,
     )
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # After the size check: this one reads form fields, which means reading the body.
     app.before_request(reject_unstorable_input)
 
+    from accounts.manage import bp as accounts_manage_bp
     from accounts.routes import bp as accounts_bp
     from archive.browse import bp as browse_bp
     from archive.memento import bp as memento_bp
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.routes import bp as mirror_bp
 
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(accounts_manage_bp)
     app.register_blueprint(browse_bp)
     app.register_blueprint(manage_bp)
     app.register_blueprint(moved_bp)
@@ -107,10 +109,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     # /healthz, /readyz, /metrics; request counters and the request id on log lines.
     metrics = init_ops(app, settings)
 
-    from accounts.ratelimit import limit_login
+    from accounts.ratelimit import limit_api, limit_login
 
     # After the size check above, so an oversized login is never parsed for its account name.
     limit_login(app, settings)
+    # Per API token and per client on the public JSON API and search; never the random fragment.
+    limit_api(app, settings)
 
     # Unexpected exceptions arrive here too, as a generic InternalServerError (500).
     app.errorhandler(HTTPException)(error_response)

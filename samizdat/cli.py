@@ -58,7 +58,7 @@ def doctor(as_json: bool):
 
 def register_cli(app: Flask) -> None:
     """Attach every command group to ``app.cli``."""
-    from accounts.cli import users_cli
+    from accounts.cli import audit_cli, users_cli
     from archive.cli import archive_cli
     from embed.cli import embed_cli
     from fragments.cli import collections_cli, fragments_cli
@@ -66,7 +66,7 @@ def register_cli(app: Flask) -> None:
 
     for command in (
         db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, fragments_cli,
-        collections_cli, embed_cli, archive_cli,
+        collections_cli, embed_cli, archive_cli, audit_cli,
     ):
         _check_text_arguments(command)
         app.cli.add_command(command)
