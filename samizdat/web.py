@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.routing import IntegerConverter
 
+# MAX_DB_INT lives with the tables (mirror/sources.py bounds ids with it outside a request);
+# routes and tests import it from here too.
+from samizdat.db import MAX_DB_INT
 from samizdat.runtime import Runtime
 from samizdat.text import find_unstorable, unstorable_reason
-
-# Every id column is a 32-bit INTEGER on PostgreSQL: a larger id cannot exist, and sending one
-# to the database is an error there, not "not found".
-MAX_DB_INT = 2**31 - 1
 
 
 def runtime() -> Runtime:
