@@ -85,15 +85,24 @@ def page_size(default: int, maximum: int, args: Mapping[str, str] | None = None)
     return _clamped(value, 1, maximum)
 
 
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high``, or None when it is not one.
+
+    ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses, and
+    int() refuses more than 4,300 digits, so the length is checked before it is called.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
+
 def database_id(text: str) -> int | None:
     """``text`` as a database id (ASCII digits, at most MAX_DB_INT), or None when it is not one.
 
     For ids that arrive outside a route's ``<int:…>`` (query strings, CLI options).
     """
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_DB_INT)):
-        return None
-    number = int(text)
-    return number if number <= MAX_DB_INT else None
+    return whole_number(text, 0, MAX_DB_INT)
 
 
 class DatabaseIdConverter(IntegerConverter):
