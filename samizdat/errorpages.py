@@ -19,9 +19,17 @@ _DROPPED_HEADERS = {"content-type"}
 _MACHINE_PREFIXES = ("/api/", "/oembed", "/embed/packs/")
 
 
+def is_machine_path(path: str) -> bool:
+    """Whether ``path`` is read by programs: the API, /healthz, oEmbed and the packs.
+
+    Their errors are JSON, and /api/openapi.json describes every route among them.
+    """
+    return path.startswith(_MACHINE_PREFIXES) or path in ("/api", "/healthz")
+
+
 def wants_json() -> bool:
     """True for the API (and /healthz, oEmbed, packs), and for any client that prefers JSON."""
-    if request.path.startswith(_MACHINE_PREFIXES) or request.path in ("/api", "/healthz"):
+    if is_machine_path(request.path):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
