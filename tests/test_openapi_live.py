@@ -4,7 +4,8 @@
 Both of schemathesis's generation modes run: valid input, and input the description rules out
 (wrong types, out-of-range numbers, missing fields, unexpected methods). No answer may be a 5xx,
 and every answer must be one the description lists, with its content type,
-headers and body schema. Requests carry an admin's token, so the writes are exercised too, on a
+headers and body schema; an operation the description secures must refuse a request without
+credentials. Requests carry an admin's token, so the writes are exercised too, on a
 database seeded with sources, captures, fragments, collections and a job. The run is seeded
 (derandomized, no example database), so a failure in CI reproduces on any machine; no scheduler
 runs, so capture-now only queues a job.
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -47,6 +49,8 @@ CHECKS = [
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
+    # Each secured operation is sent again without the token: it must answer 401.
+    ignored_auth,
 ]
 # Generated examples per operation (on top of schemathesis's coverage cases: boundaries, wrong
 # types, unexpected methods), for each of about 30 operations on each database.
