@@ -68,12 +68,16 @@ def assemble(parts: list[dict]) -> dict:
 
 @cache
 def description() -> dict:
-    """The whole API's description (read once per process: the files do not change at run time)."""
+    """The whole API's description (read once per process: the files do not change at run time).
+
+    Shared by every caller: copy it before changing anything in it.
+    """
     return assemble([load_part(package) for package in PARTS])
 
 
 @cache
 def _served() -> tuple[bytes, str]:
+    """The description as served: its JSON bytes and their ETag."""
     body = json.dumps(description(), ensure_ascii=False, separators=(",", ":")).encode()
     return body, hashlib.sha256(body).hexdigest()[:32]
 
