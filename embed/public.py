@@ -17,7 +17,7 @@ from embed.sizes import SIZES, fit_size
 from fragments.curation import is_fragment_id
 from fragments.models import APPROVED, Fragment
 from mirror.reader import capture_link
-from samizdat.web import db_session, json_error, runtime
+from samizdat.web import db_session, json_error, runtime, whole_number
 
 bp = Blueprint("embed_public", __name__, template_folder="templates")
 
@@ -116,9 +116,10 @@ def _dimension(name: str) -> int | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DIMENSION:
+    pixels = whole_number(raw, 1, MAX_DIMENSION)
+    if pixels is None:
         abort(400, description=f"{name} must be a whole number of pixels from 1 to {MAX_DIMENSION}")
-    return int(raw)
+    return pixels
 
 
 @bp.get("/oembed")

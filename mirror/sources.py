@@ -16,7 +16,7 @@ from accounts.audit import changes as audit_changes
 from config.settings import Settings
 from mirror.models import Capture, Job, Source
 from mirror.urls import normalize_url
-from samizdat.db import utcnow
+from samizdat.db import MAX_DB_INT, utcnow
 from samizdat.errors import SamizdatError
 from samizdat.text import unstorable_reason
 
@@ -208,6 +208,8 @@ BULK_ACTIONS = ("pause", "resume", "delete")
 # Deleting hides sources from mirroring: every interface asks before doing it to many at once.
 DESTRUCTIVE_ACTIONS = frozenset({"delete"})
 MAX_QUERY_CHARS = 200
+# One bulk request names at most this many sources (SQLite binds each as a parameter).
+MAX_BULK_IDS = 1000
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,26 @@ class SourceFilter:
         return not (self.ids or self.country or self.collection or self.q or self.state)
 
 
+def _source_id(value: object) -> int:
+    """A source id as JSON, a form or the command line gives it: a whole number from 1 to
+    MAX_DB_INT (an int, a whole float, or ASCII digits); SamizdatError for anything else."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        digits = value.strip()
+        # Past ten digits it is out of range anyway; int() of thousands of digits is refused.
+        value = int(digits) if len(digits) <= len(str(MAX_DB_INT)) else MAX_DB_INT + 1
+    elif isinstance(value, float) and value.is_integer():  # JSON's 3.0 (never inf or nan)
+        value = int(value)
+    # bool is an int in Python, but `true` is no source id.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SamizdatError("source ids must be whole numbers")
+    if value <= 0:
+        raise SamizdatError("source ids must be positive")
+    if value > MAX_DB_INT:
+        # Not "no source with id": the database cannot even be asked about such an id.
+        raise SamizdatError(f"source ids are at most {MAX_DB_INT}")
+    return value
+
+
 def source_filter(
     ids: Iterable[int | str] = (),
     country: str | None = None,
@@ -238,15 +260,10 @@ def source_filter(
     state: str | None = None,
 ) -> SourceFilter:
     """Validate raw criteria into a SourceFilter; SamizdatError with one message otherwise."""
-    try:
-        # bool is an int in Python, but `true` is no source id.
-        if any(isinstance(i, bool) for i in ids):
-            raise ValueError
-        clean_ids = tuple(sorted({int(i) for i in ids}))
-    except (TypeError, ValueError):
-        raise SamizdatError("source ids must be whole numbers") from None
-    if any(i <= 0 for i in clean_ids):
-        raise SamizdatError("source ids must be positive")
+    ids = list(ids)
+    if len(ids) > MAX_BULK_IDS:
+        raise SamizdatError(f"at most {MAX_BULK_IDS} source ids at a time")
+    clean_ids = tuple(sorted({_source_id(i) for i in ids}))
     q = (q or "").strip() or None
     if q is not None and len(q) > MAX_QUERY_CHARS:
         raise SamizdatError(f"search text must be at most {MAX_QUERY_CHARS} characters")

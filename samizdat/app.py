@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.moved import bp as moved_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
+    from samizdat.openapi import bp as openapi_bp
 
     app.register_blueprint(accounts_bp)
     app.register_blueprint(accounts_manage_bp)
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(wacz_bp)
     app.register_blueprint(memento_bp)
     app.register_blueprint(static_copy_bp)
+    app.register_blueprint(openapi_bp)
 
     from ops.routes import init_ops
 

@@ -23,6 +23,10 @@ NAMING_CONVENTION = {
 }
 
 
+# Every id column is a 32-bit INTEGER on PostgreSQL: a larger id cannot exist, and sending one
+# to the database is an error there (an overflow on SQLite past 2**63), not "not found".
+MAX_DB_INT = 2**31 - 1
+
 # Base.metadata.info[UNMODELLED_KEY]: names a migration creates for one engine only and no model
 # describes (an FTS5 table and its shadow tables, a generated tsvector column, its index), as
 # "table" or "table.column_or_index"; comparisons of models and database skip them.

@@ -20,9 +20,17 @@ _MACHINE_PREFIXES = ("/api/", "/oembed", "/embed/packs/")
 _MACHINE_PATHS = ("/api", "/healthz", "/readyz", "/metrics")
 
 
+def is_machine_path(path: str) -> bool:
+    """Whether ``path`` is read by programs: the API, the ops probes and metrics, oEmbed, packs.
+
+    Their errors are JSON, and /api/openapi.json describes every route among them.
+    """
+    return path.startswith(_MACHINE_PREFIXES) or path in _MACHINE_PATHS
+
+
 def wants_json() -> bool:
     """True for the API (and the ops probes, oEmbed, packs), and for any client that prefers JSON."""
-    if request.path.startswith(_MACHINE_PREFIXES) or request.path in _MACHINE_PATHS:
+    if is_machine_path(request.path):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -13,12 +13,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, NotFound
 from werkzeug.routing import IntegerConverter
 
+# MAX_DB_INT lives with the tables (mirror/sources.py bounds ids with it outside a request);
+# routes and tests import it from here too.
+from samizdat.db import MAX_DB_INT
 from samizdat.runtime import Runtime
 from samizdat.text import find_unstorable, unstorable_reason
-
-# Every id column is a 32-bit INTEGER on PostgreSQL: a larger id cannot exist, and sending one
-# to the database is an error there, not "not found".
-MAX_DB_INT = 2**31 - 1
 
 
 def runtime() -> Runtime:
@@ -86,15 +85,24 @@ def page_size(default: int, maximum: int, args: Mapping[str, str] | None = None)
     return _clamped(value, 1, maximum)
 
 
+def whole_number(text: str, low: int, high: int) -> int | None:
+    """``text`` as a whole number from ``low`` to ``high``, or None when it is not one.
+
+    ASCII digits only: str.isdigit() also accepts "²" and "٣", which int() then refuses, and
+    int() refuses more than 4,300 digits, so the length is checked before it is called.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):
+        return None
+    number = int(text)
+    return number if low <= number <= high else None
+
+
 def database_id(text: str) -> int | None:
     """``text`` as a database id (ASCII digits, at most MAX_DB_INT), or None when it is not one.
 
     For ids that arrive outside a route's ``<int:…>`` (query strings, CLI options).
     """
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_DB_INT)):
-        return None
-    number = int(text)
-    return number if number <= MAX_DB_INT else None
+    return whole_number(text, 0, MAX_DB_INT)
 
 
 class DatabaseIdConverter(IntegerConverter):

@@ -105,6 +105,10 @@ def test_oembed_xml_and_collection_urls(app, client):
     ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxwidth": "-5"}, 400),
     ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxwidth": str(10**9)}, 400),
     ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxheight": "abc"}, 400),
+    # Digits to str.isdigit() that int() refuses, and more digits than int() will read.
+    ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxwidth": "\u00b2"}, 400),
+    ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxheight": "\u0663"}, 400),
+    ({"url": "http://127.0.0.1:8000/collections/vietnam", "maxwidth": "9" * 5000}, 400),
     ({"url": "javascript:alert(1)"}, 404),
     # A lone surrogate as it arrives on the wire: its UTF-8 bytes, which are not valid UTF-8.
     ("url=http%3A%2F%2F127.0.0.1%3A8000%2Fcollections%2F%ED%A0%80", 404),
