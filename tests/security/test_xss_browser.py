@@ -122,15 +122,23 @@ def hostile(tmp_path_factory) -> Iterator[SimpleNamespace]:
         partial(http.server.SimpleHTTPRequestHandler, directory=str(settings.public_path / EXPORT_LINK)),
     )
     _serve(export)
+    # A supporter's blog on its own origin, with no policy of its own to hide behind.
+    (tmp / "blog").mkdir()
+    blog = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp / "blog"))
+    )
+    _serve(blog)
     server = make_server("127.0.0.1", port, app, threaded=True)
     _serve(server)
     yield SimpleNamespace(
         app=app, base=settings.public_url, source_id=source_id, captures=captures,
         fragment_id=fragment_id, export_dir=settings.public_path / EXPORT_LINK,
         export_base=f"http://127.0.0.1:{export.server_port}",
+        blog_base=f"http://127.0.0.1:{blog.server_port}",
     )
     server.shutdown()
     export.shutdown()
+    blog.shutdown()
     origin.shutdown()
     rt.dispose()
 
@@ -219,7 +227,7 @@ def test_embed_views_show_the_payloads_as_text(hostile, tab):
     assert len(snippets) == 2 and "<blockquote" in snippets[0] and "<iframe" in snippets[1]
     # A supporter pastes each snippet into a blog post: it must stay inert there too.
     for snippet in snippets:
-        tab.page.goto(hostile.export_base + "/")
+        tab.page.goto(hostile.blog_base + "/")
         tab.page.set_content(f"<!doctype html><html><body><h1>blog</h1>{snippet}</body></html>")
         tab.page.wait_for_load_state("load")
         assert tab.page.evaluate("typeof window.__pwned") == "undefined", snippet
@@ -246,7 +254,7 @@ def test_oembed_html_rendered_into_a_page_stays_inert(hostile, tab):
     body = client.get("/oembed?" + urlencode({"url": page_url})).get_json()
     assert body["title"] == PAYLOAD and "<script" not in body["html"]
     # A consumer pastes the html into its page, as WordPress does: one iframe, nothing else.
-    tab.page.goto(hostile.export_base + "/")
+    tab.page.goto(hostile.blog_base + "/")
     tab.page.set_content(f"<!doctype html><html><body><h1>blog</h1>{body['html']}</body></html>")
     tab.page.wait_for_load_state("load")
     assert tab.page.locator("body > *").count() == 2
@@ -271,14 +279,18 @@ def test_the_static_copy_shows_the_payloads_as_text(hostile, tab):
     pages = sorted(hostile.export_dir.rglob("*.html"))
     hostile_pages = [p for p in pages if "__pwned" in p.read_text(errors="replace")]
     assert hostile_pages, [str(p) for p in pages][:20]
+    texts = []
     for path in hostile_pages:
+        # Escaped in the file itself, not merely kept from running by the copy's policy.
+        assert "<script>window.__pwned" not in path.read_text(), path
         relative = path.relative_to(hostile.export_dir).as_posix()
-        inert(tab, f"{hostile.export_base}/{quote(relative)}", shows=None)
+        texts.append(inert(tab, f"{hostile.export_base}/{quote(relative)}", shows=None))
+    assert any(SHOWN in text for text in texts)
 
 
 def test_control_the_same_payloads_run_when_parsed_as_html(hostile, tab):
     # Proves the detector works: were any page to insert the payloads raw, the checks above fail.
-    tab.page.goto(hostile.export_base + "/")
+    tab.page.goto(hostile.blog_base + "/")
     tab.page.set_content(f"<!doctype html><html><body>{PAYLOAD}{NAME}</body></html>")
     tab.page.wait_for_load_state("load")
     assert tab.page.evaluate("typeof window.__pwned") == "string"
