@@ -214,10 +214,11 @@ def capture_trap(tmp_path, sqlite_url, origin, listener, **settings) -> tuple[st
         runtime.dispose()
 
 
-def test_requisites_never_reach_a_private_address(tmp_path, sqlite_url, origin, listener):
+def test_requisites_never_reach_a_private_address(tmp_path, sqlite_url, origin, listener, route):
     before = listener.connections
     status, offline = capture_trap(
-        tmp_path, sqlite_url, origin, listener, fetch_allow_hosts=origin.endpoint
+        tmp_path, sqlite_url, origin, listener, fetch_allow_hosts=origin.endpoint,
+        fetch_proxy=route,
     )
     assert status == "ok"
     assert listener.connections == before  # link, icon, img, redirected css and png: all refused
@@ -226,9 +227,11 @@ def test_requisites_never_reach_a_private_address(tmp_path, sqlite_url, origin, 
 
 
 def test_control_with_private_allowed_the_requisites_reach_the_listener(
-    tmp_path, sqlite_url, origin, listener
+    tmp_path, sqlite_url, origin, listener, route
 ):
     before = listener.connections
-    status, _ = capture_trap(tmp_path, sqlite_url, origin, listener, fetch_allow_private=True)
+    status, _ = capture_trap(
+        tmp_path, sqlite_url, origin, listener, fetch_allow_private=True, fetch_proxy=route
+    )
     assert status == "ok"
     assert listener.connections > before
