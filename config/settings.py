@@ -38,6 +38,10 @@ class Settings:
     ipfs_api: str = ""  # empty: IPFS off; a multiaddr such as /ip4/127.0.0.1/tcp/5001/http
     ipfs_timeout: float = 30.0
     fetch_allow_private: bool = False
+    # Exact host:port pairs the fetcher may reach at any address (an intranet source, the tests'
+    # loopback fixture site), comma-separated; every other host, redirect hop and requisite stays
+    # guarded. Names are matched as written in the URL, not after resolution.
+    fetch_allow_hosts: str = ""
     fetch_proxy: str = ""  # empty: direct; http://host:port or socks5h://host:port (e.g. Tor)
     fetch_connect_timeout: float = 10.0
     fetch_timeout: float = 60.0
@@ -127,6 +131,13 @@ class Settings:
         return f"https://{self.s3_bucket}.s3.{self.s3_region}.amazonaws.com"
 
     @property
+    def fetch_allowed_endpoints(self) -> frozenset[tuple[str, int]]:
+        """``fetch_allow_hosts`` as (host, port) pairs, hosts lower-cased without brackets."""
+        return frozenset(
+            parse_endpoint(item) for item in self.fetch_allow_hosts.split(",") if item.strip()
+        )
+
+    @property
     def gateway_list(self) -> list[str]:
         """The configured IPFS gateways, in order, without trailing slashes."""
         return [g.strip().rstrip("/") for g in self.ipfs_gateways.split(",") if g.strip()]
@@ -189,6 +200,22 @@ def _parse_number(name: str, raw: str, kind: type) -> int | float:
     return value
 
 
+def endpoint_key(host: str, port: int) -> tuple[str, int]:
+    """A host and port as ``fetch_allow_hosts`` compares them: lower case, no brackets, no
+    trailing dot."""
+    return host.strip().lower().strip("[]").rstrip("."), port
+
+
+def parse_endpoint(item: str) -> tuple[str, int]:
+    """One ``host:port`` of ``fetch_allow_hosts`` (``[::1]:8080`` for IPv6); ValueError if not."""
+    host, sep, port = item.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{item.strip()!r} is not host:port")
+    if ":" in host and not (host.startswith("[") and host.endswith("]")):
+        raise ValueError(f"{item.strip()!r}: write an IPv6 address in brackets, [::1]:8080")
+    return endpoint_key(host, int(port))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``SAMIZDAT_*`` variables (``os.environ`` when not given)."""
     env = os.environ if environ is None else environ
@@ -231,6 +258,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}FETCH_PROXY must be an http://, https://, socks5:// or socks5h:// URL, "
             f"got {settings.fetch_proxy!r}"
         )
+    try:
+        settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}FETCH_ALLOW_HOSTS must list host:port pairs: {exc}") from None
     bad_gateway = next((g for g in settings.gateway_list if not _is_base_url(g)), None)
     if bad_gateway is not None:
         raise SettingsError(

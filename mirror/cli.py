@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from accounts.audit import cli_actor, record
 from mirror.models import Source
-from mirror.importer import import_sources
+from mirror.importer import MAX_CLI_IMPORT_ROWS, import_sources, read_import_file
 from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
 from mirror.replicas import reconcile
@@ -77,17 +77,19 @@ def sources_import(
         raise click.ClickException(str(exc)) from None
     try:
         with click.open_file(file, "rb") as fh:
-            data = fh.read()
+            data = read_import_file(fh)
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
-    total = len(data.splitlines())
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = data.count(b"\n") + 1  # for the progress bar; no copy of every line
     with rt.Session() as session:
         with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
             try:
                 summary = import_sources(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
-                    max_rows=None,  # the operator's own file: no per-request cap here
+                    max_rows=MAX_CLI_IMPORT_ROWS,  # the operator's own file: a higher cap
                     active=not paused, actor=cli_actor(),
                 )
             except SamizdatError as exc:

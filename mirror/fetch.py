@@ -2,7 +2,7 @@
 
 Every connection is checked after DNS resolution and before connecting, so neither a hostname
 pointing at a private address nor a redirect to one reaches the inside of the network (unless
-``fetch_allow_private`` is set, as tests do to mirror pages served on 127.0.0.1).
+``fetch_allow_private`` is set, or the exact host:port is listed in ``fetch_allow_hosts``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util import connection as u3util
 
-from config.settings import Settings
+from config.settings import Settings, endpoint_key
 from mirror.charset import detect_charset
 from mirror.hosts import address_is_public, check_proxied_host
 from mirror.urls import normalize_url
@@ -108,9 +108,13 @@ class _GuardedConnectionMixin:
     """Resolves and checks the destination itself, then connects to a checked address only."""
 
     allow_address: Callable[[str], bool] = staticmethod(address_is_public)
+    allowed_endpoints: frozenset[tuple[str, int]] = frozenset()
 
     def _new_conn(self) -> socket.socket:
-        infos = resolve_allowed(self._dns_host, self.port, self.allow_address)
+        policy = self.allow_address
+        if endpoint_key(self._dns_host, self.port) in self.allowed_endpoints:
+            policy = allow_any_address  # listed exactly, as written: the operator vouched for it
+        infos = resolve_allowed(self._dns_host, self.port, policy)
         last_error: OSError | None = None
         for family, socktype, proto, _name, sockaddr in infos:
             sock = socket.socket(family, socktype, proto)
@@ -129,8 +133,10 @@ class _GuardedConnectionMixin:
         raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
 
 
-def _pool_classes(allow_address: Callable[[str], bool]) -> dict[str, type]:
-    policy = {"allow_address": staticmethod(allow_address)}
+def _pool_classes(
+    allow_address: Callable[[str], bool], allowed_endpoints: frozenset[tuple[str, int]]
+) -> dict[str, type]:
+    policy = {"allow_address": staticmethod(allow_address), "allowed_endpoints": allowed_endpoints}
     guarded_http = type(
         "GuardedHTTPConnection", (_GuardedConnectionMixin, u3conn.HTTPConnection), policy
     )
@@ -189,7 +195,9 @@ class Fetcher:
         else:
             self.pool = urllib3.PoolManager(num_pools=20, maxsize=4, retries=False)
             # Swap in guarded connection pools so every socket goes through resolve_allowed().
-            self.pool.pool_classes_by_scheme = _pool_classes(allow_address)
+            self.pool.pool_classes_by_scheme = _pool_classes(
+                allow_address, settings.fetch_allowed_endpoints
+            )
 
     def fetch(self, url: str) -> FetchResult:
         """Fetch ``url``, following at most ``fetch_max_redirects`` redirects.
@@ -252,7 +260,11 @@ class Fetcher:
 
     def _check_proxied_target(self, url: str) -> None:
         """With a proxy, refuse literal private addresses and local names before any request."""
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if endpoint_key(host, port) in self.settings.fetch_allowed_endpoints:
+            return
         check_proxied_host(host, self.allow_address, self.settings.fetch_allow_private)
 
     def request_headers(self) -> dict[str, str]:

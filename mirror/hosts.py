@@ -53,6 +53,10 @@ def address_is_public(ip: str) -> bool:
         return False
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return True  # judged above by its IPv4 address alone (::ffff:0:0/96 is not "global")
+    if isinstance(addr, ipaddress.IPv6Address) and addr.is_site_local:
+        # fec0::/10 was deprecated (RFC 3879) but old networks still route it internally, and
+        # Python's registry calls it global.
+        return False
     return addr.is_global and not addr.is_multicast
 
 
