@@ -1,10 +1,13 @@
-"""Capture jobs: queued by the web app or the schedule, run by the scheduler process.
+"""Capture jobs: queued by the web app or the schedule, run by workers or the scheduler process.
 
-The web process never captures by itself: it queues a job, and the scheduler (the only process
-that captures) picks it up within ``jobs_poll_seconds``. The process running a job (the scheduler
-or `flask mirror run`) holds a lease on it: it renews ``heartbeat_at`` from a background thread,
-and a running job whose heartbeat is older than ``job_lease_seconds`` belonged to a process that
-died; it is marked interrupted and re-queued.
+The web process never captures by itself: it queues a job, and a process that runs jobs (the
+scheduler with ``scheduler_runs_jobs``, any number of `flask worker` processes, `flask mirror run`)
+claims it within ``jobs_poll_seconds``. Claiming is one short transaction: on PostgreSQL
+``SELECT … FOR UPDATE SKIP LOCKED`` (workers on many machines never wait for each other nor take
+the same job), on SQLite an atomic ``UPDATE … WHERE state = 'queued'`` (one machine). The process
+running a job holds a lease on it: it renews ``heartbeat_at`` from a background thread, and a
+running job whose heartbeat is older than ``job_lease_seconds`` belonged to a process that died;
+it is marked interrupted and re-queued.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from config.settings import Settings
 from mirror.models import Job, Source
@@ -144,6 +147,65 @@ def _start(runtime: Runtime, job_id: int) -> int | None:
         return session.get(Job, job_id).source_id
 
 
+def claim_jobs(runtime: Runtime, limit: int, worker: str | None = None) -> list[tuple[int, int]]:
+    """Claim up to ``limit`` queued jobs for this process, oldest first; return (job, source) ids.
+
+    Only the oldest queued job of a source is taken, and none of a source with a job running, so
+    two workers never capture one source at once. On PostgreSQL the candidates are locked with
+    ``FOR UPDATE SKIP LOCKED`` (rows another worker is claiming are passed over, not waited for);
+    SQLite ignores the lock clause and the ``state = 'queued'`` guard of the UPDATE decides.
+    """
+    if limit < 1:
+        return []
+    other = aliased(Job)
+    blocked = exists().where(
+        other.source_id == Job.source_id,
+        or_(other.state == RUNNING, and_(other.state == QUEUED, other.id < Job.id)),
+    )
+    candidates = (
+        select(Job.id)
+        .where(Job.state == QUEUED, ~blocked)
+        .order_by(Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    now = utcnow()
+    with runtime.Session() as session:
+        ids = list(session.scalars(candidates))
+        if not ids:
+            session.rollback()
+            return []
+        rows = session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.state == QUEUED)
+            .values(state=RUNNING, started_at=now, heartbeat_at=now, worker=worker or worker_name(),
+                    attempts=Job.attempts + 1)
+            .returning(Job.id, Job.source_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        session.commit()
+    return sorted((job_id, source_id) for job_id, source_id in rows)
+
+
+def release_jobs(runtime: Runtime, job_ids: list[int], worker: str | None = None) -> int:
+    """Put jobs this process claimed but will not finish back in the queue; return how many.
+
+    Only jobs still running under this worker's name: one already interrupted (lease lost) has
+    its retry queued by then.
+    """
+    if not job_ids:
+        return 0
+    with runtime.Session() as session:
+        released = session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.state == RUNNING, Job.worker == (worker or worker_name()))
+            .values(state=QUEUED, started_at=None, heartbeat_at=None, worker=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+    return released
+
+
 class JobLease:
     """Renews a running job's heartbeat from a background thread while the ``with`` block runs.
 
@@ -203,11 +265,18 @@ def run_job(runtime: Runtime, job_id: int, process: bool = True) -> CaptureOutco
     """Run one queued job to its end state; never raises for a capture problem.
 
     ``process`` is passed to capture_source: False leaves splitting and replication to the
-    scheduler's processing job.
+    processing job (a worker's, or the scheduler's).
     """
     source_id = _start(runtime, job_id)
     if source_id is None:
         return None
+    return run_claimed_job(runtime, job_id, source_id, process)
+
+
+def run_claimed_job(
+    runtime: Runtime, job_id: int, source_id: int, process: bool = True
+) -> CaptureOutcome | None:
+    """Capture the source of a job this process has claimed, under its lease; record the end."""
     try:
         with JobLease(runtime, job_id):
             outcome = capture_source(runtime, source_id, process=process)
