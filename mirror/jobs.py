@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from config.settings import Settings
@@ -41,6 +41,8 @@ from samizdat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, INTERRUPTED = "queued", "running", "succeeded", "interrupted"
+# The PostgreSQL channel on which a queued job wakes idle workers (LISTEN/NOTIFY).
+JOBS_CHANNEL = "samizdat_jobs"
 ACTIVE_STATES = (QUEUED, RUNNING)
 _STATE_FOR = {OK: SUCCEEDED, UNCHANGED: "unchanged", FAILED: "failed"}
 # Every state a job can be in, in the order of its life (pages offer them as a filter).
@@ -76,6 +78,16 @@ def _is_stale(job: Job, now: datetime, lease: timedelta) -> bool:
     return job.state == RUNNING and (last is None or last < now - lease)
 
 
+def announce_jobs(session: Session) -> None:
+    """Wake idle workers when this transaction commits (PostgreSQL NOTIFY; SQLite: they poll).
+
+    PostgreSQL delivers a notification only on commit, and one per transaction for a payload
+    repeated in it, so queueing many jobs at once sends one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL})
+
+
 def _interrupt(session: Session, job: Job, now: datetime, lease: timedelta) -> Job | None:
     """Mark a stale running job interrupted and queue its retry; None if it was not stale after all.
 
@@ -99,6 +111,7 @@ def _interrupt(session: Session, job: Job, now: datetime, lease: timedelta) -> J
                 requested_by=job.requested_by)
     session.add(retry)
     session.flush()
+    announce_jobs(session)
     return retry
 
 
@@ -127,6 +140,7 @@ def enqueue(session: Session, source_id: int, trigger: str, requested_by: str | 
     job = Job(source_id=source_id, state=QUEUED, trigger=trigger, requested_by=requested_by, attempts=0)
     session.add(job)
     session.flush()
+    announce_jobs(session)
     return job
 
 
@@ -202,6 +216,8 @@ def release_jobs(runtime: Runtime, job_ids: list[int], worker: str | None = None
             .values(state=QUEUED, started_at=None, heartbeat_at=None, worker=None)
             .execution_options(synchronize_session=False)
         ).rowcount
+        if released:
+            announce_jobs(session)
         session.commit()
     return released
 

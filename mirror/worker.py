@@ -5,6 +5,8 @@ queued jobs with ``SELECT … FOR UPDATE SKIP LOCKED`` (mirror.jobs.claim_jobs) 
 under the job's lease, and splits and replicates new captures claimed the same way
 (mirror.pipeline.claim_captures). The scheduler then only decides what is due
 (``SAMIZDAT_SCHEDULER_RUNS_JOBS=0``). On SQLite a worker works too, on the database's own machine.
+An idle worker polls every ``jobs_poll_seconds``; on PostgreSQL it also LISTENs, so a queued job
+wakes it at once.
 
 SIGTERM or SIGINT: stop claiming and finish the jobs in hand (each is bounded by the fetch
 timeouts); a second signal gives unfinished jobs back to the queue and exits at once.
@@ -19,7 +21,14 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from mirror.jobs import claim_jobs, jobs_running, release_jobs, run_claimed_job, worker_name
+from mirror.jobs import (
+    JOBS_CHANNEL,
+    claim_jobs,
+    jobs_running,
+    release_jobs,
+    run_claimed_job,
+    worker_name,
+)
 from mirror.pipeline import process_pending_captures
 from samizdat.runtime import Runtime
 
@@ -51,10 +60,12 @@ class Worker:
         self.summary = WorkerSummary()
         self._inflight: dict[Future, int] = {}
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def stop(self) -> None:
         """Stop claiming; the jobs in hand are finished."""
         self.stopping.set()
+        self._wake.set()
 
     def release(self) -> list[int]:
         """Give the jobs in hand back to the queue (a second signal: leave now)."""
@@ -71,8 +82,12 @@ class Worker:
         poll = self.runtime.settings.jobs_poll_seconds
         processor = threading.Thread(target=self._process_loop, name="worker-process", daemon=True)
         processor.start()
+        if self.runtime.engine.dialect.name == "postgresql":
+            threading.Thread(target=self._listen, name="worker-listen", daemon=True).start()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="worker-capture") as pool:
             while not self.stopping.is_set():
+                # Cleared before claiming: a job queued after this claim wakes the wait below.
+                self._wake.clear()
                 claimed = self._claim(self.concurrency - len(self._inflight))
                 for job_id, source_id in claimed:
                     # process=False: the capture is recorded, and processing threads (this
@@ -87,7 +102,7 @@ class Worker:
                     done, _ = wait(list(self._inflight), timeout=poll, return_when=FIRST_COMPLETED)
                     self._reap(done)
                 else:
-                    self.stopping.wait(poll)
+                    self._wake.wait(poll)
                     self._reap([f for f in list(self._inflight) if f.done()])
             if self._inflight:
                 log.info("worker %s: finishing %d job(s) in hand", self.name, len(self._inflight))
@@ -114,6 +129,36 @@ class Worker:
             for future in done:
                 if self._inflight.pop(future, None) is not None:
                     self.summary.jobs += 1
+
+    def _listen(self) -> None:
+        """Wake the claiming loop whenever a job is queued (PostgreSQL LISTEN on its own connection).
+
+        Polling stays the fallback: a lost connection is retried, and nothing is missed meanwhile
+        beyond one poll interval.
+        """
+        poll = self.runtime.settings.jobs_poll_seconds
+        announced = False
+        while not self.stopping.is_set():
+            conn = None
+            try:
+                conn = self.runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"LISTEN {JOBS_CHANNEL}")
+                if not announced:
+                    log.info("worker %s: listening for queued jobs", self.name)
+                    announced = True
+                driver = conn.connection.driver_connection
+                while not self.stopping.is_set():
+                    for _ in driver.notifies(timeout=1.0, stop_after=1):
+                        self._wake.set()
+                conn.exec_driver_sql("UNLISTEN *")  # the connection goes back to the pool
+            except Exception:
+                log.warning("worker %s: lost the job notifications; polling meanwhile", self.name, exc_info=True)
+                if conn is not None:
+                    conn.invalidate()  # never hand a connection still listening to the pool
+                self.stopping.wait(poll)
+            finally:
+                if conn is not None:
+                    conn.close()
 
     def _process_loop(self) -> None:
         """Process new captures until stopped."""

@@ -167,7 +167,7 @@ def _worker(settings, *args, log=None, **env):
     out = subprocess.PIPE if log is None else open(log, "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "flask", "worker", *args], cwd=ROOT,
-        env=settings_env(settings, SAMIZDAT_JOBS_POLL_SECONDS="0.2", **env),
+        env=settings_env(settings, **{"SAMIZDAT_JOBS_POLL_SECONDS": "0.2", **env}),
         stdout=out, stderr=subprocess.STDOUT,
     )
 
@@ -227,3 +227,33 @@ def test_a_second_sigterm_gives_the_job_back(runtime, settings, site, tmp_path):
     with runtime.Session() as session:
         job = session.scalar(select(Job).where(Job.source_id == source_id))
     assert (job.state, job.worker) == ("queued", None), log.read_text()
+
+
+def test_a_queued_job_wakes_an_idle_worker_on_postgresql(tmp_path, postgres_url, site):
+    # The poll is a minute: only the NOTIFY sent when the job is queued can wake the worker sooner.
+    _truncate_all(postgres_url)
+    settings = make_settings(tmp_path, postgres_url)
+    rt = build_runtime(settings)
+    log = tmp_path / "worker.log"
+    proc = _worker(settings, log=log, SAMIZDAT_JOBS_POLL_SECONDS="60")
+    try:
+        deadline = time.monotonic() + 60
+        while "listening for queued jobs" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1)  # its first claim found nothing: it now waits out its minute-long poll
+        (source_id,) = add_sources(rt, article_urls(site, 1))
+
+        def state():
+            with rt.Session() as session:
+                return session.scalar(select(Job.state).where(Job.source_id == source_id))
+
+        deadline = time.monotonic() + 30
+        while state() != "succeeded":
+            assert time.monotonic() < deadline, f"the job was not picked up before the poll: {log.read_text()}"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        rt.dispose()
+    assert proc.returncode == 0, log.read_text()
