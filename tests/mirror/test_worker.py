@@ -257,3 +257,19 @@ def test_a_queued_job_wakes_an_idle_worker_on_postgresql(tmp_path, postgres_url,
         proc.wait(30)
         rt.dispose()
     assert proc.returncode == 0, log.read_text()
+
+
+def test_a_scheduler_with_workers_only_queues_and_tidies(settings):
+    from mirror.scheduler import PROCESS_JOB_ID, QUEUE_JOB_ID, build_scheduler
+
+    def job_ids(s):
+        rt = build_runtime(s)
+        try:
+            return {job.id for job in build_scheduler(rt).get_jobs()}
+        finally:
+            rt.dispose()
+
+    alone, with_workers = job_ids(settings), job_ids(settings.replace(scheduler_runs_jobs=False))
+    assert {QUEUE_JOB_ID, PROCESS_JOB_ID} <= alone
+    assert alone - with_workers == {QUEUE_JOB_ID, PROCESS_JOB_ID}
+    assert "mirror.capture-due-sources" in with_workers and "mirror.requeue-stale-jobs" in with_workers
