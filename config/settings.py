@@ -62,6 +62,9 @@ class Settings:
     requisites_max_count: int = 20  # same-site stylesheets and images kept per capture
     requisites_max_bytes: int = 10 * 1024 * 1024
     standby_retry_seconds: float = 10.0
+    # Whether the active scheduler also captures and processes; off when `flask worker` processes
+    # do (scale-out): the scheduler then only queues due sources, reconciles and re-queues.
+    scheduler_runs_jobs: bool = True
     secret_key: str = field(default="", repr=False)  # empty: generated once into data_dir
     session_cookie_secure: bool = False  # true behind HTTPS: the login cookie is never sent in clear
     # Curation: an edited fragment goes back to review; by default someone else must approve it.

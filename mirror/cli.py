@@ -1,4 +1,4 @@
-"""`flask sources …`, `flask mirror …` and `flask scheduler`: the local operator's commands."""
+"""`flask sources …`, `flask mirror …`, `flask scheduler` and `flask worker`: the operator's commands."""
 
 from __future__ import annotations
 
@@ -257,3 +257,22 @@ def scheduler_cmd():
 
     # Capabilities downstream of mirror declare their periodic tasks to the app factory.
     run_scheduler(runtime(), current_app.extensions.get(TASKS_KEY, ()))
+
+
+@click.command("worker")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 256), default=None,
+    help="Capture threads (default: SAMIZDAT_CAPTURE_CONCURRENCY).",
+)
+@click.option(
+    "--drain", is_flag=True,
+    help="Exit once no job is left to claim and what was captured is processed (for scripts).",
+)
+@with_appcontext
+def worker_cmd(concurrency: int | None, drain: bool):
+    """Claim and run capture jobs and process new captures (its own process; run any number)."""
+    from mirror.worker import run_worker
+
+    summary = run_worker(runtime(), concurrency, drain=drain)
+    if drain:
+        click.echo(f"{summary.jobs} job(s) run, {summary.processed} capture(s) processed")

@@ -1,10 +1,13 @@
-"""Capture jobs: queued by the web app or the schedule, run by the scheduler process.
+"""Capture jobs: queued by the web app or the schedule, run by workers or the scheduler process.
 
-The web process never captures by itself: it queues a job, and the scheduler (the only process
-that captures) picks it up within ``jobs_poll_seconds``. The process running a job (the scheduler
-or `flask mirror run`) holds a lease on it: it renews ``heartbeat_at`` from a background thread,
-and a running job whose heartbeat is older than ``job_lease_seconds`` belonged to a process that
-died; it is marked interrupted and re-queued.
+The web process never captures by itself: it queues a job, and a process that runs jobs (the
+scheduler with ``scheduler_runs_jobs``, any number of `flask worker` processes, `flask mirror run`)
+claims it within ``jobs_poll_seconds``. Claiming is one short transaction: on PostgreSQL
+``SELECT … FOR UPDATE SKIP LOCKED`` (workers on many machines never wait for each other nor take
+the same job), on SQLite an atomic ``UPDATE … WHERE state = 'queued'`` (one machine). The process
+running a job holds a lease on it: it renews ``heartbeat_at`` from a background thread, and a
+running job whose heartbeat is older than ``job_lease_seconds`` belonged to a process that died;
+it is marked interrupted and re-queued.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, or_, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from config.logs import log_context
 from config.settings import Settings
@@ -39,6 +42,8 @@ from samizdat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, SUCCEEDED, INTERRUPTED = "queued", "running", "succeeded", "interrupted"
+# The PostgreSQL channel on which a queued job wakes idle workers (LISTEN/NOTIFY).
+JOBS_CHANNEL = "samizdat_jobs"
 ACTIVE_STATES = (QUEUED, RUNNING)
 _STATE_FOR = {OK: SUCCEEDED, UNCHANGED: "unchanged", FAILED: "failed"}
 # Every state a job can be in, in the order of its life (pages offer them as a filter).
@@ -74,6 +79,16 @@ def _is_stale(job: Job, now: datetime, lease: timedelta) -> bool:
     return job.state == RUNNING and (last is None or last < now - lease)
 
 
+def announce_jobs(session: Session) -> None:
+    """Wake idle workers when this transaction commits (PostgreSQL NOTIFY; SQLite: they poll).
+
+    PostgreSQL delivers a notification only on commit, and one per transaction for a payload
+    repeated in it, so queueing many jobs at once sends one.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": JOBS_CHANNEL})
+
+
 def _interrupt(session: Session, job: Job, now: datetime, lease: timedelta) -> Job | None:
     """Mark a stale running job interrupted and queue its retry; None if it was not stale after all.
 
@@ -97,6 +112,7 @@ def _interrupt(session: Session, job: Job, now: datetime, lease: timedelta) -> J
                 requested_by=job.requested_by)
     session.add(retry)
     session.flush()
+    announce_jobs(session)
     return retry
 
 
@@ -125,6 +141,7 @@ def enqueue(session: Session, source_id: int, trigger: str, requested_by: str | 
     job = Job(source_id=source_id, state=QUEUED, trigger=trigger, requested_by=requested_by, attempts=0)
     session.add(job)
     session.flush()
+    announce_jobs(session)
     return job
 
 
@@ -143,6 +160,67 @@ def _start(runtime: Runtime, job_id: int) -> int | None:
         if not claimed:
             return None
         return session.get(Job, job_id).source_id
+
+
+def claim_jobs(runtime: Runtime, limit: int, worker: str | None = None) -> list[tuple[int, int]]:
+    """Claim up to ``limit`` queued jobs for this process, oldest first; return (job, source) ids.
+
+    Only the oldest queued job of a source is taken, and none of a source with a job running, so
+    two workers never capture one source at once. On PostgreSQL the candidates are locked with
+    ``FOR UPDATE SKIP LOCKED`` (rows another worker is claiming are passed over, not waited for);
+    SQLite ignores the lock clause and the ``state = 'queued'`` guard of the UPDATE decides.
+    """
+    if limit < 1:
+        return []
+    other = aliased(Job)
+    blocked = exists().where(
+        other.source_id == Job.source_id,
+        or_(other.state == RUNNING, and_(other.state == QUEUED, other.id < Job.id)),
+    )
+    candidates = (
+        select(Job.id)
+        .where(Job.state == QUEUED, ~blocked)
+        .order_by(Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    now = utcnow()
+    with runtime.Session() as session:
+        ids = list(session.scalars(candidates))
+        if not ids:
+            session.rollback()
+            return []
+        rows = session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.state == QUEUED)
+            .values(state=RUNNING, started_at=now, heartbeat_at=now, worker=worker or worker_name(),
+                    attempts=Job.attempts + 1)
+            .returning(Job.id, Job.source_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        session.commit()
+    return sorted((job_id, source_id) for job_id, source_id in rows)
+
+
+def release_jobs(runtime: Runtime, job_ids: list[int], worker: str | None = None) -> int:
+    """Put jobs this process claimed but will not finish back in the queue; return how many.
+
+    Only jobs still running under this worker's name: one already interrupted (lease lost) has
+    its retry queued by then.
+    """
+    if not job_ids:
+        return 0
+    with runtime.Session() as session:
+        released = session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.state == RUNNING, Job.worker == (worker or worker_name()))
+            .values(state=QUEUED, started_at=None, heartbeat_at=None, worker=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if released:
+            announce_jobs(session)
+        session.commit()
+    return released
 
 
 class JobLease:
@@ -204,11 +282,18 @@ def run_job(runtime: Runtime, job_id: int, process: bool = True) -> CaptureOutco
     """Run one queued job to its end state; never raises for a capture problem.
 
     ``process`` is passed to capture_source: False leaves splitting and replication to the
-    scheduler's processing job.
+    processing job (a worker's, or the scheduler's).
     """
     source_id = _start(runtime, job_id)
     if source_id is None:
         return None
+    return run_claimed_job(runtime, job_id, source_id, process)
+
+
+def run_claimed_job(
+    runtime: Runtime, job_id: int, source_id: int, process: bool = True
+) -> CaptureOutcome | None:
+    """Capture the source of a job this process has claimed, under its lease; record the end."""
     # Every line logged while the job runs names it and its source (config/logs.py).
     with log_context(job_id=job_id, source_id=source_id):
         try:

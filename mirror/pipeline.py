@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -241,18 +242,20 @@ def capture_document(
     return _record_capture(runtime, capture, parts, process, audited)
 
 
-def process_capture(runtime: Runtime, capture_id: int) -> CaptureOutcome:
+def process_capture(runtime: Runtime, capture_id: int, claimed_at: datetime | None = None) -> CaptureOutcome:
     """Split a recorded capture into fragments (once) and replicate it; return its outcome.
 
-    Replication happens after the capture is safely recorded: a back-end that is down leaves
-    pending replicas for the reconcile job, and loses nothing.
+    ``claimed_at`` is the processing claim a caller already holds (claim_captures); without it
+    the capture is claimed here. Replication happens after the capture is safely recorded: a
+    back-end that is down leaves pending replicas for the reconcile job, and loses nothing.
     """
     with log_context(capture_id=capture_id):
-        return _process_and_replicate(runtime, capture_id)
+        return _process_and_replicate(runtime, capture_id, claimed_at)
 
 
-def _process_and_replicate(runtime: Runtime, capture_id: int) -> CaptureOutcome:
-    claimed_at = _claim_processing(runtime, capture_id)
+def _process_and_replicate(runtime: Runtime, capture_id: int, claimed_at: datetime | None) -> CaptureOutcome:
+    if claimed_at is None:
+        claimed_at = _claim_processing(runtime, capture_id)
     new_fragments = _process(runtime, capture_id, claimed_at) if claimed_at is not None else 0
     report = replicate_capture(runtime, capture_id)
     with runtime.Session() as session:
@@ -341,24 +344,72 @@ def _add_offline_copy(runtime: Runtime, session, capture: Capture, body: bytes) 
     ensure_replicas(session, runtime, part.sha256, part.size)
 
 
-def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 2) -> int:
-    """Split and replicate captures recorded without processing, or whose processing died."""
+def claim_captures(runtime: Runtime, limit: int) -> list[tuple[int, datetime]]:
+    """Claim up to ``limit`` captures waiting for processing; return (capture id, claim time).
+
+    Safe with any number of processes: on PostgreSQL the candidates are locked ``FOR UPDATE SKIP
+    LOCKED`` (a capture another worker is claiming is passed over), and on both databases the
+    UPDATE repeats the claimable condition, so a capture is claimed by one process only.
+    """
+    if limit < 1:
+        return []
+    now = utcnow()
+    candidates = (
+        select(Capture.id)
+        .where(Capture.status == OK, _claimable(runtime, now))
+        .order_by(Capture.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
     with runtime.Session() as session:
-        ids = list(
-            session.scalars(
-                select(Capture.id)
-                .where(Capture.status == OK, _claimable(runtime, utcnow()))
-                .order_by(Capture.id)
-                .limit(limit)
-            )
-        )
-    if not ids:
-        return 0
+        ids = list(session.scalars(candidates))
+        if not ids:
+            session.rollback()
+            return []
+        claimed = session.scalars(
+            update(Capture)
+            .where(Capture.id.in_(ids), _claimable(runtime, now))
+            .values(split_at=now)
+            .returning(Capture.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        session.commit()
+    return [(capture_id, now) for capture_id in sorted(claimed)]
+
+
+def process_pending_captures(runtime: Runtime, limit: int = 200, workers: int = 2) -> int:
+    """Split and replicate captures recorded without processing, or whose processing died.
+
+    Each thread claims one capture at a time (claim_captures), so claims are never held long
+    enough to outlive their lease while waiting, and workers on other machines share the rest.
+    Returns how many captures this call processed.
+    """
+    done = 0
+    lock = threading.Lock()
+
+    def take() -> tuple[int, datetime] | None:
+        nonlocal done
+        with lock:
+            if done >= limit:
+                return None
+            claimed = claim_captures(runtime, 1)
+            if claimed:
+                done += 1
+            return claimed[0] if claimed else None
+
+    def drain() -> None:
+        while (claim := take()) is not None:
+            try:
+                process_capture(runtime, *claim)
+            except Exception:  # one broken capture must not stop the rest; its claim was given back
+                log.exception("processing capture %s failed", claim[0])
+
     # Two workers by default: splitting is CPU-bound and shares the interpreter with the
     # fetchers, which measured slower with more (docs/benchmarks.md).
     with ThreadPoolExecutor(workers, thread_name_prefix="process") as pool:
-        list(pool.map(lambda cid: process_capture(runtime, cid), ids))
-    return len(ids)
+        for future in [pool.submit(drain) for _ in range(max(1, workers))]:
+            future.result()
+    return done
 
 
 def _spool_parts(

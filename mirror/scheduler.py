@@ -1,7 +1,9 @@
-"""The scheduler process: captures due sources, runs requested jobs, reconciles replicas.
+"""The scheduler process: queues due sources, runs requested jobs, reconciles replicas.
 
 It runs as its own process (`flask scheduler`), never inside gunicorn workers. Only one scheduler
 is active per database (mirror.leader); another waits as a standby and takes over when it dies.
+With ``scheduler_runs_jobs`` off, capturing and processing are left to `flask worker` processes
+(mirror.worker) and the scheduler only decides what is due, reconciles and re-queues stale jobs.
 Job ids are fixed so a restart never duplicates a job; the job store is in memory because what
 is due is computed from the database on every tick.
 """
@@ -67,15 +69,19 @@ def build_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> Blo
 
     Capturing (fetch, spool, record) and processing (split, replicate) run as separate jobs, so
     fetching never waits for S3, IPFS or the splitter. Stale jobs (their process died) are
-    re-queued twice per lease, whoever ran them.
+    re-queued twice per lease, whoever ran them. With ``scheduler_runs_jobs`` off, the capture
+    and processing jobs are not added: workers claim that work.
     """
     s = runtime.settings
     now = datetime.now(timezone.utc)
     # The first tick of each job runs at start-up rather than one interval later.
-    jobs = (
-        (CAPTURE_JOB_ID, capture_due_sources, s.scheduler_tick_seconds, now),
+    runs_jobs = (
         (QUEUE_JOB_ID, run_requested_jobs, s.jobs_poll_seconds, now),
         (PROCESS_JOB_ID, process_captures, s.jobs_poll_seconds, now),
+    ) if s.scheduler_runs_jobs else ()
+    jobs = (
+        (CAPTURE_JOB_ID, capture_due_sources, s.scheduler_tick_seconds, now),
+        *runs_jobs,
         (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
         (LEASE_JOB_ID, requeue_stale_jobs, s.job_lease_seconds / 2, now),
         *((task.id, task.func, task.seconds, now + timedelta(seconds=2)) for task in tasks),
@@ -136,7 +142,10 @@ def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
             log.info("scheduler stopped")
             return
     try:
-        log.info("scheduler active: tick every %ss", runtime.settings.scheduler_tick_seconds)
+        log.info(
+            "scheduler active: tick every %ss%s", runtime.settings.scheduler_tick_seconds,
+            "" if runtime.settings.scheduler_runs_jobs else "; captures and processing left to workers",
+        )
         scheduler = build_scheduler(runtime, tasks)
 
         def keep_leadership() -> None:

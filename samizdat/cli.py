@@ -62,10 +62,10 @@ def register_cli(app: Flask) -> None:
     from archive.cli import archive_cli
     from embed.cli import embed_cli
     from fragments.cli import collections_cli, fragments_cli
-    from mirror.cli import mirror_cli, scheduler_cmd, sources_cli
+    from mirror.cli import mirror_cli, scheduler_cmd, sources_cli, worker_cmd
 
     for command in (
-        db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, fragments_cli,
+        db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, worker_cmd, fragments_cli,
         collections_cli, embed_cli, archive_cli, audit_cli,
     ):
         _check_text_arguments(command)

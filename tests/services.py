@@ -176,12 +176,12 @@ def stop_ipfs_node(node: IpfsNode) -> None:
     shutil.rmtree(node.repo, ignore_errors=True)
 
 
-def create_postgres_database() -> str:
+def create_postgres_database(prefix: str = "samizdat_test") -> str:
     """Create a fresh, uniquely named PostgreSQL database and return its SQLAlchemy URL."""
     import psycopg
 
     admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    name = f"samizdat_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
