@@ -99,9 +99,12 @@ class S3Server:
         os.killpg(self.proc.pid, signal.SIGCONT)
 
 
-def start_s3_server() -> S3Server:
-    """Start ``moto_server`` on a free port and wait until it answers."""
-    port = free_port()
+def start_s3_server(port: int | None = None) -> S3Server:
+    """Start ``moto_server`` on ``port`` (a free one by default) and wait until it answers.
+
+    Restarted on its old port, moto starts empty: it keeps buckets and objects in memory only.
+    """
+    port = port or free_port()
     log = open(tempfile.mktemp(prefix="moto-", suffix=".log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -152,6 +155,14 @@ def start_ipfs_node() -> IpfsNode:
     config["Addresses"]["Delegates"] = []
     config["Bootstrap"] = []
     config_path.write_text(json.dumps(config, indent=2))
+    proc = _run_ipfs_daemon(repo)
+    return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo,
+                    f"http://127.0.0.1:{gw_port}")
+
+
+def _run_ipfs_daemon(repo: Path) -> subprocess.Popen:
+    """Start `jsipfs daemon` on an initialised repository and wait until it is ready."""
+    env = {**os.environ, "IPFS_PATH": str(repo)}
     log_path = repo / "daemon.log"
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -161,13 +172,26 @@ def start_ipfs_node() -> IpfsNode:
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         if "Daemon is ready" in text:
-            return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo,
-                            f"http://127.0.0.1:{gw_port}")
+            return proc
         if proc.poll() is not None:
             raise ServiceError(f"jsipfs daemon exited with {proc.returncode}: {text[-2000:]}")
         time.sleep(0.2)
     stop_process(proc)
     raise ServiceError(f"jsipfs daemon not ready after 90 s: {log_path.read_text()[-2000:]}")
+
+
+def restart_ipfs_node(node: IpfsNode) -> None:
+    """Start a stopped node's daemon again on its repository (kept on disk) and ports."""
+    if node.proc.poll() is None:
+        raise ServiceError("the IPFS daemon is still running")
+    # A killed daemon leaves its repository lock behind, and js-ipfs refuses to start until it
+    # goes stale; its holder is dead, so it is removed, as an operator does after a crash.
+    lock = node.repo / "repo.lock"
+    if lock.is_dir():
+        shutil.rmtree(lock)
+    elif lock.exists():
+        lock.unlink()
+    node.proc = _run_ipfs_daemon(node.repo)
 
 
 def stop_ipfs_node(node: IpfsNode) -> None:
