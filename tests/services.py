@@ -309,3 +309,77 @@ def settings_env(settings, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+POSTGRES_BIN = Path(os.environ.get("SAMIZDAT_TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster of one test module's own, which it may stop and start.
+
+    Never the machine's server (other tests use that): its own data directory, socket directory
+    and loopback port, run as the ``postgres`` OS user (initdb refuses root).
+    """
+
+    root: Path
+    port: int
+    url: str  # the SQLAlchemy URL of its database ``samizdat``
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def _pg_ctl(self, *args: str, timeout: float = 60) -> None:
+        command = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, timeout=timeout)
+        if done.returncode != 0:
+            raise ServiceError(f"pg_ctl {' '.join(args)} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+    def start(self) -> None:
+        """Start the cluster and wait until it accepts connections."""
+        options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o", options)
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop it; ``immediate`` is a crash as far as clients and recovery are concerned."""
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def remove(self) -> None:
+        """Stop it if running and delete everything it wrote."""
+        try:
+            self.stop()
+        except ServiceError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_private_postgres() -> PrivatePostgres:
+    """initdb a cluster in a temp dir, start it on a free loopback port, create ``samizdat``."""
+    import psycopg
+
+    if not (POSTGRES_BIN / "initdb").exists():
+        raise ServiceError(f"no PostgreSQL binaries in {POSTGRES_BIN} (set SAMIZDAT_TEST_POSTGRES_BIN)")
+    root = Path(tempfile.mkdtemp(prefix="samizdat-pg-"))
+    command = [str(POSTGRES_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
+               "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8"]
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        command = ["runuser", "-u", "postgres", "--", *command]
+    init = subprocess.run(command, capture_output=True, timeout=120)
+    if init.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise ServiceError(f"initdb failed: {init.stderr.decode(errors='replace')[-2000:]}")
+    port = free_port()
+    server = PrivatePostgres(root, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/samizdat")
+    try:
+        server.start()
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True,
+                             connect_timeout=5) as conn:
+            conn.execute("CREATE DATABASE samizdat")
+    except Exception:
+        server.remove()
+        raise
+    return server
