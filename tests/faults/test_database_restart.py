@@ -10,7 +10,6 @@ is in the database whole or not at all.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import threading

@@ -23,7 +23,7 @@ from mirror.jobs import enqueue
 from mirror.models import Capture, Job
 from mirror.sources import add_source
 from samizdat.runtime import build_runtime
-from tests.conftest import make_settings
+from tests.conftest import _truncate_all, make_settings
 from tests.services import ROOT, settings_env
 from tests.sites import article_html, seed_names
 
@@ -104,8 +104,6 @@ def wait_for(predicate, timeout: float, what: str, log: Path):
 
 
 def test_a_killed_scheduler_leaves_no_job_running_and_no_duplicate_capture(tmp_path, postgres_url, held_site):
-    from tests.conftest import _truncate_all
-
     _truncate_all(postgres_url)
     settings = make_settings(tmp_path, postgres_url, job_lease_seconds=LEASE)
     rt = build_runtime(settings)
