@@ -56,6 +56,10 @@ class Settings:
     reconcile_seconds: float = 60.0
     replica_retry_seconds: float = 30.0  # first retry delay; doubles per attempt
     replica_retry_max_seconds: float = 3600.0
+    # The scheduler asks the back-ends whether this many stored replicas (least recently checked
+    # first) are still there, every so often; a lost one is pushed again from the spool.
+    replica_verify_seconds: float = 3600.0
+    replica_verify_batch: int = 1000
     capture_concurrency: int = 4
     fragment_min_chars: int = 60  # fragment length bounds; fragments never cut inside a word
     fragment_max_chars: int = 280

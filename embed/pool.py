@@ -10,6 +10,7 @@ for a rebuild, except the very first one of a worker and one that finds nothing 
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from fragments.models import APPROVED, Fragment
+
+log = logging.getLogger(__name__)
 
 ID_BYTES = 16  # fragment ids are 32 hex digits
 
@@ -105,6 +109,10 @@ class FragmentPool:
         def run():
             try:
                 self._rebuild()
+            except DBAPIError as exc:
+                # The database is away (restarting): keep serving the current snapshot; the
+                # next check tries again.
+                log.warning("fragment pool not refreshed: %s", str(exc).splitlines()[0])
             finally:
                 self._refreshing = False
 
@@ -197,11 +205,19 @@ class FragmentReader:
             cursor.execute(self._sql, (fragment_id,))
             row = cursor.fetchone()
             cursor.close()
-        except Exception:
+        except Exception as exc:
             # A broken connection (database restarted) is dropped; the next call opens another.
             conn, self._local.conn = getattr(self._local, "conn", None), None
             if conn is not None:
                 conn.invalidate()
+            dbapi = self._engine.dialect.loaded_dbapi
+            if isinstance(exc, dbapi.Error):
+                # Wrapped as SQLAlchemy wraps its own, so the app answers it like any other
+                # database error (a lost database is a 503, not a 500).
+                raise DBAPIError.instance(
+                    self._sql, (fragment_id,), exc, dbapi.Error,
+                    connection_invalidated=True, dialect=self._engine.dialect,
+                ) from exc
             raise
         if row is None:
             return None

@@ -16,7 +16,7 @@ from mirror.models import Source
 from mirror.importer import MAX_CLI_IMPORT_ROWS, import_sources, read_import_file
 from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
-from mirror.replicas import reconcile
+from mirror.replicas import reconcile, verify_replicas
 from mirror.routes import source_as_dict
 from mirror.sources import (
     ConfirmationNeeded,
@@ -246,6 +246,29 @@ def mirror_reconcile():
         f"{len(report.completed_captures)} captures completed"
     )
     if report.failed:
+        raise SystemExit(1)
+
+
+@mirror_cli.command("verify")
+@with_appcontext
+def mirror_verify():
+    """Check every stored replica is still in its back-end, then push what was lost from the spool.
+
+    For a store that may have lost data (an emptied bucket, a restored or replaced server).
+    """
+    rt = runtime()
+    found = verify_replicas(rt)
+    for backend in found.unreachable:
+        click.echo(f"not checked: {backend} did not answer", err=True)
+    click.echo(f"{found.present} replicas present, {len(found.lost)} lost")
+    report = reconcile(rt, force=True)
+    for error in report.errors:
+        click.echo(f"still failing: {error}", err=True)
+    click.echo(
+        f"{report.stored} replicas stored, {report.failed} failed, "
+        f"{len(report.completed_captures)} captures completed"
+    )
+    if report.failed or found.unreachable:
         raise SystemExit(1)
 
 

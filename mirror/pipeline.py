@@ -35,7 +35,7 @@ from mirror.requisites import (
 from mirror.storage import sha256_hex
 from mirror.warc import build_document_warc, build_warc
 from samizdat.db import utcnow
-from samizdat.errors import FetchError, InvalidURLError, SamizdatError, StorageError
+from samizdat.errors import FetchError, InvalidURLError, SamizdatError, StorageError, StorageFullError
 from samizdat.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -141,8 +141,10 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
     try:
         parts = _spool_parts(runtime, result, requisites)
     except StorageError as exc:
+        # A full disk is the operator's to fix, not the page's fault: say which it was.
+        reason = "storage_full" if isinstance(exc, StorageFullError) else "storage"
         return _record_failure(
-            runtime, source_id, url, fetched_at, "storage", str(exc), result.status, result.final_url
+            runtime, source_id, url, fetched_at, reason, str(exc), result.status, result.final_url
         )
     capture = Capture(
         source_id=source_id,

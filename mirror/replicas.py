@@ -4,6 +4,11 @@ Each (blob, back-end) pair has a Replica row: pending until stored, failed with 
 backoff when a back-end is down, stored once the bytes were written *and read back with the same
 sha256*. The reconcile job retries what is due and finishes captures whose replicas are all in
 place (manifest, IPFS directory). Nothing is lost while a store is down: the spool keeps the bytes.
+
+A store can also lose what it had (a bucket emptied, an S3 server restarted without its data, an
+IPFS repository replaced): the verification sweep asks each back-end whether the replicas recorded
+as stored are still there, and a lost one becomes failed and due, so reconcile pushes it again from
+the spool.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +28,7 @@ from mirror.models import Capture, CapturePart, Replica
 from mirror.storage import BackendDownError, BlobStore, IpfsStore, StoredBlob, sha256_hex
 from mirror.warc import page_hops
 from samizdat.db import utcnow
-from samizdat.errors import StorageError
+from samizdat.errors import StorageError, StorageUnavailableError
 from samizdat.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -329,6 +334,80 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
         finalize_capture(runtime, capture_id, report)
     if report.stored or report.failed:
         log.info("reconcile: %d stored, %d failed", report.stored, report.failed)
+    return report
+
+
+@dataclass
+class VerificationReport:
+    """What one verification sweep found: replicas still there, lost ones, back-ends not asked."""
+
+    present: int = 0
+    lost: list[tuple[str, str]] = field(default_factory=list)  # (back-end, sha256)
+    unreachable: list[str] = field(default_factory=list)
+
+
+def verify_replicas(runtime: Runtime, limit: int | None = None) -> VerificationReport:
+    """Ask each back-end whether the replicas recorded as stored are still there.
+
+    The ``limit`` least recently verified ones are asked (all when None), with a cheap existence
+    check (S3 HEAD, IPFS pin listing), never a download. One found missing is marked failed and
+    due now, and its captures incomplete (an IPFS loss also drops the capture's directory CID, so
+    it is linked and pinned again): reconcile then pushes it from the spool. A back-end that does
+    not answer is skipped for this sweep; nothing is marked lost on a timeout.
+    """
+    report = VerificationReport()
+    backends = remote_backends(runtime)
+    with runtime.Session() as session:
+        query = (
+            select(Replica.id, Replica.backend, Replica.locator, Replica.sha256)
+            .where(Replica.state == STORED, Replica.backend.in_(backends))
+            # Never verified first (NULL sorts first once coalesced), then the oldest check.
+            .order_by(Replica.verified_at.is_not(None), Replica.verified_at, Replica.id)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        rows = session.execute(query).all()
+    present: list[int] = []
+    lost: list[tuple[int, str, str]] = []
+    for replica_id, backend, locator, sha256 in rows:
+        if backend in report.unreachable:
+            continue
+        try:
+            there = runtime.stores[backend].exists(locator)
+        except StorageUnavailableError as exc:
+            report.unreachable.append(backend)
+            log.warning("verify: %s unreachable, its replicas are left for the next sweep: %s", backend, exc)
+            continue
+        except StorageError as exc:
+            # Refused for another reason (permissions): a problem to report, not evidence of loss.
+            log.warning("verify: %s could not check %s: %s", backend, locator, exc)
+            continue
+        if there:
+            present.append(replica_id)
+        else:
+            lost.append((replica_id, backend, sha256))
+    now = utcnow()
+    with runtime.Session() as session:
+        if present:
+            session.execute(update(Replica).where(Replica.id.in_(present)).values(verified_at=now))
+        for replica_id, backend, sha256 in lost:
+            replica = session.get(Replica, replica_id)
+            replica.state = FAILED
+            replica.last_error = f"missing from {backend} at verification {now.isoformat()}"
+            replica.next_attempt_at = now
+            replica.attempts = max(replica.attempts, 1)  # due for reconcile now, not after the grace
+            captures = session.scalars(
+                select(Capture).join(CapturePart).where(CapturePart.sha256 == sha256).distinct()
+            )
+            for capture in captures:
+                capture.complete = False
+                if backend == "ipfs":
+                    # The directory linked that part: it is built and pinned again once it is back.
+                    capture.cid = None
+            log.warning("verify: replica %s in %s is missing; re-pushing from the spool", sha256[:12], backend)
+        session.commit()
+    report.present = len(present)
+    report.lost = [(backend, sha256) for _, backend, sha256 in lost]
     return report
 
 

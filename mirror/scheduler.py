@@ -23,7 +23,7 @@ from config.logs import configure_logging
 from mirror.jobs import enqueue_due_sources, jobs_running, requeue_stale_jobs, run_queued_jobs
 from mirror.leader import LeaderLock
 from mirror.pipeline import process_pending_captures
-from mirror.replicas import reconcile
+from mirror.replicas import reconcile, verify_replicas
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -35,6 +35,7 @@ PROCESS_JOB_ID = "mirror.process-captures"
 LEADER_JOB_ID = "mirror.keep-leadership"
 RECONCILE_JOB_ID = "mirror.reconcile-replicas"
 LEASE_JOB_ID = "mirror.requeue-stale-jobs"
+VERIFY_JOB_ID = "mirror.verify-replicas"
 
 
 def capture_due_sources(runtime: Runtime) -> int:
@@ -64,6 +65,14 @@ def process_captures(runtime: Runtime) -> int:
     return process_pending_captures(runtime)
 
 
+def verify_stored_replicas(runtime: Runtime) -> int:
+    """Check a batch of stored replicas still exist; lost ones are left due for reconcile."""
+    report = verify_replicas(runtime, limit=runtime.settings.replica_verify_batch)
+    if report.lost:
+        log.warning("verify: %d replica(s) lost by their back-end, re-pushing", len(report.lost))
+    return len(report.lost)
+
+
 def build_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> BlockingScheduler:
     """A BlockingScheduler with its jobs under fixed ids, plus ``tasks`` other capabilities declare.
 
@@ -84,6 +93,8 @@ def build_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> Blo
         *runs_jobs,
         (RECONCILE_JOB_ID, reconcile, s.reconcile_seconds, now + timedelta(seconds=1)),
         (LEASE_JOB_ID, requeue_stale_jobs, s.job_lease_seconds / 2, now),
+        (VERIFY_JOB_ID, verify_stored_replicas, s.replica_verify_seconds,
+         now + timedelta(seconds=min(60.0, s.replica_verify_seconds))),
         *((task.id, task.func, task.seconds, now + timedelta(seconds=2)) for task in tasks),
     )
     scheduler = BlockingScheduler(

@@ -6,6 +6,8 @@ import logging
 from datetime import timedelta
 
 from flask import Flask, request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
 
 from config.logs import configure_logging
@@ -14,7 +16,7 @@ from samizdat.i18n import init_i18n
 from samizdat.runtime import build_runtime
 from samizdat.secret_key import load_secret_key
 from samizdat.tasks import TASKS_KEY
-from samizdat.errorpages import error_response
+from samizdat.errorpages import database_unavailable, error_response
 from samizdat.web import (
     DatabaseIdConverter,
     StorableJSONProvider,
@@ -120,6 +122,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # Unexpected exceptions arrive here too, as a generic InternalServerError (500).
     app.errorhandler(HTTPException)(error_response)
+    # A database that is restarting or unreachable is a 503 with Retry-After, never a 500.
+    app.register_error_handler(DBAPIError, database_unavailable)
+    app.register_error_handler(PoolTimeoutError, database_unavailable)
 
     @app.after_request
     def no_tracking(response):

@@ -65,6 +65,10 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Seconds to wait for a PostgreSQL connection: far below gunicorn's worker timeout.
+DB_CONNECT_TIMEOUT = 5
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL mode and foreign keys so readers never block the writer."""
     if url.startswith("sqlite"):
@@ -79,7 +83,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Pre-ping replaces connections a database restart broke, so the app heals by itself; a
+    # connect timeout bounds a request when the server is unreachable rather than refusing.
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": DB_CONNECT_TIMEOUT})
 
 
 def make_sessionmaker(engine: Engine, info: dict | None = None) -> sessionmaker:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Response, render_template, request
 from flask_babel import lazy_gettext
 from markupsafe import escape
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from accounts.auth import secure_page
 from samizdat.web import json_error
+
+log = logging.getLogger(__name__)
 
 # Headers an HTTPException carries that must reach the client (Allow on a 405, Retry-After on a
 # 429 or 503, WWW-Authenticate on a 401); its own Content-Type describes its default body, not ours.
@@ -78,3 +84,34 @@ def error_response(exc: HTTPException) -> Response:
         if header.lower() not in _DROPPED_HEADERS:
             response.headers[header] = value
     return response
+
+
+# How long a client is asked to wait while the database is away: a restart takes seconds.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean the database cannot be reached right now, not a bad query.
+
+    A refused or dropped connection (OperationalError, InterfaceError, any DBAPI error SQLAlchemy
+    saw invalidate its connection) and an exhausted pool; an IntegrityError or a programming
+    error is a bug or a conflict and stays a 500 or is handled where it happens.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def database_unavailable(exc: Exception) -> Response:
+    """503 with Retry-After while the database is away (restarting, failing over, overloaded).
+
+    JSON on the API, the friendly page elsewhere; SQLAlchemy has already dropped the broken
+    connection, and the pool's pre-ping replaces the others once the database is back.
+    """
+    if not is_database_unavailable(exc):
+        raise exc  # not ours: Flask answers it as the generic 500
+    log.warning("database unavailable during %s %s: %s", request.method, request.path,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    unavailable = ServiceUnavailable("The archive's database is unavailable right now; try again shortly.")
+    unavailable.retry_after = DATABASE_RETRY_AFTER_SECONDS
+    return error_response(unavailable)

@@ -99,9 +99,12 @@ class S3Server:
         os.killpg(self.proc.pid, signal.SIGCONT)
 
 
-def start_s3_server() -> S3Server:
-    """Start ``moto_server`` on a free port and wait until it answers."""
-    port = free_port()
+def start_s3_server(port: int | None = None) -> S3Server:
+    """Start ``moto_server`` on ``port`` (a free one by default) and wait until it answers.
+
+    Restarted on its old port, moto starts empty: it keeps buckets and objects in memory only.
+    """
+    port = port or free_port()
     log = open(tempfile.mktemp(prefix="moto-", suffix=".log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -152,6 +155,14 @@ def start_ipfs_node() -> IpfsNode:
     config["Addresses"]["Delegates"] = []
     config["Bootstrap"] = []
     config_path.write_text(json.dumps(config, indent=2))
+    proc = _run_ipfs_daemon(repo)
+    return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo,
+                    f"http://127.0.0.1:{gw_port}")
+
+
+def _run_ipfs_daemon(repo: Path) -> subprocess.Popen:
+    """Start `jsipfs daemon` on an initialised repository and wait until it is ready."""
+    env = {**os.environ, "IPFS_PATH": str(repo)}
     log_path = repo / "daemon.log"
     log = open(log_path, "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -161,13 +172,26 @@ def start_ipfs_node() -> IpfsNode:
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         if "Daemon is ready" in text:
-            return IpfsNode(proc, f"/ip4/127.0.0.1/tcp/{api_port}/http", api_port, repo,
-                            f"http://127.0.0.1:{gw_port}")
+            return proc
         if proc.poll() is not None:
             raise ServiceError(f"jsipfs daemon exited with {proc.returncode}: {text[-2000:]}")
         time.sleep(0.2)
     stop_process(proc)
     raise ServiceError(f"jsipfs daemon not ready after 90 s: {log_path.read_text()[-2000:]}")
+
+
+def restart_ipfs_node(node: IpfsNode) -> None:
+    """Start a stopped node's daemon again on its repository (kept on disk) and ports."""
+    if node.proc.poll() is None:
+        raise ServiceError("the IPFS daemon is still running")
+    # A killed daemon leaves its repository lock behind, and js-ipfs refuses to start until it
+    # goes stale; its holder is dead, so it is removed, as an operator does after a crash.
+    lock = node.repo / "repo.lock"
+    if lock.is_dir():
+        shutil.rmtree(lock)
+    elif lock.exists():
+        lock.unlink()
+    node.proc = _run_ipfs_daemon(node.repo)
 
 
 def stop_ipfs_node(node: IpfsNode) -> None:
@@ -285,3 +309,77 @@ def settings_env(settings, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+POSTGRES_BIN = Path(os.environ.get("SAMIZDAT_TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster of one test module's own, which it may stop and start.
+
+    Never the machine's server (other tests use that): its own data directory, socket directory
+    and loopback port, run as the ``postgres`` OS user (initdb refuses root).
+    """
+
+    root: Path
+    port: int
+    url: str  # the SQLAlchemy URL of its database ``samizdat``
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def _pg_ctl(self, *args: str, timeout: float = 60) -> None:
+        command = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, timeout=timeout)
+        if done.returncode != 0:
+            raise ServiceError(f"pg_ctl {' '.join(args)} failed: {done.stderr.decode(errors='replace')[-2000:]}")
+
+    def start(self) -> None:
+        """Start the cluster and wait until it accepts connections."""
+        options = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.root / "server.log"), "-o", options)
+
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop it; ``immediate`` is a crash as far as clients and recovery are concerned."""
+        self._pg_ctl("stop", "-w", "-m", mode)
+
+    def remove(self) -> None:
+        """Stop it if running and delete everything it wrote."""
+        try:
+            self.stop()
+        except ServiceError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_private_postgres() -> PrivatePostgres:
+    """initdb a cluster in a temp dir, start it on a free loopback port, create ``samizdat``."""
+    import psycopg
+
+    if not (POSTGRES_BIN / "initdb").exists():
+        raise ServiceError(f"no PostgreSQL binaries in {POSTGRES_BIN} (set SAMIZDAT_TEST_POSTGRES_BIN)")
+    root = Path(tempfile.mkdtemp(prefix="samizdat-pg-"))
+    command = [str(POSTGRES_BIN / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "postgres",
+               "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8"]
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+        command = ["runuser", "-u", "postgres", "--", *command]
+    init = subprocess.run(command, capture_output=True, timeout=120)
+    if init.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise ServiceError(f"initdb failed: {init.stderr.decode(errors='replace')[-2000:]}")
+    port = free_port()
+    server = PrivatePostgres(root, port, f"postgresql+psycopg://postgres@127.0.0.1:{port}/samizdat")
+    try:
+        server.start()
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True,
+                             connect_timeout=5) as conn:
+            conn.execute("CREATE DATABASE samizdat")
+    except Exception:
+        server.remove()
+        raise
+    return server

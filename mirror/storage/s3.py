@@ -27,10 +27,16 @@ T = TypeVar("T")
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
+class BucketGoneError(StorageError):
+    """The bucket was there and is not any more (deleted, or a server restarted without its data)."""
+
+
 def _translate(exc: Exception, what: str) -> StorageError:
     """Turn a botocore error into a Samizdat one so callers never see boto."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code == "NoSuchBucket":
+            return BucketGoneError(f"S3 has no bucket for {what}")
         if code in _MISSING_CODES:
             return BlobNotFoundError(f"S3 has no {what}")
         return StorageError(f"S3 refused {what}: {code or exc}")
@@ -117,10 +123,18 @@ class S3Store(BlobStore):
             self._ensure_bucket()
         if self.exists(key):
             return StoredBlob(self.name, key, digest, len(data), uploaded=False)
-        self._call(
-            f"upload {key}",
-            lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={"sha256": digest}),
-        )
+
+        def upload():
+            return self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata={"sha256": digest})
+
+        try:
+            self._call(f"upload {key}", upload)
+        except BucketGoneError:
+            # The bucket was made once and is gone now (an emptied store): make it again, once.
+            self._bucket_ready = False
+            with self.breaker.guard():
+                self._ensure_bucket()
+            self._call(f"upload {key}", upload)
         return StoredBlob(self.name, key, digest, len(data), uploaded=True)
 
     def get(self, locator: str) -> bytes:
