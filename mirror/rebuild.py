@@ -404,8 +404,12 @@ def rebuild_index(
     if dry_run:
         return _dry_run(runtime, plan, state, entries, curated, report, progress)
 
-    sources = _restore_sources(runtime, state, entries, merge, report)
+    sources = _source_records(runtime, state, entries)
     with runtime.Session() as session:
+        # The state's sources now (some were never captured); the others with their first capture.
+        for url, record in sorted(sources.items()):
+            if not record.get("from_manifest"):
+                _get_or_create_source(runtime, session, url, record, report)
         for record in state.get("collections", ()):
             if session.scalar(select(Collection.id).where(Collection.name == record["name"])) is None:
                 session.add(Collection(name=record["name"], auto_approve=bool(record["auto_approve"]),
@@ -465,8 +469,7 @@ def _curated_by_capture(state: dict, report: RebuildReport) -> dict[tuple, list[
 def _dry_run(runtime, plan, state, entries, curated, report, progress) -> RebuildReport:
     """Count what a rebuild would restore, and which parts it would fetch or miss."""
     local = runtime.stores["local"]
-    urls = {s["url"] for s in state.get("sources", ())} | {e.body["url"] for e in entries}
-    report.sources = len(urls)
+    urls = {s["url"] for s in state.get("sources", ()) if isinstance(s, dict)}
     for entry in entries:
         missing = [p for p in entry.body["parts"] if not local.exists(p["sha256"])]
         absent = [p["name"] for p in missing if p["sha256"] not in plan.blobs]
@@ -474,6 +477,7 @@ def _dry_run(runtime, plan, state, entries, curated, report, progress) -> Rebuil
             report.problems.append(f"capture of {entry.body['url']} at {entry.body['fetched_at']}: "
                                    f"{absent[0]} is in neither S3 nor the spool")
         else:
+            urls.add(entry.body["url"])
             report.captures += 1
             report.fetched_files += len(missing)
             for record in curated.get(_capture_key(entry.body["url"], entry.body["sha256"], entry.fetched_at), ()):
@@ -482,47 +486,46 @@ def _dry_run(runtime, plan, state, entries, curated, report, progress) -> Rebuil
                 report.edited += record.get("original_text") is not None
         if progress:
             progress(1)
+    report.sources = len(urls)
     return report
 
 
-def _restore_sources(runtime, state, entries, merge, report) -> dict[str, int]:
-    """Create every source the state or a manifest names; return source id by URL."""
-    records = {s["url"]: s for s in state.get("sources", ()) if isinstance(s, dict) and "url" in s}
-    first_seen: dict[str, ManifestEntry] = {}
-    latest: dict[str, ManifestEntry] = {}
+def _source_records(runtime, state, entries) -> dict[str, dict]:
+    """Each source's attributes by URL: the state's (as it is now), else the newest manifest's."""
+    records: dict[str, dict] = {}
     for entry in entries:
-        first_seen.setdefault(entry.body["url"], entry)
-        latest[entry.body["url"]] = entry
-    ids: dict[str, int] = {}
-    with runtime.Session() as session:
-        for url in sorted(set(records) | set(latest)):
-            existing = session.scalar(select(Source).where(Source.url == url))
-            if existing is not None:
-                ids[url] = existing.id
-                continue
-            record = records.get(url)
-            if record is None:
-                # Only manifests name it (captured after the last saved state): the newest
-                # manifest's attributes, which are those of format 2; format 1 has none.
-                record = {**latest[url].body.get("source", {}), "active": True,
-                          "created_at": first_seen[url].body["fetched_at"]}
-            source = Source(
-                url=url,
-                country=record.get("country"),
-                collection=record.get("collection"),
-                interval_minutes=int(record.get("interval_minutes") or runtime.settings.default_interval_minutes),
-                category_code=record.get("category_code"),
-                category_description=record.get("category_description"),
-                active=bool(record.get("active", True)),
-                created_at=_time_or_now(record.get("created_at")),
-                deleted_at=_time_or_none(record.get("deleted_at")),
-            )
-            session.add(source)
-            session.flush()
-            ids[url] = source.id
-            report.sources += 1
-        session.commit()
-    return ids
+        # Captured after the last saved state: the newest manifest's attributes (format 2;
+        # format 1 has none, so the defaults), created when its first capture is restored.
+        url = entry.body["url"]
+        first = records.get(url, {}).get("created_at", entry.body["fetched_at"])
+        records[url] = {**(entry.body.get("source") or {}), "active": True, "created_at": first,
+                        "from_manifest": True}
+    for record in state.get("sources", ()):
+        if isinstance(record, dict) and isinstance(record.get("url"), str):
+            records[record["url"]] = record
+    return records
+
+
+def _get_or_create_source(runtime, session: Session, url: str, record: dict, report) -> Source:
+    """The source with ``url``, created from ``record`` when missing (counted in ``report``)."""
+    existing = session.scalar(select(Source).where(Source.url == url))
+    if existing is not None:
+        return existing
+    source = Source(
+        url=url,
+        country=record.get("country"),
+        collection=record.get("collection"),
+        interval_minutes=int(record.get("interval_minutes") or runtime.settings.default_interval_minutes),
+        category_code=record.get("category_code"),
+        category_description=record.get("category_description"),
+        active=bool(record.get("active", True)),
+        created_at=_time_or_now(record.get("created_at")),
+        deleted_at=_time_or_none(record.get("deleted_at")),
+    )
+    session.add(source)
+    session.flush()
+    report.sources += 1
+    return source
 
 
 def _fill_spool(runtime: Runtime, entry: ManifestEntry, blobs: dict[str, int]) -> int:
@@ -559,7 +562,7 @@ def _restore_capture(runtime, entry, sources, blobs, curated, report) -> int | N
     records = curated.pop(key, [])
     now = utcnow()
     with runtime.Session() as session:
-        source = session.get(Source, sources[body["url"]])
+        source = _get_or_create_source(runtime, session, body["url"], sources[body["url"]], report)
         existing = session.scalar(
             select(Capture.id).where(Capture.source_id == source.id, Capture.sha256 == body["sha256"],
                                      Capture.fetched_at == fetched_at, Capture.status == OK)

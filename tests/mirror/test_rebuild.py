@@ -230,3 +230,79 @@ def test_a_lost_server_comes_back_from_s3_alone(tmp_path, new_database, s3_serve
     # The rebuilt database may save the index state again.
     assert after.flask("mirror", "save-index").exit_code == 0
     after.close()
+
+
+def test_foreign_and_corrupt_objects_are_skipped_with_their_reasons(tmp_path, new_database, s3_server,
+                                                                    bucket, site, s3):
+    first_url = new_database()
+    before = Server(s3_settings(tmp_path / "one", first_url, s3_server, bucket))
+    url = site.url(f"/articles/{seed_names()[1]}.html")
+    assert before.flask("sources", "add", url, "--country", "VN", "--collection", "vietnam").exit_code == 0
+    assert before.flask("mirror", "run", "1").exit_code == 0
+    with before.runtime.Session() as session:
+        page_sha = session.scalar(select(Capture.sha256))
+    before.close()
+    # No index state was ever saved: the markers alone find the manifest, whose format 2 carries
+    # the source's attributes.
+    manifest = b'{"samizdat_manifest": 2, "url": "http://gone.example/", "fetched_at": "2026-01-01T00:00:00+00:00", '
+    manifest += b'"sha256": "' + b"ab" * 32 + b'", "parts": [{"name": "index.html", "role": "page", '
+    manifest += b'"sha256": "' + b"ab" * 32 + b'", "size": 10}]}'
+    tampered = "cd" * 32
+    s3.client.put_object(Bucket=bucket, Key=S3Store.key_for(tampered), Body=b'{"samizdat_manifest": 2}')
+    foreign_state = f"{STATE_PREFIX}20260101T000000000000Z-{'ef' * 32}.json.gz"
+    s3.put_named(foreign_state, b"not what its name says")
+    for sha in (page_sha, tampered, s3.put(manifest).sha256, "not-a-sha256"):
+        s3.put_named(MANIFEST_MARKER_PREFIX + sha, b"")
+
+    drop(first_url)
+    shutil.rmtree(tmp_path / "one")
+    after = Server(s3_settings(tmp_path / "two", new_database(), s3_server, bucket))
+    result = after.flask("mirror", "rebuild-index")
+    assert result.exit_code == 0, result.output
+    assert "restored 1 sources, 1 captures" in result.output and "5 problems skipped" in result.output
+    skipped = sorted(line for line in result.output.splitlines() if line.startswith("skipped: "))
+    assert len(skipped) == 5 and "Traceback" not in result.output
+    assert any(foreign_state in line and "does not match its sha256" in line for line in skipped)
+    assert any("'not-a-sha256': not a sha256" in line for line in skipped)
+    assert any(page_sha[:12] in line and "not JSON (not a manifest)" in line for line in skipped)
+    assert any(tampered[:12] in line and "do not match the sha256" in line for line in skipped)
+    assert any("http://gone.example/" in line and "in neither S3 nor the spool" in line for line in skipped)
+    with after.runtime.Session() as session:
+        source = session.scalar(select(Source))
+        assert (source.url, source.country, source.collection) == (url, "VN", "vietnam")
+        assert session.scalar(select(Fragment.id)) is not None
+    after.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_unreachable_or_missing_bucket_is_one_line_and_exit_1(tmp_path, sqlite_url):
+    unreachable = Server(make_settings(tmp_path, sqlite_url, s3_endpoint_url=f"http://127.0.0.1:{closed_port()}",
+                                       s3_bucket="samizdat-gone", s3_timeout=2.0))
+    result = unreachable.flask("mirror", "rebuild-index")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: cannot list bucket samizdat-gone: S3 unreachable")
+    assert len(result.output.strip().splitlines()) == 1
+    unreachable.close()
+
+    no_s3 = Server(make_settings(tmp_path, sqlite_url))
+    result = no_s3.flask("mirror", "rebuild-index")
+    assert result.exit_code == 1 and result.output.strip() == (
+        "Error: S3 is not configured (SAMIZDAT_S3_BUCKET): there is no index to rebuild from")
+    no_s3.close()
+
+
+def test_an_empty_bucket_has_nothing_to_rebuild(tmp_path, sqlite_url, s3_server, bucket, s3):
+    s3.put(b"a blob, but no manifest and no index state")
+    server = Server(s3_settings(tmp_path, sqlite_url, s3_server, bucket))
+    result = server.flask("mirror", "rebuild-index")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: nothing to rebuild from in bucket {bucket}: no manifests, no index state"
+    server.close()
