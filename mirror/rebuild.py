@@ -184,6 +184,10 @@ def save_index_state(runtime: Runtime, data: bytes | None = None) -> str | None:
             data = encode_state(index_state(session))
     record = json.loads(gzip.decompress(data))
     digest = sha256_hex(data)
+    # A new archive's bucket may not exist yet (no capture stored): check() creates it.
+    health = s3.check()
+    if not health.ok:
+        raise StorageError(health.detail)
     keys = _state_keys(s3)
     if keys:
         if keys[0].endswith(f"-{digest}.json.gz"):
@@ -239,7 +243,7 @@ class IndexStateWriter:
         return key is not None
 
 
-def periodic_tasks(check_seconds: float = 10.0) -> list[PeriodicTask]:
+def periodic_tasks(check_seconds: float = 30.0) -> list[PeriodicTask]:
     """Mirror's contribution to the scheduler's declared tasks: keep the index state saved."""
     return [PeriodicTask("mirror.save-index-state", IndexStateWriter(), check_seconds)]
 

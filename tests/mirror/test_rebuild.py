@@ -306,3 +306,19 @@ def test_an_empty_bucket_has_nothing_to_rebuild(tmp_path, sqlite_url, s3_server,
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: nothing to rebuild from in bucket {bucket}: no manifests, no index state"
     server.close()
+
+
+def test_the_scheduler_saves_the_index_state_once_per_change(tmp_path, sqlite_url, s3_server, bucket, s3):
+    from mirror.rebuild import IndexStateWriter
+
+    server = Server(s3_settings(tmp_path, sqlite_url, s3_server, bucket))
+    writer = IndexStateWriter(quiet=0, max_delay=0)
+    assert writer(server.runtime) is False  # no sources: nothing worth a record
+    server.flask("sources", "add", "https://example.org/one", "--country", "VN")
+    assert writer(server.runtime) is True
+    assert writer(server.runtime) is False  # unchanged: nothing written
+    server.flask("sources", "pause", "1")
+    assert writer(server.runtime) is True
+    keys = [key for key, _size in s3.list_keys(STATE_PREFIX)]
+    assert len(keys) == 2
+    server.close()
