@@ -250,7 +250,7 @@ def mirror_rebuild_index(merge: bool, dry_run: bool):
         plan = plan_rebuild(rt)
         if not plan.manifest_shas and plan.state is None:
             raise RebuildError(f"nothing to rebuild from in bucket {rt.settings.s3_bucket}: no manifests, no index state")
-        with click.progressbar(length=len(plan.manifest_shas), label="rebuilding", file=sys.stderr) as bar:
+        with click.progressbar(length=2 * len(plan.manifest_shas), label="rebuilding", file=sys.stderr) as bar:
             report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None

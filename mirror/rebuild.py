@@ -382,7 +382,8 @@ def rebuild_index(
 
     Into an empty database unless ``merge``, which adds only what is missing and changes nothing
     already there (so a rebuild that stopped half-way can be run again). ``dry_run`` reads and
-    verifies everything, writes nothing. ``progress`` is called with 1 per manifest.
+    verifies everything, writes nothing. ``progress`` is called with 1 per step, two steps per
+    manifest (reading it, then restoring its capture).
     """
     with runtime.Session() as session:
         if not merge and not _database_is_empty(session):
@@ -400,7 +401,9 @@ def rebuild_index(
         except StorageError as exc:
             report.problems.append(f"manifest {sha[:12]}: {exc}")
             if progress:
-                progress(1)
+                progress(1)  # its second step (restoring) will not come
+        if progress:
+            progress(1)
     state = plan.state or {}
     # Deterministic order: a fragment belongs to the first capture that produced it.
     entries.sort(key=lambda e: (e.body["url"], e.fetched_at, e.sha256))
@@ -413,8 +416,11 @@ def rebuild_index(
         # The state's sources now (some were never captured); the others with their first capture.
         for url, record in sorted(sources.items()):
             if not record.get("from_manifest"):
-                _get_or_create_source(runtime, session, url, record, report)
+                report.sources += _get_or_create_source(runtime, session, url, record)[1]
         for record in state.get("collections", ()):
+            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                report.problems.append(f"collection {str(record)[:60]}: incomplete record")
+                continue
             if session.scalar(select(Collection.id).where(Collection.name == record["name"])) is None:
                 session.add(Collection(name=record["name"], auto_approve=bool(record["auto_approve"]),
                                        created_at=_time_or_now(record.get("created_at"))))
@@ -457,13 +463,20 @@ def _capture_key(url: str, sha256: str, fetched_at: datetime) -> tuple[str, str,
     return url, sha256, fetched_at.astimezone(timezone.utc).isoformat()
 
 
+# What a recorded fragment needs to be recreated (the rest may be null).
+_FRAGMENT_FIELDS = {"id": str, "position": int, "text": str, "status": str, "source_url": str, "sha256": str}
+
+
 def _curated_by_capture(state: dict, report: RebuildReport) -> dict[tuple, list[dict]]:
     """The state's touched fragments grouped by the capture they came from."""
     out: dict[tuple, list[dict]] = {}
     for record in state.get("fragments", ()):
         try:
             key = _capture_key(record["source_url"], record["sha256"], _parse_time(record["fetched_at"]))
-        except (KeyError, TypeError, ValueError):
+            complete = all(isinstance(record[k], t) for k, t in _FRAGMENT_FIELDS.items())
+        except (KeyError, TypeError, ValueError, AttributeError):
+            complete = False
+        if not complete:
             report.problems.append(f"curated fragment {str(record.get('id'))[:32]}: incomplete record")
             continue
         out.setdefault(key, []).append(record)
@@ -510,11 +523,11 @@ def _source_records(runtime, state, entries) -> dict[str, dict]:
     return records
 
 
-def _get_or_create_source(runtime, session: Session, url: str, record: dict, report) -> Source:
-    """The source with ``url``, created from ``record`` when missing (counted in ``report``)."""
+def _get_or_create_source(runtime, session: Session, url: str, record: dict) -> tuple[Source, bool]:
+    """The source with ``url``, created from ``record`` when missing; and whether it was."""
     existing = session.scalar(select(Source).where(Source.url == url))
     if existing is not None:
-        return existing
+        return existing, False
     source = Source(
         url=url,
         country=record.get("country"),
@@ -528,8 +541,7 @@ def _get_or_create_source(runtime, session: Session, url: str, record: dict, rep
     )
     session.add(source)
     session.flush()
-    report.sources += 1
-    return source
+    return source, True
 
 
 def _fill_spool(runtime: Runtime, entry: ManifestEntry, blobs: dict[str, int]) -> int:
@@ -565,8 +577,21 @@ def _restore_capture(runtime, entry, sources, blobs, curated, report) -> int | N
     key = _capture_key(body["url"], body["sha256"], fetched_at)
     records = curated.pop(key, [])
     now = utcnow()
+    try:
+        return _restore_rows(runtime, entry, sources, blobs, records, report, now)
+    except Exception as exc:  # noqa: BLE001 - one bad capture (a page the splitter chokes on,
+        # a value a column refuses) must not stop the rest of the archive from coming back.
+        log.exception("rebuild: %s not restored", where)
+        report.problems.append(f"{where}: not restored: {type(exc).__name__}: {str(exc)[:200]}")
+        return None
+
+
+def _restore_rows(runtime, entry, sources, blobs, records, report, now) -> int | None:
+    """The database half of _restore_capture: one transaction, rolled back on any error."""
+    body = entry.body
+    fetched_at = entry.fetched_at
     with runtime.Session() as session:
-        source = _get_or_create_source(runtime, session, body["url"], sources[body["url"]], report)
+        source, created = _get_or_create_source(runtime, session, body["url"], sources[body["url"]])
         existing = session.scalar(
             select(Capture.id).where(Capture.source_id == source.id, Capture.sha256 == body["sha256"],
                                      Capture.fetched_at == fetched_at, Capture.status == OK)
@@ -599,6 +624,7 @@ def _restore_capture(runtime, entry, sources, blobs, curated, report) -> int | N
         _split(runtime, session, capture, runtime.stores["local"].get(body["sha256"]))
         session.commit()
         report.captures += 1
+        report.sources += created
         return capture.id
 
 
