@@ -103,7 +103,8 @@ def index_state(session: Session) -> dict:
         tags.setdefault(fragment_id, []).append(tag)
     # Pending, unedited, untagged fragments come back from re-splitting; only the touched ones
     # need recording, with everything needed to recreate them without a re-split.
-    touched = (Fragment.status != PENDING) | Fragment.original_text.is_not(None) | Fragment.id.in_(list(tags))
+    tagged = select(FragmentTag.fragment_id)
+    touched = (Fragment.status != PENDING) | Fragment.original_text.is_not(None) | Fragment.id.in_(tagged)
     fragments = [
         {
             "id": f.id,
@@ -174,9 +175,9 @@ def save_index_state(runtime: Runtime, data: bytes | None = None) -> str | None:
     """Write the database's index state to S3 unless the newest record already holds it.
 
     Returns the key written, or None. Refuses (RebuildError) when the newest record names a
-    source the database lacks: sources are never removed (deleting one only hides it), so that
-    is an empty or partial database (a lost server not rebuilt yet), and writing it would bury
-    the record a rebuild needs.
+    source or a curated fragment the database lacks: neither is ever removed (deleting a source
+    only hides it), so that is an empty or partial database (a lost server not rebuilt yet, or
+    half-way), and writing it would bury the record a rebuild needs.
     """
     s3 = _s3(runtime)
     if data is None:
@@ -199,10 +200,12 @@ def save_index_state(runtime: Runtime, data: bytes | None = None) -> str | None:
             newest = {}
         known = {s["url"] for s in record["sources"]}
         forgotten = {s.get("url") for s in newest.get("sources", ()) if isinstance(s, dict)} - known
-        if forgotten:
+        missing = _missing_fragments(runtime, newest, record)
+        if forgotten or missing:
+            lacks = f"{len(forgotten)} sources" if forgotten else f"{missing} curated fragments"
             raise RebuildError(
-                f"the database lacks {len(forgotten)} sources that {keys[0]} holds: "
-                "run `flask mirror rebuild-index` (with --merge) before the index state is saved again"
+                f"the database lacks {lacks} that {keys[0]} holds: run `flask mirror "
+                "rebuild-index` (with --merge) before the index state is saved again"
             )
     elif not record["sources"]:
         return None  # nothing worth a record yet
@@ -212,6 +215,23 @@ def save_index_state(runtime: Runtime, data: bytes | None = None) -> str | None:
     for old in keys[KEEP_STATES - 1 :]:
         s3.delete_named(old)
     return key
+
+
+def _missing_fragments(runtime: Runtime, newest: dict, record: dict) -> int:
+    """How many fragments the newest saved record holds that the database has no row for.
+
+    Fragments are never deleted, so any such is a database still being rebuilt (its sources are
+    all there, its captures not yet): a record saved now would lose their decisions.
+    """
+    ids = {f.get("id") for f in newest.get("fragments", ()) if isinstance(f, dict)}
+    ids -= {f["id"] for f in record["fragments"]}
+    ids = sorted(i for i in ids if isinstance(i, str))
+    found = 0
+    with runtime.Session() as session:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found += session.scalar(select(func.count()).select_from(Fragment).where(Fragment.id.in_(chunk)))
+    return len(ids) - found
 
 
 class IndexStateWriter:

@@ -322,3 +322,32 @@ def test_the_scheduler_saves_the_index_state_once_per_change(tmp_path, sqlite_ur
     keys = [key for key, _size in s3.list_keys(STATE_PREFIX)]
     assert len(keys) == 2
     server.close()
+
+
+def test_a_half_rebuilt_database_never_saves_over_the_curation_it_lacks(tmp_path, sqlite_url, s3_server,
+                                                                         bucket, site):
+    url = site.url(f"/articles/{seed_names()[2]}.html")
+    before = Server(s3_settings(tmp_path / "one", sqlite_url, s3_server, bucket))
+    before.flask("sources", "add", url)
+    before.flask("mirror", "run", "1")
+    with before.runtime.Session() as session:
+        ids = list(session.scalars(select(Fragment.id).order_by(Fragment.position).limit(2)))
+        review(session, ids, "approved", Reviewer("alice"))
+        session.commit()
+    assert before.flask("mirror", "save-index").exit_code == 0
+    before.close()
+
+    # A new server that knows the source (its sources restored, its captures not yet).
+    drop(sqlite_url)
+    migrate.upgrade(sqlite_url)
+    shutil.rmtree(tmp_path / "one")
+    after = Server(s3_settings(tmp_path / "two", sqlite_url, s3_server, bucket))
+    after.flask("sources", "add", url)
+    refused = after.flask("mirror", "save-index")
+    assert refused.exit_code == 1 and "lacks 2 curated fragments" in refused.output
+    merged = after.flask("mirror", "rebuild-index", "--merge")
+    assert "restored 0 sources, 1 captures" in merged.output and "2 approved" in merged.output, merged.output
+    with after.runtime.Session() as session:
+        approved = set(session.scalars(select(Fragment.id).where(Fragment.status == "approved")))
+    assert approved == set(ids)
+    after.close()
