@@ -351,3 +351,30 @@ def test_a_half_rebuilt_database_never_saves_over_the_curation_it_lacks(tmp_path
         approved = set(session.scalars(select(Fragment.id).where(Fragment.status == "approved")))
     assert approved == set(ids)
     after.close()
+
+
+def test_reconcile_after_a_rebuild_gives_the_same_ipfs_directory(tmp_path, sqlite_url, s3_server, bucket,
+                                                                  ipfs_node, site):
+    url = site.url(f"/articles/{seed_names()[0]}.html")
+    before = Server(s3_settings(tmp_path / "one", sqlite_url, s3_server, bucket, ipfs_api=ipfs_node.api_multiaddr))
+    before.flask("sources", "add", url)
+    assert before.flask("mirror", "run", "1").exit_code == 0
+    with before.runtime.Session() as session:
+        capture = session.scalar(select(Capture))
+        assert capture.complete and capture.cid
+        cid, part_shas = capture.cid, {p.sha256 for p in capture.parts}
+    before.close()
+
+    drop(sqlite_url)
+    migrate.upgrade(sqlite_url)
+    shutil.rmtree(tmp_path / "one")
+    after = Server(s3_settings(tmp_path / "two", sqlite_url, s3_server, bucket, ipfs_api=ipfs_node.api_multiaddr))
+    assert after.flask("mirror", "rebuild-index").exit_code == 0
+    reconciled = after.flask("mirror", "reconcile")
+    assert reconciled.exit_code == 0 and "1 captures completed" in reconciled.output, reconciled.output
+    with after.runtime.Session() as session:
+        capture = session.scalar(select(Capture))
+        assert capture.complete and capture.cid == cid
+        assert {p.sha256 for p in capture.parts} == part_shas
+        assert set(session.scalars(select(Fragment.cid))) == {cid}
+    after.close()
