@@ -273,7 +273,8 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         page = next((p for p in capture.parts if p.role == "page"), None)
         manifest = next((p for p in capture.parts if p.role == "manifest"), None)
         s3_key = None
-        if page is not None and manifest is not None and "s3" in backends and capture.s3_key is None and _all_stored(replicas, shas, "s3"):
+        s3_done = "s3" in backends and _all_stored(replicas, shas, "s3")
+        if page is not None and manifest is not None and capture.s3_key is None and s3_done:
             s3_key = replicas[(page.sha256, "s3")].locator
         entries = None
         # The IPFS directory is built as soon as IPFS has every part, even if S3 is still behind.
