@@ -16,6 +16,7 @@ from mirror.models import Source
 from mirror.importer import MAX_CLI_IMPORT_ROWS, import_sources, read_import_file
 from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
+from mirror.rebuild import RebuildError, plan_rebuild, rebuild_index, save_index_state
 from mirror.replicas import reconcile, verify_replicas
 from mirror.routes import source_as_dict
 from mirror.sources import (
@@ -270,6 +271,42 @@ def mirror_verify():
     )
     if report.failed or found.unreachable:
         raise SystemExit(1)
+
+
+@mirror_cli.command("rebuild-index")
+@click.option("--merge", is_flag=True, help="Add what is missing to a database that is not empty.")
+@click.option("--dry-run", is_flag=True, help="Read and verify everything, write nothing; print counts.")
+@with_appcontext
+def mirror_rebuild_index(merge: bool, dry_run: bool):
+    """Rebuild sources, captures, fragments and curation from the manifests and index state in S3."""
+    rt = runtime()
+    try:
+        plan = plan_rebuild(rt)
+        if not plan.manifest_shas and plan.state is None:
+            raise RebuildError(f"nothing to rebuild from in bucket {rt.settings.s3_bucket}: no manifests, no index state")
+        with click.progressbar(length=2 * len(plan.manifest_shas), label="rebuilding", file=sys.stderr) as bar:
+            report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update)
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in report.problems:
+        click.echo(f"skipped: {problem}", err=True)
+    click.echo(report.summary(dry_run))
+    if not dry_run and report.captures:
+        click.echo("next: `flask mirror reconcile` (replicas, IPFS directories), `flask archive reindex` (search)",
+                   err=True)
+    if not report.manifests_read and plan.state is None:
+        raise SystemExit(1)  # nothing in the bucket could be read
+
+
+@mirror_cli.command("save-index")
+@with_appcontext
+def mirror_save_index():
+    """Save the index state (sources, collections, curation) to S3 now, as the scheduler does."""
+    try:
+        key = save_index_state(runtime())
+    except SamizdatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"saved {key}" if key else "nothing to save: the newest index state in S3 is already current")
 
 
 @click.command("scheduler")

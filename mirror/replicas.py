@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
-from mirror.storage import BackendDownError, BlobStore, IpfsStore, StoredBlob, sha256_hex
+from mirror.storage import BackendDownError, BlobStore, IpfsStore, S3Store, StoredBlob, sha256_hex
 from mirror.warc import page_hops
 from samizdat.db import utcnow
 from samizdat.errors import StorageError, StorageUnavailableError
@@ -35,6 +35,14 @@ log = logging.getLogger(__name__)
 
 PENDING, STORED, FAILED = "pending", "stored", "failed"
 MANIFEST_NAME = "manifest.json"
+# An empty object per manifest in S3, named by its sha256: manifests are blobs like any other,
+# and these keys let `flask mirror rebuild-index` find them without reading every blob.
+MANIFEST_MARKER_PREFIX = "index/manifests/"
+
+
+def mark_manifest(s3: S3Store, sha256: str) -> None:
+    """Record in S3 that the blob ``sha256`` is a capture's manifest (see mirror/rebuild.py)."""
+    s3.put_named(MANIFEST_MARKER_PREFIX + sha256, b"")
 
 
 @dataclass
@@ -144,11 +152,22 @@ def build_manifest(
     capture: Capture, parts: list[CapturePart], cids: dict[str, str], spool: BlobStore
 ) -> bytes:
     """The capture's manifest.json: where it came from (every hop from the source URL to the
-    final URL, as its WARC in ``spool`` records them) and the sha256 (and CID) of every part."""
+    final URL, as its WARC in ``spool`` records them), the sha256 (and CID) of every part, and
+    the source's attributes at capture time (format 2), so the database can be rebuilt from it."""
     warc = next((p for p in parts if p.role == "warc"), None)
+    source = capture.source
     manifest = {
-        "samizdat_manifest": 1,
+        # Format 2 only adds keys ("title", "source") to format 1: readers of 1 still work.
+        "samizdat_manifest": 2,
         "url": capture.url,
+        "title": capture.title,
+        "source": {
+            "country": source.country,
+            "collection": source.collection,
+            "category_code": source.category_code,
+            "category_description": source.category_description,
+            "interval_minutes": source.interval_minutes,
+        },
         "final_url": capture.final_url,
         "fetched_at": capture.fetched_at.isoformat(),
         "http_status": capture.http_status,
@@ -257,13 +276,26 @@ def _finalize(runtime: Runtime, capture_id: int, report: ReplicationReport) -> b
         shas = [p.sha256 for p in capture.parts]
         replicas = _replicas_by_backend(session, set(shas))
         page = next((p for p in capture.parts if p.role == "page"), None)
-        if page is not None and "s3" in backends and _all_stored(replicas, shas, "s3"):
-            capture.s3_key = replicas[(page.sha256, "s3")].locator
+        manifest = next((p for p in capture.parts if p.role == "manifest"), None)
+        s3_key = None
+        s3_done = "s3" in backends and _all_stored(replicas, shas, "s3")
+        if page is not None and manifest is not None and capture.s3_key is None and s3_done:
+            s3_key = replicas[(page.sha256, "s3")].locator
         entries = None
         # The IPFS directory is built as soon as IPFS has every part, even if S3 is still behind.
         if ipfs_on and capture.cid is None and _all_stored(replicas, shas, "ipfs"):
             entries = {p.name: replicas[(p.sha256, "ipfs")].locator for p in capture.parts}
         session.commit()
+    if s3_key is not None:
+        # The marker first, then s3_key: a capture whose marker failed is tried again.
+        try:
+            mark_manifest(runtime.stores["s3"], manifest.sha256)
+        except StorageError as exc:
+            report.errors.append(f"s3: {exc}")
+            return False
+        with runtime.Session() as session:
+            session.get(Capture, capture_id).s3_key = s3_key
+            session.commit()
     if entries is not None:
         store: IpfsStore = runtime.stores["ipfs"]
         try:

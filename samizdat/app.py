@@ -135,9 +135,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from archive.tasks import periodic_tasks as archive_tasks
     from embed.tasks import periodic_tasks as embed_tasks
+    from mirror.rebuild import periodic_tasks as index_tasks
 
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
-    app.extensions[TASKS_KEY] = [*embed_tasks(settings), *archive_tasks(settings, app)]
+    app.extensions[TASKS_KEY] = [*index_tasks(), *embed_tasks(settings), *archive_tasks(settings, app)]
 
     from embed.fastpath import RandomFragmentFastPath
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import boto3
@@ -164,3 +164,27 @@ class S3Store(BlobStore):
             return BackendHealth(self.name, False, str(exc))
         where = self.endpoint_url or "AWS"
         return BackendHealth(self.name, True, f"bucket {self.bucket} at {where}")
+
+    # --- Named objects beside the blobs: the rebuild index (mirror/rebuild.py) ----------------
+
+    def put_named(self, key: str, data: bytes) -> None:
+        """Write ``data`` under ``key`` (not a content address), overwriting any object there."""
+        with self.breaker.guard():
+            self._ensure_bucket()
+        self._call(f"upload {key}", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))
+
+    def delete_named(self, key: str) -> None:
+        """Remove the object ``key`` (no error when it is already gone)."""
+        self._call(f"delete {key}", lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every (key, size) under ``prefix``, page by page (S3 lists at most 1,000 per request)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
+        while True:
+            # Each page is one request, so each goes through the breaker and the translation.
+            page = self._call(f"listing {prefix}", lambda: next(pages, None))
+            if page is None:
+                return
+            for item in page.get("Contents", ()):
+                yield item["Key"], int(item["Size"])

@@ -91,7 +91,7 @@ def test_failed_fetches_are_recorded_and_the_run_goes_on(runtime, site):
             assert list(frags) == []
     # Nothing of the failures reached S3: only the good page's parts are there (page, WARC,
     # stylesheet, image, offline copy, manifest).
-    listed = runtime.stores["s3"].client.list_objects_v2(Bucket=runtime.settings.s3_bucket)
+    listed = runtime.stores["s3"].client.list_objects_v2(Bucket=runtime.settings.s3_bucket, Prefix="blobs/")
     assert len(listed["Contents"]) == 6
 
 
