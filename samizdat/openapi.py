@@ -18,7 +18,7 @@ from flask import Blueprint, Response, request
 
 # The parts, in the order their tags are listed: the core first (it carries the document's head).
 # A capability with JSON endpoints adds its package here and an openapi.yaml beside its routes.
-PARTS = ("samizdat", "accounts", "mirror", "fragments", "embed")
+PARTS = ("samizdat", "ops", "accounts", "mirror", "fragments", "embed")
 _COMPONENT_SECTIONS = ("schemas", "parameters", "responses", "requestBodies", "securitySchemes")
 # Public and the same for every reader; an hour is short enough for a deploy to show.
 CACHE_CONTROL = "public, max-age=3600"

@@ -113,6 +113,10 @@ def live_api(request, tmp_path_factory, s3_server, ipfs_node):
         s3_endpoint_url=s3_server.endpoint_url,
         s3_bucket=f"samizdat-{uuid.uuid4().hex[:16]}",
         ipfs_api=ipfs_node.api_multiaddr,
+        # The run sends ~1,500 requests on one token in well under a minute: the API's limits
+        # (tests/security/test_api_rate_limit.py proves them) would answer 429 and hide the rest.
+        token_rate_limit="100000 per minute", api_rate_limit="100000 per minute",
+        search_rate_limit="100000 per minute",
     ))
     seeded = seed(app)
     SEEDED.clear()
