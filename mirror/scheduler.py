@@ -10,8 +10,9 @@ is due is computed from the database on every tick.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import signal
 import threading
 from datetime import datetime, timedelta, timezone
@@ -106,7 +107,7 @@ def build_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> Blo
     )
     for job_id, func, seconds, first in jobs:
         scheduler.add_job(
-            func, "interval", seconds=seconds, args=[runtime], id=job_id,
+            _quiet_when_stopping(func), "interval", seconds=seconds, args=[runtime], id=job_id,
             replace_existing=True, next_run_time=first,
         )
     return scheduler
@@ -119,6 +120,27 @@ def _skip_busy_runs(record: logging.LogRecord) -> bool:
     expected, not a problem; logged, it would be a line every few seconds.
     """
     return "maximum number of running instances" not in record.getMessage()
+
+
+def _quiet_when_stopping(func: Callable) -> Callable:
+    """``func``, except that a run that starts as the process exits is dropped with one line.
+
+    On SIGTERM/SIGINT the scheduler stops without waiting, and the interpreter begins to exit:
+    a job whose tick fell in that moment cannot start its thread pool (concurrent.futures
+    refuses new work then). Nothing was claimed yet, so nothing is lost; it is not an error.
+    """
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RuntimeError as exc:
+            if "interpreter shutdown" not in str(exc):
+                raise
+            log.info("%s: not run, the process is stopping", getattr(func, "__name__", func))
+            return None
+
+    return run
 
 
 def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:

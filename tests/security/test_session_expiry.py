@@ -92,8 +92,8 @@ def test_use_keeps_a_session_alive_but_public_pages_never_write_it(app):
 
 def test_an_expired_cookie_on_a_public_page_is_left_alone(app):
     client = signed_in(app)
-    assert "detail" in str(client.get("/healthz").get_json())  # a live session sees details
+    assert "detail" in str(client.get("/readyz").get_json())  # a live session sees details
     age(client, **{SESSION_SEEN_AT: 3 * 3600})
-    response = client.get("/healthz")
+    response = client.get("/readyz")
     assert "Set-Cookie" not in response.headers
     assert "detail" not in str(response.get_json())  # treated as a reader
