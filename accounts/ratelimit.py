@@ -76,18 +76,24 @@ def _checked_limit(name: str, value: str) -> str:
     return value
 
 
-def limit_login(app: Flask, settings: Settings) -> Limiter:
-    """Put ``settings.login_rate_limit`` on POST /login, per client and per account name."""
-    _checked_limit("login_rate_limit", settings.login_rate_limit)
-    limiter = Limiter(
+def _limiter(app: Flask, settings: Settings, key_prefix: str, **options) -> Limiter:
+    """A Limiter on ``app`` counting in Redis (SAMIZDAT_REDIS_URL) or memory, keys under ``key_prefix``."""
+    return Limiter(
         client_key,
         app=app,
         storage_uri=settings.redis_url or "memory://",
-        key_prefix=KEY_PREFIX,
+        key_prefix=key_prefix,
         # Redis down: keep limiting in this worker's memory rather than failing or letting all in.
         in_memory_fallback_enabled=True,
         headers_enabled=False,
+        **options,
     )
+
+
+def limit_login(app: Flask, settings: Settings) -> Limiter:
+    """Put ``settings.login_rate_limit`` on POST /login, per client and per account name."""
+    _checked_limit("login_rate_limit", settings.login_rate_limit)
+    limiter = _limiter(app, settings, KEY_PREFIX)
     view = app.view_functions[LOGIN_ENDPOINT]
     for key_func in (account_key, client_key):
         view = limiter.limit(settings.login_rate_limit, key_func=key_func, methods=["POST"])(view)
@@ -158,15 +164,7 @@ def limit_api(app: Flask, settings: Settings) -> Limiter:
     The limits are checked inside the limited views only (Flask-Limiter's decorator does that
     itself), so the limiter's app-wide hooks are removed: no other request runs limiter code.
     """
-    limiter = Limiter(
-        client_key,
-        app=app,
-        storage_uri=settings.redis_url or "memory://",
-        key_prefix=API_KEY_PREFIX,
-        in_memory_fallback_enabled=True,
-        headers_enabled=False,
-        on_breach=_too_many,
-    )
+    limiter = _limiter(app, settings, API_KEY_PREFIX, on_breach=_too_many)
     _remove_hooks(app, limiter)
     token_limit = _checked_limit("token_rate_limit", settings.token_rate_limit)
     # Shared: one budget per token across every endpoint, not one per endpoint.

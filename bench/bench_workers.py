@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.bench_mirror import DELAY, _SlowPages
+from bench.bench_mirror import DELAY, _SlowPages, _wait
 from config.settings import Settings
 from mirror.jobs import enqueue
 from mirror.models import Capture, Job
@@ -41,15 +41,6 @@ PAGES = int(os.environ.get("BENCH_PAGES", "200"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", str(Settings().capture_concurrency)))
 WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2,3").split(",")]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _wait(predicate, timeout: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise TimeoutError(f"not done within {timeout} s")
 
 
 def _count(runtime, query) -> int:
