@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from config.logs import gunicorn_logconfig  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 
-bind = os.environ.get("SAMIZDAT_BIND", "127.0.0.1:8000")
+bind = load_settings().bind
 workers = int(os.environ.get("SAMIZDAT_WEB_WORKERS", "2"))
 threads = 4
 timeout = 60

@@ -97,7 +97,10 @@ class Settings:
     # Embed packs: the Ed25519 key that signs them (empty: data_dir/keys/embed-ed25519.pem, 0600)
     # and where they are written for the app's own static route.
     # The app's address as readers and supporters reach it (links in packs, embed.js, oEmbed).
-    public_url: str = "http://127.0.0.1:8000"
+    # Empty: http://<bind>, so moving the server to another port moves its links with it.
+    public_url: str = ""
+    # Where gunicorn listens (config/gunicorn.conf.py); also the default public address.
+    bind: str = "127.0.0.1:8000"
     # Where S3 serves the bucket publicly (default: the endpoint's path-style bucket URL).
     s3_public_url: str = ""
     # Public IPFS gateways, in order (comma-separated http(s) base URLs): readers get links to a
@@ -183,9 +186,52 @@ class Settings:
         """Where the local content-addressed store keeps its bytes."""
         return self.data_dir / "blobs"
 
+    def __post_init__(self) -> None:
+        """Resolve every configured path once, against the working directory the process started in.
+
+        A relative path left as it is would be read against whatever directory a library chooses
+        later (Flask's send_from_directory uses the app's root, not the working directory), so the
+        default ``var`` meant two different places in one process.
+        """
+        absolute = {
+            "data_dir": Path(self.data_dir).expanduser().resolve(),
+            "database_url": _absolute_sqlite_url(self.database_url),
+            "embed_signing_key": _absolute_path_text(self.embed_signing_key),
+            "embed_previous_keys": ",".join(
+                _absolute_path_text(p.strip()) for p in self.embed_previous_keys.split(",")
+                if p.strip()
+            ),
+            "public_dir": _absolute_path_text(self.public_dir),
+            "translations_dir": _absolute_path_text(self.translations_dir),
+        }
+        for name, value in absolute.items():
+            object.__setattr__(self, name, value)
+        if not self.public_url:
+            host, _, port = self.bind.rpartition(":")
+            # A server listening on every interface is reached, on this machine, at loopback.
+            host = "127.0.0.1" if host in ("0.0.0.0", "", "[::]") else host
+            object.__setattr__(self, "public_url", f"http://{host}:{port}")
+
     def replace(self, **changes) -> Settings:
         """A copy of these settings with some fields changed (tests use this)."""
         return dataclasses.replace(self, **changes)
+
+
+def _absolute_path_text(value: str) -> str:
+    """A configured path as an absolute one ("" stays "": the default applies)."""
+    return str(Path(value).expanduser().resolve()) if value else ""
+
+
+def _absolute_sqlite_url(url: str) -> str:
+    """A ``sqlite:///relative/file`` URL made absolute; any other URL unchanged."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    rest = url[len(prefix):]
+    path, sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("/"):
+        return url
+    return f"{prefix}{Path(path).expanduser().resolve().as_posix()}{sep}{query}"
 
 
 def _parse_bool(name: str, raw: str) -> bool:

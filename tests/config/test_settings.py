@@ -9,8 +9,8 @@ from config.settings import Settings, SettingsError, load_settings
 
 def test_defaults_give_embedded_sqlite_and_no_remote_backends():
     settings = load_settings({})
-    assert settings.data_dir == Path("var")
-    assert settings.sqlalchemy_url == "sqlite:///var/samizdat.db"
+    assert settings.data_dir == Path.cwd() / "var"
+    assert settings.sqlalchemy_url == f"sqlite:///{Path.cwd() / 'var' / 'samizdat.db'}"
     assert settings.s3_bucket == "" and settings.ipfs_api == ""
     assert settings.fetch_allow_private is False
 
@@ -56,3 +56,40 @@ def test_bad_values_raise_one_clear_error(name, value, message):
 
 def test_secret_key_is_not_shown_in_repr():
     assert "hunter2" not in repr(Settings(secret_key="hunter2"))
+
+
+def test_relative_paths_are_resolved_once_against_the_working_directory(tmp_path, monkeypatch):
+    """A relative path means the directory the process started in, for every reader of it.
+
+    Flask's send_from_directory read the default "var" against the app's package, so every
+    published embed file answered 404 on the README's own setup (issue 14, item 1).
+    """
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({
+        "SAMIZDAT_DATA_DIR": "var",
+        "SAMIZDAT_PUBLIC_DIR": "pub",
+        "SAMIZDAT_TRANSLATIONS_DIR": "tr",
+        "SAMIZDAT_EMBED_SIGNING_KEY": "keys/k.pem",
+        "SAMIZDAT_EMBED_PREVIOUS_KEYS": "old/a.pem, /abs/b.pem",
+        "SAMIZDAT_DATABASE_URL": "sqlite:///db/s.db?timeout=5",
+    })
+    monkeypatch.chdir("/")
+    assert settings.data_dir == tmp_path / "var"
+    assert settings.public_path == tmp_path / "pub"
+    assert settings.translations_path == tmp_path / "tr"
+    assert settings.embed_signing_key_path == tmp_path / "keys" / "k.pem"
+    assert settings.embed_previous_key_paths == [tmp_path / "old" / "a.pem", Path("/abs/b.pem")]
+    assert settings.sqlalchemy_url == f"sqlite:///{tmp_path}/db/s.db?timeout=5"
+    assert settings.spool_dir == tmp_path / "var" / "blobs"
+    # Constructed directly (as tests and tools do) the same holds, and replace() keeps it so.
+    assert Settings(data_dir=Path("x")).data_dir == Path("/x")
+    assert settings.replace(s3_bucket="b").data_dir == tmp_path / "var"
+
+
+def test_public_url_follows_the_bind_address_unless_set():
+    assert load_settings({}).public_url == "http://127.0.0.1:8000"
+    assert load_settings({"SAMIZDAT_BIND": "127.0.0.1:8123"}).public_url == "http://127.0.0.1:8123"
+    assert load_settings({"SAMIZDAT_BIND": "0.0.0.0:80"}).public_url == "http://127.0.0.1:80"
+    assert load_settings({
+        "SAMIZDAT_BIND": "127.0.0.1:8123", "SAMIZDAT_PUBLIC_URL": "https://samizdat.example",
+    }).public_url == "https://samizdat.example"
