@@ -18,6 +18,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from config.logs import configure_logging
@@ -157,11 +158,20 @@ def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
     stopping = threading.Event()
     scheduler: BlockingScheduler | None = None
 
+    def shut_down() -> None:
+        try:
+            scheduler.shutdown(wait=False)
+        except SchedulerNotRunningError:
+            pass  # a second signal (run.sh's TERM after the terminal's INT), or not started yet
+
     def stop(signum, _frame):
         log.info("signal %s: scheduler stopping", signum)
         stopping.set()
         if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)
+            # Never from the handler itself: the signal may land while the main thread holds
+            # the thread pool's lock (submitting a job), and shutdown() takes that same lock, so
+            # Ctrl-C on `make run` hung forever. Another thread waits for the lock instead.
+            threading.Thread(target=shut_down, name="scheduler-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -182,6 +192,10 @@ def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
         scheduler = build_scheduler(runtime, tasks)
 
         def keep_leadership() -> None:
+            if stopping.is_set():
+                # A signal that came between the check below and start() found it not running.
+                shut_down()
+                return
             # A lost PostgreSQL connection drops the advisory lock: stop, so that a standby
             # can take over, rather than risk two active schedulers.
             if not lock.still_held():
