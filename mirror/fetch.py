@@ -131,7 +131,11 @@ class _DeadlineWatch:
 
     def add(self, sock: socket.socket) -> None:
         """Watch ``sock`` (shut down at once if the deadline has already passed)."""
-        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+        try:
+            fd = os.dup(sock.fileno())
+        except OSError:
+            return  # already closed: nothing left to stop
+        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
         with self._lock:
             if not self._armed:
                 twin.close()
@@ -309,7 +313,8 @@ class Fetcher:
         """
         s = self.settings
         started = time.monotonic()
-        deadline = min(started + s.fetch_timeout, deadline or float("inf"))
+        own = started + s.fetch_timeout
+        deadline = own if deadline is None else min(own, deadline)
         requested = current = normalize_url(url)
         seen = {current}
         redirects: list[str] = []
