@@ -188,17 +188,26 @@ def issue_token_form(user_id: int):
     if user is None:
         return _refused(f"no user with id {user_id}", 404)
     try:
-        issued = issue_token(session, user, request.form.get("label", ""))
-        audit(
-            "token.issue",
-            "token",
-            issued.token.id,
-            {"user": user.name, "label": issued.token.label, "prefix": issued.token.prefix},
-        )
+        return _issue_token_page(user, url_for("accounts_manage.users_page"), "Back to users")
     except AccountError as exc:
         return _refused(f"{user.name}: {exc}")
+
+
+def _issue_token_page(user: User, back: str, back_label: str):
+    """Issue ``user`` a token labelled from the form, audited, and show its secret on this
+    no-store response only (never again, never stored); AccountError if refused."""
+    session = db_session()
+    issued = issue_token(session, user, request.form.get("label", ""))
+    audit(
+        "token.issue",
+        "token",
+        issued.token.id,
+        {"user": user.name, "label": issued.token.label, "prefix": issued.token.prefix},
+    )
     session.commit()
-    body = render_template("accounts/token_issued.html", user=user, issued=issued)
+    body = render_template(
+        "accounts/token_issued.html", user=user, issued=issued, back=back, back_label=back_label
+    )
     return secure_page(body)
 
 
@@ -235,7 +244,7 @@ def _render_account(error: str | None = None, status: int = 200):
 @bp.get("/manage/account")
 @archivist_page
 def account_page():
-    """The signed-in archivist's own account: password change and their tokens."""
+    """The signed-in archivist's own account: password change, their tokens, a new token."""
     return _render_account()
 
 
@@ -259,6 +268,19 @@ def change_password_form():
     log_in(me)
     flash("Password changed; your other sessions are ended.", "ok")
     return redirect(url_for("accounts_manage.account_page"), 303)
+
+
+@bp.post("/manage/account/tokens")
+@archivist_page
+def issue_own_token_form():
+    """Issue oneself an API token (for scripts and imports), shown once."""
+    try:
+        return _issue_token_page(
+            current_user(), url_for("accounts_manage.account_page"), "Back to your account"
+        )
+    except AccountError as exc:
+        db_session().rollback()
+        return _render_account(error=str(exc), status=400)
 
 
 # --- The audit log (admins) ---

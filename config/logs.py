@@ -19,6 +19,10 @@ from datetime import datetime, timezone
 CONTEXT_FIELDS = ("request_id", "endpoint", "job_id", "source_id", "capture_id")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+# Loggers whose INFO lines narrate a library's internals, at the level they are kept from: Alembic
+# announces every connection ("Context impl …") and, when imported, each of its plugins.
+QUIET_LOGGERS = {"alembic": "WARNING"}
+
 _context: ContextVar[dict[str, object]] = ContextVar("samizdat_log_context", default={})
 
 # gunicorn logs a malformed request as "Invalid request from ip=<reader's address>: …" (at WARNING,
@@ -121,8 +125,8 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter_for(log_format))
     logging.basicConfig(level=level, handlers=[handler])
-    # Alembic narrates every connection at INFO ("Context impl …"): commands stay quiet about it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet_level)
 
 
 def gunicorn_logconfig(log_format: str) -> dict:
@@ -141,5 +145,6 @@ def gunicorn_logconfig(log_format: str) -> dict:
             # gunicorn's lines reach the root's handler; no access log at all (no addresses).
             "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+            **{name: {"level": level} for name, level in QUIET_LOGGERS.items()},
         },
     }

@@ -3,12 +3,18 @@
 Every connection is checked after DNS resolution and before connecting, so neither a hostname
 pointing at a private address nor a redirect to one reaches the inside of the network (unless
 ``fetch_allow_private`` is set, or the exact host:port is listed in ``fetch_allow_hosts``).
+
+A fetch ends by its wall-clock deadline whatever the server does: socket timeouts bound only
+the silence between two bytes, so a server trickling one byte a second would never trip them.
+Each request's sockets are watched by a timer that shuts them down when the deadline passes.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -104,6 +110,89 @@ def resolve_allowed(host: str, port: int, allow_address: Callable[[str], bool]) 
     return allowed
 
 
+class _DeadlineWatch:
+    """Shuts down the sockets of one request when its wall-clock deadline passes.
+
+    Shutting a socket down wakes a thread blocked reading it, at any stage: TLS handshake,
+    proxy tunnel, status line, headers, body. The watch keeps its own duplicate of each socket
+    (``shutdown`` acts on the connection, whichever descriptor names it), so it still reaches
+    the connection once TLS has taken over the original, and never touches a descriptor that
+    the fetch has closed and the process has reused for something else.
+    """
+
+    def __init__(self, deadline: float):
+        self.expired = False
+        self._lock = threading.Lock()
+        self._armed = True
+        self._twins: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def add(self, sock: socket.socket) -> None:
+        """Watch ``sock`` (shut down at once if the deadline has already passed)."""
+        try:
+            fd = os.dup(sock.fileno())
+        except OSError:
+            return  # already closed: nothing left to stop
+        twin = socket.socket(sock.family, sock.type, sock.proto, fileno=fd)
+        with self._lock:
+            if not self._armed:
+                twin.close()
+                return
+            self._twins.append(twin)
+            if self.expired:
+                _shut_down(twin)
+
+    def _expire(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.expired = True
+            for twin in self._twins:
+                _shut_down(twin)
+
+    def disarm(self) -> None:
+        """Stop watching; called before the connection may return to the pool for another fetch."""
+        self._timer.cancel()
+        with self._lock:
+            self._armed = False
+            twins, self._twins = self._twins, []
+        for twin in twins:
+            twin.close()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the peer or the fetch: nothing left to stop
+
+
+# The watch of the request this thread is making: the connection pool is shared by every
+# thread of the process, and only the thread that sends a request knows its deadline.
+_current = threading.local()
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None and sock is not None:
+        watch.add(sock)
+
+
+class _DeadlineConnectionMixin:
+    """Puts every socket a request uses under the requesting thread's deadline watch."""
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)  # a fresh connection, before its TLS handshake or proxy tunnel
+        return sock
+
+    def request(self, *args, **kwargs):
+        _watch(self.sock)  # a pooled connection, reused: it never goes through _new_conn
+        return super().request(*args, **kwargs)
+
+
 class _GuardedConnectionMixin:
     """Resolves and checks the destination itself, then connects to a checked address only."""
 
@@ -133,7 +222,7 @@ class _GuardedConnectionMixin:
         raise NewConnectionError(self, f"Failed to establish a new connection: {last_error}")
 
 
-def _pool_classes(
+def _guarded_pool_classes(
     allow_address: Callable[[str], bool], allowed_endpoints: frozenset[tuple[str, int]]
 ) -> dict[str, type]:
     policy = {"allow_address": staticmethod(allow_address), "allowed_endpoints": allowed_endpoints}
@@ -147,6 +236,20 @@ def _pool_classes(
         "http": type("GuardedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": guarded_http}),
         "https": type("GuardedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": guarded_https}),
     }
+
+
+def _with_deadlines(pool_classes: dict[str, type]) -> dict[str, type]:
+    """The same pools, whose connections (direct, to an HTTP proxy or SOCKS) obey the deadline."""
+    watched = {}
+    for scheme, pool in pool_classes.items():
+        connection = pool.ConnectionCls
+        watched_connection = type(
+            f"Deadline{connection.__name__}", (_DeadlineConnectionMixin, connection), {}
+        )
+        watched[scheme] = type(
+            f"Deadline{pool.__name__}", (pool,), {"ConnectionCls": watched_connection}
+        )
+    return watched
 
 
 def _proxy_manager(proxy: str) -> urllib3.PoolManager:
@@ -195,19 +298,23 @@ class Fetcher:
         else:
             self.pool = urllib3.PoolManager(num_pools=20, maxsize=4, retries=False)
             # Swap in guarded connection pools so every socket goes through resolve_allowed().
-            self.pool.pool_classes_by_scheme = _pool_classes(
+            self.pool.pool_classes_by_scheme = _guarded_pool_classes(
                 allow_address, settings.fetch_allowed_endpoints
             )
+        self.pool.pool_classes_by_scheme = _with_deadlines(self.pool.pool_classes_by_scheme)
 
-    def fetch(self, url: str) -> FetchResult:
-        """Fetch ``url``, following at most ``fetch_max_redirects`` redirects.
+    def fetch(self, url: str, deadline: float | None = None) -> FetchResult:
+        """Fetch ``url``, following at most ``fetch_max_redirects`` redirects, and give up at
+        ``fetch_timeout`` seconds of wall clock, or at ``deadline`` (``time.monotonic()``) if
+        that comes first.
 
         Raises FetchError with a short ``reason`` (dns, refused, blocked_address, timeout,
         http_error, redirect_loop, too_many_redirects, too_large, tls, connection).
         """
         s = self.settings
         started = time.monotonic()
-        deadline = started + s.fetch_timeout
+        own = started + s.fetch_timeout
+        deadline = own if deadline is None else min(own, deadline)
         requested = current = normalize_url(url)
         seen = {current}
         redirects: list[str] = []
@@ -318,18 +425,36 @@ class Fetcher:
 
         An error status (>= 400) raises FetchError before its body is read: it is not kept."""
         started_at = datetime.now(timezone.utc)
-        response = self._request(url, deadline)
+        watch = _DeadlineWatch(deadline)
+        _current.watch = watch
         try:
-            if response.status >= 400:
-                raise FetchError(
-                    "http_error",
-                    f"HTTP {response.status} from {url}",
-                    status=response.status,
-                    final_url=url,
-                )
-            body = self._read_raw(response, deadline, cap)
+            response = self._request(url, deadline)
+            try:
+                if response.status >= 400:
+                    raise FetchError(
+                        "http_error",
+                        f"HTTP {response.status} from {url}",
+                        status=response.status,
+                        final_url=url,
+                    )
+                body = self._read_raw(response, deadline, cap)
+            finally:
+                # Disarmed before the connection can go back to the pool and to another fetch.
+                watch.disarm()
+                response.release_conn()
+        except FetchError:
+            if not watch.expired:
+                raise
         finally:
-            response.release_conn()
+            watch.disarm()
+            _current.watch = None
+        if watch.expired:
+            # The watch cut the connection. Whatever that broke (or cut short without an error,
+            # as a header section ended by the shutdown), the cause is the clock.
+            limit = self.settings.fetch_timeout
+            raise FetchError(
+                "timeout", f"{url} did not answer in full within the time limit ({limit:g} s)"
+            )
         return Hop(
             url=url,
             started_at=started_at,

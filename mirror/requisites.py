@@ -114,7 +114,10 @@ def asset_names(html: bytes, base_url: str, charset: str | None, limit: int, nam
 def fetch_requisites(
     fetcher: Fetcher, urls: list[str], max_total_bytes: int, budget_seconds: float
 ) -> tuple[list[Requisite], list[str]]:
-    """Fetch assets within a byte and time budget; return them and one note per skipped asset."""
+    """Fetch assets within a byte and time budget; return them and one note per skipped asset.
+
+    The time budget is wall clock for all of them together: an asset still arriving when it is
+    spent is cut off, however steadily its server trickles bytes."""
     deadline = time.monotonic() + budget_seconds
     fetched: list[Requisite] = []
     notes: list[str] = []
@@ -124,7 +127,7 @@ def fetch_requisites(
             notes.append(f"{url}: skipped, time budget spent")
             continue
         try:
-            result = fetcher.fetch(url)
+            result = fetcher.fetch(url, deadline=deadline)
         except FetchError as exc:
             notes.append(f"{url}: {exc.reason}")
             continue

@@ -18,6 +18,7 @@ from samizdat.app import create_app
 from samizdat.db import Base, import_all_models
 from samizdat.runtime import build_runtime
 from tests import services
+from tests.security.servers import TricklingServer
 from tests.sites import FixtureSite
 
 
@@ -56,6 +57,14 @@ def ipfs_node():
 def site():
     """The fixture web site on loopback."""
     server = FixtureSite()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def trickler():
+    """A hostile loopback server sending one byte every half second, for 15 s per connection."""
+    server = TricklingServer(interval=0.5, give_up=15.0)
     yield server
     server.close()
 

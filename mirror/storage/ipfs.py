@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import threading
 import uuid
+import warnings
 
 import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_exc
@@ -12,6 +13,16 @@ from ipfshttpclient import exceptions as ipfs_exc
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
 from mirror.storage.breaker import CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+
+# ipfshttpclient 0.7 (its last release) hands urllib3 1.x's ``strict=True`` to every connection
+# pool it makes; urllib3 2 drops it and warns each time, which `flask doctor` and every process
+# talking to IPFS printed. Only that warning, from that place, is silenced.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The 'strict' parameter is no longer needed",
+    category=FutureWarning,
+    module=r"urllib3\.poolmanager",
+)
 
 
 def _translate(exc: Exception, what: str) -> StorageError:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -212,3 +214,47 @@ def test_audit_page_and_api_are_for_admins_only(app, boss):
     newest_first = api.get("/api/audit", headers=headers).get_json()["items"]
     assert [i["id"] for i in newest_first] == sorted((i["id"] for i in newest_first), reverse=True)
     assert json.dumps(newest_first).count(TEST_PASSWORD) == 0
+
+
+def test_an_archivist_issues_their_own_token_once_with_csrf_and_an_audit_entry(app):
+    create_account(app, "ivy")
+    browser = signed_in(app, "ivy")
+    page = browser.get("/manage/account").get_data(as_text=True)
+    assert 'action="/manage/account/tokens"' in page and "POST /api/tokens" not in page
+    before = audit_count(app)
+    forged = browser.post("/manage/account/tokens", data={"label": "no csrf"})
+    assert forged.status_code == 403 and audit_count(app) == before
+    too_long = post(browser, "/manage/account/tokens", label="x" * 101)
+    assert too_long.status_code == 400 and "at most 100" in too_long.get_data(as_text=True)
+    assert audit_count(app) == before
+    shown = post(browser, "/manage/account/tokens", label="importer")
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    body = shown.get_data(as_text=True)
+    secret = body.split('<code class="secret">')[1].split("</code>")[0]
+    assert 'href="/manage/account"' in body
+    mine = app.test_client().get("/api/tokens", headers={"Authorization": f"Bearer {secret}"})
+    assert [t["label"] for t in mine.get_json()["items"]] == ["importer"]
+    listing = browser.get("/manage/account").get_data(as_text=True)
+    assert "importer" in listing and secret not in listing
+    with app.extensions["samizdat"].Session() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert (entry.actor_name, entry.action) == ("ivy", "token.issue")
+    assert json.loads(entry.detail)["user"] == "ivy" and secret[10:] not in entry.detail
+
+
+def test_the_login_page_says_how_the_first_account_is_made_and_names_nobody(app):
+    page = app.test_client().get("/login").get_data(as_text=True)
+    assert "flask users create NAME --role admin" in page
+    assert not any(f">{name}<" in page or f" {name} " in page for name in ("boss", "ana"))
+
+
+def test_the_readmes_first_account_command_makes_an_admin_who_can_log_in(app):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    command = re.search(r"`\.venv/bin/flask (users create NAME --role admin)`", readme)
+    assert command, "the README's quick start must say how the first account is made"
+    args = command.group(1).replace("NAME", "first").split()
+    # As typed: the password is prompted for, twice.
+    result = app.test_cli_runner().invoke(args=args, input=f"{TEST_PASSWORD}\n{TEST_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert user(app, "first").role == "admin"
+    assert signed_in(app, "first").get("/manage/users").status_code == 200

@@ -13,11 +13,14 @@ import requests
 from tests.services import ROOT, free_port, stop_process, wait_for_http
 
 
-def start_gunicorn(data_dir: Path, home: Path, runtime_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(
+    data_dir: Path, home: Path, runtime_dir: Path, log: Path | None = None
+) -> tuple[subprocess.Popen, str]:
     """Migrate a SQLite database in ``data_dir`` and serve it with gunicorn on a free port.
 
     HOME and XDG_RUNTIME_DIR point into the test's directory: that is where gunicorn's default
-    control socket would go, shared by every instance of the same user.
+    control socket would go, shared by every instance of the same user. With ``log``, what the
+    migration and gunicorn print goes there, as `make run` shows it on the terminal.
     """
     port = free_port()
     env = {
@@ -29,14 +32,17 @@ def start_gunicorn(data_dir: Path, home: Path, runtime_dir: Path) -> tuple[subpr
         "SAMIZDAT_WEB_WORKERS": "1",
     }
     env.pop("SAMIZDAT_DATABASE_URL", None)
-    subprocess.run(
+    migrated = subprocess.run(
         [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True,
-        capture_output=True,
+        capture_output=True, text=True,
     )
+    output = subprocess.DEVNULL
+    if log is not None:
+        log.write_text(migrated.stdout + migrated.stderr)
+        output = log.open("a")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        cwd=ROOT, env=env, stdout=output, stderr=output, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -76,3 +82,12 @@ def test_two_instances_share_no_control_socket_and_outlive_each_other(tmp_path):
         assert sockets_under(home, runtime_dir) == []
     finally:
         stop_process(first)
+
+
+def test_migrating_and_starting_print_no_alembic_plugin_lines(tmp_path):
+    log = tmp_path / "startup.log"
+    proc, _url = start_gunicorn(tmp_path / "data", tmp_path, tmp_path, log=log)
+    stop_process(proc)  # answered /healthz: its worker has loaded the app
+    printed = log.read_text()
+    assert "database at" in printed and "Booting worker" in printed  # both were captured
+    assert "alembic" not in printed

@@ -10,7 +10,9 @@ import pytest
 
 from config.settings import Settings
 from mirror.fetch import Fetcher, address_is_public
+from mirror.requisites import fetch_requisites
 from samizdat.errors import FetchError
+from tests.security.servers import Pproxy, TricklingServer
 from tests.services import free_port, stop_process
 from tests.sites import (
     INCOMPRESSIBLE,
@@ -221,3 +223,56 @@ def test_redirect_bodies_count_against_the_cap(site):
     tight = ALLOW.replace(fetch_max_bytes=max(len(css_gz), len(SITE_CSS)) + 10)
     assert Fetcher(tight).fetch(site.url("/static/site-gz.css")).body == SITE_CSS
     assert fetch_error(tight, site.url("/static/moved.css")).reason == "too_large"
+
+
+# --- The wall-clock deadline: a server that keeps sending must not keep the fetch. ---
+
+DEADLINE = ALLOW.replace(fetch_timeout=2.0, fetch_connect_timeout=2.0)
+SLACK = 1.5  # seconds past the deadline a cut-off fetch may take to report it
+
+
+@pytest.fixture(scope="module")
+def http_proxy():
+    """A real forwarding HTTP proxy (pproxy) on loopback."""
+    proxy = Pproxy("http")
+    yield proxy.url
+    proxy.close()
+
+
+@pytest.fixture(params=["direct", "http proxy"])
+def deadline_fetcher(request, http_proxy) -> Fetcher:
+    """A fetcher with a 2 s deadline, connecting directly or through the HTTP proxy."""
+    proxy = http_proxy if request.param == "http proxy" else ""
+    return Fetcher(DEADLINE.replace(fetch_proxy=proxy))
+
+
+@pytest.mark.parametrize("path", ["/headers", "/length", "/chunked"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(trickler, deadline_fetcher, path):
+    started = time.monotonic()
+    with pytest.raises(FetchError) as info:
+        deadline_fetcher.fetch(trickler.url(path))
+    elapsed = time.monotonic() - started
+    assert info.value.reason == "timeout"
+    assert DEADLINE.fetch_timeout - 0.1 <= elapsed < DEADLINE.fetch_timeout + SLACK
+
+
+def test_requisites_share_one_wall_clock_budget(trickler, site, deadline_fetcher):
+    # The stylesheet trickles past the budget; the image after it is not even started.
+    urls = [trickler.url("/length"), site.url("/static/photo.png")]
+    budget = 1.5
+    started = time.monotonic()
+    fetched, notes = fetch_requisites(deadline_fetcher, urls, 10 * 1024 * 1024, budget)
+    elapsed = time.monotonic() - started
+    assert fetched == []
+    assert notes == [f"{urls[0]}: timeout", f"{urls[1]}: skipped, time budget spent"]
+    assert budget - 0.1 <= elapsed < budget + SLACK
+
+
+def test_a_pooled_connection_outlives_the_deadline_of_the_fetch_that_opened_it(trickler):
+    # A finished fetch's deadline must not fire on the connection the next fetch reuses.
+    fetcher = Fetcher(ALLOW.replace(fetch_timeout=1.0))
+    before = trickler.connections
+    assert fetcher.fetch(trickler.url("/quick")).body == TricklingServer.QUICK
+    time.sleep(1.3)
+    assert fetcher.fetch(trickler.url("/quick")).body == TricklingServer.QUICK
+    assert trickler.connections == before + 1  # the same connection, kept alive and reused

@@ -1,5 +1,7 @@
 """Capture jobs: queued, claimed once, finished with timings; interrupted ones re-queued."""
 
+import time
+
 from sqlalchemy import select
 
 from mirror.jobs import enqueue, requeue_stale_jobs, run_job, run_queued_jobs
@@ -7,6 +9,7 @@ from mirror.leader import LeaderLock
 from mirror.models import Job
 from mirror.sources import add_source
 from samizdat.errors import SamizdatError
+from samizdat.runtime import build_runtime
 from tests.sites import seed_names
 
 import pytest
@@ -79,3 +82,20 @@ def test_only_one_leader_lock_per_database(runtime):
     first.release()
     assert second.acquire() is True
     second.release()
+
+
+def test_a_heartbeat_does_not_keep_a_trickled_capture_alive(local_settings, trickler):
+    # The lease is renewed all along, so only the fetch's own wall clock can end the job.
+    settings = local_settings.replace(job_lease_seconds=1.0)
+    rt = build_runtime(settings)
+    try:
+        job_id = queue(rt, source(rt, trickler.url("/length")))
+        started = time.monotonic()
+        run_job(rt, job_id)
+        elapsed = time.monotonic() - started
+        with rt.Session() as session:
+            job = session.get(Job, job_id)
+        assert job.state == "failed" and "time limit" in job.reason
+        assert elapsed < settings.fetch_timeout + 1.5
+    finally:
+        rt.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -12,7 +14,7 @@ from mirror.models import Job, Source
 from samizdat import migrate
 from samizdat.app import create_app
 from samizdat.db import utcnow
-from tests.services import free_port
+from tests.services import ROOT, free_port, settings_env
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
 
@@ -105,3 +107,14 @@ def test_a_database_behind_the_code_is_told_to_upgrade(local_settings, tmp_path)
         app.extensions["samizdat"].dispose()
     assert result.exit_code == 1
     assert "flask db upgrade" in lines_by_part(result.output)["database"]
+
+
+def test_doctor_prints_its_report_and_no_library_warning(settings):
+    # As an operator runs it, with S3 and IPFS on: ipfshttpclient's pools made urllib3 warn.
+    migrate.upgrade(settings.database_url)
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "doctor"], cwd=ROOT, env=settings_env(settings),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert lines_by_part(result.stdout)["ipfs"].split()[1] == "ok", result.stdout
+    assert "Warning" not in result.stderr and "Warning" not in result.stdout, result.stderr

@@ -8,7 +8,9 @@ case with private addresses allowed, that the same request would have reached it
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -169,3 +171,86 @@ class Pproxy:
         from tests.services import stop_process
 
         stop_process(self.proc)
+
+
+class TricklingServer:
+    """A hostile HTTP server on 127.0.0.1 that never stops sending, one byte at a time.
+
+    ``/headers`` trickles an endless header line, ``/length`` a body under a large
+    Content-Length, ``/chunked`` a chunked body of one-byte chunks. Each connection gives up
+    after ``give_up`` seconds, so a fetch that waits for it ends one way or another. ``/quick``
+    answers at once and keeps the connection open for the next request; ``connections`` counts
+    the connections accepted.
+    """
+
+    QUICK = b"body { color: black }"
+
+    def __init__(self, interval: float = 0.5, give_up: float = 15.0):
+        self.interval = interval
+        self.give_up = give_up
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` here."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                buffered = b""
+                while True:
+                    while b"\r\n\r\n" not in buffered:
+                        data = conn.recv(4096)
+                        if not data:
+                            return
+                        buffered += data
+                    request, _, buffered = buffered.partition(b"\r\n\r\n")
+                    path = urlsplit(request.split(b" ", 2)[1].decode()).path
+                    if path != "/quick":
+                        return self._trickle(conn, path)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(self.QUICK), self.QUICK)
+                    )
+            except OSError:
+                return  # the client hung up: what a bounded fetch does
+
+    def _trickle(self, conn: socket.socket, path: str) -> None:
+        head, drip = {
+            "/headers": (b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nX-Slow: ", b"a"),
+            "/length": (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 1000000\r\n\r\n",
+                b"a",
+            ),
+            "/chunked": (
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/css\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n",
+                b"1\r\na\r\n",
+            ),
+        }[path]
+        ends = time.monotonic() + self.give_up
+        conn.sendall(head)
+        while time.monotonic() < ends:
+            time.sleep(self.interval)
+            conn.sendall(drip)
+
+    def close(self) -> None:
+        """Stop accepting connections."""
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
+        self.listener.close()
