@@ -12,15 +12,17 @@ SIZES: dict[str, tuple[int, int]] = {
 DEFAULT_SIZE = "card"
 
 
-def fit_size(maxwidth: int | None, maxheight: int | None) -> tuple[str, int, int]:
-    """The size to offer within maxwidth × maxheight: the card if it fits, else the largest that
-    does, else the badge shrunk to fit (an oEmbed consumer's limits are never exceeded)."""
+def fit_size(maxwidth: int | None, maxheight: int | None,
+             preferred: str = DEFAULT_SIZE) -> tuple[str, int, int]:
+    """The size to offer within maxwidth × maxheight: ``preferred`` (a name in SIZES) if it fits,
+    else the largest that does, else the badge shrunk to fit (an oEmbed consumer's limits are
+    never exceeded)."""
     def fits(name: str) -> bool:
         w, h = SIZES[name]
         return (maxwidth is None or w <= maxwidth) and (maxheight is None or h <= maxheight)
 
-    if fits(DEFAULT_SIZE):
-        return (DEFAULT_SIZE, *SIZES[DEFAULT_SIZE])
+    if fits(preferred):
+        return (preferred, *SIZES[preferred])
     fitting = [n for n in SIZES if fits(n)]
     if fitting:
         best = max(fitting, key=lambda n: SIZES[n][0] * SIZES[n][1])
