@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 # name: (width, height) in CSS pixels; "full" is as wide as its column, 600 when a number is needed.
+# The script widget grows with its text; a frame cannot, so each height is what the longest
+# fragment (280 characters) with a two-line title needs in Chromium at that width, and a little
+# more: censored words are never cut (tests/embed/test_widget_browser.py measures it).
 SIZES: dict[str, tuple[int, int]] = {
-    "badge": (180, 220),
-    "card": (300, 250),
-    "banner": (468, 60),
+    "badge": (180, 420),
+    "card": (300, 340),
+    "banner": (468, 150),
     "full": (600, 220),
 }
 DEFAULT_SIZE = "card"
