@@ -5,6 +5,7 @@ oEmbed 1.0 (JSON and XML) and an Atom feed per collection. No cookie, no script,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.etree import ElementTree as ET
@@ -94,7 +95,7 @@ def collection_page(name: str):
     )
 
 
-def widget_choice(args) -> tuple[Choice, dict[str, str]]:
+def widget_choice(args: Mapping[str, str]) -> tuple[Choice, dict[str, str]]:
     """The widget's look from a page URL's query: the checked choice (unknown values fall back
     to the defaults), and the query parameters that were given and valid."""
     collections, languages = available(db_session())
