@@ -11,10 +11,12 @@ import io
 import json
 import random
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from embed.packs import PACK_FORMAT, pack_entry, pack_slug
@@ -30,13 +32,21 @@ from embed.publish import (
 from embed.signing import load_or_create_signer
 from embed.sizes import DEFAULT_SIZE, SIZES
 from fragments.models import APPROVED, Fragment
+from samizdat.i18n import keep_language_in_links, page_language
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("embed_builder", __name__, template_folder="templates",
                static_folder="static", static_url_path="/embed/static")
+# The builder's own links keep the reader's ?lang= (samizdat/i18n.py); the preview and the zip
+# are the same whatever the page's language.
+keep_language_in_links(bp, except_endpoints=("preview", "selfhost_zip"))
 
 THEMES = ("light", "dark")
 ALL = "all"
+# ?lang= names the page's language everywhere on the site (samizdat/i18n.py), so the builder and
+# the collection pages name the fragments' language this way; the frame keeps ?lang= (no page text).
+FRAGMENT_LANG = "fragment_lang"
+SELFHOST_SCRIPT = "/samizdat/embed.js"  # where the zip's README says to put its samizdat/ folder
 BUILDER_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -54,8 +64,16 @@ class Choice:
     words: str = "en"
 
     def query(self) -> dict[str, str]:
-        """The choice as query parameters (empty ones left out)."""
+        """The choice as the frame page's query parameters (empty ones left out)."""
         return {k: v for k, v in self.__dict__.items() if v}
+
+    def form_query(self) -> dict[str, str]:
+        """The choice as the builder's own query parameters (the fragments' language renamed)."""
+        return {FRAGMENT_LANG if k == "lang" else k: v for k, v in self.query().items()}
+
+    def widget_query(self) -> dict[str, str]:
+        """What an oEmbed page URL carries besides its collection: how the widget looks."""
+        return {k: v for k, v in self.form_query().items() if k != "collection"}
 
 
 def available(session) -> tuple[list[str], list[str]]:
@@ -66,21 +84,25 @@ def available(session) -> tuple[list[str], list[str]]:
     return sorted({c for c, _ in rows if c}), sorted({lang for _, lang in rows if lang})
 
 
-def read_choice(collections: list[str], languages: list[str]) -> tuple[Choice, list[str]]:
-    """The builder's choice from the query string; unknown values fall back, with a notice each."""
+def read_choice(args: Mapping[str, str], collections: list[str],
+                languages: list[str]) -> tuple[Choice, list[str]]:
+    """A choice from query parameters (the builder's or an oEmbed page URL's); unknown values
+    fall back to the default, with a notice each."""
     notices, values = [], {}
     allowed = {
-        "collection": [ALL, *collections], "lang": ["", *languages], "size": list(SIZES),
-        "theme": list(THEMES), "words": sorted(widget_words()),
+        "collection": ("collection", [ALL, *collections]), FRAGMENT_LANG: ("lang", ["", *languages]),
+        "size": ("size", list(SIZES)), "theme": ("theme", list(THEMES)),
+        "words": ("words", sorted(widget_words())),
     }
-    for name, options in allowed.items():
-        raw = request.args.get(name)
+    for name, (field, options) in allowed.items():
+        raw = args.get(name)
         if raw is None:
             continue
         if raw in options:
-            values[name] = raw
+            values[field] = raw
         else:
-            notices.append(f"No {name} called {raw[:60]!r} here; showing the default instead.")
+            notices.append(_("No %(name)s called %(value)s here; showing the default instead.",
+                             name=name, value=repr(raw[:60])))
     return Choice(**values), notices
 
 
@@ -104,7 +126,7 @@ def sample_fragment(session, choice: Choice) -> Fragment | None:
 
 
 def script_sources(published: dict | None) -> list[str]:
-    """Where the snippet loads embed.js from: the app, then S3 or an IPFS gateway by name."""
+    """Where the snippet loads embed.js from: the app, then S3, then an IPFS gateway by CID."""
     s = runtime().settings
     # The versioned name: the integrity attribute pins these exact bytes, so a snippet keeps
     # working after later publishes change embed.js.
@@ -112,8 +134,10 @@ def script_sources(published: dict | None) -> list[str]:
     sources = [f"{s.public_url.rstrip('/')}/embed/{script}"]
     if s.s3_public_base:
         sources.append(f"{s.s3_public_base}/{S3_PREFIX}/{script}")
-    elif s.gateway_list and published and published.get("ipns_name"):
-        sources.append(f"{s.gateway_list[0]}/ipns/{published['ipns_name']}/{script}")
+    # By the publish's root CID, not the IPNS name: the bytes are immutable anyway (the integrity
+    # attribute pins them), and gateways serve /ipfs/ at once where IPNS resolves slowly or not at all.
+    if s.gateway_list and published and published.get("ipfs_root"):
+        sources.append(f"{s.gateway_list[0]}/ipfs/{published['ipfs_root']}/{script}")
     return sources
 
 
@@ -122,7 +146,10 @@ def snippet_context(scripts: list[str] | None = None) -> dict:
     fragment for the written-in fallback, the widget's words, and where embed.js comes from."""
     session = db_session()
     collections, languages = available(session)
-    choice, notices = read_choice(collections, languages)
+    choice, notices = read_choice(request.args, collections, languages)
+    if "words" not in request.args and page_language() in widget_words():
+        # A reader who reads the builder in Vietnamese most likely wants the widget's words so too.
+        choice = replace(choice, words=page_language())
     published = _published()
     fragment = sample_fragment(session, choice)
     return dict(
@@ -136,6 +163,11 @@ def snippet_context(scripts: list[str] | None = None) -> dict:
     )
 
 
+def _with_query(url: str, query: dict[str, str]) -> str:
+    """``url`` with ``query`` appended, and no dangling "?" when there is nothing to append."""
+    return f"{url}?{urlencode(query)}" if query else url
+
+
 @bp.get("/embed")
 def builder():
     """The snippet builder."""
@@ -143,16 +175,19 @@ def builder():
     choice = context["choice"]
     base = context["archive"].rstrip("/")
     width, height = SIZES[choice.size]
+    api_query = {k: v for k, v in (("collection", choice.collection), ("lang", choice.lang)) if v and v != ALL}
     context.update(
         sizes=SIZES, themes=THEMES, word_sets=sorted(widget_words()),
         frame_src=f"{base}/embed/frame?" + urlencode(choice.query()),
         width="100%" if choice.size == "full" else width, height=height,
-        collection_page=f"{base}/collections/{choice.collection}",
-        api=f"{base}/api/fragments/random?" + urlencode(
-            {k: v for k, v in (("collection", choice.collection), ("lang", choice.lang)) if v and v != ALL}),
+        # The page URL carries the look, so that /oembed's frame has it too (embed/public.py).
+        collection_page=base + url_for("embed_public.collection_page", name=choice.collection,
+                                       **choice.widget_query()),
+        api=_with_query(f"{base}/api/fragments/random", api_query),
+        api_text=_with_query(f"{base}/api/fragments/random", {**api_query, "format": "text"}),
         feed=f"{base}/collections/{choice.collection}/feed.atom",
-        preview=url_for("embed_builder.preview", **choice.query()),
-        selfhost=url_for("embed_builder.selfhost_zip", **choice.query()),
+        preview=url_for("embed_builder.preview", **choice.form_query()),
+        selfhost=url_for("embed_builder.selfhost_zip", **choice.form_query()),
     )
     script_snippet = render_template("embed/snippet_script.html", **context).strip()
     iframe_snippet = render_template("embed/snippet_iframe.html", **context).strip()
@@ -206,7 +241,9 @@ def selfhost_zip():
         abort(404, description="the fragment packs have not been published yet; try again later")
     signer = load_or_create_signer(runtime().settings.embed_signing_key_path)
     script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}])
-    context = snippet_context(scripts=["samizdat/embed.js"])
+    # Root-relative: a relative src would resolve against each page's own folder
+    # (/2026/12/post.html would ask for /2026/12/samizdat/embed.js). The README says so.
+    context = snippet_context(scripts=[SELFHOST_SCRIPT])
     context["integrity"] = subresource_integrity(script)
     choice = context["choice"]
     example = render_template("embed/snippet_script.html", **context)
@@ -216,7 +253,8 @@ def selfhost_zip():
         zf.writestr(f"samizdat/{FRAME_HTML}", (root / FRAME_HTML).read_bytes())
         for rel in _pack_closure(root / "packs", choice):
             zf.writestr(f"samizdat/packs/{rel}", (root / "packs" / rel).read_bytes())
-        zf.writestr("samizdat/README.txt", render_template("embed/selfhost_readme.txt", format=PACK_FORMAT))
+        zf.writestr("samizdat/README.txt", render_template("embed/selfhost_readme.txt", format=PACK_FORMAT,
+                                                                     script=SELFHOST_SCRIPT))
         zf.writestr("example.html", f"<!doctype html><meta charset=utf-8><title>Samizdat example</title>\n{example}\n")
     response = Response(buffer.getvalue(), mimetype="application/zip")
     response.headers["Content-Disposition"] = 'attachment; filename="samizdat-embed.zip"'

@@ -5,14 +5,16 @@ oEmbed 1.0 (JSON and XML) and an Atom feed per collection. No cookie, no script,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request, url_for
 from markupsafe import escape
 from sqlalchemy import select
 
+from embed.builder import Choice, available, read_choice
 from embed.sizes import SIZES, fit_size
 from fragments.curation import is_fragment_id
 from fragments.models import APPROVED, Fragment
@@ -82,7 +84,9 @@ def fragment_page(fragment_id: str):
 def collection_page(name: str):
     """The newest published fragments of a collection, with its feed and embed codes."""
     items = collection_fragments(name, FEED_ENTRIES)
-    page_url = public_url("embed_public.collection_page", name=name)
+    # The look chosen in the builder (?size=&theme=&words=) rides in the discovery links, so a
+    # platform that pastes this page's address gets the frame the supporter chose.
+    page_url = public_url("embed_public.collection_page", name=name, **widget_choice(request.args)[1])
     return render_template(
         "embed/collection.html", name=name, fragments=items,
         feed=url_for("embed_public.collection_feed", name=name),
@@ -91,9 +95,19 @@ def collection_page(name: str):
     )
 
 
-def _frame_url(collection: str, size: str) -> str:
+def widget_choice(args: Mapping[str, str]) -> tuple[Choice, dict[str, str]]:
+    """The widget's look from a page URL's query: the checked choice (unknown values fall back
+    to the defaults), and the query parameters that were given and valid."""
+    collections, languages = available(db_session())
+    given = {k: v for k, v in args.items() if k != "collection"}
+    choice, _ = read_choice(given, collections, languages)
+    return choice, {k: v for k, v in choice.widget_query().items() if given.get(k) == v}
+
+
+def _frame_url(collection: str, choice: Choice, size: str) -> str:
     base = runtime().settings.public_url.rstrip("/")
-    return f"{base}/embed/frame?" + urlencode({"collection": collection, "size": size})
+    # The frame page reads the same names as the builder's choice (embed.js, frameOptions).
+    return f"{base}/embed/frame?" + urlencode({**choice.query(), "collection": collection, "size": size})
 
 
 def _resolve(url: str) -> tuple[str, str | None, Fragment | None]:
@@ -133,9 +147,10 @@ def oembed():
         return json_error(400, "give the url of a fragment or collection page")
     maxwidth, maxheight = _dimension("maxwidth"), _dimension("maxheight")
     collection, fragment_id, fragment = _resolve(url)
-    size, width, height = fit_size(maxwidth, maxheight)
+    choice, _ = widget_choice(dict(parse_qsl(urlsplit(url).query)))
+    size, width, height = fit_size(maxwidth, maxheight, choice.size)
     src = (public_url("embed_public.fragment_card", fragment_id=fragment_id) + f"?size={size}"
-           if fragment_id else _frame_url(collection, size))
+           if fragment_id else _frame_url(collection, choice, size))
     html = (f'<iframe src="{escape(src)}" width="{width}" height="{height}" '
             f'style="border:0" loading="lazy" referrerpolicy="no-referrer" '
             f'title="{escape(_title(collection, fragment))}"></iframe>')

@@ -7,6 +7,7 @@ import io
 import re
 import json
 import zipfile
+from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
 import lxml.html
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from embed.publish import publish_embed
+from embed.sizes import SIZES
 from fragments.models import PENDING, Fragment
 from tests.embed.conftest import add_fragments
 
@@ -174,7 +176,7 @@ def test_preview_page_holds_the_script_snippet(app, client):
     assert re.search(r'src="http://127.0.0.1:8000/embed/embed\.[0-9a-f]{16}\.js"', html)
 
 
-def test_selfhost_zip_holds_a_signed_pack_and_a_relative_embed_js(app, client):
+def test_selfhost_zip_holds_a_signed_pack_and_a_root_relative_embed_js(app, client):
     add_fragments(app, 4)
     add_fragments(app, 2, collection="iran", language="fa", start=50)
     publish(app)
@@ -188,7 +190,9 @@ def test_selfhost_zip_holds_a_signed_pack_and_a_relative_embed_js(app, client):
     script = archive.read("samizdat/embed.js").decode()
     assert '"origins":[{"packs":"packs/"}]' in script
     assert "127.0.0.1:8000/embed/packs" not in script
-    assert 'src="samizdat/embed.js"' in archive.read("example.html").decode()
+    # Root-relative, so the example works on /2026/12/post.html too; the README says where it goes.
+    assert 'src="/samizdat/embed.js"' in archive.read("example.html").decode()
+    assert "/samizdat/embed.js" in archive.read("samizdat/README.txt").decode()
 
 
 def test_selfhost_zip_before_any_publish_is_a_clear_404(client):
@@ -231,3 +235,69 @@ def test_every_supporter_facing_response_sets_no_cookie_and_no_referrer(app, cli
     for url in ("/embed/packs/all/index.json", "/api/fragments/random", "/collections/vietnam/feed.atom",
                 "/oembed?url=http%3A%2F%2F127.0.0.1%3A8000%2Fcollections%2Fvietnam"):
         assert client.get(url).headers["Access-Control-Allow-Origin"] == "*", url
+
+
+def code_blocks(html: str) -> list[str]:
+    """The text of every <code> element, as a supporter reads it on the builder."""
+    return [c.text_content() for c in lxml.html.fromstring(html).iter("code")]
+
+
+def test_builder_for_all_collections_gives_data_urls_without_a_dangling_question_mark(app, client):
+    add_fragments(app, 2)
+    publish(app)
+    codes = code_blocks(client.get("/embed?collection=all").get_data(as_text=True))
+    assert "http://127.0.0.1:8000/api/fragments/random" in codes
+    assert not [c for c in codes if c.endswith("?")], codes
+    text_url = next(c for c in codes if "format=text" in c)
+    assert text_url == "http://127.0.0.1:8000/api/fragments/random?format=text"
+    answer = client.get(text_url.removeprefix("http://127.0.0.1:8000"))
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+
+
+def test_oembed_code_from_the_builder_carries_the_chosen_size_theme_and_words(app, client):
+    add_fragments(app, 2)
+    publish(app)
+    html = client.get("/embed?collection=vietnam&size=banner&theme=dark&words=vi&fragment_lang=vi"
+                      ).get_data(as_text=True)
+    page = next(c for c in code_blocks(html) if "/collections/vietnam" in c)
+    body = client.get("/oembed", query_string={"url": page}).get_json()
+    src = parse_qs(urlsplit(lxml.html.fromstring(body["html"]).get("src")).query)
+    assert src == {"collection": ["vietnam"], "lang": ["vi"], "size": ["banner"],
+                   "theme": ["dark"], "words": ["vi"]}
+    assert (body["width"], body["height"]) == SIZES["banner"]
+    # A platform that discovers the endpoint from the page itself gets the same choice.
+    discovered = lxml.html.fromstring(client.get(page.removeprefix("http://127.0.0.1:8000")).data)
+    href = discovered.xpath('//link[@type="application/json+oembed"]/@href')[0]
+    assert parse_qs(urlsplit(parse_qs(urlsplit(href).query)["url"][0]).query)["size"] == ["banner"]
+    # The consumer's limits still win over the chosen size, and unknown values fall back.
+    narrow = client.get("/oembed", query_string={"url": page, "maxwidth": 320}).get_json()
+    assert narrow["width"] <= 320 and "theme=dark" in narrow["html"]
+    odd = client.get("/oembed", query_string={
+        "url": "http://127.0.0.1:8000/collections/vietnam?size=huge&theme=%3Cb%3E&words=zz&fragment_lang=x"})
+    assert odd.status_code == 200
+    assert parse_qs(urlsplit(lxml.html.fromstring(odd.get_json()["html"]).get("src")).query) == {
+        "collection": ["vietnam"], "size": ["card"], "theme": ["light"], "words": ["en"]}
+
+
+def test_builder_speaks_the_readers_language_and_keeps_it(app, client):
+    add_fragments(app, 2)
+    publish(app)
+    html = client.get("/embed?lang=vi").get_data(as_text=True)
+    tree = lxml.html.fromstring(html)
+    assert tree.get("lang") == "vi"
+    assert "Đưa những lời bị kiểm duyệt lên trang của bạn" in html and "Mọi bộ sưu tập" in html
+    assert tree.xpath('//form[contains(@class, "builder")]//input[@name="lang"]/@value') == ["vi"]
+    assert tree.xpath('//a[@class="brand"]/@href') == ["/?lang=vi"]
+    assert "data-words=&#34;vi&#34;" in html  # the widget's words follow the page's language
+    # Choosing the fragments' language is another parameter: it leaves the page in English.
+    english = client.get("/embed?fragment_lang=vi").get_data(as_text=True)
+    assert lxml.html.fromstring(english).get("lang") == "en"
+    assert "Put censored words on your site" in english and "data-lang=&#34;vi&#34;" in english
+
+
+def test_builder_without_s3_or_ipfs_says_the_snippet_has_a_single_origin(app, client):
+    add_fragments(app, 1)
+    publish(app)
+    html = client.get("/embed").get_data(as_text=True)
+    assert html.count("&lt;script async src=") == 1
+    assert "publishes no copy of the widget on S3 or IPFS" in html

@@ -11,16 +11,20 @@ import time
 import zipfile
 from functools import partial
 
+import lxml.html
 import pytest
+import requests
 from werkzeug.serving import make_server
 
-from embed.publish import publish_embed
+from embed.publish import publish_embed, subresource_integrity
+from embed.sizes import SIZES
 from fragments.curation import Reviewer, review_pending
 from fragments.models import APPROVED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
 from samizdat.app import create_app
 from tests.conftest import make_settings
+from tests.embed.conftest import add_fragments
 from tests.services import free_port
 from tests.sites import seed_names
 
@@ -362,3 +366,118 @@ def test_a_pack_listed_in_tables_works_and_a_changed_table_is_refused(browser, l
     # The app's tables were refused; the table and its shard came from S3.
     assert any(u.startswith(live.s3) and any(t in u for t in tables) for u in fetched), fetched
     context.close()
+
+
+def builder_snippet(live, query: str = "") -> tuple[str, list[str], str]:
+    """The script snippet exactly as the builder gives it: (code, its script srcs, integrity)."""
+    html = live.app.test_client().get(f"/embed{query}").get_data(as_text=True)
+    code = lxml.html.fromstring(html).get_element_by_id("code-script").text_content()
+    scripts = lxml.html.fragment_fromstring(code, create_parent="div").iter("script")
+    scripts = list(scripts)
+    return code, [s.get("src") for s in scripts], scripts[0].get("integrity")
+
+
+def test_the_builders_ipfs_copy_of_embed_js_is_named_by_cid_and_serves_the_pinned_bytes(
+        browser, live, blog):
+    code, srcs, integrity = builder_snippet(live)
+    # With S3 and IPFS both on, the snippet offers the app, S3 and the gateway, in that order.
+    assert srcs[:2] == [f"{live.url}/embed/{live.script}", f"{live.s3}/{live.script}"]
+    assert len(srcs) == 3 and srcs[2].startswith(f"{live.gateway}/ipfs/"), srcs
+    assert "/ipns/" not in code
+    cid = srcs[2].removeprefix(f"{live.gateway}/ipfs/").split("/")[0]
+    assert srcs[2] == f"{live.gateway}/ipfs/{cid}/{live.script}"
+    answer = requests.get(srcs[2], timeout=30)
+    assert answer.status_code == 200
+    assert subresource_integrity(answer.content) == integrity == live.report.embed_js_integrity
+    # In a browser, with the app and S3 both unreachable, the CID copy is the one that runs.
+    context = browser.new_context()
+    for origin in (live.url, live.s3):
+        context.route(f"{origin}/**", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(code))
+    assert shown(page)["text"] in live.texts
+    context.close()
+
+
+def test_the_selfhost_example_works_from_a_page_deep_in_the_site(browser, live, blog, tmp_path):
+    data = live.app.test_client().get("/embed/selfhost.zip").data
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path / "blog")
+    example = (tmp_path / "blog" / "example.html").read_text()
+    (tmp_path / "blog" / "2026" / "12").mkdir(parents=True)
+    context = browser.new_context()
+    context.route(lambda url: not url.startswith(blog.url), lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(example.split("<title>Samizdat example</title>", 1)[1], name="2026/12/post.html"))
+    assert shown(page)["text"] in live.texts
+    context.close()
+
+
+LONGEST = 280  # fragments/split.py's DEFAULT_MAX_CHARS: no fragment is longer
+
+
+@pytest.fixture
+def long_fragments(tmp_path, sqlite_url):
+    """The app on loopback (no S3, no IPFS) whose only fragments are as long as fragments get."""
+    port = free_port()
+    settings = make_settings(tmp_path, sqlite_url, public_url=f"http://127.0.0.1:{port}")
+    app = create_app(settings)
+    add_fragments(app, 3, collection="vietnam", text_chars=LONGEST,
+                  text="Nhà báo bị bắt vì đã viết về những điều chính quyền muốn giấu,")
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        # A title long enough to take the two lines the widget allows it.
+        session.query(Fragment).update({Fragment.title: "Bài báo về những điều bị cấm nói ra " * 3})
+        session.commit()
+        publish_embed(session, settings)
+        fragments = {f.id: f.text for f in session.query(Fragment)}
+        texts = set(fragments.values())
+    assert {len(t) for t in texts} == {LONGEST}
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield type("Long", (), {"app": app, "url": settings.public_url, "texts": texts, "ids": fragments})
+    server.shutdown()
+    rt.dispose()
+
+
+# Whether a rendered widget shows its whole text: nothing clipped, cut with an ellipsis or
+# scrolled away, neither in the text itself nor in the box around it.
+WHOLE_TEXT = """(root) => { const q = root.querySelector('blockquote'), t = q.querySelector('.text, p');
+  const clipped = (e) => e.scrollHeight > e.clientHeight + 1 || e.scrollWidth > e.clientWidth + 1;
+  const style = getComputedStyle(t), box = t.getBoundingClientRect(), outer = q.getBoundingClientRect();
+  return {text: t.textContent, clipped: clipped(t) || clipped(q), ellipsis: style.textOverflow === 'ellipsis',
+          nowrap: style.whiteSpace === 'nowrap', inside: box.bottom <= outer.bottom + 1 && box.top >= outer.top - 1,
+          page: document.documentElement.scrollHeight <= innerHeight + 1}; }"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_size_shows_the_whole_of_the_longest_fragment(browser, long_fragments, blog, size):
+    client = long_fragments.app.test_client()
+    html = client.get(f"/embed?collection=vietnam&size={size}").get_data(as_text=True)
+    tree = lxml.html.fromstring(html)
+    script_code = tree.get_element_by_id("code-script").text_content()
+    frame_code = tree.get_element_by_id("code-iframe").text_content()
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    # The script widget, inline in a blog post.
+    page.goto(blog.page(script_code, name=f"script-{size}.html"))
+    page.wait_for_selector(".samizdat-embed", timeout=15000)
+    got = page.evaluate(f"() => ({WHOLE_TEXT})(document.querySelector('.samizdat-embed').shadowRoot)")
+    assert got["text"] in long_fragments.texts
+    assert not got["clipped"] and not got["ellipsis"] and not got["nowrap"] and got["inside"], (size, got)
+    # The frame, at the width and height the builder's code gives it: no scrolling, no cut.
+    page.goto(blog.page(frame_code, name=f"frame-{size}.html"))
+    frame = page.frames[1]
+    frame.wait_for_selector(".samizdat-embed", timeout=15000)
+    got = frame.evaluate(f"() => ({WHOLE_TEXT})(document.querySelector('.samizdat-embed').shadowRoot)")
+    assert got["text"] in long_fragments.texts
+    assert not got["clipped"] and not got["ellipsis"] and got["inside"] and got["page"], (size, got)
+    # A fragment page's oEmbed card (no script) at this size.
+    fragment_id = next(iter(long_fragments.ids))
+    card = client.get("/oembed", query_string={
+        "url": f"{long_fragments.url}/fragments/{fragment_id}?size={size}"}).get_json()
+    page.goto(blog.page(card["html"], name=f"card-{size}.html"))
+    frame = page.frames[1]
+    frame.wait_for_selector("blockquote", timeout=15000)
+    got = frame.evaluate(f"() => ({WHOLE_TEXT})(document)")
+    assert got["text"] in long_fragments.texts
+    assert not got["clipped"] and not got["ellipsis"] and got["inside"] and got["page"], (size, got)
+    page.close()
