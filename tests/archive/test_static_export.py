@@ -254,6 +254,32 @@ def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only
     assert broken_links(export_dir(published)) == []
 
 
+def header(page: str) -> str:
+    """The reader header of an exported page."""
+    return re.search(r'<header class="reader">.*?</header>', page, re.S).group(0)
+
+
+def test_the_vietnamese_copy_speaks_vietnamese_and_its_header_stays_in_it(local_app):
+    # `flask archive publish`: every page rendered inside the one app context of the command.
+    assert local_app.test_cli_runner().invoke(args=["archive", "publish"]).exit_code == 0
+    root = export_dir(local_app)
+    front = (root / "vi/index.html").read_text()
+    assert '<html lang="vi">' in front and "Những trang web bị chính quyền chặn, vẫn đọc được" in front
+    assert "Pages governments blocked, kept readable" not in front
+    listing = (root / "vi/archive/index.html").read_text()
+    assert '<html lang="vi">' in listing and "Bản lưu mới nhất trước" in listing
+    timeline = (root / "vi/archive/1/index.html").read_text()
+    assert '<html lang="vi">' in timeline and "Các bản lưu, mới nhất trước" in timeline
+    english = (root / "archive/1/index.html").read_text()
+    assert '<html lang="en">' in english and "Captures, newest first" in english
+    # The header's "Samizdat" and "Archive" stay in the Vietnamese half of the copy.
+    assert '<a class="brand" href="index.html">Samizdat</a>' in header(front)
+    assert '<a href="archive/index.html">Kho lưu trữ</a>' in header(front)
+    assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(timeline)
+    assert '<a href="../index.html">Kho lưu trữ</a>' in header(timeline)
+    assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(english)
+
+
 def test_the_listing_and_the_timelines_are_exported_page_by_page(local_app):
     rt = local_app.extensions["samizdat"]
     with rt.Session() as session:
