@@ -184,8 +184,11 @@ def language_links() -> list[dict[str, object]]:
 
 
 def reader_datetime(moment: datetime) -> str:
-    """A capture's time for readers, in their language: "Nov 5, 2026 14:07 UTC"."""
-    return f"{format_date(moment, 'medium')} {format_time(moment, 'HH:mm')} UTC"
+    """A capture's time for readers, in their language: "Nov 5, 2026 14:07:31 UTC".
+
+    With seconds: two captures a few seconds apart must not look like one.
+    """
+    return f"{format_date(moment, 'medium')} {format_time(moment, 'HH:mm:ss')} UTC"
 
 
 def keep_language_in_links(bp: Blueprint, *, except_endpoints: tuple[str, ...] = ()) -> None:

@@ -190,14 +190,14 @@ def test_a_vietnamese_timeline_shows_vietnamese_dates_and_links_keep_the_languag
     page = response.get_data(as_text=True)
     assert html_lang(page) == "vi"
     day = format_date(fetched_at, "medium", locale="vi")  # "25 thg 11, 2026"
-    assert "thg" in day and f"{day} {fetched_at:%H:%M} UTC" in page
+    assert "thg" in day and f"{day} {fetched_at:%H:%M:%S} UTC" in page
     assert "Các bản lưu, mới nhất trước" in page and "bản đầu tiên" in page
     assert f'href="/captures/{capture_id}/?lang=vi"' in page
     assert f'href="/captures/{capture_id}/replay?lang=vi"' in page
     assert_keeps_vietnamese(page)
 
     english = client.get(f"/archive/{source_id}").get_data(as_text=True)
-    assert f"{format_date(fetched_at, 'medium', locale='en')} {fetched_at:%H:%M} UTC" in english
+    assert f"{format_date(fetched_at, 'medium', locale='en')} {fetched_at:%H:%M:%S} UTC" in english
     assert "Captures, newest first" in english and f'href="/captures/{capture_id}/"' in english
 
 
