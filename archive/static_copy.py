@@ -68,6 +68,9 @@ LIVE_ONLY: tuple[str, ...] = (
     r"/manage/.*",                    # the archivists' workspace
     r"/login(\?.*)?",
 )
+# Form actions the copy answers itself: its front page in each language, whose search script
+# (search.js) reads ?q=. Every other form goes to the live site.
+COPY_ANSWERS: tuple[str, ...] = (r"/(\?lang=\w+)?",)
 
 # In the WSGI environ of the exporter's requests (no HTTP client can set an environ key): the
 # copy's own stable URLs, which its pages' "Blocked?" link shows.
@@ -208,19 +211,18 @@ _ATTRIBUTE = re.compile(r"""(\s(?:href|src|action|poster|data)\s*=\s*)("([^"]*)"
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]*)\1\s*\)""")
 _IFRAME_WITHOUT_SANDBOX = re.compile(r"<iframe\b(?![^>]*\ssandbox\b)", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
-_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 def static_csp(settings: Settings) -> str:
     """The policy the exported pages carry in a <meta> (a static host sends no CSP header).
 
     No script but the copy's own search script, nothing loaded from elsewhere, frames only of the
-    copy itself; forms may only go to the live site (a static copy cannot answer them).
+    copy itself; forms may only go to the copy's own search or the live site.
     """
     live = _origin(settings.public_url)
     return ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-src 'self'; "
-            f"base-uri 'none'; form-action {live}")
+            f"base-uri 'none'; form-action 'self' {live}")
 
 
 def _origin(url: str) -> str:
@@ -237,6 +239,7 @@ class LinkMap:
         self.own_hosts = {"localhost", urlsplit(settings.public_url).netloc}
         self.files: dict[str, str] = {}  # URL (path[?page=N]) → export path of what is exported
         self.live_only = [re.compile(p) for p in live_only]
+        self.copy_answers = [re.compile(p) for p in COPY_ANSWERS]
 
     def internal(self, value: str, base_url: str) -> tuple[str, str] | None:
         """(``path[?query]``, ``#fragment``) when ``value`` names a page of this app, else None."""
@@ -277,12 +280,13 @@ class LinkMap:
 
     def rewrite(self, value: str, page_url: str, page_file: str, live: bool = False) -> str:
         """``value`` as a link from ``page_file``: relative if exported, the live site's otherwise
-        (always the live site's with ``live``: a form's query needs a server to answer it)."""
+        (always the live site's with ``live``: a form's query needs a server to answer it, unless
+        the copy answers it itself, ``COPY_ANSWERS``)."""
         found = self.internal(value, page_url)
         if found is None:
             return value
         key, fragment = found
-        if live:
+        if live and not any(p.fullmatch(key) for p in self.copy_answers):
             return self.live + key + fragment
         target = self.target(key)
         if target is not None:
@@ -295,8 +299,7 @@ class LinkMap:
                                 "(export it in page_paths or name it in LIVE_ONLY): the static copy was not changed")
 
 
-def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str,
-                 extra_body: str = "") -> str:
+def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str) -> str:
     """The page with relative links, every iframe sandboxed and the CSP in a <meta>."""
 
     def attribute(match: re.Match) -> str:
@@ -311,11 +314,7 @@ def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: 
     text = _IFRAME_WITHOUT_SANDBOX.sub('<iframe sandbox=""', text)
     meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=True)}">'
     head = _HEAD.search(text)
-    text = text[:head.end()] + meta + text[head.end():] if head else meta + text
-    if extra_body:
-        end = list(_BODY_END.finditer(text))
-        text = text[:end[-1].start()] + extra_body + text[end[-1].start():] if end else text + extra_body
-    return text
+    return text[:head.end()] + meta + text[head.end():] if head else meta + text
 
 
 def redirect_page(target: str, live: bool) -> str:
@@ -448,6 +447,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
     links = LinkMap(settings)
     rendered, files = _render_all(app, session, links, extra_paths, copy_urls or {})
     links.files[f"/{SEARCH_INDEX}"] = SEARCH_INDEX
+    links.files[f"/{SEARCH_SCRIPT}"] = SEARCH_SCRIPT
     csp = static_csp(settings)
     out: dict[str, ExportedFile] = {}
 
@@ -463,8 +463,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
             page = redirect_page(target, target.startswith(links.live))
             add(item.file, page.encode(), "text/html; charset=utf-8")
         elif item.content_type == "text/html":
-            extra = f'<script src="{SEARCH_SCRIPT}" defer></script>' if item.file == front else ""
-            text = rewrite_html(item.body.decode("utf-8", "replace"), links, item.url, item.file, csp, extra)
+            text = rewrite_html(item.body.decode("utf-8", "replace"), links, item.url, item.file, csp)
             add(item.file, text.encode(), "text/html; charset=utf-8")
             report.pages += 1
         elif item.content_type == "text/css":
@@ -740,6 +739,11 @@ _state_cache: dict[str, tuple[int, dict[str, str]]] = {}
 _SAFE_SCHEMES = ("https://", "http://", "ipfs://", "ipns://")
 
 
+def in_static_copy() -> bool:
+    """Whether the page is being rendered for the static copy (its search is the copy's own)."""
+    return has_request_context() and EXPORT_ENVIRON in request.environ
+
+
 def latest_static_copy() -> dict[str, str]:
     """The latest export's URLs (``gateway``, ``ipfs``, ``ipns``, ``s3``), re-read when it changes.
 
@@ -747,7 +751,7 @@ def latest_static_copy() -> dict[str, str]:
     S3), which the exporter passes in: a page naming the previous root CID would differ every
     time, and no export would ever find its pages unchanged.
     """
-    if has_request_context() and EXPORT_ENVIRON in request.environ:
+    if in_static_copy():
         return request.environ[EXPORT_ENVIRON]
     return _latest_urls()
 
@@ -773,3 +777,4 @@ def _latest_urls() -> dict[str, str]:
 # Carries the template global the reader's layout (archive/base.html) reads.
 bp = Blueprint("static_copy", __name__)
 bp.add_app_template_global(latest_static_copy, "latest_static_copy")
+bp.add_app_template_global(in_static_copy, "in_static_copy")

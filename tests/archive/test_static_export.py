@@ -3,12 +3,15 @@ S3 server and the js-ipfs daemon, opened from the js-ipfs gateway in Chromium.""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
 import posixpath
 import re
+import threading
 import urllib.request
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -131,8 +134,10 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
         assert (root / path).is_file(), path
     front = (root / "index.html").read_text()
     live = published.extensions["samizdat"].settings.public_url
-    # What needs a server goes to the live site, said outright: forms, diffs, WACZ downloads.
-    assert f'action="{live}/archive"' in front and 'href="archive/static/reader.css"' in front
+    # What needs a server goes to the live site, said outright: diffs, WACZ downloads; the
+    # header's search is the copy's own (its front page).
+    assert 'action="index.html"' in front and 'href="archive/static/reader.css"' in front
+    assert f'action="{live}' not in front
     timeline = (root / "archive/1/index.html").read_text()
     assert f'href="{live}/archive/1/export.wacz"' in timeline
     assert 'href="../../captures/1/index.html"' in timeline
@@ -168,8 +173,8 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
         entries = json.loads((root / SEARCH_INDEX).read_bytes())["entries"]
         assert len(entries) == 2 and all(e["x"] and len(e["x"]) <= 161 for e in entries)
         assert report.search_index_bytes == (root / SEARCH_INDEX).stat().st_size < 2048
-        page.fill(".static-search input", max(title.split(), key=len))
-        page.locator(".static-search li a").first.click()
+        page.fill("#site-search", max(title.split(), key=len))
+        page.locator("#copy-search li a").first.click()
         page.wait_for_url(f"{copy_root}archive/*/index.html")
     finally:
         page.close()
@@ -278,6 +283,66 @@ def test_the_vietnamese_copy_speaks_vietnamese_and_its_header_stays_in_it(local_
     assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(timeline)
     assert '<a href="../index.html">Kho lưu trữ</a>' in header(timeline)
     assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(english)
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    """The standard library's file server without a log line per request."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def folder_server(local_app):
+    """The public directory served over HTTP on loopback, as any static host would serve the copy."""
+    public = local_app.extensions["samizdat"].settings.public_path
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(public)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{EXPORT_LINK}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_copys_header_search_is_its_own_and_says_why_it_cannot_run_from_a_folder(
+        local_app, folder_server, chromium):
+    publish_static(local_app)
+    root = export_dir(local_app)
+    live = local_app.extensions["samizdat"].settings.public_url
+    # No header search of the copy sends the reader to the live site (blocked: an error page).
+    for page_file in root.rglob("index.html"):
+        match = re.search(r'<form class="search" role="search" method="get" action="([^"]*)"',
+                          page_file.read_text())
+        if match:
+            assert not match.group(1).startswith(live), page_file
+    assert 'action="../../index.html"' in header((root / "vi/archive/1/index.html").read_text())
+    title = next(iter(json.loads((root / SEARCH_INDEX).read_bytes())["entries"]))["t"]
+    word = max(title.split(), key=len)
+    page = chromium.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        # From a web address: the header's search on any page is answered by the copy's front page.
+        for language, heading in (("", "Search this copy"), ("vi/", "Tìm trong bản sao này")):
+            page.goto(f"{folder_server}{language}archive/1/index.html")
+            page.fill("#site-search", word)
+            page.press("#site-search", "Enter")
+            page.wait_for_url(f"{folder_server}{language}index.html?q=*")
+            results = page.locator("#copy-search")
+            assert results.locator("h2").inner_text() == heading
+            results.locator("li a").first.click()
+            page.wait_for_url(f"{folder_server}{language}archive/1/index.html")
+        # From a folder: the browser will not let the script read its index; it says so.
+        page.goto((root / "archive/1/index.html").resolve().as_uri())
+        page.fill("#site-search", word)
+        page.press("#site-search", "Enter")
+        page.wait_for_url("file://**/index.html?q=*")
+        notice = page.locator("#copy-search .copy-search-unavailable")
+        notice.wait_for(state="visible")
+        assert "cannot run here" in notice.inner_text()
+        assert page.locator("#site-search").input_value() == word
+    finally:
+        page.close()
+    assert [u for u in requests if u.startswith(live)] == []
 
 
 def test_the_listing_and_the_timelines_are_exported_page_by_page(local_app):
