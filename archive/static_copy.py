@@ -51,9 +51,16 @@ FILE_ENDPOINT = "replay.capture_file"
 # Roles whose files a browser renders (the offline copy and its images and stylesheets); the
 # others (the page as served, the WARC, the manifest) are downloads.
 RENDERED_ROLES = {"offline", "asset"}
-# Downloads a browser or a gateway would render as a document (the page as served keeps its
-# scripts) are exported with ".txt" appended: the bytes, and so their sha256, stay the same.
-_RENDERABLE_SUFFIXES = (".html", ".htm", ".xhtml", ".svg", ".xml", ".shtml")
+# A static host sends no CSP, so a captured file that can run script (SVG, HTML, XML…) would run
+# it in the copy's origin when opened. An asset stays a rendered file only when both its type and
+# its name (which gateways and folders go by) are ones no browser runs script from; any other is
+# exported as a download, like the page as served.
+_INERT_ASSET_TYPES = {"text/css", "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
+                      "image/bmp", "image/x-icon", "image/vnd.microsoft.icon"}
+_INERT_ASSET_SUFFIXES = (".css", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".bmp", ".ico")
+# Downloads keep their name only with a suffix no browser or gateway renders as a document; any
+# other gets ".txt" appended (shown as text): the bytes, and so their sha256, stay the same.
+_KEPT_DOWNLOAD_SUFFIXES = (".gz", ".json", ".pdf", ".txt")
 
 # Links the copy deliberately leaves to the live site, absolute and explicit: they need a server
 # (the listing's search, facet filters and sorting; a diff of any two captures; a WACZ built on
@@ -118,8 +125,14 @@ class CaptureFile:
 
     @property
     def download(self) -> bool:
-        """Whether readers take this file away rather than view it."""
-        return self.role not in RENDERED_ROLES
+        """Whether readers take this file away rather than view it (every file that could run
+        script when opened from the copy's origin)."""
+        if self.role not in RENDERED_ROLES:
+            return True
+        if self.role == "asset":
+            kind = (self.content_type or "").split(";", 1)[0].strip().lower()
+            return kind not in _INERT_ASSET_TYPES or not self.name.lower().endswith(_INERT_ASSET_SUFFIXES)
+        return False
 
 
 def capture_files(session: Session) -> Iterator[CaptureFile]:
@@ -143,6 +156,7 @@ class ExportedFile:
     size: int
     content_type: str
     immutable: bool = False
+    download: bool = False  # sent as an attachment where the destination can say so (S3)
     data: bytes | None = None  # rendered pages and assets
     blob: str | None = None  # captures' files: read from the local spool when written
 
@@ -197,7 +211,7 @@ def export_path(url: str) -> str:
 
 def _file_export_path(url: str, download: bool) -> str:
     path = unquote(urlsplit(url).path).lstrip("/")
-    if download and path.lower().endswith(_RENDERABLE_SUFFIXES):
+    if download and not path.lower().endswith(_KEPT_DOWNLOAD_SUFFIXES):
         return path + ".txt"
     return path
 
@@ -476,7 +490,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
         ctype = "application/octet-stream" if f.download else (f.content_type or "application/octet-stream")
         if path in out:
             raise StaticExportError(f"capture {f.capture_id}'s {f.name} would overwrite {path}")
-        out[path] = ExportedFile(path, f.sha256, f.size, ctype, True, blob=f.sha256)
+        out[path] = ExportedFile(path, f.sha256, f.size, ctype, True, download=f.download, blob=f.sha256)
     if front in out:
         add(SEARCH_SCRIPT, _search_script(), "text/javascript; charset=utf-8")
     index = _search_index(session, links)
@@ -632,7 +646,8 @@ def publish_site(site: StaticSite, files: list[ExportedFile], directory: Path, m
         for start in range(0, len(changed), PUT_BATCH):
             batch = changed[start:start + PUT_BATCH]
             site.put([SiteFile(f.path, directory / f.path, f.content_type,
-                               IMMUTABLE if f.immutable else PAGE_CACHE, f.immutable) for f in batch], report)
+                               IMMUTABLE if f.immutable else PAGE_CACHE, f.immutable, f.download)
+                      for f in batch], report)
             done.update((f.path, f.sha256) for f in batch)
         if removed:
             site.delete(removed, report)

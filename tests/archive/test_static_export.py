@@ -11,11 +11,13 @@ import posixpath
 import re
 import threading
 import urllib.request
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
 from flask import Flask, url_for
+from playwright.sync_api import Error as PlaywrightError
 
 from archive.static_copy import (
     EXPORT_LINK,
@@ -343,6 +345,75 @@ def test_the_copys_header_search_is_its_own_and_says_why_it_cannot_run_from_a_fo
     finally:
         page.close()
     assert [u for u in requests if u.startswith(live)] == []
+
+
+# An image that runs script when opened as a document: what a hostile source could serve.
+SCRIPTED_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/>'
+                b'<script>localStorage.setItem("pwned", "1"); document.title = "PWNED";</script></svg>')
+
+
+class _ScriptedImageSite(BaseHTTPRequestHandler):
+    """A page whose image is an SVG carrying a script."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        if self.path == "/logo.svg":
+            body, kind = SCRIPTED_SVG, "image/svg+xml"
+        else:
+            body = (b"<!doctype html><html><head><title>Scripted image</title></head><body><main>"
+                    b"<h1>Scripted image</h1><img src='/logo.svg' alt='logo'><p>" + b"Words. " * 40
+                    + b"</p></main></body></html>")
+            kind = "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_no_file_of_the_copy_runs_script_on_s3(tmp_path, sqlite_url, s3_server, bucket, chromium):
+    source_site = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedImageSite)
+    threading.Thread(target=source_site.serve_forever, daemon=True).start()
+    app = create_app(make_settings(tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url,
+                                   s3_bucket=bucket))
+    try:
+        rt = app.extensions["samizdat"]
+        with rt.Session() as session:
+            source_id = add_source(session, f"http://127.0.0.1:{source_site.server_address[1]}/", 60).source.id
+            session.commit()
+        capture_id = capture_source(rt, source_id).capture_id
+        with rt.Session() as session:
+            svg = session.query(CapturePart).filter_by(capture_id=capture_id, role="asset").one()
+            assert svg.content_type == "image/svg+xml" and svg.name.endswith(".svg")
+            name = svg.name
+        report = publish_static(app)
+        assert not report.failures, report.failures
+        exported = [p for p in export_dir(app).rglob("*") if p.name.startswith(name.rsplit("/", 1)[-1])]
+        assert [p.name for p in exported] == [name.rsplit("/", 1)[-1] + ".txt"]
+        key = f"site/{file_path(app, capture_id, name)}.txt"
+        head = boto3.client("s3", endpoint_url=s3_server.endpoint_url).head_object(Bucket=bucket, Key=key)
+        assert head["ContentType"] == "application/octet-stream"
+        assert head["ContentDisposition"] == "attachment"
+        base = rt.settings.s3_public_base
+        page = chromium.new_page()
+        try:
+            for url in (f"{base}/{key}", f"{base}/site/{file_path(app, capture_id, name)}"):
+                try:
+                    page.goto(url)
+                except PlaywrightError:
+                    pass  # a download (or no such key): nothing was shown, nothing ran
+                page.wait_for_timeout(300)
+                assert page.title() != "PWNED", url
+            page.goto(f"{base}/site/index.html")
+            assert page.evaluate('localStorage.getItem("pwned")') is None
+        finally:
+            page.close()
+    finally:
+        app.extensions["samizdat"].dispose()
+        source_site.shutdown()
+        source_site.server_close()
 
 
 def test_the_listing_and_the_timelines_are_exported_page_by_page(local_app):
