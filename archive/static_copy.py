@@ -51,9 +51,16 @@ FILE_ENDPOINT = "replay.capture_file"
 # Roles whose files a browser renders (the offline copy and its images and stylesheets); the
 # others (the page as served, the WARC, the manifest) are downloads.
 RENDERED_ROLES = {"offline", "asset"}
-# Downloads a browser or a gateway would render as a document (the page as served keeps its
-# scripts) are exported with ".txt" appended: the bytes, and so their sha256, stay the same.
-_RENDERABLE_SUFFIXES = (".html", ".htm", ".xhtml", ".svg", ".xml", ".shtml")
+# A static host sends no CSP, so a captured file that can run script (SVG, HTML, XML…) would run
+# it in the copy's origin when opened. An asset stays a rendered file only when both its type and
+# its name (which gateways and folders go by) are ones no browser runs script from; any other is
+# exported as a download, like the page as served.
+_INERT_ASSET_TYPES = {"text/css", "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
+                      "image/bmp", "image/x-icon", "image/vnd.microsoft.icon"}
+_INERT_ASSET_SUFFIXES = (".css", ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".bmp", ".ico")
+# Downloads keep their name only with a suffix no browser or gateway renders as a document; any
+# other gets ".txt" appended (shown as text): the bytes, and so their sha256, stay the same.
+_KEPT_DOWNLOAD_SUFFIXES = (".gz", ".json", ".pdf", ".txt")
 
 # Links the copy deliberately leaves to the live site, absolute and explicit: they need a server
 # (the listing's search, facet filters and sorting; a diff of any two captures; a WACZ built on
@@ -68,6 +75,9 @@ LIVE_ONLY: tuple[str, ...] = (
     r"/manage/.*",                    # the archivists' workspace
     r"/login(\?.*)?",
 )
+# Form actions the copy answers itself: its front page in each language, whose search script
+# (search.js) reads ?q=. Every other form goes to the live site.
+COPY_ANSWERS: tuple[str, ...] = (r"/(\?lang=\w+)?",)
 
 # In the WSGI environ of the exporter's requests (no HTTP client can set an environ key): the
 # copy's own stable URLs, which its pages' "Blocked?" link shows.
@@ -115,8 +125,14 @@ class CaptureFile:
 
     @property
     def download(self) -> bool:
-        """Whether readers take this file away rather than view it."""
-        return self.role not in RENDERED_ROLES
+        """Whether readers take this file away rather than view it (every file that could run
+        script when opened from the copy's origin)."""
+        if self.role not in RENDERED_ROLES:
+            return True
+        if self.role == "asset":
+            kind = (self.content_type or "").split(";", 1)[0].strip().lower()
+            return kind not in _INERT_ASSET_TYPES or not self.name.lower().endswith(_INERT_ASSET_SUFFIXES)
+        return False
 
 
 def capture_files(session: Session) -> Iterator[CaptureFile]:
@@ -140,6 +156,7 @@ class ExportedFile:
     size: int
     content_type: str
     immutable: bool = False
+    download: bool = False  # sent as an attachment where the destination can say so (S3)
     data: bytes | None = None  # rendered pages and assets
     blob: str | None = None  # captures' files: read from the local spool when written
 
@@ -194,7 +211,7 @@ def export_path(url: str) -> str:
 
 def _file_export_path(url: str, download: bool) -> str:
     path = unquote(urlsplit(url).path).lstrip("/")
-    if download and path.lower().endswith(_RENDERABLE_SUFFIXES):
+    if download and not path.lower().endswith(_KEPT_DOWNLOAD_SUFFIXES):
         return path + ".txt"
     return path
 
@@ -208,19 +225,18 @@ _ATTRIBUTE = re.compile(r"""(\s(?:href|src|action|poster|data)\s*=\s*)("([^"]*)"
 _CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]*)\1\s*\)""")
 _IFRAME_WITHOUT_SANDBOX = re.compile(r"<iframe\b(?![^>]*\ssandbox\b)", re.IGNORECASE)
 _HEAD = re.compile(r"<head\b[^>]*>", re.IGNORECASE)
-_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 def static_csp(settings: Settings) -> str:
     """The policy the exported pages carry in a <meta> (a static host sends no CSP header).
 
     No script but the copy's own search script, nothing loaded from elsewhere, frames only of the
-    copy itself; forms may only go to the live site (a static copy cannot answer them).
+    copy itself; forms may only go to the copy's own search or the live site.
     """
     live = _origin(settings.public_url)
     return ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' data:; "
             "style-src 'self' 'unsafe-inline'; font-src 'self' data:; frame-src 'self'; "
-            f"base-uri 'none'; form-action {live}")
+            f"base-uri 'none'; form-action 'self' {live}")
 
 
 def _origin(url: str) -> str:
@@ -237,6 +253,7 @@ class LinkMap:
         self.own_hosts = {"localhost", urlsplit(settings.public_url).netloc}
         self.files: dict[str, str] = {}  # URL (path[?page=N]) → export path of what is exported
         self.live_only = [re.compile(p) for p in live_only]
+        self.copy_answers = [re.compile(p) for p in COPY_ANSWERS]
 
     def internal(self, value: str, base_url: str) -> tuple[str, str] | None:
         """(``path[?query]``, ``#fragment``) when ``value`` names a page of this app, else None."""
@@ -277,12 +294,13 @@ class LinkMap:
 
     def rewrite(self, value: str, page_url: str, page_file: str, live: bool = False) -> str:
         """``value`` as a link from ``page_file``: relative if exported, the live site's otherwise
-        (always the live site's with ``live``: a form's query needs a server to answer it)."""
+        (always the live site's with ``live``: a form's query needs a server to answer it, unless
+        the copy answers it itself, ``COPY_ANSWERS``)."""
         found = self.internal(value, page_url)
         if found is None:
             return value
         key, fragment = found
-        if live:
+        if live and not any(p.fullmatch(key) for p in self.copy_answers):
             return self.live + key + fragment
         target = self.target(key)
         if target is not None:
@@ -295,8 +313,7 @@ class LinkMap:
                                 "(export it in page_paths or name it in LIVE_ONLY): the static copy was not changed")
 
 
-def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str,
-                 extra_body: str = "") -> str:
+def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str) -> str:
     """The page with relative links, every iframe sandboxed and the CSP in a <meta>."""
 
     def attribute(match: re.Match) -> str:
@@ -311,11 +328,7 @@ def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: 
     text = _IFRAME_WITHOUT_SANDBOX.sub('<iframe sandbox=""', text)
     meta = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp, quote=True)}">'
     head = _HEAD.search(text)
-    text = text[:head.end()] + meta + text[head.end():] if head else meta + text
-    if extra_body:
-        end = list(_BODY_END.finditer(text))
-        text = text[:end[-1].start()] + extra_body + text[end[-1].start():] if end else text + extra_body
-    return text
+    return text[:head.end()] + meta + text[head.end():] if head else meta + text
 
 
 def redirect_page(target: str, live: bool) -> str:
@@ -448,6 +461,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
     links = LinkMap(settings)
     rendered, files = _render_all(app, session, links, extra_paths, copy_urls or {})
     links.files[f"/{SEARCH_INDEX}"] = SEARCH_INDEX
+    links.files[f"/{SEARCH_SCRIPT}"] = SEARCH_SCRIPT
     csp = static_csp(settings)
     out: dict[str, ExportedFile] = {}
 
@@ -463,8 +477,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
             page = redirect_page(target, target.startswith(links.live))
             add(item.file, page.encode(), "text/html; charset=utf-8")
         elif item.content_type == "text/html":
-            extra = f'<script src="{SEARCH_SCRIPT}" defer></script>' if item.file == front else ""
-            text = rewrite_html(item.body.decode("utf-8", "replace"), links, item.url, item.file, csp, extra)
+            text = rewrite_html(item.body.decode("utf-8", "replace"), links, item.url, item.file, csp)
             add(item.file, text.encode(), "text/html; charset=utf-8")
             report.pages += 1
         elif item.content_type == "text/css":
@@ -477,7 +490,7 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
         ctype = "application/octet-stream" if f.download else (f.content_type or "application/octet-stream")
         if path in out:
             raise StaticExportError(f"capture {f.capture_id}'s {f.name} would overwrite {path}")
-        out[path] = ExportedFile(path, f.sha256, f.size, ctype, True, blob=f.sha256)
+        out[path] = ExportedFile(path, f.sha256, f.size, ctype, True, download=f.download, blob=f.sha256)
     if front in out:
         add(SEARCH_SCRIPT, _search_script(), "text/javascript; charset=utf-8")
     index = _search_index(session, links)
@@ -633,7 +646,8 @@ def publish_site(site: StaticSite, files: list[ExportedFile], directory: Path, m
         for start in range(0, len(changed), PUT_BATCH):
             batch = changed[start:start + PUT_BATCH]
             site.put([SiteFile(f.path, directory / f.path, f.content_type,
-                               IMMUTABLE if f.immutable else PAGE_CACHE, f.immutable) for f in batch], report)
+                               IMMUTABLE if f.immutable else PAGE_CACHE, f.immutable, f.download)
+                      for f in batch], report)
             done.update((f.path, f.sha256) for f in batch)
         if removed:
             site.delete(removed, report)
@@ -740,6 +754,11 @@ _state_cache: dict[str, tuple[int, dict[str, str]]] = {}
 _SAFE_SCHEMES = ("https://", "http://", "ipfs://", "ipns://")
 
 
+def in_static_copy() -> bool:
+    """Whether the page is being rendered for the static copy (its search is the copy's own)."""
+    return has_request_context() and EXPORT_ENVIRON in request.environ
+
+
 def latest_static_copy() -> dict[str, str]:
     """The latest export's URLs (``gateway``, ``ipfs``, ``ipns``, ``s3``), re-read when it changes.
 
@@ -747,7 +766,7 @@ def latest_static_copy() -> dict[str, str]:
     S3), which the exporter passes in: a page naming the previous root CID would differ every
     time, and no export would ever find its pages unchanged.
     """
-    if has_request_context() and EXPORT_ENVIRON in request.environ:
+    if in_static_copy():
         return request.environ[EXPORT_ENVIRON]
     return _latest_urls()
 
@@ -773,3 +792,4 @@ def _latest_urls() -> dict[str, str]:
 # Carries the template global the reader's layout (archive/base.html) reads.
 bp = Blueprint("static_copy", __name__)
 bp.add_app_template_global(latest_static_copy, "latest_static_copy")
+bp.add_app_template_global(in_static_copy, "in_static_copy")

@@ -124,6 +124,7 @@ def source_timeline(source_id: int):
         .order_by(Capture.fetched_at.desc(), Capture.id.desc()).limit(1)
     ).first()
     pages = max(1, -(-total // per_page))
+    newest = newest_pair(source.id) if page == 1 else None
     return reader_page(render_template(
         "archive/timeline.html",
         source=source,
@@ -138,15 +139,28 @@ def source_timeline(source_id: int):
         replay_path=capture_replay_path,
         export_url=f"{source_timeline_path(source.id)}/export.wacz",
         diff_url=f"{source_timeline_path(source.id)}/diff",
+        # Compare is ready to press: the two newest stored versions are chosen already.
+        pick_from=newest[0] if newest else None,
+        pick_to=newest[1] if newest else None,
     ))
+
+
+def newest_pair(source_id: int) -> tuple[int, int] | None:
+    """(older, newer): the ids of the source's two newest stored captures, or None with fewer.
+
+    Stored ones only (first or changed copies): an unchanged check holds the same text as the
+    copy it matched, so comparing with it shows nothing.
+    """
+    ids = db_session().scalars(
+        select(Capture.id).where(Capture.source_id == source_id, Capture.status == OK)
+        .order_by(Capture.fetched_at.desc(), Capture.id.desc()).limit(2)
+    ).all()
+    return (ids[1], ids[0]) if len(ids) == 2 else None
 
 
 def _capture_arg(name: str) -> int:
     """The capture id in query parameter ``name``; a 400 with the reason for anything else."""
     raw = request.args.get(name, "")
-    if not raw:
-        abort(400, _("say which captures to compare: ?from=<capture id>&to=<capture id> "
-                     "(%(name)s is missing)", name=name))
     capture_id = database_id(raw)
     if capture_id is None:
         abort(400, _("%(name)s must be a capture id (a whole number), not %(value)s",
@@ -168,6 +182,16 @@ def _comparable(source: Source, capture_id: int) -> Capture:
 def source_diff(source_id: int):
     """What changed in the text between two captures of a source: words inserted and deleted."""
     source = live_source(source_id)
+    if not request.args.get("from") or not request.args.get("to"):
+        # A reader pressed Compare without choosing two captures: say how, on a page of ours.
+        newest = newest_pair(source.id)
+        return reader_page(render_template(
+            "archive/choose_diff.html",
+            source=source,
+            timeline_url=source_timeline_path(source.id),
+            newest_url=(f"{source_timeline_path(source.id)}/diff?from={newest[0]}&to={newest[1]}"
+                        if newest else None),
+        ), 400)
     older_id, newer_id = _capture_arg("from"), _capture_arg("to")
     older, newer = _comparable(source, older_id), _comparable(source, newer_id)
     diff = None

@@ -180,6 +180,6 @@ def bulk_form():
         flash(
             f"Not approved: {len(decision.skipped)} fragment(s) you edited yourself ({shortened}); "
             "another archivist must approve them.",
-            "error",
+            "info",  # the rule working as meant, not a failure
         )
     return _back()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from accounts.audit import cli_actor, record
 from mirror.models import Source
-from mirror.importer import MAX_CLI_IMPORT_ROWS, import_sources, read_import_file
+from mirror.importer import import_sources, read_import_file
 from mirror.jobs import enqueue, run_jobs
 from mirror.pipeline import MAX_DOCUMENT_BYTES, active_source_ids, capture_document
 from mirror.rebuild import RebuildError, plan_rebuild, rebuild_index, save_index_state
@@ -90,7 +90,6 @@ def sources_import(
                 summary = import_sources(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
-                    max_rows=MAX_CLI_IMPORT_ROWS,  # the operator's own file: a higher cap
                     active=not paused, actor=cli_actor(),
                 )
             except SamizdatError as exc:

@@ -28,13 +28,12 @@ from samizdat.text import unstorable_reason
 
 CITIZENLAB_HEADER = ["url", "category_code", "category_description", "date_added", "source", "notes"]
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
-# One web request imports at most this many rows (valid or not). Citizen Lab's largest list has
-# a few thousand, so a bigger file is a mistake or an attack.
+# One import (the page, the API or `flask sources import`) takes at most this many rows, valid
+# or not: one limit, so a file the CLI takes is never refused by the page. Citizen Lab's largest
+# list has a few thousand, so a bigger file is a mistake or an attack; and an import is one
+# transaction whose new rows are held in memory, so a million-row file is refused in one line
+# instead of growing the process by gigabytes (tests/security/test_huge_inputs.py measures it).
 MAX_IMPORT_ROWS = 20_000
-# The operator's own file through `flask sources import`: more, but still one transaction whose
-# new rows are held in memory, so a million-row file is refused in one line instead of growing
-# the process by gigabytes (tests/security/test_huge_inputs.py measures it).
-MAX_CLI_IMPORT_ROWS = 100_000
 # An import reports every invalid row in its count, but echoes back only the first ones, each
 # reason cut short: a file of garbage must not come back many times larger than it went in.
 MAX_REPORTED_INVALID = 100

@@ -14,7 +14,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Flask, current_app, g, has_request_context, request
+from flask.ctx import _AppCtxGlobals
 from flask_babel import Babel, format_date, format_time, get_locale
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 LANGUAGES = ("en", "vi")
@@ -25,6 +28,47 @@ LANG_ARG = "lang"
 LANGUAGE_NAMES = {"en": "English", "vi": "Tiếng Việt"}
 _NEGOTIATED = "_samizdat_language_negotiated"
 _AVAILABLE = "samizdat.languages"
+# Where Flask-Babel keeps the locale and catalogue it chose (an attribute of ``g``).
+_BABEL_CACHE = "_flask_babel"
+
+
+class RequestLanguageGlobals(_AppCtxGlobals):
+    """Flask's ``g``, except that Flask-Babel's cache of the chosen locale and catalogue belongs
+    to the request, not to the app context.
+
+    Requests made inside one app context (the static export's test-client GETs under
+    ``flask archive publish``, a test) share ``g``: with the cache there, the first page's
+    language stuck to every later one, and the copy's ``vi/`` pages came out in English.
+    """
+
+    # _AppCtxGlobals sets and deletes through its own __setattr__/__delattr__ (into __dict__),
+    # so these three catch Flask-Babel's attribute rather than a property.
+    def __getattr__(self, name: str):
+        if name == _BABEL_CACHE:
+            try:
+                return _babel_holder(self)[name]
+            except KeyError:
+                raise AttributeError(name) from None
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == _BABEL_CACHE:
+            _babel_holder(self)[name] = value
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name == _BABEL_CACHE:
+            _babel_holder(self).pop(name, None)
+        else:
+            super().__delattr__(name)
+
+
+def _babel_holder(globals_: _AppCtxGlobals) -> dict:
+    # The current request's attributes; without a request (a CLI command), the app context's.
+    if has_request_context():
+        return vars(request._get_current_object())
+    return vars(globals_)
 
 
 def available_languages(translations: Path) -> tuple[str, ...]:
@@ -103,6 +147,13 @@ def with_language(url: str) -> str:
     return urlunsplit(("", "", parts.path, urlencode(query), parts.fragment))
 
 
+@pass_context
+def _with_language_filter(context: Context, url: str) -> str:
+    # pass_context keeps Jinja from folding `'/' | with_language` into a constant when it
+    # compiles a template: the first request's language would then be baked into every page.
+    return with_language(url)
+
+
 def language_field() -> Markup:
     """A hidden ``lang`` input for GET forms (a form's action loses its query string)."""
     language = chosen_language()
@@ -133,8 +184,11 @@ def language_links() -> list[dict[str, object]]:
 
 
 def reader_datetime(moment: datetime) -> str:
-    """A capture's time for readers, in their language: "Nov 5, 2026 14:07 UTC"."""
-    return f"{format_date(moment, 'medium')} {format_time(moment, 'HH:mm')} UTC"
+    """A capture's time for readers, in their language: "Nov 5, 2026 14:07:31 UTC".
+
+    With seconds: two captures a few seconds apart must not look like one.
+    """
+    return f"{format_date(moment, 'medium')} {format_time(moment, 'HH:mm:ss')} UTC"
 
 
 def keep_language_in_links(bp: Blueprint, *, except_endpoints: tuple[str, ...] = ()) -> None:
@@ -171,10 +225,11 @@ def init_i18n(app: Flask, translations: Path) -> None:
     app.config["BABEL_DEFAULT_TIMEZONE"] = "UTC"
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(translations)
     app.extensions[_AVAILABLE] = available_languages(translations)
+    app.app_ctx_globals_class = RequestLanguageGlobals
     Babel(app, locale_selector=select_language)
     app.after_request(_vary_on_language)
     app.add_template_global(page_language)
     app.add_template_global(language_field)
     app.add_template_global(language_links)
-    app.add_template_filter(with_language)
+    app.add_template_filter(_with_language_filter, "with_language")
     app.add_template_filter(reader_datetime)

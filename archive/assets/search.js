@@ -1,32 +1,25 @@
-/* Search the static copy of the archive: optional, the pages work without it. It reads
-   search-index.json beside the front page, and writes results with textContent only. */
+/* Search the static copy of the archive: the header's search box, answered on the copy's front
+   page (the live site may be blocked). It reads search-index.json beside this script, and writes
+   results with textContent only. Its words are the page's (translated by the app). */
 (function () {
   "use strict";
-  var main = document.getElementById("main") || document.querySelector("main") || document.body;
+  var section = document.getElementById("copy-search");
+  var input = document.getElementById("site-search");
+  if (!section || !input) return;
+  var list = section.querySelector("ol");
+  var unavailable = section.querySelector(".copy-search-unavailable");
+  var form = input.form;
   // "ha noi" finds "Hà Nội": compare without case and without diacritics (đ has none to strip).
   function fold(s) {
     return (s || "").normalize("NFD").replace(/[\u0300-\u036f]/g, "")
       .replace(/[đĐ]/g, "d").toLowerCase();
   }
-  var form = document.createElement("form");
-  form.setAttribute("role", "search");
-  form.className = "static-search";
-  var label = document.createElement("label");
-  label.textContent = "Search this copy ";
-  var input = document.createElement("input");
-  input.type = "search";
-  input.name = "q";
-  label.appendChild(input);
-  form.appendChild(label);
-  var list = document.createElement("ol");
-  list.setAttribute("aria-live", "polite");
-  form.appendChild(list);
-  main.insertBefore(form, main.firstChild);
   var entries = null;
   function show() {
     var words = fold(input.value).split(/\s+/).filter(Boolean);
     list.textContent = "";
     if (!words.length || !entries) return;
+    section.hidden = false;
     var shown = 0;
     for (var i = 0; i < entries.length && shown < 50; i++) {
       var e = entries[i];
@@ -34,7 +27,9 @@
       if (!words.every(function (w) { return hay.indexOf(w) >= 0; })) continue;
       var li = document.createElement("li");
       var a = document.createElement("a");
-      a.href = e.u;  // a relative path inside this copy, written by the exporter
+      // A path from the copy's root; resolved against this page, so a language's front page
+      // (vi/index.html) leads to that language's pages.
+      a.href = e.u;
       a.textContent = e.t;
       li.appendChild(a);
       var p = document.createElement("p");
@@ -43,11 +38,26 @@
       list.appendChild(li);
       shown++;
     }
-    if (!shown) { var none = document.createElement("li"); none.textContent = "No match."; list.appendChild(none); }
+    if (!shown) {
+      var none = document.createElement("li");
+      none.textContent = section.getAttribute("data-no-match");
+      list.appendChild(none);
+    }
   }
+  function cannotRun() {
+    // Say why rather than hide: a reader with the copy in a folder must know to open it elsewhere.
+    section.hidden = false;
+    unavailable.hidden = false;
+  }
+  var query = new URLSearchParams(window.location.search).get("q");
+  if (query) input.value = query;
   form.addEventListener("submit", function (ev) { ev.preventDefault(); show(); });
   input.addEventListener("input", show);
-  fetch("search-index.json").then(function (r) { return r.json(); })
-    .then(function (data) { entries = data.entries || []; show(); })
-    .catch(function () { form.hidden = true; });
+  var script = document.currentScript;
+  var index = new URL("search-index.json", script ? script.src : window.location.href);
+  if (window.location.protocol === "file:") { cannotRun(); return; }
+  fetch(index).then(function (r) {
+    if (!r.ok) throw new Error(r.status);
+    return r.json();
+  }).then(function (data) { entries = data.entries || []; show(); }).catch(cannotRun);
 })();

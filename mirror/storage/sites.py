@@ -36,6 +36,9 @@ class SiteFile:
     cache_control: str
     # Content-addressed files never change: a copy already there is kept, not sent again.
     immutable: bool = False
+    # Saved, never shown, where the destination can say so (S3's Content-Disposition): a static
+    # host sends no CSP, so this is what keeps an archived file's script from running there.
+    download: bool = False
 
     def read(self) -> bytes:
         """The file's bytes."""
@@ -137,8 +140,9 @@ class S3Site(StaticSite):
                     report.skipped += 1
                     continue
                 data = f.read()
-                self.client.put_object(Bucket=self.bucket, Key=key, Body=data,
-                                       ContentType=f.content_type, CacheControl=f.cache_control)
+                extra = {"ContentDisposition": "attachment"} if f.download else {}
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=f.content_type,
+                                       CacheControl=f.cache_control, **extra)
             except (BotoCoreError, ClientError) as exc:
                 raise StorageError(f"S3 refused {key}: {exc}") from exc
             report.uploaded += 1

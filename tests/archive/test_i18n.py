@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from babel.dates import format_date
 from babel.messages.pofile import read_po
+from flask import render_template
 
 from mirror.models import Capture
 from mirror.pipeline import capture_source
@@ -114,6 +115,33 @@ def test_the_front_page_is_vietnamese_when_the_url_asks(app):
     assert "Accept-Language" not in response.headers.get("Vary", "")
 
 
+def test_requests_sharing_one_app_context_each_speak_their_own_language(app):
+    # The static export renders every page inside one app context (`flask archive publish`).
+    client = app.test_client()
+    with app.app_context():
+        english = client.get("/?lang=en").get_data(as_text=True)
+        vietnamese = client.get("/?lang=vi").get_data(as_text=True)
+        with app.test_request_context("/?lang=en"):
+            rendered_en = render_template("archive/base.html")
+        with app.test_request_context("/?lang=vi"):
+            rendered_vi = render_template("archive/base.html")
+    assert html_lang(english) == "en" and FRONT_EN[0] in english
+    assert html_lang(vietnamese) == "vi" and FRONT_VI[0] in vietnamese
+    assert html_lang(rendered_en) == "en" and FRONT_EN[1] in rendered_en
+    assert html_lang(rendered_vi) == "vi" and FRONT_VI[1] in rendered_vi
+
+
+def test_the_header_links_keep_the_language_whichever_page_came_first(app, captured):
+    source_id, _ = captured
+    client = app.test_client()
+    client.get("/")  # an English page first: the header template is compiled then
+    for url in ("/?lang=vi", f"/archive/{source_id}?lang=vi", "/archive?lang=vi"):
+        page = client.get(url).get_data(as_text=True)
+        header = re.search(r'<header class="reader">.*?</header>', page, re.S).group(0)
+        assert '<a class="brand" href="/?lang=vi">Samizdat</a>' in header, url
+        assert '<a href="/archive?lang=vi">Kho lưu trữ</a>' in header, url
+
+
 def test_accept_language_picks_vietnamese_and_caches_vary_on_it(app):
     client = app.test_client()
     for header in ("vi", "vi-VN,vi;q=0.9,en;q=0.5", "fr-FR, vi;q=0.7, en;q=0.3"):
@@ -162,14 +190,14 @@ def test_a_vietnamese_timeline_shows_vietnamese_dates_and_links_keep_the_languag
     page = response.get_data(as_text=True)
     assert html_lang(page) == "vi"
     day = format_date(fetched_at, "medium", locale="vi")  # "25 thg 11, 2026"
-    assert "thg" in day and f"{day} {fetched_at:%H:%M} UTC" in page
+    assert "thg" in day and f"{day} {fetched_at:%H:%M:%S} UTC" in page
     assert "Các bản lưu, mới nhất trước" in page and "bản đầu tiên" in page
     assert f'href="/captures/{capture_id}/?lang=vi"' in page
     assert f'href="/captures/{capture_id}/replay?lang=vi"' in page
     assert_keeps_vietnamese(page)
 
     english = client.get(f"/archive/{source_id}").get_data(as_text=True)
-    assert f"{format_date(fetched_at, 'medium', locale='en')} {fetched_at:%H:%M} UTC" in english
+    assert f"{format_date(fetched_at, 'medium', locale='en')} {fetched_at:%H:%M:%S} UTC" in english
     assert "Captures, newest first" in english and f'href="/captures/{capture_id}/"' in english
 
 

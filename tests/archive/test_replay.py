@@ -43,7 +43,7 @@ def test_replay_page_frames_the_offline_copy_under_a_banner(app, client, site):
     text = " ".join(banner.text_content().split())
     assert "archived copy of " + capture.url in text
     # The time as readers read it (Babel, English here), and exact to the second for machines.
-    assert f"{format_date(capture.fetched_at, 'medium', locale='en')} {capture.fetched_at:%H:%M} UTC" in text
+    assert f"{format_date(capture.fetched_at, 'medium', locale='en')} {capture.fetched_at:%H:%M:%S} UTC" in text
     assert banner.find(".//time").get("datetime") == capture.fetched_at.isoformat()
     assert capture.sha256 in text
     links = {a.text_content(): a.get("href") for a in banner.iter("a")}

@@ -3,16 +3,21 @@ S3 server and the js-ipfs daemon, opened from the js-ipfs gateway in Chromium.""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
 import posixpath
 import re
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import boto3
 import pytest
 from flask import Flask, url_for
+from playwright.sync_api import Error as PlaywrightError
 
 from archive.static_copy import (
     EXPORT_LINK,
@@ -131,8 +136,10 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
         assert (root / path).is_file(), path
     front = (root / "index.html").read_text()
     live = published.extensions["samizdat"].settings.public_url
-    # What needs a server goes to the live site, said outright: forms, diffs, WACZ downloads.
-    assert f'action="{live}/archive"' in front and 'href="archive/static/reader.css"' in front
+    # What needs a server goes to the live site, said outright: diffs, WACZ downloads; the
+    # header's search is the copy's own (its front page).
+    assert 'action="index.html"' in front and 'href="archive/static/reader.css"' in front
+    assert f'action="{live}' not in front
     timeline = (root / "archive/1/index.html").read_text()
     assert f'href="{live}/archive/1/export.wacz"' in timeline
     assert 'href="../../captures/1/index.html"' in timeline
@@ -168,8 +175,8 @@ def test_export_opens_from_the_ipfs_gateway_with_every_link_working(published, c
         entries = json.loads((root / SEARCH_INDEX).read_bytes())["entries"]
         assert len(entries) == 2 and all(e["x"] and len(e["x"]) <= 161 for e in entries)
         assert report.search_index_bytes == (root / SEARCH_INDEX).stat().st_size < 2048
-        page.fill(".static-search input", max(title.split(), key=len))
-        page.locator(".static-search li a").first.click()
+        page.fill("#site-search", max(title.split(), key=len))
+        page.locator("#copy-search li a").first.click()
         page.wait_for_url(f"{copy_root}archive/*/index.html")
     finally:
         page.close()
@@ -252,6 +259,161 @@ def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only
     assert third.deleted >= len(new_files) and not (export_dir(published) / f"captures/{new_capture}").exists()
     assert all(s.deleted == third.deleted for s in third.sites)
     assert broken_links(export_dir(published)) == []
+
+
+def header(page: str) -> str:
+    """The reader header of an exported page."""
+    return re.search(r'<header class="reader">.*?</header>', page, re.S).group(0)
+
+
+def test_the_vietnamese_copy_speaks_vietnamese_and_its_header_stays_in_it(local_app):
+    # `flask archive publish`: every page rendered inside the one app context of the command.
+    assert local_app.test_cli_runner().invoke(args=["archive", "publish"]).exit_code == 0
+    root = export_dir(local_app)
+    front = (root / "vi/index.html").read_text()
+    assert '<html lang="vi">' in front and "Những trang web bị chính quyền chặn, vẫn đọc được" in front
+    assert "Pages governments blocked, kept readable" not in front
+    listing = (root / "vi/archive/index.html").read_text()
+    assert '<html lang="vi">' in listing and "Bản lưu mới nhất trước" in listing
+    timeline = (root / "vi/archive/1/index.html").read_text()
+    assert '<html lang="vi">' in timeline and "Các bản lưu, mới nhất trước" in timeline
+    english = (root / "archive/1/index.html").read_text()
+    assert '<html lang="en">' in english and "Captures, newest first" in english
+    # The header's "Samizdat" and "Archive" stay in the Vietnamese half of the copy.
+    assert '<a class="brand" href="index.html">Samizdat</a>' in header(front)
+    assert '<a href="archive/index.html">Kho lưu trữ</a>' in header(front)
+    assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(timeline)
+    assert '<a href="../index.html">Kho lưu trữ</a>' in header(timeline)
+    assert '<a class="brand" href="../../index.html">Samizdat</a>' in header(english)
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    """The standard library's file server without a log line per request."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def folder_server(local_app):
+    """The public directory served over HTTP on loopback, as any static host would serve the copy."""
+    public = local_app.extensions["samizdat"].settings.public_path
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietFiles, directory=str(public)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{EXPORT_LINK}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_copys_header_search_is_its_own_and_says_why_it_cannot_run_from_a_folder(
+        local_app, folder_server, chromium):
+    publish_static(local_app)
+    root = export_dir(local_app)
+    live = local_app.extensions["samizdat"].settings.public_url
+    # No header search of the copy sends the reader to the live site (blocked: an error page).
+    for page_file in root.rglob("index.html"):
+        match = re.search(r'<form class="search" role="search" method="get" action="([^"]*)"',
+                          page_file.read_text())
+        if match:
+            assert not match.group(1).startswith(live), page_file
+    assert 'action="../../index.html"' in header((root / "vi/archive/1/index.html").read_text())
+    title = next(iter(json.loads((root / SEARCH_INDEX).read_bytes())["entries"]))["t"]
+    word = max(title.split(), key=len)
+    page = chromium.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        # From a web address: the header's search on any page is answered by the copy's front page.
+        for language, heading in (("", "Search this copy"), ("vi/", "Tìm trong bản sao này")):
+            page.goto(f"{folder_server}{language}archive/1/index.html")
+            page.fill("#site-search", word)
+            page.press("#site-search", "Enter")
+            page.wait_for_url(f"{folder_server}{language}index.html?q=*")
+            results = page.locator("#copy-search")
+            assert results.locator("h2").inner_text() == heading
+            results.locator("li a").first.click()
+            page.wait_for_url(f"{folder_server}{language}archive/1/index.html")
+        # From a folder: the browser will not let the script read its index; it says so.
+        page.goto((root / "archive/1/index.html").resolve().as_uri())
+        page.fill("#site-search", word)
+        page.press("#site-search", "Enter")
+        page.wait_for_url("file://**/index.html?q=*")
+        notice = page.locator("#copy-search .copy-search-unavailable")
+        notice.wait_for(state="visible")
+        assert "cannot run here" in notice.inner_text()
+        assert page.locator("#site-search").input_value() == word
+    finally:
+        page.close()
+    assert [u for u in requests if u.startswith(live)] == []
+
+
+# An image that runs script when opened as a document: what a hostile source could serve.
+SCRIPTED_SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/>'
+                b'<script>localStorage.setItem("pwned", "1"); document.title = "PWNED";</script></svg>')
+
+
+class _ScriptedImageSite(BaseHTTPRequestHandler):
+    """A page whose image is an SVG carrying a script."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        if self.path == "/logo.svg":
+            body, kind = SCRIPTED_SVG, "image/svg+xml"
+        else:
+            body = (b"<!doctype html><html><head><title>Scripted image</title></head><body><main>"
+                    b"<h1>Scripted image</h1><img src='/logo.svg' alt='logo'><p>" + b"Words. " * 40
+                    + b"</p></main></body></html>")
+            kind = "text/html; charset=utf-8"
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_no_file_of_the_copy_runs_script_on_s3(tmp_path, sqlite_url, s3_server, bucket, chromium):
+    source_site = ThreadingHTTPServer(("127.0.0.1", 0), _ScriptedImageSite)
+    threading.Thread(target=source_site.serve_forever, daemon=True).start()
+    app = create_app(make_settings(tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url,
+                                   s3_bucket=bucket))
+    try:
+        rt = app.extensions["samizdat"]
+        with rt.Session() as session:
+            source_id = add_source(session, f"http://127.0.0.1:{source_site.server_address[1]}/", 60).source.id
+            session.commit()
+        capture_id = capture_source(rt, source_id).capture_id
+        with rt.Session() as session:
+            svg = session.query(CapturePart).filter_by(capture_id=capture_id, role="asset").one()
+            assert svg.content_type == "image/svg+xml" and svg.name.endswith(".svg")
+            name = svg.name
+        report = publish_static(app)
+        assert not report.failures, report.failures
+        exported = [p for p in export_dir(app).rglob("*") if p.name.startswith(name.rsplit("/", 1)[-1])]
+        assert [p.name for p in exported] == [name.rsplit("/", 1)[-1] + ".txt"]
+        key = f"site/{file_path(app, capture_id, name)}.txt"
+        head = boto3.client("s3", endpoint_url=s3_server.endpoint_url).head_object(Bucket=bucket, Key=key)
+        assert head["ContentType"] == "application/octet-stream"
+        assert head["ContentDisposition"] == "attachment"
+        base = rt.settings.s3_public_base
+        page = chromium.new_page()
+        try:
+            for url in (f"{base}/{key}", f"{base}/site/{file_path(app, capture_id, name)}"):
+                try:
+                    page.goto(url)
+                except PlaywrightError:
+                    pass  # a download (or no such key): nothing was shown, nothing ran
+                page.wait_for_timeout(300)
+                assert page.title() != "PWNED", url
+            page.goto(f"{base}/site/index.html")
+            assert page.evaluate('localStorage.getItem("pwned")') is None
+        finally:
+            page.close()
+    finally:
+        app.extensions["samizdat"].dispose()
+        source_site.shutdown()
+        source_site.server_close()
 
 
 def test_the_listing_and_the_timelines_are_exported_page_by_page(local_app):

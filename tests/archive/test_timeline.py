@@ -198,6 +198,37 @@ def test_diff_marks_inserted_and_deleted_words(local_app, mutable_site):
         assert "No changes" in same and "<ins>" not in same
 
 
+def test_compare_is_ready_with_the_newest_two_and_nothing_chosen_is_a_friendly_page(local_app, mutable_site):
+    app, client = local_app, local_app.test_client()
+    source_id, ids = history(app, mutable_site, "/compare.html")
+    page = client.get(f"/archive/{source_id}").get_data(as_text=True)
+    # The two newest stored copies are chosen: pressing Compare at once shows what changed.
+    assert re.findall(r'<input type="radio" name="(from|to)" value="(\d+)" checked>', page) == [
+        ("to", str(ids["changed"])), ("from", str(ids["first"]))]
+    # Times carry seconds: two captures in the same minute do not look alike.
+    with app.extensions["samizdat"].Session() as session:
+        fetched_at = session.get(Capture, ids["changed"]).fetched_at
+    assert f"{fetched_at:%H:%M:%S} UTC</time>" in page
+    for query in ("", "?from=", f"?to={ids['changed']}", f"?from={ids['first']}&to=", "?lang=vi"):
+        response = client.get(f"/archive/{source_id}/diff{query}", headers={"Accept": "text/html"})
+        text = response.get_data(as_text=True)
+        assert response.status_code == 400 and response.mimetype == "text/html", query
+        # No error code, no query syntax: a page saying how to choose.
+        assert "Bad Request" not in text and "Error 400" not in text and "notice error" not in text, query
+        assert "capture id" not in text and "is missing" not in text, query
+        newest = f'href="/archive/{source_id}/diff?from={ids["first"]}&amp;to={ids["changed"]}'
+        assert newest in text and f'href="/archive/{source_id}' in text, query
+    assert "Choose two captures to compare" in client.get(f"/archive/{source_id}/diff").get_data(as_text=True)
+    vietnamese = client.get(f"/archive/{source_id}/diff?lang=vi").get_data(as_text=True)
+    assert "Chọn hai bản lưu để so sánh" in vietnamese and '<html lang="vi">' in vietnamese
+    # A single stored copy: nothing to preselect as "from", and no "compare the newest" link.
+    single = add(app, mutable_site.serve("/single.html", article(PROSE[:1])))
+    capture(app, single)
+    assert " checked>" not in client.get(f"/archive/{single}").get_data(as_text=True)
+    alone = client.get(f"/archive/{single}/diff").get_data(as_text=True)
+    assert "Compare the two newest copies" not in alone and "Back to the timeline" in alone
+
+
 def test_bad_diff_parameters_are_a_clear_4xx(local_app, mutable_site):
     app, client = local_app, local_app.test_client()
     source_id, ids = history(app, mutable_site, "/bad.html")

@@ -249,6 +249,9 @@ def test_review_page_bulk_approves_the_rest_and_says_which_own_edits_wait(
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "2 fragments approved" in html
     assert f"you edited yourself ({edited[:8]}…)" in html
+    # The rule working as meant: information, not an error.
+    assert '<p class="notice info" role="status">Not approved: 1 fragment(s) you edited yourself' in html
+    assert 'class="notice error"' not in html
     assert [stored(app)[i].status for i in pending[:3]] == [PENDING, APPROVED, APPROVED]
 
 

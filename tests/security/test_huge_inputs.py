@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, func, select
 
 from accounts.models import ApiToken, User
 from config.settings import Settings
-from mirror.importer import MAX_CLI_IMPORT_ROWS, MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
+from mirror.importer import MAX_IMPORT_BYTES, MAX_IMPORT_ROWS
 from mirror.models import Capture, CapturePart, Source
 from mirror.sources import add_source
 from samizdat import migrate
@@ -196,10 +196,10 @@ def test_the_cli_refuses_a_million_rows_in_one_line_and_bounded_memory(cli_archi
                   str(url_csv(tmp_path / "big.csv", 1_000_000)))
     assert big.code == 1
     assert error_lines(big.output) == [
-        f"Error: the file has more than {MAX_CLI_IMPORT_ROWS} rows; split it into smaller files"
+        f"Error: the file has more than {MAX_IMPORT_ROWS} rows; split it into smaller files"
     ]
     assert stored(cli_archive)[0] == 1_000  # nothing of the refused file was written
-    # The 24 MB file and at most MAX_CLI_IMPORT_ROWS pending rows, not a million of them.
+    # The 24 MB file and at most MAX_IMPORT_ROWS pending rows, not a million of them.
     assert big.maxrss_kib - small.maxrss_kib < 256 * 1024, (small.maxrss_kib, big.maxrss_kib)
 
 
