@@ -108,6 +108,9 @@ class Settings:
     ipfs_gateways: str = "https://ipfs.io,https://dweb.link"
     # The scheduler republishes the packs once curation has held still this long (debounce).
     embed_publish_quiet_seconds: float = 30.0
+    # Signed pack indexes expire this long after they are published; the scheduler republishes
+    # at half this age even when nothing changed (docs/embed.md says why a week).
+    embed_index_ttl_hours: float = 168.0
     # The scheduler re-exports the reader archive's static copy (`flask archive publish`) once new
     # captures have held still this long; off: only the command exports it.
     archive_publish: bool = True

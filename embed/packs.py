@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -110,6 +110,9 @@ class PublishReport:
     bytes_written: int = 0
     largest_file: int = 0
     serial: int = 0
+    # When the signed indexes were made and when they stop being believed (ISO 8601, UTC).
+    generated_at: str = ""
+    expires: str = ""
     # Every file the published packs consist of (written now or kept from before), under packs/.
     files: list[str] = field(default_factory=list)
 
@@ -203,17 +206,21 @@ def _next_serial(out_dir: Path) -> int:
 
 
 def publish_packs(
-    session: Session, signers: list[PackSigner], out_dir: Path, *,
+    session: Session, signers: list[PackSigner], out_dir: Path, *, ttl: timedelta,
     shard_bytes: int = SHARD_TARGET_BYTES, index_shards: int = MAX_INDEX_SHARDS,
 ) -> PublishReport:
     """Write every pack (shards, signed indexes, signed catalogue, public keys) under ``out_dir``.
 
     ``signers[0]`` is the current key; any others are retired keys still signing during a rotation.
+    Indexes and the catalogue carry a signed ``expires``, ``ttl`` from now.
     A pack of more than ``index_shards`` shards lists them in content-addressed *tables* of that
     many, and its index lists the tables: the index stays small however large the pack grows.
     """
-    report = PublishReport(serial=_next_serial(out_dir))
-    generated_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    # Signed, so a stale copy (an origin that missed publishes, a hostile mirror, the CID an old
+    # embed.js names) stops being believed, and a fragment rejected since stops being shown.
+    generated_at, expires = now.isoformat(), (now + ttl).isoformat()
+    report = PublishReport(serial=_next_serial(out_dir), generated_at=generated_at, expires=expires)
     root = out_dir / "packs"
     catalog = []
 
@@ -259,6 +266,7 @@ def publish_packs(
             "count": count,
             **listing,
             "generated_at": generated_at,
+            "expires": expires,
             "serial": report.serial,
         }
         write(f"{spec.path}/index.json", signed_envelope(signers, index))
@@ -269,7 +277,8 @@ def publish_packs(
             report.fragments = count
     write("key.json", canonical_json({"keys": [s.public_jwk() for s in signers]}))
     write("catalog.json", signed_envelope(signers, {
-        "format": PACK_FORMAT, "packs": catalog, "generated_at": generated_at, "serial": report.serial,
+        "format": PACK_FORMAT, "packs": catalog, "generated_at": generated_at, "expires": expires,
+        "serial": report.serial,
     }))
     return report
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -176,7 +177,8 @@ def publish_embed(
     retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
-    packs = publish_packs(session, [signer, *retired], out, **pack_options)
+    packs = publish_packs(session, [signer, *retired], out,
+                          ttl=timedelta(hours=settings.embed_index_ttl_hours), **pack_options)
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):
@@ -224,6 +226,8 @@ def published_state(report: EmbedPublishReport) -> dict:
     ipfs = next((s for s in report.sites if s.site == "ipfs"), None)
     return {
         "serial": report.packs.serial,
+        "generated_at": report.packs.generated_at,
+        "expires": report.packs.expires,
         "fragments": report.packs.fragments,
         "key_id": report.key_id,
         "embed_js_integrity": report.embed_js_integrity,

@@ -1,10 +1,12 @@
-"""The embed's periodic task: republish the packs shortly after curation changes (debounced)."""
+"""The embed's periodic task: republish the packs shortly after curation changes (debounced), and
+at half their signed lifetime even when nothing changed, so widgets never meet only expired ones."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from datetime import datetime, timedelta, timezone
 
 from embed.packs import curation_fingerprint
 from embed.publish import PUBLISHED_STATE, publish_embed
@@ -21,7 +23,8 @@ class PublishDebouncer:
     """Publishes once the curation fingerprint has changed and then held still for ``quiet`` seconds.
 
     A burst of decisions (a reviewer going through a queue) becomes one publish, never one per
-    click; a steady trickle still publishes at least every ``max_delay`` seconds.
+    click; a steady trickle still publishes at least every ``max_delay`` seconds. It also
+    publishes, changed or not, once the signed indexes are past half their lifetime.
     """
 
     def __init__(self, quiet: float = 30.0, max_delay: float = 300.0):
@@ -31,10 +34,11 @@ class PublishDebouncer:
         """Check once; publish if due. Returns whether it published."""
         with runtime.Session() as session:
             current = curation_fingerprint(session)
-        published = _published_fingerprint(runtime)
+        state = _published_state(runtime)
+        published = state.get("fingerprint")
         due = self.debounce.due(current, published, time.monotonic())
         # Never published at all: no need to wait for the first one.
-        if not (due or (published is None and current != published)):
+        if not (due or published is None or _half_life_passed(state, runtime.settings)):
             return False
         with runtime.Session() as session:
             report = publish_embed(session, runtime.settings, fingerprint=current)
@@ -46,11 +50,28 @@ class PublishDebouncer:
         return True
 
 
-def _published_fingerprint(runtime: Runtime) -> str | None:
+def _published_state(runtime: Runtime) -> dict:
     try:
-        return json.loads((runtime.settings.public_path / PUBLISHED_STATE).read_bytes()).get("fingerprint")
+        state = json.loads((runtime.settings.public_path / PUBLISHED_STATE).read_bytes())
     except (OSError, ValueError):
-        return None
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _half_life_passed(state: dict, settings: Settings) -> bool:
+    """Whether the published indexes are past half their lifetime (or carry none: an older publish).
+
+    Half leaves days for a failed publish to be retried and for every origin (S3, IPFS, caches
+    of 60 s) to take the new indexes before the old ones expire in readers' browsers. A lifetime
+    shortened in the settings since counts from the next check on.
+    """
+    try:
+        generated = datetime.fromisoformat(state["generated_at"])
+        lifetime = datetime.fromisoformat(state["expires"]) - generated
+    except (KeyError, TypeError, ValueError):
+        return True
+    lifetime = min(lifetime, timedelta(hours=settings.embed_index_ttl_hours))
+    return datetime.now(timezone.utc) >= generated + lifetime / 2
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

@@ -4,10 +4,16 @@
 (function () {
   "use strict";
   var CONFIG = /*SAMIZDAT_CONFIG*/{};
-  if (window.__samizdatEmbed) { window.__samizdatEmbed.scan(); return; }
-  var TIMEOUT_MS = 2000, STORE = "samizdat:";
+  // One instance per archive and signing key: two archives' widgets on one page (or one site)
+  // never share holders, cached packs or the serial that refuses older indexes.
+  var ID = CONFIG.kid + "|" + CONFIG.archive, STORE = "samizdat:" + ID + ":";
+  var TIMEOUT_MS = 2000, SKEW_MS = 3600000;
+  var me = document.currentScript;
   // Relative origins (a self-hosted copy) are resolved against where this script came from.
-  var SCRIPT_SRC = (document.currentScript && document.currentScript.src) || location.href;
+  var SCRIPT_SRC = (me && me.src) || location.href;
+  var all = window.__samizdatEmbeds = window.__samizdatEmbeds || {};
+  if (all[ID]) { all[ID].srcs.push(SCRIPT_SRC); all[ID].scan(); return; }
+  var srcs = [SCRIPT_SRC];
   var subtle = window.crypto && window.crypto.subtle;
   var keyPromise = null;
 
@@ -23,6 +29,9 @@
       return ("0" + b.toString(16)).slice(-2);
     }).join("");
   }
+  function utf8(bytes) { return new TextDecoder().decode(bytes); }
+  function bytesOf(text) { return new TextEncoder().encode(text); }
+  function sha256(bytes) { return subtle.digest("SHA-256", bytes).then(hex); }
   function fetchBytes(url) {
     // Each origin gets TIMEOUT_MS; a censor's black hole must not hold the widget hostage.
     var ctl = window.AbortController ? new AbortController() : null;
@@ -44,9 +53,10 @@
   }
   // Where Ed25519 is missing from WebCrypto, only the app's own https origin is trusted
   // (TLS then vouches for the bytes); every other origin must prove its packs by signature.
-  function verifyEnvelope(origin, bytes) {
-    var env = JSON.parse(new TextDecoder().decode(bytes));
-    var payload = new TextEncoder().encode(env.payload), mine = null;
+  // The index of ``path`` inside a signed envelope (text), once its signature is checked.
+  function verifyEnvelope(origin, text, path) {
+    var env = JSON.parse(text);
+    var payload = bytesOf(env.payload), mine = null;
     (env.signatures || []).forEach(function (s) { if (s.alg === "Ed25519" && s.kid === CONFIG.kid) mine = s; });
     if (!mine) throw new Error("not signed with our key");
     return ed25519Key().then(function (key) {
@@ -55,8 +65,17 @@
       return origin.trustedWithoutSignature === true;
     }).then(function (ok) {
       if (!ok) throw new Error("bad signature");
-      return JSON.parse(env.payload);
+      var index = JSON.parse(env.payload);
+      if (index.format !== "samizdat-pack/1") throw new Error("unknown format");
+      if (index.pack + "/index.json" !== path) throw new Error("wrong pack");
+      return index;
     });
+  }
+  // Whether a (verified) index may be shown: its signed expiry is ahead and it was not made
+  // later than this clock allows, so no stale copy keeps words that were rejected since.
+  function fresh(index) {
+    var now = Date.now();
+    return Date.parse(index.expires) > now && Date.parse(index.generated_at) < now + SKEW_MS;
   }
   function remember(name, value) {
     try { localStorage.setItem(STORE + name, JSON.stringify(value)); } catch (e) { /* full or off */ }
@@ -77,30 +96,58 @@
     if (!safe.test(lang || "")) lang = "";
     return (collection || "all") + (lang ? "/lang/" + lang : "") + "/index.json";
   }
-  function loadFromOrigin(origin, collection, lang) {
-    var path = packPath(collection, lang), base = new URL(origin.packs, SCRIPT_SRC).href;
+  function fragmentsOf(shard, entry) {
+    var list = JSON.parse(shard).fragments;
+    if (!list || list.length !== entry.count) throw new Error("bad shard");
+    return list;
+  }
+  // ``cached`` (the verified cache, or null, once settled) sets the floor: an index older than
+  // one already seen is refused, so a replayed copy cannot roll fragments back.
+  function loadFromOrigin(origin, path, cached) {
+    var base = new URL(origin.packs, SCRIPT_SRC).href, env, table;
     return fetchBytes(base + path).then(function (bytes) {
-      return verifyEnvelope(origin, bytes);
-    }).then(function (index) {
-      if (index.format !== "samizdat-pack/1") throw new Error("unknown format");
-      if (index.pack + "/index.json" !== path) throw new Error("wrong pack");
-      var seen = recall("serial:" + path) || 0;
-      if (index.serial < seen) throw new Error("replayed older index");
-      if (!index.count) return { index: index, fragments: [] };
+      env = utf8(bytes);
+      return Promise.all([verifyEnvelope(origin, env, path), cached]);
+    }).then(function (got) {
+      var index = got[0], seen = got[1];
+      if (!fresh(index)) throw new Error("expired");
+      if (seen && index.serial < seen.index.serial) throw new Error("replayed older index");
+      if (!index.count) { remember(path, { env: env }); return {}; }
       // A large pack lists tables of shards; each is checked against its hash like a shard.
       var at = randomBelow(index.count), found = locate(index.tables || index.shards, at);
+      if (!found) throw new Error("bad index");
       var shardPromise = !index.tables ? Promise.resolve(found) :
-        fetchVerified(base, found.entry).then(function (table) { return locate(table.shards, found.at); });
+        fetchVerified(base, found.entry).then(function (t) { table = t; return locate(JSON.parse(t).shards, found.at); });
       return shardPromise.then(function (got) {
         if (!got) throw new Error("bad index");
         return fetchVerified(base, got.entry).then(function (shard) {
-          var list = shard.fragments;
-          if (!list || list.length !== got.entry.count) throw new Error("bad shard");
-          remember("serial:" + path, index.serial);
-          remember("last:" + path, { fragments: list, archive: CONFIG.archive });
-          return { index: index, fragments: list, pick: list[got.at], archive: CONFIG.archive };
+          var list = fragmentsOf(shard, got.entry);
+          // The signed envelope and the exact bytes, so the cache is verified like an origin.
+          remember(path, { env: env, table: table, shard: shard });
+          return { pick: list[got.at] };
         });
       });
+    });
+  }
+  // The cached pack, believed only as far as it verifies (host-page scripts can write
+  // localStorage too): the signed index, then its table and shard against the hashes it names.
+  function fromCache(path) {
+    var c = recall(path);
+    if (!c || typeof c.env !== "string") return Promise.resolve(null);
+    return Promise.resolve(c.env).then(function (env) { return verifyEnvelope({}, env, path); }).then(function (index) {
+      if (!index.count) return { index: index, fragments: [] };
+      var list = !index.tables ? Promise.resolve(index.shards) :
+        listed(index.tables, c.table).then(function () { return JSON.parse(c.table).shards; });
+      return list.then(function (shards) { return listed(shards, c.shard); }).then(function (entry) {
+        return { index: index, fragments: fragmentsOf(c.shard, entry) };
+      });
+    }).catch(function () { return null; });
+  }
+  function listed(list, text) {  // the entry of ``list`` naming ``text``'s sha256
+    if (typeof text !== "string") return Promise.reject(new Error("missing"));
+    return sha256(bytesOf(text)).then(function (h) {
+      for (var i = 0; list && i < list.length; i++) if (list[i].sha256 === h) return list[i];
+      throw new Error("not in the index");
     });
   }
   function locate(list, at) {
@@ -110,26 +157,24 @@
     }
     return null;
   }
-  function fetchVerified(base, entry) {
+  function fetchVerified(base, entry) {  // the text of a shard or table, checked against its hash
     return fetchBytes(base + "shards/" + entry.sha256 + ".json").then(function (bytes) {
-      return subtle.digest("SHA-256", bytes).then(function (d) {
-        if (hex(d) !== entry.sha256) throw new Error("does not match its hash");
-        return JSON.parse(new TextDecoder().decode(bytes));
+      return sha256(bytes).then(function (h) {
+        if (h !== entry.sha256) throw new Error("does not match its hash");
+        return utf8(bytes);
       });
     });
   }
   function load(collection, lang) {
-    var origins = CONFIG.origins || [], i = 0;
+    var path = packPath(collection, lang), origins = CONFIG.origins || [], i = 0, cached = fromCache(path);
     function next() {
       if (i >= origins.length) {
-        var last = recall("last:" + packPath(collection, lang));
-        if (last && last.fragments.length) {
-          return { pick: last.fragments[randomBelow(last.fragments.length)], archive: last.archive, cached: true };
-        }
-        throw new Error("every origin failed");
+        return cached.then(function (c) {
+          if (c && fresh(c.index) && c.fragments.length) return { pick: c.fragments[randomBelow(c.fragments.length)] };
+          throw new Error("every origin failed");
+        });
       }
-      var origin = origins[i++];
-      return loadFromOrigin(origin, collection, lang).catch(next);
+      return loadFromOrigin(origins[i++], path, cached).catch(next);
     }
     return Promise.resolve().then(next);
   }
@@ -191,21 +236,32 @@
       });
     });
   }
+  // A holder belongs to the archive whose script tags follow it; one with no script after it
+  // (one script tag for a whole page) goes to whichever widget comes first.
+  function mine(holder) {
+    var free = true;
+    for (var n = holder.nextElementSibling; n && n.tagName === "SCRIPT"; n = n.nextElementSibling) {
+      if (!me || srcs.indexOf(n.src) >= 0) return true;
+      if (n.src) free = false;
+    }
+    return free;
+  }
   function scan() {
     frameOptions();
     var nodes = document.querySelectorAll("blockquote.samizdat-fragment:not([data-samizdat-busy])");
     Array.prototype.forEach.call(nodes, function (holder) {
+      if (!mine(holder)) return;
       holder.setAttribute("data-samizdat-busy", "1");
       var opts = { size: holder.getAttribute("data-size"), theme: holder.getAttribute("data-theme"),
                    words: holder.getAttribute("data-words") || "en" };
       // No WebCrypto digest at all (very old browsers, or http pages): keep the static fragment.
       if (!subtle || !window.fetch || !window.TextDecoder) return;
       load(holder.getAttribute("data-collection") || "all", holder.getAttribute("data-lang") || "")
-        .then(function (got) { if (got.pick) render(holder, got.pick, got.archive, opts); })
+        .then(function (got) { if (got.pick) render(holder, got.pick, CONFIG.archive, opts); })
         .catch(function () { /* every origin failed: the static fragment stays */ });
     });
   }
-  window.__samizdatEmbed = { scan: scan, config: CONFIG };
+  all[ID] = { scan: scan, srcs: srcs, config: CONFIG };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scan);
   else scan();
 })();

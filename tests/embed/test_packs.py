@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+from datetime import timedelta
 
 import pytest
 
@@ -12,6 +13,8 @@ from embed.packs import MAX_REQUEST_BYTES, canonical_json, pack_slug, publish_pa
 from embed.signing import load_or_create_signer, verify
 from fragments.models import APPROVED, PENDING, REJECTED
 from tests.embed.conftest import add_fragments
+
+TTL = timedelta(days=7)
 
 
 @pytest.fixture
@@ -24,7 +27,7 @@ def publish(app):
     settings = app.extensions["samizdat"].settings
     signer = load_or_create_signer(settings.embed_signing_key_path)
     with app.extensions["samizdat"].Session() as session:
-        return signer, publish_packs(session, [signer], settings.public_path)
+        return signer, publish_packs(session, [signer], settings.public_path, ttl=TTL)
 
 
 def open_index(app, signer, rel):
@@ -267,9 +270,61 @@ def test_a_pack_of_many_shards_lists_tables_so_its_index_stays_small(app):
     settings = app.extensions["samizdat"].settings
     signer = load_or_create_signer(settings.embed_signing_key_path)
     with app.extensions["samizdat"].Session() as session:
-        publish_packs(session, [signer], settings.public_path, shard_bytes=2000, index_shards=4)
+        publish_packs(session, [signer], settings.public_path, ttl=TTL, shard_bytes=2000, index_shards=4)
     index = open_index(app, signer, "all/index.json")
     assert "shards" not in index and len(index["tables"]) > 2
     assert all(t["shards"] <= 4 for t in index["tables"])
     fragments = shard_fragments(app, index)
     assert len(fragments) == len({f["id"] for f in fragments}) == index["count"] == 120
+
+
+def test_indexes_and_the_catalogue_carry_a_signed_expiry_the_setting_ahead(app):
+    from datetime import datetime
+
+    from embed.publish import PUBLISHED_STATE, publish_embed
+
+    add_fragments(app, 3)
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        publish_embed(session, rt.settings.replace(embed_index_ttl_hours=10))
+    signer = load_or_create_signer(rt.settings.embed_signing_key_path)
+    state = json.loads((rt.settings.public_path / PUBLISHED_STATE).read_bytes())
+    for rel in ("all/index.json", "vietnam/lang/vi/index.json", "catalog.json"):
+        payload = open_index(app, signer, rel)  # the signature covers ``expires``
+        made, expires = (datetime.fromisoformat(payload[k]) for k in ("generated_at", "expires"))
+        assert expires - made == timedelta(hours=10) and expires.utcoffset() == timedelta(0)
+        assert (payload["generated_at"], payload["expires"]) == (state["generated_at"], state["expires"])
+
+
+def test_the_scheduler_republishes_unchanged_packs_at_half_their_lifetime(local_settings):
+    import time
+
+    from embed.tasks import periodic_tasks
+    from samizdat.app import create_app
+    from samizdat.tasks import TASKS_KEY
+
+    # A lifetime of 4 s: half of it passes within the test; a week behaves the same, slower.
+    settings = local_settings.replace(embed_index_ttl_hours=4 / 3600)
+    application = create_app(settings)
+    rt = application.extensions["samizdat"]
+    try:
+        add_fragments(application, 3)
+        registered = {t.id for t in application.extensions[TASKS_KEY]}
+        (task,) = periodic_tasks(settings)
+        assert task.id in registered
+
+        def serial() -> int:
+            return json.loads((settings.public_path / "published.json").read_bytes())["serial"]
+
+        assert task.func(rt) is True  # never published: publishes at once
+        first = serial()
+        assert task.func(rt) is False  # nothing changed and the indexes are fresh
+        time.sleep(2.2)
+        assert task.func(rt) is True  # nothing changed, but half the lifetime has passed
+        assert serial() > first
+        signer = load_or_create_signer(settings.embed_signing_key_path)
+        payload = open_index(application, signer, "all/index.json")
+        assert payload["serial"] == serial() and payload["count"] == 3
+        assert task.func(rt) is False
+    finally:
+        rt.dispose()

@@ -3,25 +3,32 @@ moto's S3 server and the js-ipfs gateway. Origins are blocked with Playwright ro
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import json
 import threading
 import time
 import zipfile
+from datetime import datetime, timedelta, timezone
 from functools import partial
 
 import lxml.html
 import pytest
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from embed.packs import PACK_FORMAT, canonical_json, signed_envelope
 from embed.publish import publish_embed, subresource_integrity
+from embed.signing import PackSigner
 from embed.sizes import SIZES
-from fragments.curation import Reviewer, review_pending
-from fragments.models import APPROVED, Fragment
+from fragments.curation import Reviewer, review, review_pending
+from fragments.models import APPROVED, REJECTED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
+from samizdat import migrate
 from samizdat.app import create_app
 from tests.conftest import make_settings
 from tests.embed.conftest import add_fragments
@@ -172,7 +179,7 @@ def test_a_pack_with_one_changed_byte_is_refused_and_the_next_origin_used(browse
         body = route.fetch().body()
         envelope = json.loads(body)
         # One byte that changes nothing a client would use: only the signature can catch it.
-        envelope["payload"] = envelope["payload"].replace('"generated_at":"2', '"generated_at":"3', 1)
+        envelope["payload"] = envelope["payload"].replace('"language":null', '"language":"xx"', 1)
         assert envelope["payload"].encode() != json.loads(body)["payload"].encode()
         route.fulfill(body=json.dumps(envelope), content_type="application/json",
                       headers={"Access-Control-Allow-Origin": "*"})
@@ -481,3 +488,151 @@ def test_every_size_shows_the_whole_of_the_longest_fragment(browser, long_fragme
     assert got["text"] in long_fragments.texts
     assert not got["clipped"] and not got["ellipsis"] and got["inside"] and got["page"], (size, got)
     page.close()
+
+
+ALL_TEXTS = """() => Array.from(document.querySelectorAll('.samizdat-embed'),
+  h => h.shadowRoot.querySelector('.text').textContent)"""
+
+
+def pack_requests(fetched):
+    return [u for u in fetched if "/packs/" in u]
+
+
+def test_an_expired_index_whose_fragment_was_since_rejected_is_refused_and_the_next_origin_used(
+        browser, live, blog):
+    rt = live.app.extensions["samizdat"]
+    url = blog.page(script_snippet(live, f"{live.url}/embed/{live.script}"))
+    # An ordinary view reads one index and one shard: the expiry costs no request.
+    context = browser.new_context()
+    fetched = []
+    context.on("requestfinished", lambda r: fetched.append(r.url))
+    page = context.new_page()
+    page.goto(url)
+    shown(page)
+    assert [u.rsplit("/", 2)[-2] for u in pack_requests(fetched)] == ["all", "shards"], fetched
+    assert all(u.startswith(live.url) for u in pack_requests(fetched))
+    context.close()
+    # A validly signed index that lives one second, holding every fragment...
+    with rt.Session() as session:
+        publish_embed(session, live.settings.replace(embed_index_ttl_hours=1 / 3600))
+    stale = (live.settings.public_path / "packs/all/index.json").read_bytes()
+    # ...then all fragments but one rejected, and the packs republished for the ordinary week.
+    with rt.Session() as session:
+        ids = sorted(session.scalars(select(Fragment.id).where(Fragment.status == APPROVED)))
+        review(session, ids[1:], REJECTED, Reviewer("arch"))
+        session.commit()
+        kept = session.get(Fragment, ids[0]).text
+        publish_embed(session, live.settings)
+    time.sleep(1.5)  # the stale index has expired
+    for _ in range(3):
+        context = browser.new_context()
+        fetched = []
+        context.on("requestfinished", lambda r: fetched.append(r.url))
+        # The app's origin (a stale mirror, say) still answers the expired index.
+        context.route(f"{live.url}/embed/packs/all/index.json",
+                      lambda route: route.fulfill(body=stale, content_type="application/json",
+                                                  headers={"Access-Control-Allow-Origin": "*"}))
+        page = context.new_page()
+        page.goto(url)
+        assert shown(page)["text"] == kept
+        assert not any(u.startswith(f"{live.url}/embed/packs/shards/") for u in fetched), fetched
+        assert any(u.startswith(live.s3) and "/shards/" in u for u in fetched), fetched
+        context.close()
+
+
+FORGED = {"text": "FORGED WORDS", "source_url": "https://example.org/", "title": "A real outlet",
+          "link": "captures/1"}
+
+
+def forged_cache(live, envelope: str, shard: str) -> str:
+    """A host-page script writing forged widget cache entries: the old key names and the new."""
+    archive = live.url + "/"
+    entries = {
+        "samizdat:serial:all/index.json": 2 ** 53,
+        "samizdat:last:all/index.json": {"fragments": [FORGED], "archive": archive},
+        f"samizdat:{live.report.key_id}|{archive}:all/index.json": {"env": envelope, "shard": shard},
+    }
+    code = ("for (const [k, v] of Object.entries(%s)) localStorage.setItem(k, JSON.stringify(v));"
+            % json.dumps(entries).replace("</", "<\\/"))
+    return f"<script>{code}</script>"
+
+
+def forged_pack(live) -> tuple[str, str]:
+    """A forged envelope (serial 2^53, our key's id, another key's signature) and its shard."""
+    shard = canonical_json({"format": PACK_FORMAT, "fragments": [FORGED]}).decode()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    payload = {"format": PACK_FORMAT, "pack": "all", "collection": None, "language": None, "count": 1,
+               "shards": [{"sha256": hashlib.sha256(shard.encode()).hexdigest(), "count": 1,
+                           "bytes": len(shard.encode())}],
+               "generated_at": now.isoformat(), "expires": (now + timedelta(days=300)).isoformat(),
+               "serial": 2 ** 53}
+    impostor = PackSigner(Ed25519PrivateKey.generate())
+    envelope = json.loads(signed_envelope([impostor], payload))
+    envelope["signatures"][0]["kid"] = live.report.key_id
+    return json.dumps(envelope), shard
+
+
+def test_forged_cache_entries_are_never_shown_and_never_lock_the_genuine_index_out(browser, live, blog):
+    genuine = (live.settings.public_path / "packs/all/index.json").read_text()
+    snippet = script_snippet(live, f"{live.url}/embed/{live.script}")
+    cache_key = f"samizdat:{live.report.key_id}|{live.url}/:all/index.json"
+    # A forged serial of 2^53 and a forged fragment: the genuine index is shown all the same,
+    # and the forged entry is replaced by the genuine one.
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(blog.page(forged_cache(live, *forged_pack(live)) + snippet))
+    assert shown(page)["text"] in live.texts
+    stored = json.loads(page.evaluate(f"() => localStorage.getItem({json.dumps(cache_key)})"))
+    assert stored["env"] == genuine
+    context.close()
+    # The genuine signed index beside a forged shard, every origin blocked: nothing is shown
+    # but the written-in fragment.
+    context = browser.new_context()
+    context.route(lambda u: "/packs/" in u or "/ipfs/" in u, lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(forged_cache(live, genuine, forged_pack(live)[1]) + snippet))
+    page.wait_for_timeout(3000)
+    assert page.locator(".samizdat-embed").count() == 0
+    assert "STATIC GENUINE FRAGMENT" in page.content()
+    context.close()
+
+
+@pytest.fixture
+def second_archive(tmp_path):
+    """Another archive (its own key, database and address, local only), published and served."""
+    root = tmp_path / "second"
+    root.mkdir()
+    url = f"sqlite:///{root / 'samizdat.db'}"
+    migrate.upgrade(url)
+    port = free_port()
+    settings = make_settings(root, url, public_url=f"http://127.0.0.1:{port}")
+    app = create_app(settings)
+    add_fragments(app, 3, text="SECOND ARCHIVE")
+    with app.extensions["samizdat"].Session() as session:
+        report = publish_embed(session, settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield type("Second", (), {"url": settings.public_url, "report": report,
+                              "script": report.embed_js_versioned})
+    server.shutdown()
+    app.extensions["samizdat"].dispose()
+
+
+def test_two_archives_widgets_on_one_site_each_show_their_own_fragments(browser, live, blog, second_archive):
+    rt = live.app.extensions["samizdat"]
+    with rt.Session() as session:
+        publish_embed(session, live.settings)  # the first archive's serial now tops the second's
+    second = (f'<script async src="{second_archive.url}/embed/{second_archive.script}" '
+              f'integrity="{second_archive.report.embed_js_integrity}" crossorigin="anonymous"></script>')
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{live.script}") + STATIC + second))
+    page.wait_for_function("document.querySelectorAll('.samizdat-embed').length === 2", timeout=15000)
+    first_text, second_text = page.evaluate(ALL_TEXTS)
+    assert first_text in live.texts
+    assert second_text.startswith("SECOND ARCHIVE")
+    # Another page of the same site (one localStorage) with the second archive's widget alone.
+    other = context.new_page()
+    other.goto(blog.page(STATIC + second, name="other.html"))
+    assert shown(other)["text"].startswith("SECOND ARCHIVE")
+    context.close()
