@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
+from mirror.partnames import MANIFEST_NAME
 from mirror.storage import BackendDownError, BlobStore, IpfsStore, S3Store, StoredBlob, sha256_hex
 from mirror.warc import page_hops
 from samizdat.db import utcnow
@@ -34,7 +35,6 @@ from samizdat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 PENDING, STORED, FAILED = "pending", "stored", "failed"
-MANIFEST_NAME = "manifest.json"
 # An empty object per manifest in S3, named by its sha256: manifests are blobs like any other,
 # and these keys let `flask mirror rebuild-index` find them without reading every blob.
 MANIFEST_MARKER_PREFIX = "index/manifests/"

@@ -12,6 +12,7 @@ from ipfshttpclient import exceptions as ipfs_exc
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
 from mirror.storage.breaker import CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from samizdat.paths import confined_name
 
 
 def _translate(exc: Exception, what: str) -> StorageError:
@@ -89,6 +90,9 @@ class IpfsStore(BlobStore):
 
         Uses the node's MFS, so no bytes are sent again: each entry is linked by CID.
         """
+        # Every name is checked before the scratch directory exists: nothing is half-built.
+        for name in entries:
+            confined_name(name)
         scratch = f"/samizdat-tmp/{uuid.uuid4().hex}"
         with self.breaker.guard():
             client = self.client
