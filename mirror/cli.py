@@ -285,11 +285,15 @@ def mirror_rebuild_index(merge: bool, dry_run: bool):
         if not plan.manifest_shas and plan.state is None:
             raise RebuildError(f"nothing to rebuild from in bucket {rt.settings.s3_bucket}: no manifests, no index state")
         with click.progressbar(length=2 * len(plan.manifest_shas), label="rebuilding", file=sys.stderr) as bar:
-            report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update)
+            report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update,
+                                   actor=cli_actor())
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
+    for fragment_id, reason in report.pending_again:
+        click.echo(f"pending again: fragment {fragment_id}: its recorded decision was not restored: {reason}",
+                   err=True)
     click.echo(report.summary(dry_run))
     if not dry_run and report.captures:
         click.echo("next: `flask mirror reconcile` (replicas, IPFS directories), `flask archive reindex` (search)",
