@@ -238,8 +238,18 @@ def mirror_run(source_ids: tuple[int, ...], run_all: bool):
 @mirror_cli.command("reconcile")
 @with_appcontext
 def mirror_reconcile():
-    """Retry every pending or failed replica now (ignoring backoff) and verify what is stored."""
-    report = reconcile(runtime(), force=True)
+    """Retry every pending or failed replica now (ignoring backoff), copy earlier captures to a
+    newly configured back-end, and finish the captures that are then complete."""
+
+    def progress(done: int, total: int) -> None:
+        # A line per hundred (and the last): a back-end being filled can take a while.
+        if done % 100 == 0 or done == total:
+            click.echo(f"pushed {done} of {total} replicas", err=True)
+
+    report = reconcile(runtime(), force=True, progress=progress)
+    if report.backfilled:
+        click.echo(f"{report.backfilled} blobs of earlier captures were queued for a newly configured back-end",
+                   err=True)
     for error in report.errors:
         click.echo(f"still failing: {error}", err=True)
     click.echo(
