@@ -10,6 +10,8 @@ or token values (:func:`record` refuses detail keys that name a secret).
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -51,6 +53,29 @@ def cli_actor() -> Actor:
     except (KeyError, OSError):  # no passwd entry (some containers)
         who = "unknown"
     return Actor(None, f"cli:{who}"[:120])
+
+
+# The actor of a login attempt that did not sign anyone in: whoever typed at the form.
+LOGIN_FORM = Actor(None, "login form")
+
+
+def record_login(session: Session, attempted: str, user: User | None, succeeded: bool, key: bytes) -> None:
+    """Audit one password login (the caller commits); never the password.
+
+    A failure names the account when one has that name. A name no account has is kept only as
+    a keyed digest: it is text chosen by whoever typed it (often a password typed in the wrong
+    field), so it is never stored as a user's name, yet repeated guesses still stand out.
+    """
+    if succeeded:
+        record(session, actor_of(user), "user.login", "user", user.id, {"result": "signed in"})
+        return
+    if user is None:
+        digest = hmac.new(key, attempted.strip().encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+        record(session, LOGIN_FORM, "user.login-failed", "user", None,
+               {"result": "no such account", "name_digest": digest[:16]})
+        return
+    record(session, LOGIN_FORM, "user.login-failed", "user", user.id,
+           {"result": "refused (wrong password or account disabled)", "account": user.name})
 
 
 def _short(value: object) -> object:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from accounts.auth import (
@@ -18,6 +18,7 @@ from accounts.auth import (
     safe_next,
     secure_page,
 )
+from accounts.audit import record_login
 from accounts.models import ApiToken, User
 from accounts.users import (
     AccountError,
@@ -79,9 +80,12 @@ def login():
     except AuthFailure as failure:
         page = render_template("accounts/login.html", next_url=next_url, error=failure.message)
         return secure_page(page, 400)
-    user = authenticate_password(
-        db_session(), request.form.get("name", ""), request.form.get("password", "")
-    )
+    name = request.form.get("name", "")
+    user = authenticate_password(db_session(), name, request.form.get("password", ""))
+    # Who was aimed at, for the audit log (authenticate_password answers None either way).
+    target = user or db_session().scalar(select(User).where(User.name == name.strip()))
+    record_login(db_session(), name, target, user is not None, current_app.secret_key.encode())
+    db_session().commit()
     if user is None:
         page = render_template(
             "accounts/login.html",

@@ -36,8 +36,9 @@ from config.settings import Settings
 from fragments.models import Fragment
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
-from samizdat.errors import SamizdatError, StorageError
+from samizdat.errors import SamizdatError, StorageError, UnsafePathError
 from samizdat.i18n import DEFAULT_LANGUAGE, LANG_ARG, LANGUAGES
+from samizdat.paths import confined_file, confined_name
 
 # The S3 prefix and the IPFS (MFS) directory name of the static copy; the embed uses "embed".
 SITE_NAME = "site"
@@ -488,6 +489,11 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
             add(item.file, item.body, item.content_type)
     for f, path in files:
         ctype = "application/octet-stream" if f.download else (f.content_type or "application/octet-stream")
+        try:
+            confined_name(path)
+        except UnsafePathError as exc:
+            raise StaticExportError(f"capture {f.capture_id}'s part {f.name[:80]!r}: {exc}; "
+                                    "the static copy was not changed") from None
         if path in out:
             raise StaticExportError(f"capture {f.capture_id}'s {f.name} would overwrite {path}")
         out[path] = ExportedFile(path, f.sha256, f.size, ctype, True, download=f.download, blob=f.sha256)
@@ -589,7 +595,7 @@ def write_local(files: list[ExportedFile], settings: Settings, spool, old: dict[
     building = exports / f".building-{name}"
     try:
         for f in files:
-            dest = building / f.path
+            dest = confined_file(building, f.path)
             dest.parent.mkdir(parents=True, exist_ok=True)
             previous = current / f.path
             if old.get(f.path) == f.sha256 and previous.is_file():

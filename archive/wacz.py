@@ -32,6 +32,7 @@ from mirror.models import Capture, CapturePart, Source
 from mirror.storage import BlobStore
 from mirror.warc import page_hops
 from samizdat.errors import SamizdatError
+from samizdat.paths import confined_name
 from samizdat.web import db_session, runtime
 
 WACZ_VERSION = "1.1.1"
@@ -190,7 +191,7 @@ def write_wacz(
 
         def add(path: str, source: IO[bytes], compress: int) -> None:
             """Copy ``source`` into the ZIP as ``path`` (dated now) and list it as a resource."""
-            info = _dated(path, now)
+            info = _dated(confined_name(path), now)
             info.compress_type = compress
             # Known ahead, the size lets zipfile use ZIP64 for exactly the members that need it.
             info.file_size = source.seek(0, io.SEEK_END)

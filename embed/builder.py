@@ -32,7 +32,9 @@ from embed.publish import (
 from embed.signing import load_or_create_signer
 from embed.sizes import DEFAULT_SIZE, SIZES
 from fragments.models import APPROVED, Fragment
+from samizdat.errors import UnsafePathError
 from samizdat.i18n import keep_language_in_links, page_language
+from samizdat.paths import confined_file, confined_name
 from samizdat.web import db_session, runtime
 
 bp = Blueprint("embed_builder", __name__, template_folder="templates",
@@ -225,11 +227,16 @@ def _pack_closure(packs, choice: Choice) -> list[str]:
     except (OSError, ValueError, KeyError):
         abort(404, description="that pack has not been published yet; try again after the next publish")
     files = [index_rel, "key.json"]
-    for table in index.get("tables", []):
-        files.append(f"shards/{table['sha256']}.json")
-        index.setdefault("shards", []).extend(
-            json.loads((packs / "shards" / f"{table['sha256']}.json").read_bytes())["shards"])
-    return files + [f"shards/{s['sha256']}.json" for s in index.get("shards", [])]
+    try:
+        for table in index.get("tables", []):
+            files.append(f"shards/{table['sha256']}.json")
+            index.setdefault("shards", []).extend(
+                json.loads(confined_file(packs, files[-1]).read_bytes())["shards"])
+        files += [f"shards/{s['sha256']}.json" for s in index.get("shards", [])]
+        # The names come from published files: each must stay inside packs/ (and the zip's folder).
+        return [confined_name(rel) for rel in files]
+    except UnsafePathError:
+        abort(503, description="the published packs name a file outside their folder; republish them")
 
 
 @bp.get("/embed/selfhost.zip")
@@ -252,7 +259,7 @@ def selfhost_zip():
         zf.writestr(f"samizdat/{EMBED_JS}", script)
         zf.writestr(f"samizdat/{FRAME_HTML}", (root / FRAME_HTML).read_bytes())
         for rel in _pack_closure(root / "packs", choice):
-            zf.writestr(f"samizdat/packs/{rel}", (root / "packs" / rel).read_bytes())
+            zf.writestr(f"samizdat/packs/{rel}", confined_file(root / "packs", rel).read_bytes())
         zf.writestr("samizdat/README.txt", render_template("embed/selfhost_readme.txt", format=PACK_FORMAT,
                                                                      script=SELFHOST_SCRIPT))
         zf.writestr("example.html", f"<!doctype html><meta charset=utf-8><title>Samizdat example</title>\n{example}\n")

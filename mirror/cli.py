@@ -237,8 +237,18 @@ def mirror_run(source_ids: tuple[int, ...], run_all: bool):
 @mirror_cli.command("reconcile")
 @with_appcontext
 def mirror_reconcile():
-    """Retry every pending or failed replica now (ignoring backoff) and verify what is stored."""
-    report = reconcile(runtime(), force=True)
+    """Retry every pending or failed replica now (ignoring backoff), copy earlier captures to a
+    newly configured back-end, and finish the captures that are then complete."""
+
+    def progress(done: int, total: int) -> None:
+        # A line per hundred (and the last): a back-end being filled can take a while.
+        if done % 100 == 0 or done == total:
+            click.echo(f"pushed {done} of {total} replicas", err=True)
+
+    report = reconcile(runtime(), force=True, progress=progress)
+    if report.backfilled:
+        click.echo(f"{report.backfilled} blobs of earlier captures were queued for a newly configured back-end",
+                   err=True)
     for error in report.errors:
         click.echo(f"still failing: {error}", err=True)
     click.echo(
@@ -284,11 +294,15 @@ def mirror_rebuild_index(merge: bool, dry_run: bool):
         if not plan.manifest_shas and plan.state is None:
             raise RebuildError(f"nothing to rebuild from in bucket {rt.settings.s3_bucket}: no manifests, no index state")
         with click.progressbar(length=2 * len(plan.manifest_shas), label="rebuilding", file=sys.stderr) as bar:
-            report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update)
+            report = rebuild_index(rt, plan, merge=merge, dry_run=dry_run, progress=bar.update,
+                                   actor=cli_actor())
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
+    for fragment_id, reason in report.pending_again:
+        click.echo(f"pending again: fragment {fragment_id}: its recorded decision was not restored: {reason}",
+                   err=True)
     click.echo(report.summary(dry_run))
     if not dry_run and report.captures:
         click.echo("next: `flask mirror reconcile` (replicas, IPFS directories), `flask archive reindex` (search)",

@@ -24,6 +24,7 @@ from fragments.store import save_fragments
 from mirror.charset import detect_charset
 from mirror.fetch import FetchResult
 from mirror.models import Capture, CapturePart, Source
+from mirror.partnames import OFFLINE_NAME, OTHER_PAGE_NAME, PAGE_NAMES, WARC_NAME
 from mirror.replicas import ensure_replicas, replicate_capture
 from mirror.requisites import (
     Requisite,
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 OK, UNCHANGED, FAILED = "ok", "unchanged", "failed"
-OFFLINE_NAME = "offline.html"
-
-# File names inside a capture's IPFS directory, by content type of the page.
-_PAGE_NAMES = {"text/html": "index.html", "application/xhtml+xml": "index.xhtml", "": "index.html",
-               "application/pdf": "document.pdf", "text/plain": "page.txt"}
 
 
 @dataclass(frozen=True)
@@ -228,8 +224,8 @@ def capture_document(
     readable = data if content_type == "text/html" else _text_as_html(data, charset)
     offline = offline_page(readable, url, charset if content_type == "text/html" else "utf-8", {})
     files = [
-        ("page", _PAGE_NAMES[content_type], data, content_type),
-        ("warc", "capture.warc.gz", warc, "application/warc"),
+        ("page", PAGE_NAMES[content_type], data, content_type),
+        ("warc", WARC_NAME, warc, "application/warc"),
     ]
     if offline is not None:
         files.append(("offline", OFFLINE_NAME, offline, "text/html"))
@@ -423,8 +419,8 @@ def _spool_parts(
     keeps every hop as received, Content-Encoding included."""
     warc = build_warc(result, [r.result for r in requisites])
     files = [
-        ("page", _PAGE_NAMES.get(result.content_type, "page.bin"), result.body, result.content_type or None),
-        ("warc", "capture.warc.gz", warc, "application/warc"),
+        ("page", PAGE_NAMES.get(result.content_type, OTHER_PAGE_NAME), result.body, result.content_type or None),
+        ("warc", WARC_NAME, warc, "application/warc"),
     ]
     files += [("asset", r.name, r.result.body, r.result.content_type) for r in requisites]
     # The offline copy is made by process_capture: rewriting the page costs CPU that fetching

@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,12 +34,14 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from accounts.audit import Actor, record as audit
 from fragments.models import APPROVED, PENDING, REJECTED, Collection, Fragment, FragmentTag
+from fragments.split import normalize_text
 from mirror.models import Capture, CapturePart, Replica, Source
 from mirror.pipeline import OK, _split
+from mirror.partnames import MANIFEST_NAME, is_part_name
 from mirror.replicas import (
     MANIFEST_MARKER_PREFIX,
-    MANIFEST_NAME,
     PENDING as REPLICA_PENDING,
     STORED,
     remote_backends,
@@ -57,6 +60,11 @@ STATE_FORMAT = 1
 MANIFEST_FORMATS = (1, 2)
 # Older records stay as a short history: a bad write (or a bad day) is never the only copy.
 KEEP_STATES = 20
+# An index state never inflates past this. A constant, not a setting: an honest record is about
+# 70 bytes per capture and 1 KB per curated fragment, so even a million captures with a hundred
+# thousand curated fragments stay near 170 MB. A bomb is refused at this bound.
+MAX_STATE_BYTES = 256 * 2**20
+_CHUNK = 2**20
 _STATE_KEY = re.compile(r"^index/state/(\d{8}T\d{6}\d{6}Z)-([0-9a-f]{64})\.json\.gz$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -163,12 +171,44 @@ def _read_state(s3: S3Store, key: str) -> dict:
     if sha256_hex(data) != expected:
         raise StorageError(f"{key} does not match its sha256 (corrupt or truncated)")
     try:
-        record = json.loads(gzip.decompress(data))
-    except (OSError, EOFError, ValueError) as exc:
+        record = json.loads(_gunzip_bounded(data, MAX_STATE_BYTES))
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise StorageError(f"{key} is not a gzipped JSON record: {exc}") from None
     if not isinstance(record, dict) or record.get("samizdat_index_state") != STATE_FORMAT:
         raise StorageError(f"{key} is not an index state record of format {STATE_FORMAT}")
     return record
+
+
+def _gunzip(data: bytes, keep: bool, limit: int) -> list[bytes]:
+    """One pass over a single gzip member, at most 1 MiB of output at a time; the chunks if
+    ``keep``. ValueError once the output passes ``limit`` or the member is cut short."""
+    inflater = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+    chunks: list[bytes] = []
+    total = 0
+    pending = data
+    while True:
+        chunk = inflater.decompress(pending, _CHUNK)
+        total += len(chunk)
+        if total > limit:
+            raise ValueError(f"it inflates to more than {limit // 2**20} MiB (refused unread)")
+        if keep:
+            chunks.append(chunk)
+        pending = inflater.unconsumed_tail
+        if not pending and not chunk:
+            break
+    if not inflater.eof:
+        raise ValueError("the gzip stream is truncated")
+    return chunks
+
+
+def _gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """``data`` decompressed, refused (ValueError) past ``limit`` bytes before any is kept.
+
+    A first pass only counts, in constant memory, so a decompression bomb costs a few MB and
+    some CPU, never its inflated size; an honest record is then inflated for real.
+    """
+    _gunzip(data, False, limit)
+    return b"".join(_gunzip(data, True, limit))
 
 
 def save_index_state(runtime: Runtime, data: bytes | None = None) -> str | None:
@@ -309,6 +349,8 @@ class RebuildReport:
     fetched_files: int = 0
     manifests_read: int = 0
     problems: list[str] = field(default_factory=list)
+    # (fragment id, why): recorded decisions the verified captures do not bear out.
+    pending_again: list[tuple[str, str]] = field(default_factory=list)
 
     def summary(self, dry_run: bool = False) -> str:
         """One line for the operator."""
@@ -320,6 +362,8 @@ class RebuildReport:
             f"{'' if dry_run else ')'}; {self.fetched_files} files "
             f"{'to fetch' if dry_run else 'fetched'} back to the spool; "
             f"{len(self.problems)} problems skipped"
+            + (f"; {len(self.pending_again)} recorded decisions not verified, pending again"
+               if self.pending_again else "")
         )
 
 
@@ -384,6 +428,14 @@ def read_manifest(s3: S3Store, sha256: str) -> ManifestEntry:
         ok = False
     if not ok:
         raise StorageError("manifest lacks a field a capture needs (url, fetched_at, sha256, parts, page)")
+    names = [p["name"] for p in parts]
+    for part in parts:
+        # The manifest's own part is added by the rebuild, never listed in it.
+        if part["role"] == "manifest" or not is_part_name(part["role"], part["name"]):
+            raise StorageError(f"part name {part['name'][:80]!r} ({part['role'][:20]}) is not one "
+                               "Samizdat makes: refused")
+    if len(set(names)) != len(names):
+        raise StorageError("two parts share a name: refused")
     return ManifestEntry(sha256, len(data), body)
 
 
@@ -397,13 +449,15 @@ def rebuild_index(
     merge: bool = False,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    actor: Actor | None = None,
 ) -> RebuildReport:
     """Restore sources, captures, fragments and decisions from ``plan`` (see the module docstring).
 
     Into an empty database unless ``merge``, which adds only what is missing and changes nothing
     already there (so a rebuild that stopped half-way can be run again). ``dry_run`` reads and
     verifies everything, writes nothing. ``progress`` is called with 1 per step, two steps per
-    manifest (reading it, then restoring its capture).
+    manifest (reading it, then restoring its capture). With ``actor``, the rebuild and every
+    decision it did not restore are recorded in the audit log.
     """
     with runtime.Session() as session:
         if not merge and not _database_is_empty(session):
@@ -468,7 +522,23 @@ def rebuild_index(
                 report.approved += count if status == APPROVED else 0
                 report.rejected += count if status == REJECTED else 0
                 report.edited += count if edited else 0
+    if actor is not None:
+        _audit_rebuild(runtime, actor, plan, report, merge)
     return report
+
+
+def _audit_rebuild(runtime: Runtime, actor: Actor, plan: RebuildPlan, report: RebuildReport, merge: bool) -> None:
+    """One audit entry for the rebuild, and one per fragment whose recorded decision was dropped."""
+    with runtime.Session() as session:
+        audit(session, actor, "archive.rebuild", "archive", None, {
+            "merge": merge, "index_state": plan.state_key, "sources": report.sources,
+            "captures": report.captures, "fragments": report.fragments, "approved": report.approved,
+            "rejected": report.rejected, "edited": report.edited, "problems": report.problems,
+            "pending_again": len(report.pending_again),
+        })
+        for fragment_id, reason in report.pending_again:
+            audit(session, actor, "fragment.rebuild-unverified", "fragment", fragment_id, {"reason": reason})
+        session.commit()
 
 
 def _time_or_now(value: str | None) -> datetime:
@@ -638,10 +708,10 @@ def _restore_rows(runtime, entry, sources, blobs, records, report, now) -> int |
         session.add(capture)
         session.flush()
         _restore_replicas(runtime, session, parts, blobs, now)
-        for record in records:
-            _restore_curated(session, capture, record)
-        session.flush()
+        # The verified page is split first: a recorded decision is laid only over text it holds.
         _split(runtime, session, capture, runtime.stores["local"].get(body["sha256"]))
+        session.flush()
+        _restore_curated(session, capture, records, report)
         session.commit()
         report.captures += 1
         report.sources += created
@@ -664,20 +734,79 @@ def _restore_replicas(runtime, session, parts, blobs, now) -> None:
             ))
 
 
-def _restore_curated(session: Session, capture: Capture, record: dict) -> None:
-    """Recreate a fragment an archivist touched, as recorded (the re-split leaves it alone)."""
-    if session.get(Fragment, record["id"]) is not None:
-        return
-    session.add(Fragment(
+def _restore_curated(session: Session, capture: Capture, records: list[dict], report: RebuildReport) -> None:
+    """Lay the recorded decisions over the capture's re-split fragments, verified.
+
+    The index state comes from a bucket that may be hostile: a decision (or an edit) is restored
+    only for a fragment whose text (an edit's original text) the verified capture holds. Any
+    other record comes back pending, unreviewed, and is listed in ``report.pending_again``.
+    """
+    split = {f.id: f for f in session.scalars(select(Fragment).where(Fragment.capture_id == capture.id))}
+    # The capture's text as the splitter reads it now: an honest record made by an older splitter
+    # (other boundaries, so another id) is still found in it.
+    captured = normalize_text(" ".join(f.text for f in sorted(split.values(), key=lambda f: f.position)))
+    sibling = next(iter(split.values()), None)
+    for record in records:
+        original = record.get("original_text")
+        shown = original if isinstance(original, str) else record["text"]
+        fragment = split.get(record["id"])
+        if record["status"] not in (APPROVED, REJECTED, PENDING):
+            reason = f"unknown status {record['status'][:16]!r}"
+        elif original is not None and not isinstance(original, str):
+            reason = "its original text is not text"
+        elif fragment is not None:
+            reason = None if normalize_text(fragment.text) == normalize_text(shown) else \
+                "its text differs from the fragment the capture holds under that id"
+        elif session.get(Fragment, record["id"]) is not None:
+            reason = "its id belongs to another capture's fragment"
+            fragment = None
+        elif sibling is None or not normalize_text(shown) or normalize_text(shown) not in captured:
+            reason = "the capture does not hold its text" + (" (the edit's original)" if original else "")
+        else:
+            reason = None
+        if reason is None:
+            fragment = fragment or _recreate(session, capture, record, sibling)
+            _apply_decision(session, fragment, record)
+            continue
+        report.pending_again.append((record["id"], reason))
+        if fragment is None and session.get(Fragment, record["id"]) is None:
+            # Kept for an archivist to judge, as a fragment no one has reviewed.
+            _recreate(session, capture, record, sibling)
+
+
+def _recreate(session: Session, capture: Capture, record: dict, sibling: Fragment | None) -> Fragment:
+    """A pending fragment of ``capture`` with the record's id and text (and its edit's original);
+    its attribution is the capture's (a sibling's), never the record's."""
+    like = sibling
+    fragment = Fragment(
         id=record["id"], capture_id=capture.id, position=record["position"], text=record["text"],
-        original_text=record.get("original_text"), language=record.get("language"),
-        status=record["status"], source_url=record["source_url"], title=record.get("title"),
-        site_name=record.get("site_name"), country=record.get("country"),
-        collection=record.get("collection"), category_code=record.get("category_code"),
-        sha256=record["sha256"], cid=capture.cid, fetched_at=capture.fetched_at,
-        created_at=_time_or_now(record.get("created_at")),
-        edited_by=record.get("edited_by"), edited_at=_time_or_none(record.get("edited_at")),
-        reviewed_by=record.get("reviewed_by"), reviewed_at=_time_or_none(record.get("reviewed_at")),
-    ))
+        original_text=record.get("original_text") if isinstance(record.get("original_text"), str) else None,
+        language=record.get("language") if isinstance(record.get("language"), str) else None,
+        status=PENDING, source_url=capture.url, sha256=capture.sha256, cid=capture.cid,
+        fetched_at=capture.fetched_at, created_at=_time_or_now(record.get("created_at")),
+        title=like.title if like else capture.title, site_name=like.site_name if like else None,
+        country=like.country if like else capture.source.country,
+        collection=like.collection if like else capture.source.collection,
+        category_code=like.category_code if like else capture.source.category_code,
+    )
+    session.add(fragment)
+    session.flush()
+    return fragment
+
+
+def _apply_decision(session: Session, fragment: Fragment, record: dict) -> None:
+    """Give a verified fragment its recorded decision, edit and tags."""
+    fragment.status = record["status"]
+    fragment.reviewed_by = record.get("reviewed_by")
+    fragment.reviewed_at = _time_or_none(record.get("reviewed_at"))
+    if isinstance(record.get("original_text"), str):
+        fragment.original_text = record["original_text"]
+        fragment.text = record["text"]
+        fragment.edited_by = record.get("edited_by")
+        fragment.edited_at = _time_or_none(record.get("edited_at"))
+    fragment.created_at = _time_or_now(record.get("created_at"))
+    have = set(session.scalars(select(FragmentTag.tag).where(FragmentTag.fragment_id == fragment.id)))
     for tag in record.get("tags", ()):
-        session.add(FragmentTag(fragment_id=record["id"], tag=tag))
+        if isinstance(tag, str) and tag not in have:
+            have.add(tag)
+            session.add(FragmentTag(fragment_id=fragment.id, tag=tag))

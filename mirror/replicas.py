@@ -5,6 +5,10 @@ backoff when a back-end is down, stored once the bytes were written *and read ba
 sha256*. The reconcile job retries what is due and finishes captures whose replicas are all in
 place (manifest, IPFS directory). Nothing is lost while a store is down: the spool keeps the bytes.
 
+A back-end configured after captures were made (IPFS turned on later) is filled the same way:
+reconcile first gives every blob a replica row in each configured back-end that has none, so
+the older captures are copied from the spool like any pending replica.
+
 A store can also lose what it had (a bucket emptied, an S3 server restarted without its data, an
 IPFS repository replaced): the verification sweep asks each back-end whether the replicas recorded
 as stored are still there, and a lost one becomes failed and due, so reconcile pushes it again from
@@ -16,15 +20,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fragments.store import set_capture_cid
 from mirror.models import Capture, CapturePart, Replica
+from mirror.partnames import MANIFEST_NAME
 from mirror.storage import BackendDownError, BlobStore, IpfsStore, S3Store, StoredBlob, sha256_hex
 from mirror.warc import page_hops
 from samizdat.db import utcnow
@@ -34,7 +40,6 @@ from samizdat.runtime import Runtime
 log = logging.getLogger(__name__)
 
 PENDING, STORED, FAILED = "pending", "stored", "failed"
-MANIFEST_NAME = "manifest.json"
 # An empty object per manifest in S3, named by its sha256: manifests are blobs like any other,
 # and these keys let `flask mirror rebuild-index` find them without reading every blob.
 MANIFEST_MARKER_PREFIX = "index/manifests/"
@@ -51,6 +56,7 @@ class ReplicationReport:
 
     stored: int = 0
     failed: int = 0
+    backfilled: int = 0  # replica rows added for a back-end configured after the blob was stored
     uploaded_bytes: int = 0
     completed_captures: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -97,13 +103,16 @@ def _copy_and_verify(runtime: Runtime, sha256: str, backend: str) -> StoredBlob:
     return blob
 
 
-def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationReport) -> None:
-    """Push each replica and record the result.
+def push_replicas(runtime: Runtime, replica_ids: list[int], report: ReplicationReport,
+                  progress: Callable[[int, int], None] | None = None) -> None:
+    """Push each replica and record the result; ``progress(done, total)`` after each one.
 
     The network work happens outside any transaction and each result is written in its own
     short one, so a slow back-end never holds a database lock (SQLite has only one writer).
     """
-    for replica_id in replica_ids:
+    for done, replica_id in enumerate(replica_ids, 1):
+        if progress is not None:
+            progress(done, len(replica_ids))
         with runtime.Session() as session:
             replica = session.get(Replica, replica_id)
             if replica is None or replica.state == STORED:
@@ -331,13 +340,71 @@ def replicate_capture(runtime: Runtime, capture_id: int) -> ReplicationReport:
     return report
 
 
-def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False) -> ReplicationReport:
-    """Retry every due pending/failed replica, then finish captures that are now complete.
+def _not_stored_in(backend: str):
+    """SQL: the capture part's blob has no stored replica in ``backend``."""
+    return ~select(Replica.id).where(
+        Replica.sha256 == CapturePart.sha256, Replica.backend == backend, Replica.state == STORED
+    ).exists()
+
+
+def captures_missing_from(session: Session, backend: str) -> int:
+    """How many successful captures have a part not (yet) stored in ``backend`` (doctor's backlog)."""
+    return session.scalar(
+        select(func.count(CapturePart.capture_id.distinct()))
+        .join(Capture, Capture.id == CapturePart.capture_id)
+        .where(Capture.status == "ok", _not_stored_in(backend))
+    ) or 0
+
+
+def backfill_replicas(runtime: Runtime, report: ReplicationReport, batch: int = 500) -> None:
+    """Give every captured blob a pending replica in each configured back-end that has no row for
+    it (the back-end was configured after the capture), and mark its captures incomplete, so
+    reconcile copies them from the spool and finishes them (S3 marker, IPFS directory)."""
+    for backend in remote_backends(runtime):
+        no_row = ~select(Replica.id).where(Replica.sha256 == CapturePart.sha256, Replica.backend == backend).exists()
+        with runtime.Session() as session:
+            missing = session.execute(
+                select(CapturePart.sha256, func.max(CapturePart.size))
+                .join(Capture, Capture.id == CapturePart.capture_id)
+                .where(Capture.status == "ok", no_row)
+                .group_by(CapturePart.sha256)
+            ).all()
+        for start in range(0, len(missing), batch):
+            chunk = missing[start:start + batch]
+            with runtime.Session() as session:
+                now = utcnow()
+                # Due at once, like a replica found lost: the processing job never claims these.
+                session.add_all(Replica(sha256=sha, backend=backend, state=PENDING, size=size, attempts=1,
+                                        next_attempt_at=now, created_at=now) for sha, size in chunk)
+                session.execute(
+                    update(Capture)
+                    .where(Capture.id.in_(select(CapturePart.capture_id)
+                                          .where(CapturePart.sha256.in_([sha for sha, _ in chunk]))))
+                    .values(complete=False)
+                    .execution_options(synchronize_session=False)
+                )
+                try:
+                    session.commit()
+                except IntegrityError:
+                    # A capture being processed added some of these rows meanwhile: the next pass
+                    # picks up the rest.
+                    session.rollback()
+                    continue
+            report.backfilled += len(chunk)
+        if missing:
+            log.info("reconcile: %d blobs of earlier captures queued for %s", len(missing), backend)
+
+
+def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> ReplicationReport:
+    """Fill newly configured back-ends, retry every due pending/failed replica, then finish
+    captures that are now complete. ``progress(done, total)`` follows the replicas pushed.
 
     With ``force``, backoff is ignored (``flask mirror reconcile`` run by hand).
     """
-    now = now or utcnow()
     report = ReplicationReport()
+    backfill_replicas(runtime, report)
+    now = now or utcnow()
     backends = remote_backends(runtime)
     with runtime.Session() as session:
         query = select(Replica.id).where(Replica.state != STORED, Replica.backend.in_(backends))
@@ -361,12 +428,19 @@ def reconcile(runtime: Runtime, now: datetime | None = None, force: bool = False
                 .order_by(Capture.id)
             )
         )
-    push_replicas(runtime, due, report)
+    push_replicas(runtime, due, report, progress or _log_progress)
     for capture_id in incomplete:
         finalize_capture(runtime, capture_id, report)
     if report.stored or report.failed:
         log.info("reconcile: %d stored, %d failed", report.stored, report.failed)
     return report
+
+
+def _log_progress(done: int, total: int) -> None:
+    """The scheduler's progress: a log line per thousand replicas of a long pass (a back-end
+    being filled), nothing for the usual few."""
+    if done % 1000 == 0 or (done == total and total >= 1000):
+        log.info("reconcile: %d of %d replicas pushed", done, total)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from lxml_html_clean.clean import defs
 from tinycss2.serializer import serialize_identifier, serialize_string_value
 
 from mirror.fetch import FetchResult, Fetcher
+from mirror.partnames import ASSET_DIR, ASSET_EXTENSION
 from mirror.urls import normalize_url
 from samizdat.errors import FetchError, InvalidURLError
 
@@ -90,13 +91,16 @@ def find_requisites(html: bytes, base_url: str, charset: str | None, limit: int)
 def asset_stem(url: str) -> str:
     """The file name of a requisite inside a capture, without extension: derived from its URL,
     so the offline copy can be rewritten later from the page alone."""
-    return f"assets/{hashlib.sha256(url.encode()).hexdigest()[:20]}"
+    return f"{ASSET_DIR}{hashlib.sha256(url.encode()).hexdigest()[:20]}"
 
 
 def _asset_name(url: str, result: FetchResult) -> str:
+    # Only extensions mirror.partnames accepts: a rebuild refuses any other name.
     ext = splitext(urlsplit(url).path)[1].lower()
-    if not ext or len(ext) > 6:
+    if not ASSET_EXTENSION.fullmatch(ext):
         ext = mimetypes.guess_extension(result.content_type or "") or ".bin"
+    if not ASSET_EXTENSION.fullmatch(ext):
+        ext = ".bin"
     return f"{asset_stem(url)}{ext}"
 
 

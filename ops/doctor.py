@@ -107,15 +107,25 @@ def _jobs(runtime: Runtime, state: ArchiveState) -> DoctorCheck:
 
 
 def _replicas(runtime: Runtime, state: ArchiveState) -> list[DoctorCheck]:
+    from mirror.replicas import captures_missing_from
+
     checks = []
     # Still unstored after two retries at the longest backoff: the back-end keeps failing.
     limit = 2 * runtime.settings.replica_retry_max_seconds
     for backend in (n for n in runtime.stores if n != "local"):
         backlog = state.replica_backlog(backend)
         oldest = state.age(state.oldest_unstored.get(backend))
-        detail = f"{backlog} waiting" + (f" (oldest {ago(oldest)})" if backlog else "")
+        # Counted here, not in read_state: /metrics reads that often, and this scans every part.
+        with runtime.Session() as session:
+            behind = captures_missing_from(session, backend)
+        detail = (f"{backlog} waiting" + (f" (oldest {ago(oldest)})" if backlog else "")
+                  + f"; {behind} captures not yet stored there")
         failing = state.replicas.get((backend, "failed"), 0) and oldest is not None and oldest > limit
-        checks.append(DoctorCheck(f"replicas {backend}", FAILING if failing else OK, detail))
+        verdict = FAILING if failing else WARN if behind else OK
+        if behind and not failing:
+            # A back-end configured after those captures: reconcile (or the scheduler's) fills it.
+            detail += " (`flask mirror reconcile` copies them from the spool)"
+        checks.append(DoctorCheck(f"replicas {backend}", verdict, detail))
     return checks
 
 

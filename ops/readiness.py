@@ -106,13 +106,17 @@ class ReadinessChecker:
 
 
 def readiness_report(parts: list[PartReadiness], configured: dict[str, bool], details: bool) -> dict:
-    """The /readyz body: ``ready`` or ``unready``, the failing parts by name, each part's state.
+    """The /readyz body: ``ready`` or ``unready``; with ``details``, the failing parts by name,
+    what is configured, and each part's state and detail line.
 
-    ``details=False`` (anyone but archivists) leaves out the detail lines: they name the
-    database URL, data paths, internal endpoints and their error text.
+    ``details=False`` (anyone but archivists and the metrics token) gets the status alone: the
+    parts' names would tell which back-ends an archive uses, the detail lines its database URL,
+    data paths, internal endpoints and their error text.
     """
-    checks = {p.name: ({"ok": p.ok, "detail": p.detail} if details else {"ok": p.ok}) for p in parts}
     failing = [p.name for p in parts if not p.ok]
+    if not details:
+        return {"status": "unready" if failing else "ready"}
+    checks = {p.name: {"ok": p.ok, "detail": p.detail} for p in parts}
     return {
         "status": "unready" if failing else "ready",
         "failing": failing,

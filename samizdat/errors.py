@@ -33,3 +33,7 @@ class StorageUnavailableError(StorageError):
 
 class BlobNotFoundError(StorageError, FileNotFoundError):
     """The requested object is not in the store."""
+
+
+class UnsafePathError(StorageError):
+    """A file name would put a write outside the root it belongs under (``..``, absolute, …)."""

@@ -13,6 +13,7 @@ from ipfshttpclient import exceptions as ipfs_exc
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
 from mirror.storage.breaker import CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from samizdat.paths import confined_name
 
 # ipfshttpclient 0.7 (its last release) hands urllib3 1.x's ``strict=True`` to every connection
 # pool it makes; urllib3 2 drops it and warns each time, which `flask doctor` and every process
@@ -100,6 +101,9 @@ class IpfsStore(BlobStore):
 
         Uses the node's MFS, so no bytes are sent again: each entry is linked by CID.
         """
+        # Every name is checked before the scratch directory exists: nothing is half-built.
+        for name in entries:
+            confined_name(name)
         scratch = f"/samizdat-tmp/{uuid.uuid4().hex}"
         with self.breaker.guard():
             client = self.client

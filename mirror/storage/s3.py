@@ -19,6 +19,7 @@ from botocore.exceptions import (
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
 from mirror.storage.breaker import BackendDownError, CircuitBreaker
 from samizdat.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from samizdat.paths import confined_name
 
 KEY_PREFIX = "blobs/sha256/"
 
@@ -169,6 +170,7 @@ class S3Store(BlobStore):
 
     def put_named(self, key: str, data: bytes) -> None:
         """Write ``data`` under ``key`` (not a content address), overwriting any object there."""
+        confined_name(key)
         with self.breaker.guard():
             self._ensure_bucket()
         self._call(f"upload {key}", lambda: self.client.put_object(Bucket=self.bucket, Key=key, Body=data))

@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ipfshttpclient import exceptions as ipfs_exc
 
 from samizdat.errors import StorageError
+from samizdat.paths import confined_name
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class S3Site(StaticSite):
         """Upload each file (immutable ones only when missing) with its metadata."""
         self._prepare(report)
         for f in files:
-            key = self.prefix + f.path
+            key = self.prefix + confined_name(f.path)
             try:
                 if f.immutable and self._exists(key):
                     report.skipped += 1
@@ -151,7 +152,7 @@ class S3Site(StaticSite):
     def delete(self, paths: list[str], report: SiteReport) -> None:
         """Delete the objects of ``paths``, a thousand keys per request."""
         self._prepare(report)
-        keys = [self.prefix + p for p in paths]
+        keys = [self.prefix + confined_name(p) for p in paths]
         for start in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[start:start + 1000]]
             try:
@@ -186,7 +187,7 @@ class IpfsSite(StaticSite):
         """Add each file's bytes and link it into the site directory by CID."""
         try:
             for f in files:
-                target = f"{self.root}/{f.path}"
+                target = f"{self.root}/{confined_name(f.path)}"
                 if f.immutable and self._stat(target) is not None:
                     report.skipped += 1
                     continue
@@ -205,7 +206,7 @@ class IpfsSite(StaticSite):
         """Unlink ``paths`` from the site directory (the next root no longer lists them)."""
         try:
             for path in paths:
-                target = f"{self.root}/{path}"
+                target = f"{self.root}/{confined_name(path)}"
                 if self._stat(target) is not None:
                     self.client.files.rm(target)
                 report.deleted += 1
@@ -215,7 +216,7 @@ class IpfsSite(StaticSite):
     def prune(self, directory: str, keep: set[str]) -> int:
         """Remove files of ``directory`` whose names are not in ``keep``; return how many."""
         try:
-            entries = self.client.files.ls(f"{self.root}/{directory}").get("Entries") or []
+            entries = self.client.files.ls(f"{self.root}/{confined_name(directory)}").get("Entries") or []
             gone = [e["Name"] for e in entries if e["Name"] not in keep]
             for name in gone:
                 self.client.files.rm(f"{self.root}/{directory}/{name}")

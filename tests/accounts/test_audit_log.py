@@ -263,3 +263,40 @@ def test_archivist_pages_record_like_the_api(app):
     start = last_id(app)
     refused = browser.post("/manage/sources", data={"url": "https://example.org/no-csrf"})
     assert refused.status_code == 403 and entries_since(app, start) == []
+
+
+def test_logins_succeeded_and_failed_leave_entries_without_the_password(app):
+    from tests.conftest import create_account, csrf_of
+
+    create_account(app, "lan")
+    browser = app.test_client()
+
+    def attempt(name: str, password: str) -> int:
+        browser.get("/login")
+        return browser.post("/login", data={"name": name, "password": password,
+                                            "csrf_token": csrf_of(browser)}).status_code
+
+    start = last_id(app)
+    assert attempt("lan", "not-the-password-42") == 401
+    entry = one_entry(app, start)
+    assert (entry["actor"], entry["action"], entry["kind"]) == ("login form", "user.login-failed", "user")
+    assert entry["detail"]["account"] == "lan" and entry["target"] is not None
+
+    # A name no account has is whoever typed it (maybe a password in the wrong field): only a digest.
+    start = last_id(app)
+    typed = "<script>alert(1)</script> admin' OR 1=1 hunter2"
+    assert attempt(typed, TEST_PASSWORD) == 401 and attempt(typed, "again") == 401
+    first, second = entries_since(app, start)
+    assert first["action"] == second["action"] == "user.login-failed" and first["target"] is None
+    assert first["detail"]["result"] == "no such account"
+    assert first["detail"]["name_digest"] == second["detail"]["name_digest"]  # repeated guesses show
+    stored = json.dumps(entries_since(app, start))
+    assert "script" not in stored and "hunter2" not in stored and TEST_PASSWORD not in stored
+
+    start = last_id(app)
+    assert attempt("lan", TEST_PASSWORD) == 303
+    entry = one_entry(app, start)
+    assert (entry["actor"], entry["action"], entry["detail"]) == ("lan", "user.login", {"result": "signed in"})
+    with app.extensions["samizdat"].Session() as session:
+        text = " ".join(str(e.detail) for e in session.scalars(select(AuditEntry)))
+    assert TEST_PASSWORD not in text and "not-the-password-42" not in text

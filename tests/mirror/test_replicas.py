@@ -10,6 +10,7 @@ from mirror.models import Capture, Replica
 from mirror.pipeline import capture_source
 from mirror.replicas import reconcile
 from mirror.sources import add_source
+from mirror.storage import sha256_hex
 from samizdat.db import utcnow
 from samizdat.runtime import build_runtime
 from tests.services import TcpProxy
@@ -143,3 +144,51 @@ def test_reconcile_leaves_fresh_replicas_to_the_processing_job(runtime, site):
     later = reconcile(runtime, now=utcnow() + timedelta(minutes=5))
     assert later.stored > 0  # left over for five minutes (a crashed run): reconcile takes them
     assert process_capture(runtime, outcome.capture_id).complete
+
+
+def test_a_back_end_configured_later_is_filled_from_the_spool(tmp_path, sqlite_url, s3_server, bucket,
+                                                               ipfs_node, site):
+    from samizdat.app import create_app
+    from tests.conftest import make_settings
+
+    s3_only = make_settings(tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket)
+    before = create_app(s3_only)
+    cli = before.test_cli_runner()
+    assert cli.invoke(args=["sources", "add", site.url(f"/articles/{seed_names()[1]}.html")]).exit_code == 0
+    assert cli.invoke(args=["mirror", "run", "1"]).exit_code == 0
+    before.extensions["samizdat"].dispose()
+
+    # IPFS is turned on afterwards: the earlier capture is not there yet, and doctor says so.
+    app = create_app(s3_only.replace(ipfs_api=ipfs_node.api_multiaddr))
+    rt = app.extensions["samizdat"]
+    cli = app.test_cli_runner()
+    try:
+        with rt.Session() as session:
+            capture = session.scalar(select(Capture))
+            assert capture.complete and capture.cid is None
+            parts = {p.sha256 for p in capture.parts}
+        doctor = cli.invoke(args=["doctor"])
+        line = next(ln for ln in doctor.output.splitlines() if ln.startswith("replicas ipfs"))
+        assert "1 captures not yet stored there" in line and "warn" in line, doctor.output
+        assert "0 captures not yet stored there" in next(
+            ln for ln in doctor.output.splitlines() if ln.startswith("replicas s3"))
+
+        reconciled = cli.invoke(args=["mirror", "reconcile"])
+        assert reconciled.exit_code == 0, reconciled.output
+        assert f"{len(parts)} replicas stored, 0 failed, 1 captures completed" in reconciled.output
+        assert f"pushed {len(parts)} of {len(parts)} replicas" in reconciled.output
+        assert f"{len(parts)} blobs of earlier captures were queued" in reconciled.output
+
+        ipfs = rt.stores["ipfs"]
+        with rt.Session() as session:
+            capture = session.scalar(select(Capture))
+            assert capture.complete and capture.cid
+            stored = {r.sha256: r.locator for r in session.scalars(select(Replica).where(Replica.backend == "ipfs"))}
+        assert set(stored) == parts
+        for sha, cid in stored.items():
+            assert ipfs.exists(cid) and sha256_hex(ipfs.get(cid)) == sha
+        doctor = cli.invoke(args=["doctor"])
+        line = next(ln for ln in doctor.output.splitlines() if ln.startswith("replicas ipfs"))
+        assert "0 captures not yet stored there" in line and "warn" not in line, doctor.output
+    finally:
+        rt.dispose()
