@@ -63,7 +63,10 @@ class Verifier(Protocol):
     key_id: int
 
     def verify(self, text: bytes, signature: bytes) -> bool:
-        """Whether ``signature`` (without the 4-byte key ID) signs the note ``text``."""
+        """Whether ``signature`` (without the 4-byte key ID) signs the note ``text``.
+
+        A verifier may raise NoteError instead of returning False, to give a more precise reason.
+        """
 
 
 @dataclass(frozen=True)
