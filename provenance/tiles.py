@@ -225,21 +225,27 @@ class TileReader:
             raise TileError(f"hash {start + count - 1} at level {level} is beyond tree size {self.size}")
         return self.tile(level, index)[offset:offset + count]
 
-    def entry(self, index: int) -> bytes:
-        """Entry ``index``, checked against its leaf hash in the level-0 tile."""
-        if not 0 <= index < self.size:
-            raise TileError(f"entry {index} is not below tree size {self.size}")
-        bundle, offset = divmod(index, TILE_WIDTH)
-        width = tile_width(self.size, 0, bundle)
-        path = bundle_path(bundle, width)
+    def bundle(self, index: int) -> list[bytes]:
+        """The entries of bundle ``index``, each checked against its leaf hash in the level-0 tile."""
+        width = tile_width(self.size, 0, index)
+        path = bundle_path(index, width)
         try:
             data = self.fetcher.fetch(path, width * (2 + MAX_ENTRY_SIZE))
         except FileNotFoundError as exc:
             raise TileError(f"{path} is missing") from exc
-        entry = decode_bundle(data, width)[offset]
-        if leaf_hash(entry) != self.read_hashes(0, index, 1)[0]:
-            raise TileError(f"entry {index} does not match its leaf hash: altered after the fact")
-        return entry
+        entries = decode_bundle(data, width)
+        for offset, (entry, hashed) in enumerate(zip(entries, self.tile(0, index), strict=True)):
+            if leaf_hash(entry) != hashed:
+                number = index * TILE_WIDTH + offset
+                raise TileError(f"entry {number} does not match its leaf hash: altered after the fact")
+        return entries
+
+    def entry(self, index: int) -> bytes:
+        """Entry ``index``, checked against its leaf hash."""
+        if not 0 <= index < self.size:
+            raise TileError(f"entry {index} is not below tree size {self.size}")
+        bundle, offset = divmod(index, TILE_WIDTH)
+        return self.bundle(bundle)[offset]
 
 
 def write_file(root: Path, path: str, data: bytes) -> None:
@@ -283,15 +289,18 @@ class TileWriter:
             level += 1
         if not self.edge:
             self.edge.append([])
-        self.pending: list[bytes] = []
-        if size % TILE_WIDTH:
-            self.pending = [reader.entry(i) for i in range(size - size % TILE_WIDTH, size)]
+        self.pending: list[bytes] = reader.bundle(size // TILE_WIDTH) if size % TILE_WIDTH else []
 
     def append(self, entries: Iterable[bytes]) -> int:
-        """Append entries (each at most 65,535 bytes); return the new tree size."""
-        for entry in entries:
+        """Append entries (each at most 65,535 bytes); return the new tree size.
+
+        The batch is checked whole first, so a refused entry leaves the tree as it was.
+        """
+        batch = list(entries)
+        for entry in batch:
             if len(entry) > MAX_ENTRY_SIZE:
                 raise TileError(f"entry of {len(entry)} bytes exceeds the {MAX_ENTRY_SIZE}-byte limit")
+        for entry in batch:
             self.pending.append(entry)
             self.edge[0].append(leaf_hash(entry))
             self.size += 1

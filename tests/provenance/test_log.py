@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from provenance import cosignature, merkle, note
+from provenance import cosignature, merkle, note, tiles
 from provenance.errors import NoteError, ProofError, ProvenanceError, TileError
 from provenance.log import LogClient, LogWriter
 
@@ -71,16 +71,19 @@ def test_an_entry_removed_from_its_bundle_is_refused(published, key):
         LogClient(str(directory), ORIGIN, key.verifier).verify(369)
 
 
-def test_a_rewritten_tile_breaks_the_proof(published, key):
-    """Rewriting history with matching entries and hashes still cannot reach the signed root."""
+def test_history_rewritten_consistently_in_tiles_and_bundles_cannot_reach_the_signed_root(published, key):
+    """Planting an entry with its matching leaf hash still fails: the signed root does not move."""
     directory, _, _ = published
+    bundle = directory / "tile/entries/000"
+    entries = tiles.decode_bundle(bundle.read_bytes(), 256)
+    entries[0] = b"planted"
+    bundle.write_bytes(tiles.encode_bundle(entries))
     tile = directory / "tile/0/000"
-    hashes = bytearray(tile.read_bytes())
-    hashes[:32] = merkle.leaf_hash(b"planted")
-    tile.write_bytes(bytes(hashes))
+    tile.write_bytes(merkle.leaf_hash(b"planted") + tile.read_bytes()[32:])
+    client = LogClient(str(directory), ORIGIN, key.verifier)
+    assert client.prove_inclusion(client.checkpoint(), 300).entry == _entries(300, 1)[0]
     with pytest.raises(ProofError, match="does not lead to the root"):
-        LogClient(str(directory), ORIGIN, key.verifier).prove_inclusion(
-            LogClient(str(directory), ORIGIN, key.verifier).checkpoint(), 200)
+        client.prove_inclusion(client.checkpoint(), 0)
 
 
 def test_a_forked_log_is_refused_against_the_checkpoint_seen_before(tmp_path, key):

@@ -138,9 +138,11 @@ def test_an_altered_entry_is_refused_against_its_leaf_hash(log_dir):
         tiles.TileReader(tiles.DirectoryFetcher(log_dir), 300).entry(0)
 
 
-def test_an_entry_too_large_for_its_length_prefix_is_refused(tmp_path):
+def test_an_entry_too_large_for_its_length_prefix_is_refused_and_nothing_appended(tmp_path):
+    writer = tiles.TileWriter(tmp_path)
     with pytest.raises(TileError, match="65535"):
-        tiles.TileWriter(tmp_path).append([b"x" * 65536])
+        writer.append([b"fine", b"x" * 65536])
+    assert writer.size == 0
 
 
 def test_a_full_tile_is_never_rewritten_with_other_bytes(log_dir):
