@@ -73,4 +73,3 @@ def run() -> str:
         f"({len(inclusion.proof) * 32} bytes, proven from a cold directory in {prove_ms:.1f} ms) and a "
         f"consistency proof from half the size {len(half)} hashes ({len(half) * 32} bytes).\n"
     )
-

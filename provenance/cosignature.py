@@ -19,7 +19,7 @@ from provenance.note import (
     Checkpoint,
     Signature,
     Verifier,
-    _b64,
+    b64encode,
     check_key_name,
     key_id,
     open_checkpoint,
@@ -61,7 +61,7 @@ class CosignatureVerifier:
     @property
     def vkey(self) -> str:
         """This key as a verifier key string."""
-        return f"{self.name}+{self.key_id:08x}+{_b64(bytes([self.alg]) + self.public_key)}"
+        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([self.alg]) + self.public_key)}"
 
     def timestamp(self, text: bytes, signature: bytes) -> int:
         """The cosignature's timestamp if it verifies; NoteError saying why not."""
@@ -150,4 +150,3 @@ def add_cosignatures(data: bytes, cosignatures: Sequence[Signature]) -> bytes:
     if not data.endswith(b"\n"):
         raise NoteError("a signed note ends with a newline")
     return data + "".join(sig.line() for sig in cosignatures).encode()
-

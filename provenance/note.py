@@ -52,7 +52,7 @@ def _b64decode(text: str, what: str) -> bytes:
     return data
 
 
-def _b64(data: bytes) -> str:
+def b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
@@ -80,7 +80,7 @@ class Signature:
     def line(self) -> str:
         """The signature line, newline included."""
         payload = self.key_id.to_bytes(4, "big") + self.signature
-        return f"{SIGNATURE_PREFIX}{self.name} {_b64(payload)}\n"
+        return f"{SIGNATURE_PREFIX}{self.name} {b64encode(payload)}\n"
 
 
 class Ed25519Verifier:
@@ -105,7 +105,7 @@ class Ed25519Verifier:
     @property
     def vkey(self) -> str:
         """This key as a verifier key string."""
-        return f"{self.name}+{self.key_id:08x}+{_b64(bytes([self.alg]) + self.public_key)}"
+        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([self.alg]) + self.public_key)}"
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         """See :class:`Verifier`."""
@@ -168,7 +168,7 @@ class Ed25519Signer:
     def skey(self) -> str:
         """This key as a signer key string (secret: store it like a password)."""
         seed = self._key.private_bytes_raw()
-        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{_b64(bytes([ALG_ED25519]) + seed)}"
+        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{b64encode(bytes([ALG_ED25519]) + seed)}"
 
     def sign(self, text: bytes) -> Signature:
         """The signature line for note ``text``."""
@@ -300,7 +300,7 @@ class Checkpoint:
 
     def text(self) -> str:
         """The checkpoint's note text."""
-        lines = [self.origin, str(self.size), _b64(self.root_hash), *self.extensions]
+        lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]
         return "".join(line + "\n" for line in lines)
 
     @classmethod
