@@ -53,6 +53,7 @@ def _b64decode(text: str, what: str) -> bytes:
 
 
 def b64encode(data: bytes) -> str:
+    """Standard base64 (RFC 4648 section 4), as text."""
     return base64.b64encode(data).decode()
 
 
