@@ -1,0 +1,1 @@
+"""Tests for the provenance package: the Merkle core, tiles, notes, cosignatures and the log."""

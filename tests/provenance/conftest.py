@@ -1,0 +1,55 @@
+"""Fixtures for provenance tests: the published vectors in tests/provenance/vectors/."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+VECTORS = Path(__file__).resolve().parent / "vectors"
+
+
+def load_vectors(name: str) -> dict:
+    """One vector file; each names its source (repository, path, commit) under ``_source``."""
+    return json.loads((VECTORS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def rfc6962() -> dict:
+    """RFC 6962 reference leaves, node hashes and roots (transparency-dev/merkle testonly)."""
+    return load_vectors("rfc6962_roots.json")
+
+
+class StaticLogServer:
+    """A plain static file server on 127.0.0.1 over one directory: any web host serving a log."""
+
+    def __init__(self, directory: Path) -> None:
+        handler = functools.partial(_QuietHandler, directory=str(directory))
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.directory = directory / "log"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/log"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass
+
+
+@pytest.fixture
+def static_server(tmp_path):
+    """Serves ``tmp_path`` over HTTP on loopback; logs live under ``tmp_path / 'log'``."""
+    server = StaticLogServer(tmp_path)
+    yield server
+    server.close()
