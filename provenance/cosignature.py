@@ -11,17 +11,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from provenance.errors import NoteError, PolicyError
 from provenance.note import (
     Checkpoint,
+    Ed25519Verifier,
     Signature,
     Verifier,
-    b64encode,
-    check_key_name,
-    key_id,
     open_checkpoint,
     parse_vkey,
 )
@@ -37,19 +35,18 @@ def cosignature_message(text: str, timestamp: int) -> bytes:
     return f"cosignature/v1\ntime {timestamp}\n".encode() + text.encode()
 
 
-class CosignatureVerifier:
-    """A witness's Ed25519 cosigning key; verifies cosignature/v1 signatures on checkpoints."""
+class CosignatureVerifier(Ed25519Verifier):
+    """A witness's Ed25519 cosigning key; verifies cosignature/v1 signatures on checkpoints.
+
+    The key itself is a signed-note Ed25519 key; only its signature type (and so its key ID) and
+    what it signs differ.
+    """
 
     alg = ALG_COSIGNATURE_V1
 
     def __init__(self, name: str, public_key: bytes, max_future: int | None = 300) -> None:
         """``max_future``: seconds a timestamp may lie ahead of our clock (None: no limit)."""
-        self.name = check_key_name(name)
-        if len(public_key) != 32:
-            raise NoteError(f"an Ed25519 public key has 32 bytes, got {len(public_key)}")
-        self.public_key = bytes(public_key)
-        self._key = Ed25519PublicKey.from_public_bytes(self.public_key)
-        self.key_id = key_id(self.name, self.alg, self.public_key)
+        super().__init__(name, public_key)
         self.max_future = max_future
 
     @classmethod
@@ -57,11 +54,6 @@ class CosignatureVerifier:
         """Parse a verifier key of signature type 0x04."""
         name, public_key = parse_vkey(vkey, ALG_COSIGNATURE_V1)
         return cls(name, public_key, max_future)
-
-    @property
-    def vkey(self) -> str:
-        """This key as a verifier key string."""
-        return f"{self.name}+{self.key_id:08x}+{b64encode(bytes([self.alg]) + self.public_key)}"
 
     def timestamp(self, text: bytes, signature: bytes) -> int:
         """The cosignature's timestamp if it verifies; NoteError saying why not."""
