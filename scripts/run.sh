@@ -6,18 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export FLASK_APP=wsgi
 .venv/bin/flask db upgrade
-# Both run in the background, so Ctrl-C reaches only this script (a non-interactive shell's
-# background jobs ignore SIGINT), which then sends each a SIGTERM: their graceful stop.
-.venv/bin/flask scheduler &
+# Both run in the background, each in a session of its own, so Ctrl-C (which the terminal sends
+# to its whole foreground group) reaches only this script, which then sends each one SIGTERM:
+# their graceful stop. Python and gunicorn install their own SIGINT handlers, so the "background
+# jobs ignore SIGINT" rule does not hold for them; gunicorn's workers, given the terminal's INT
+# and then their master's signals at once, could be left unreaped for its whole 30 s timeout.
+setsid .venv/bin/flask scheduler &
 scheduler=$!
-.venv/bin/gunicorn -c config/gunicorn.conf.py wsgi:app &
+setsid .venv/bin/gunicorn -c config/gunicorn.conf.py wsgi:app &
 web=$!
 stopping=0
 stop() {
     stopping=1
     kill -TERM "$web" "$scheduler" 2>/dev/null || true
 }
-trap stop INT TERM
+trap stop INT TERM HUP
 echo "Samizdat on http://${SAMIZDAT_BIND:-127.0.0.1:8000} (scheduler pid $scheduler, web pid $web)"
 status=0
 wait -n "$web" "$scheduler" || status=$?

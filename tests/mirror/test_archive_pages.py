@@ -195,7 +195,8 @@ def test_jobs_page_lists_jobs_with_reasons_and_filters_by_state(app, client, ana
     assert rows.index("https://example.org/waiting") < rows.index(site.url("/status/500"))
 
     failed = table(client.get("/manage/jobs?state=failed").get_data(as_text=True))
-    assert "HTTP 500" in failed and "<td>failed</td>" in failed and "<td>queued</td>" not in failed
+    assert "HTTP 500" in failed and '<td data-label="State">failed</td>' in failed
+    assert '<td data-label="State">queued</td>' not in failed
     assert "https://example.org/waiting" not in failed
     queued = client.get("/manage/jobs?state=queued").get_data(as_text=True)
     assert "1 job queued" in queued and "HTTP 500" not in table(queued)
