@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+import subprocess
 import time
 
 import pytest
@@ -16,7 +17,7 @@ from provenance import note
 from provenance.errors import TimestampError
 from provenance.log import LogWriter
 from provenance.timestamp import MAX_TOKEN_BYTES, check_tsa_url, request_timestamps, verify_timestamp
-from tests.provenance.tsa import ScriptedTSA
+from tests.provenance.tsa import ScriptedTSA, openssl_binary
 
 ORIGIN = "samizdat.example/log"
 
@@ -123,6 +124,20 @@ def test_reply_cut_short_of_its_content_length_is_a_failure(tsa, checkpoint, tok
     assert reason == f"the reply was cut short: 100 of {len(token)} bytes"
 
 
+def test_tsa_refusal_is_reported_with_its_reason(tsa, checkpoint, tmp_path, scripted):
+    # A query for SHA-1, which the TSA's openssl.cnf does not accept: OpenSSL answers "rejection".
+    (tmp_path / "checkpoint").write_bytes(checkpoint)
+    query = subprocess.run([openssl_binary(), "ts", "-query", "-data", str(tmp_path / "checkpoint"),
+                            "-sha1", "-cert"], capture_output=True, check=True).stdout
+    rejection = tsa.reply(query)
+    expected = "the TSA refused: status 2 (Message digest algorithm is not supported.)"
+    with pytest.raises(TimestampError) as refused:
+        verify_timestamp(rejection, checkpoint, [tsa.root])
+    assert str(refused.value) == expected
+    refusing = scripted(body=rejection)
+    assert _only_failure(request_timestamps(checkpoint, [refusing.url], [tsa.root])) == expected
+
+
 def test_garbage_reply_is_refused(tsa, checkpoint, scripted):
     garbage = scripted(body=b"<html>502 Bad Gateway</html>")
     assert "not an RFC 3161" in _only_failure(request_timestamps(checkpoint, [garbage.url], [tsa.root]))
@@ -163,6 +178,14 @@ def test_silent_tsa_times_out(tsa, checkpoint):
         reason = _only_failure(request_timestamps(checkpoint, [url], [tsa.root], timeout=0.5))
         assert time.monotonic() - started < 3
     assert "timed out" in reason
+
+
+def test_dripping_tsa_is_cut_off_at_the_timeout(tsa, checkpoint, scripted):
+    dripping = scripted(drip=0.05)  # 1000 bytes at 20 a second: 50 s if waited for
+    started = time.monotonic()
+    reason = _only_failure(request_timestamps(checkpoint, [dripping.url], [tsa.root], timeout=0.5))
+    assert time.monotonic() - started < 1.5
+    assert reason == "the reply took longer than the timeout"
 
 
 def test_one_tsa_down_gives_one_token_and_one_reported_failure(tsa, checkpoint):

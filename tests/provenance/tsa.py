@@ -12,6 +12,7 @@ import datetime
 import shutil
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -188,6 +189,18 @@ class _ScriptedHandler(_Handler):
             except OSError:  # the client hung up, as it should
                 pass
             return
+        if self.tsa.drip:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):  # one byte per drip interval: each read returns in time
+                    self.wfile.write(b"\x30")
+                    self.wfile.flush()
+                    time.sleep(self.tsa.drip)
+            except OSError:  # the client gave up, as it should
+                pass
+            return
         if self.tsa.status != 200:
             self.send_response(self.tsa.status)
             if self.tsa.location:
@@ -201,11 +214,13 @@ class _ScriptedHandler(_Handler):
 class ScriptedTSA(_Server):
     """Answers every query with ``body`` (announced as ``announce`` bytes if given), with up to
     ``endless`` bytes and no Content-Length, or with an empty reply of another ``status`` (and a
-    ``location`` to redirect to)."""
+    ``location`` to redirect to), or one byte every ``drip`` seconds."""
 
     def __init__(self, body: bytes = b"", endless: int = 0, status: int = 200,
-                 location: str | None = None, announce: int | None = None) -> None:
+                 location: str | None = None, announce: int | None = None,
+                 drip: float = 0) -> None:
         self.body = body
+        self.drip = drip
         self.announce = announce
         self.endless = endless
         self.status = status
