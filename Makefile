@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 JSIPFS := tests/ipfs/node_modules/.bin/jsipfs
 
-.PHONY: run test bench install install-dev services clean chromium translations messages
+.PHONY: run test bench install install-dev services clean chromium openssl translations messages
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,11 +39,15 @@ messages: $(VENV)/.runtime
 	$(VENV)/bin/pybabel update --input-file translations/messages.pot --output-dir translations \
 		--no-fuzzy-matching --ignore-obsolete
 
-install-dev: $(VENV)/.dev translations $(JSIPFS) chromium
+install-dev: $(VENV)/.dev translations $(JSIPFS) chromium openssl
 
 # Browser tests drive Debian's Chromium through Playwright (which cannot download its own here).
 chromium:
 	command -v chromium >/dev/null || scripts/apt-install.sh chromium
+
+# The RFC 3161 tests run a real time-stamping authority: OpenSSL's `ts -reply` (tests/provenance/tsa.py).
+openssl:
+	command -v openssl >/dev/null || scripts/apt-install.sh openssl
 
 # js-ipfs is the real IPFS daemon of the tests (Kubo cannot be installed here). `npm install`
 # honours the committed lock; `npm ci` would refuse it (see tests/ipfs/README.md).

@@ -21,3 +21,7 @@ class NoteError(ProvenanceError):
 
 class PolicyError(ProvenanceError):
     """A checkpoint does not carry enough valid cosignatures for the configured witness policy."""
+
+
+class TimestampError(ProvenanceError):
+    """An RFC 3161 time-stamp token is malformed, for other bytes, or not signed by a trusted TSA."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.provenance.tsa import OpenSSLTSA
+
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
 
@@ -51,5 +53,21 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def static_server(tmp_path):
     """Serves ``tmp_path`` over HTTP on loopback; logs live under ``tmp_path / 'log'``."""
     server = StaticLogServer(tmp_path)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def tsa(tmp_path_factory):
+    """A real RFC 3161 TSA on loopback (OpenSSL ``ts -reply``) with its own throwaway root CA."""
+    server = OpenSSLTSA(tmp_path_factory.mktemp("tsa"), "Samizdat test TSA")
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def other_tsa(tmp_path_factory):
+    """A second real TSA with a different root: trusted by nobody unless a test says so."""
+    server = OpenSSLTSA(tmp_path_factory.mktemp("other-tsa"), "Another TSA")
     yield server
     server.close()
