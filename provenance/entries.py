@@ -82,7 +82,7 @@ def check_cid(value: object) -> str | None:
 
 
 def format_time(moment: datetime) -> str:
-    """``moment`` in UTC as RFC 3339 to the second (``2026-12-07T19:51:40Z``); naive times refused."""
+    """``moment`` in UTC, RFC 3339 to the second (``2026-12-07T19:51:40Z``); naive times refused."""
     if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
         raise EntryError("a time must be a timezone-aware datetime")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -212,14 +212,16 @@ Entry = CaptureEntry | DecisionEntry
 
 def _bounded(data: bytes) -> bytes:
     if len(data) > MAX_ENTRY_SIZE:
-        raise EntryError(f"the entry has {len(data)} bytes, more than a log entry's {MAX_ENTRY_SIZE}")
+        raise EntryError(f"the entry has {len(data)} bytes, more than a log entry's "
+                         f"{MAX_ENTRY_SIZE}")
     return data
 
 
 def capture_entry(capture: CaptureFacts, manifest_sha256: str) -> CaptureEntry:
     """The log entry of ``capture`` whose manifest has sha256 ``manifest_sha256``."""
     parts = tuple(sorted(capture.parts, key=lambda part: part.name))
-    return CaptureEntry(check_url(capture.url), format_time(capture.captured_at), manifest_sha256, parts)
+    return CaptureEntry(check_url(capture.url), format_time(capture.captured_at), manifest_sha256,
+                        parts)
 
 
 def text_sha256(text: str) -> str:
@@ -229,7 +231,7 @@ def text_sha256(text: str) -> str:
 
 def decision_entry(fragment_id: str, text: str, manifest_sha256: str, decision: str,
                    decided_at: datetime, archivist: str | None = None) -> DecisionEntry:
-    """The log entry of ``decision`` on fragment ``fragment_id`` reading ``text`` at ``decided_at``."""
+    """The log entry of ``decision`` on ``fragment_id``, reading ``text``, at ``decided_at``."""
     return DecisionEntry(fragment_id, text_sha256(text), manifest_sha256, decision,
                          format_time(decided_at), archivist)
 
@@ -253,25 +255,27 @@ def _fields(obj: object, expected: set[str], what: str) -> dict:
         raise EntryError(f"{what} is not a JSON object")
     if set(obj) != expected:
         extra, missing = set(obj) - expected, expected - set(obj)
-        detail = "; ".join(filter(None, [extra and f"extra {sorted(extra)}", missing and f"missing {sorted(missing)}"]))
+        detail = "; ".join(filter(None, [extra and f"extra {sorted(extra)}",
+                                         missing and f"missing {sorted(missing)}"]))
         raise EntryError(f"{what} has the wrong fields: {detail}")
     return obj
 
 
 _CAPTURE_FIELDS = {"type", "v", "url", "time", "manifest", "parts"}
 _PART_FIELDS = {"name", "sha256", "cid"}
-_DECISION_FIELDS = {"type", "v", "fragment", "text_sha256", "manifest", "decision", "time", "archivist"}
+_DECISION_FIELDS = {"type", "v", "fragment", "text_sha256", "manifest", "decision", "time",
+                    "archivist"}
 
 
 def parse_entry(data: bytes) -> Entry:
-    """The entry ``data`` encodes; EntryError for anything but the canonical bytes of a known one."""
+    """The entry ``data`` encodes; EntryError for anything but a known entry's canonical bytes."""
     if not isinstance(data, bytes | bytearray):
         raise EntryError("an entry is bytes")
-    if len(data) > MAX_ENTRY_SIZE:
-        raise EntryError(f"the entry has {len(data)} bytes, more than a log entry's {MAX_ENTRY_SIZE}")
+    _bounded(data)  # before parsing: an oversized entry is never read whole
     try:
         text = bytes(data).decode("utf-8")
-        obj = json.loads(text, parse_float=_no_floats, parse_constant=_no_floats, object_pairs_hook=_unique)
+        obj = json.loads(text, parse_float=_no_floats, parse_constant=_no_floats,
+                         object_pairs_hook=_unique)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EntryError(f"the entry is not UTF-8 JSON: {exc}") from None
     if not isinstance(obj, dict):

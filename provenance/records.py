@@ -26,7 +26,7 @@ from provenance.entries import (
 
 
 def capture_facts(session: Session, capture: Capture) -> CaptureFacts:
-    """The capture's source URL, fetch time and files (all but its manifest) with their IPFS CIDs."""
+    """The capture's source URL, fetch time and files (all but its manifest) with their CIDs."""
     parts = [p for p in capture.parts if p.role != "manifest"]
     shas = {p.sha256 for p in parts}
     cids = dict(session.execute(

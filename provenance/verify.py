@@ -26,7 +26,8 @@ from provenance.note import Ed25519Verifier
 from provenance.tiles import TileReader
 
 MANIFEST_NAME = "manifest.json"
-MAX_MANIFEST_BYTES = 8 * 1024 * 1024  # far above a capture's (its parts are bounded by the entry size)
+# Far above any capture's manifest: its parts are bounded by the entry size.
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 MANIFEST_FORMATS = (1, 2)
 
 
@@ -46,7 +47,8 @@ class Check:
 
 
 def read_manifest(folder: Path) -> tuple[CaptureFacts, str]:
-    """The capture a folder's manifest describes, and the manifest's sha256; EntryError if unusable."""
+    """The capture a folder's manifest describes and the manifest's sha256; EntryError if unusable.
+    """
     path = folder / MANIFEST_NAME
     try:
         with open(path, "rb") as f:
@@ -68,8 +70,8 @@ def read_manifest(folder: Path) -> tuple[CaptureFacts, str]:
         fetched_at = datetime.fromisoformat(body.get("fetched_at"))
     except (TypeError, ValueError):
         raise EntryError(f"{MANIFEST_NAME} has no valid fetched_at") from None
-    facts = CaptureFacts(body.get("url"), fetched_at,
-                         tuple(PartRef(p.get("name"), p.get("sha256"), p.get("cid")) for p in parts))
+    refs = tuple(PartRef(p.get("name"), p.get("sha256"), p.get("cid")) for p in parts)
+    facts = CaptureFacts(body.get("url"), fetched_at, refs)
     return facts, hashlib.sha256(data).hexdigest()
 
 
@@ -87,7 +89,8 @@ def file_sha256(folder: Path, name: str) -> str:
 
 
 def find_entry(client: LogClient, size: int, entry: bytes) -> int | None:
-    """The index of ``entry`` among the first ``size`` entries (bundles checked against their tiles)."""
+    """The index of ``entry`` among the log's first ``size`` (each bundle checked against its tile).
+    """
     reader = TileReader(client.fetcher, size)
     for bundle in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
         for offset, candidate in enumerate(reader.bundle(bundle)):
@@ -110,13 +113,14 @@ def verify_capture_folder(folder: str | Path, client: LogClient) -> Iterator[Che
         try:
             actual = file_sha256(folder, part.name)
         except OSError as exc:
-            yield Check(False, f"sha256 of {part.name}", f"cannot read the file: {exc.strerror or exc}")
+            yield Check(False, f"sha256 of {part.name}",
+                        f"cannot read the file: {exc.strerror or exc}")
             continue
         if actual == part.sha256:
             yield Check(True, f"sha256 of {part.name}")
         else:
-            yield Check(False, f"sha256 of {part.name}",
-                        f"the file's is {actual}, the manifest says {part.sha256}: the file was altered")
+            yield Check(False, f"sha256 of {part.name}", f"the file's is {actual}, the manifest "
+                        f"says {part.sha256}: the file was altered")
     yield from verify_entry(entry, client)
 
 
@@ -127,23 +131,26 @@ def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
     except ProvenanceError as exc:
         yield Check(False, "checkpoint", str(exc))
         return
-    yield Check(True, f"checkpoint of {checkpoint.origin}", f"size {checkpoint.size}, signature verified")
+    yield Check(True, f"checkpoint of {checkpoint.origin}",
+                f"size {checkpoint.size}, signature verified")
     data = entry.encode()
     try:
         index = find_entry(client, checkpoint.size, data)
         if index is None:
-            raise ProvenanceError(
-                f"the capture's entry is not among the log's {checkpoint.size} entries: not logged, or removed")
+            raise ProvenanceError(f"the capture's entry is not among the log's {checkpoint.size} "
+                                  "entries: not logged, or removed")
         client.prove_inclusion(checkpoint, index)
     except ProvenanceError as exc:
         yield Check(False, "inclusion", str(exc))
         return
-    yield Check(True, f"inclusion of entry {index}", f"under the checkpoint of size {checkpoint.size}")
+    yield Check(True, f"inclusion of entry {index}",
+                f"under the checkpoint of size {checkpoint.size}")
 
 
 def run(folder: str | Path, log: str, key: str, origin: str | None = None,
         echo: Callable[[str], None] = print) -> int:
-    """Verify ``folder`` against the log at ``log`` signed by verifier key ``key``; return the exit status."""
+    """Check ``folder`` against the log at ``log`` signed by verifier key ``key``, printing one line
+    per check through ``echo``; return the exit status."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
     except ProvenanceError as exc:
@@ -159,7 +166,8 @@ def run(folder: str | Path, log: str, key: str, origin: str | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m provenance.verify FOLDER --log LOCATION --key VKEY``: the standalone verifier."""
-    parser = argparse.ArgumentParser(prog="python -m provenance.verify", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m provenance.verify",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="a downloaded capture folder (its files and manifest.json)")
     parser.add_argument("--log", required=True, help="the log: a directory or an http(s) prefix")
     parser.add_argument("--key", required=True, help="the log's verifier key, <name>+<id>+<key>")
