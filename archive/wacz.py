@@ -2,8 +2,9 @@
 
 A WACZ is a ZIP that replay tools (ReplayWeb.page, pywb) open as a web archive: the captures'
 WARCs under ``archive/``, a CDXJ index of them under ``indexes/``, the captured pages in
-``pages/pages.jsonl`` and ``datapackage.json`` with every file's size and sha256. The builder is
-Flask-free (the CLI and a static export call it); the routes only choose what to export.
+``pages/pages.jsonl``, ``datapackage.json`` with every file's size and sha256, and
+``datapackage-digest.json`` with that file's sha256 signed by the project's WACZ key
+(archive/wacz_signing.py). The builder is Flask-free (the CLI and a static export call it); the routes only choose what to export.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import IO
 
 from cdxj_indexer.main import CDXJIndexer, SortingWriter
-from flask import Blueprint, abort, send_file
+from flask import Blueprint, abort, jsonify, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage import BlobStore
+from archive.wacz_signing import WaczSigner, load_wacz_signer
 from mirror.warc import page_hops
 from samizdat.errors import SamizdatError
 from samizdat.paths import confined_name
@@ -176,8 +178,10 @@ def write_wacz(
     selection: WaczSelection,
     out: IO[bytes],
     progress: Callable[[int], None] | None = None,
+    *,
+    signer: WaczSigner,
 ) -> WaczSummary:
-    """Write ``selection`` as a WACZ to the seekable binary stream ``out``.
+    """Write ``selection`` as a WACZ to the seekable binary stream ``out``, signed by ``signer``.
 
     The WARCs come from ``store`` (the local spool) one at a time, each indexed with
     cdxj-indexer as it is added, so memory holds one WARC at a time. ``progress`` is called
@@ -245,9 +249,12 @@ def write_wacz(
         package_bytes = json.dumps(package, indent=2, ensure_ascii=False).encode("utf-8")
         # Not resources themselves: written as they are, not listed.
         zf.writestr(_dated("datapackage.json", now), package_bytes, zipfile.ZIP_DEFLATED)
+        package_hash = "sha256:" + hashlib.sha256(package_bytes).hexdigest()
         digest = {
             "path": "datapackage.json",
-            "hash": "sha256:" + hashlib.sha256(package_bytes).hexdigest(),
+            "hash": package_hash,
+            # Dated as the package is: verifiers refuse a signature whose date differs from it.
+            "signedData": signer.signed_data(package_hash, package["created"], SOFTWARE),
         }
         zf.writestr(
             _dated("datapackage-digest.json", now), json.dumps(digest, indent=2),
@@ -289,7 +296,8 @@ def _send(selection: WaczSelection):
     spool.mkdir(parents=True, exist_ok=True)
     fh = tempfile.TemporaryFile(dir=spool)
     try:
-        summary = write_wacz(runtime().stores["local"], selection, fh)
+        signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
+        summary = write_wacz(runtime().stores["local"], selection, fh, signer=signer)
     except BaseException as exc:
         fh.close()
         if not isinstance(exc, SamizdatError):
@@ -306,6 +314,20 @@ def _send(selection: WaczSelection):
     response.content_length = summary.bytes
     # Each export is dated when it is built: not something for shared caches to keep.
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/archive/wacz-key.json")
+def wacz_key():
+    """The public key that signs every WACZ this archive exports, for checking a WACZ's
+    ``publicKey`` against the archive's own."""
+    try:
+        signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
+    except SamizdatError:
+        log.exception("the WACZ signing key cannot be read")
+        abort(503, "the archive's WACZ key cannot be read right now; please try again later")
+    response = jsonify(signer.public_document())
+    response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 
 

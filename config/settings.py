@@ -116,6 +116,8 @@ class Settings:
     archive_publish: bool = True
     archive_publish_quiet_seconds: float = 60.0
     embed_signing_key: str = ""
+    # WACZ exports: the ECDSA P-384 key that signs them (empty: data_dir/keys/wacz-ecdsa.pem, 0600).
+    wacz_signing_key: str = ""
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""
     public_dir: str = ""  # empty: data_dir/public
@@ -161,6 +163,13 @@ class Settings:
         return Path(self.embed_signing_key) if self.embed_signing_key else self.data_dir / "keys" / "embed-ed25519.pem"
 
     @property
+    def wacz_signing_key_path(self) -> Path:
+        """Where the WACZ signing key lives: outside every directory the app serves."""
+        if self.wacz_signing_key:
+            return Path(self.wacz_signing_key)
+        return self.data_dir / "keys" / "wacz-ecdsa.pem"
+
+    @property
     def embed_previous_key_paths(self) -> list[Path]:
         """The retired signing keys, in order."""
         return [Path(p.strip()) for p in self.embed_previous_keys.split(",") if p.strip()]
@@ -204,6 +213,7 @@ class Settings:
                 _absolute_path_text(p.strip()) for p in self.embed_previous_keys.split(",")
                 if p.strip()
             ),
+            "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
             "public_dir": _absolute_path_text(self.public_dir),
             "translations_dir": _absolute_path_text(self.translations_dir),
         }

@@ -21,6 +21,7 @@ from flask import Flask
 from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
+from archive.wacz_signing import load_wacz_signer, verify_signed_data
 from mirror.models import Capture
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
@@ -83,8 +84,10 @@ def source_wacz(archived, tmp_path_factory) -> Path:
 
 def validate(path: Path) -> subprocess.CompletedProcess:
     """py-wacz's validator (`wacz validate`), as a reader's tool would run it."""
+    # The console script, not `python -m wacz`: py-wacz 0.6.0's __main__ drops main()'s result,
+    # so that form exits 0 even when validation fails.
     return subprocess.run(
-        [sys.executable, "-m", "wacz", "validate", "-f", str(path)],
+        [str(Path(sys.executable).parent / "wacz"), "validate", "-f", str(path)],
         capture_output=True, text=True, timeout=120,
     )
 
@@ -311,3 +314,113 @@ def test_a_warc_missing_from_the_spool_fails_cleanly_half_way(archived, tmp_path
         f"/archive/{source_id}/export.wacz", headers={"Accept": "text/html"}
     )
     assert response.status_code == 503 and response.mimetype == "text/html"
+
+
+# --- Signatures (WACZ Signing and Verification 0.1.0, anonymous mode) ---
+
+# The anonymous-mode check of ReplayWeb.page (wabac.js src/wacz/certutils.ts), in WebCrypto.
+WEBCRYPTO_VERIFY = """async (signed) => {
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const key = await crypto.subtle.importKey(
+    "spki", bytes(signed.publicKey), {name: "ECDSA", namedCurve: "P-384"}, true, ["verify"]);
+  return crypto.subtle.verify({name: "ECDSA", hash: "SHA-256"}, key, bytes(signed.signature),
+                              new TextEncoder().encode(signed.hash));
+}"""
+
+
+def webcrypto_verifies(chromium, archived: Archived, signed: dict) -> bool:
+    """Whether Chromium's WebCrypto accepts ``signed`` the way ReplayWeb.page checks it."""
+    page = chromium.new_page()
+    try:
+        # WebCrypto wants a secure context: a loopback origin is one, about:blank is not.
+        page.goto(archived.site.url("/site.css"))
+        return page.evaluate(WEBCRYPTO_VERIFY, signed)
+    finally:
+        page.close()
+
+
+def digest_of(path: Path) -> dict:
+    """The WACZ's datapackage-digest.json."""
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("datapackage-digest.json"))
+
+
+def rewritten(path: Path, out: Path, **members: bytes) -> Path:
+    """A copy of the WACZ at ``path`` with ``members`` replaced, as a forger would make it."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, members.get(info.filename, src.read(info.filename)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def published_key(archived) -> str:
+    """The public key the archive publishes at /archive/wacz-key.json."""
+    response = archived.app.test_client().get("/archive/wacz-key.json")
+    assert response.status_code == 200
+    return response.get_json()["publicKey"]
+
+
+def test_an_export_is_signed_by_the_published_key_as_replayweb_page_checks_it(
+    archived, source_wacz, published_key, chromium
+):
+    digest = digest_of(source_wacz)
+    with zipfile.ZipFile(source_wacz) as zf:
+        package = zf.read("datapackage.json")
+    signed = digest["signedData"]
+    assert digest["hash"] == signed["hash"] == "sha256:" + hashlib.sha256(package).hexdigest()
+    assert signed["created"] == json.loads(package)["created"]
+    assert signed["publicKey"] == published_key
+    assert verify_signed_data(signed, published_key)
+    assert webcrypto_verifies(chromium, archived, signed) is True
+    # py-wacz checks the digest and the signature's date, and sees the signature.
+    result = validate(source_wacz)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Has signature" in result.stdout
+    # The key was made on first use, readable by its owner only.
+    key_path = archived.app.extensions["samizdat"].settings.wacz_signing_key_path
+    assert key_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_download_is_signed_by_the_same_key(archived, published_key, tmp_path):
+    response = archived.app.test_client().get(f"/archive/{archived.source_id}/export.wacz")
+    assert response.status_code == 200
+    out = tmp_path / "download.wacz"
+    out.write_bytes(response.data)
+    assert verify_signed_data(digest_of(out)["signedData"], published_key)
+
+
+def test_a_datapackage_altered_after_signing_is_refused(archived, source_wacz, published_key,
+                                                       tmp_path, chromium):
+    with zipfile.ZipFile(source_wacz) as zf:
+        package = json.loads(zf.read("datapackage.json"))
+    package["title"] = "Samizdat: words the page never said"
+    forged = json.dumps(package, indent=2).encode()
+    # Left as it was, the digest no longer matches: py-wacz refuses the package.
+    naive = rewritten(source_wacz, tmp_path / "naive.wacz", **{"datapackage.json": forged})
+    result = validate(naive)
+    assert result.returncode == 1, result.stdout
+    assert "hash mismatch" in result.stdout
+    # With the digest recomputed, only the signature (over the old hash) gives it away.
+    digest = digest_of(source_wacz)
+    new_hash = "sha256:" + hashlib.sha256(forged).hexdigest()
+    digest["hash"] = new_hash
+    digest["signedData"]["hash"] = new_hash
+    careful = rewritten(source_wacz, tmp_path / "careful.wacz", **{
+        "datapackage.json": forged, "datapackage-digest.json": json.dumps(digest).encode()})
+    signed = digest_of(careful)["signedData"]
+    assert not verify_signed_data(signed, published_key)
+    assert webcrypto_verifies(chromium, archived, signed) is False
+
+
+def test_a_signature_by_another_key_is_refused(source_wacz, published_key, tmp_path):
+    other = load_wacz_signer(tmp_path / "other.pem")
+    digest = digest_of(source_wacz)
+    theirs = other.signed_data(digest["hash"], digest["signedData"]["created"], "forger")
+    # Their signature with our key claimed, and their signature with their own key.
+    assert not verify_signed_data({**theirs, "publicKey": published_key})
+    assert verify_signed_data(theirs)
+    assert not verify_signed_data(theirs, published_key)
+    # Malformed signed data is refused, not an error.
+    assert not verify_signed_data({**theirs, "signature": "not base64!"})
+    assert not verify_signed_data({"hash": digest["hash"]})

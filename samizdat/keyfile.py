@@ -1,0 +1,43 @@
+"""Private key files: made on first use with mode 0600, read as PEM (PKCS#8) afterwards."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from samizdat.errors import SamizdatError
+
+
+def load_or_create_private_key(
+    path: Path, generate: Callable[[], PrivateKeyTypes], what: str
+) -> PrivateKeyTypes:
+    """The private key stored at ``path``, made there by ``generate`` first if there is none.
+
+    A new key file is created with O_EXCL and mode 0600, so two processes starting at once
+    cannot both write one, and no other user of the host can read it. ``what`` names the key in
+    the SamizdatError raised when the file cannot be read.
+    """
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+                out.flush()
+                os.fsync(out.fileno())
+    try:
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise SamizdatError(f"cannot read the {what} at {path}: {exc}") from exc
