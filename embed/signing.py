@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from samizdat.errors import SamizdatError
+from samizdat.keys import load_or_create_ed25519_key
 
 
 def b64url(data: bytes) -> str:
@@ -77,33 +77,8 @@ def verify(public_key: str, data: bytes, signature: str) -> bool:
 
 
 def load_or_create_signer(path: Path) -> PackSigner:
-    """The key stored at ``path`` (PEM, PKCS#8), generated there first if there is none.
-
-    A new key file is created with O_EXCL and mode 0600, so two processes starting at once
-    cannot both write one, and no other user of the host can read it.
-    """
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-                out.flush()
-                os.fsync(out.fileno())
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise SamizdatError(f"cannot read the pack signing key at {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SamizdatError(f"the pack signing key at {path} is not an Ed25519 key")
-    return PackSigner(key)
+    """The key stored at ``path`` (PEM, PKCS#8), made there first (mode 0600) if there is none."""
+    return PackSigner(load_or_create_ed25519_key(path, "the pack signing key"))
 
 
 def load_retired_signer(path: Path) -> PackSigner:
