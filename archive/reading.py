@@ -6,9 +6,11 @@ The page's HTML is never shown here, only the text extracted from it, escaped by
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, redirect, render_template
@@ -22,6 +24,7 @@ from mirror.models import Capture, Replica
 from mirror.pipeline import OK, UNCHANGED, readable_html
 from mirror.replicas import STORED
 from mirror.reader import capture_link_path
+from provenance.appender import log_signer, logged_index
 from samizdat.errors import StorageError
 from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
@@ -146,6 +149,37 @@ def capture_downloads(capture: Capture) -> list[Download]:
     ]
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """Where a capture stands in the public log, and the command that checks it offline."""
+
+    index: int
+    origin: str
+    url: str
+    verifier_key: str
+
+    @property
+    def command(self) -> str:
+        """The standalone verifier's command line for a folder of this capture's files."""
+        return f"python -m provenance.verify FOLDER --log {self.url} --key {self.verifier_key}"
+
+
+@functools.cache
+def _verifier_key(key_path: Path, origin: str) -> str:
+    # Read once per process: the key changes only with a restart under new settings.
+    return log_signer(runtime().settings).verifier.vkey
+
+
+def capture_log_entry(capture: Capture) -> LogEntry | None:
+    """The capture's entry in the published log; None while no signed checkpoint covers it."""
+    index = logged_index(db_session(), capture.id)
+    if index is None:
+        return None
+    settings = runtime().settings
+    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log",
+                    _verifier_key(settings.log_signing_key_path, settings.log_origin_name))
+
+
 # --- the page -------------------------------------------------------------------------------------
 
 
@@ -173,6 +207,7 @@ def read_capture(capture_id: int):
         blocks=extraction.blocks if extraction else [],
         language=extraction.language if extraction else None,
         downloads=capture_downloads(capture),
+        log_entry=capture_log_entry(capture),
         directory_links=gateway_links(capture.cid) if capture.cid else (),
         replay_url=capture_replay_path(capture.id),
         timeline_url=source_timeline_path(capture.source_id),

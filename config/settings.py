@@ -121,6 +121,11 @@ class Settings:
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""
     public_dir: str = ""  # empty: data_dir/public
+    # The provenance log (docs/provenance.md): the Ed25519 key that signs its checkpoints (empty:
+    # data_dir/keys/log-ed25519.pem, made on first use, 0600) and its origin, the name verifiers
+    # know it by (empty: the public address's host and path + "/log", such as example.org/log).
+    log_signing_key: str = ""
+    log_origin: str = ""
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
@@ -180,6 +185,30 @@ class Settings:
         return Path(self.public_dir) if self.public_dir else self.data_dir / "public"
 
     @property
+    def log_signing_key_path(self) -> Path:
+        """Where the log's signing key lives: outside every directory the app serves."""
+        if self.log_signing_key:
+            return Path(self.log_signing_key)
+        return self.data_dir / "keys" / "log-ed25519.pem"
+
+    @property
+    def log_path(self) -> Path:
+        """The provenance log's directory (tiles and checkpoint), published as it is at /log/."""
+        return self.public_path / "log"
+
+    @property
+    def log_origin_name(self) -> str:
+        """The log's origin line, C2SP style: a schema-less URL such as ``example.org/log``."""
+        if self.log_origin:
+            return self.log_origin
+        parts = urlsplit(self.public_url)
+        host = parts.hostname or "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{host}{port}{parts.path.rstrip('/')}/log"
+
+    @property
     def translations_path(self) -> Path:
         """Where the reader pages' compiled catalogues are read from."""
         if self.translations_dir:
@@ -215,6 +244,7 @@ class Settings:
             ),
             "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
             "public_dir": _absolute_path_text(self.public_dir),
+            "log_signing_key": _absolute_path_text(self.log_signing_key),
             "translations_dir": _absolute_path_text(self.translations_dir),
         }
         for name, value in absolute.items():
@@ -323,6 +353,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             f"{PREFIX}FETCH_PROXY must be an http://, https://, socks5:// or socks5h:// URL, "
             f"got {settings.fetch_proxy!r}"
+        )
+    try:
+        origin = settings.log_origin_name
+    except ValueError:  # a public URL whose port is not a number
+        origin = ""
+    # The origin is also the checkpoint key's name (C2SP signed-note): no '+', space or control.
+    if not origin or "+" in origin or any(c.isspace() or not c.isprintable() for c in origin):
+        raise SettingsError(
+            f"{PREFIX}LOG_ORIGIN must be a name without '+' or spaces, such as example.org/log, "
+            f"got {origin!r}"
         )
     try:
         settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from samizdat.errors import SamizdatError
-from samizdat.keyfile import load_or_create_private_key
+from samizdat.keyfile import load_or_create_ed25519_key
 
 
 def b64url(data: bytes) -> str:
@@ -77,11 +77,8 @@ def verify(public_key: str, data: bytes, signature: str) -> bool:
 
 
 def load_or_create_signer(path: Path) -> PackSigner:
-    """The key stored at ``path`` (PEM, PKCS#8), generated there (mode 0600) if there is none."""
-    key = load_or_create_private_key(path, Ed25519PrivateKey.generate, "pack signing key")
-    if not isinstance(key, Ed25519PrivateKey):
-        raise SamizdatError(f"the pack signing key at {path} is not an Ed25519 key")
-    return PackSigner(key)
+    """The key stored at ``path`` (PEM, PKCS#8), made there first (mode 0600) if there is none."""
+    return PackSigner(load_or_create_ed25519_key(path, "pack signing key"))
 
 
 def load_retired_signer(path: Path) -> PackSigner:

@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mirror.moved import bp as moved_bp
     from mirror.reader import bp as reader_bp
     from mirror.routes import bp as mirror_bp
+    from provenance.routes import bp as log_bp
     from samizdat.openapi import bp as openapi_bp
 
     app.register_blueprint(accounts_bp)
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(memento_bp)
     app.register_blueprint(static_copy_bp)
     app.register_blueprint(openapi_bp)
+    app.register_blueprint(log_bp)
 
     from ops.routes import init_ops
 
@@ -136,9 +138,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from archive.tasks import periodic_tasks as archive_tasks
     from embed.tasks import periodic_tasks as embed_tasks
     from mirror.rebuild import periodic_tasks as index_tasks
+    from provenance.tasks import periodic_tasks as log_tasks
 
     # The scheduler process (`flask scheduler`) runs these beside mirror's own jobs.
-    app.extensions[TASKS_KEY] = [*index_tasks(), *embed_tasks(settings), *archive_tasks(settings, app)]
+    app.extensions[TASKS_KEY] = [*index_tasks(), *log_tasks(settings), *embed_tasks(settings),
+                                 *archive_tasks(settings, app)]
 
     from embed.fastpath import RandomFragmentFastPath
 

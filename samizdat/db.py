@@ -104,6 +104,7 @@ def import_all_models() -> None:
     import archive.models  # noqa: F401
     import fragments.models  # noqa: F401
     import mirror.models  # noqa: F401
+    import provenance.models  # noqa: F401
 
 
 def include_in_comparison(name: str | None, type_: str, parent_names: dict) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from samizdat.errors import SamizdatError
@@ -41,3 +42,11 @@ def load_or_create_private_key(
         return serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise SamizdatError(f"cannot read the {what} at {path}: {exc}") from exc
+
+
+def load_or_create_ed25519_key(path: Path, what: str) -> Ed25519PrivateKey:
+    """The Ed25519 key at ``path`` (made there first if there is none); ``what`` names it in errors."""
+    key = load_or_create_private_key(path, Ed25519PrivateKey.generate, what)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SamizdatError(f"the {what} at {path} is not an Ed25519 key")
+    return key

@@ -93,3 +93,17 @@ def test_public_url_follows_the_bind_address_unless_set():
     assert load_settings({
         "SAMIZDAT_BIND": "127.0.0.1:8123", "SAMIZDAT_PUBLIC_URL": "https://samizdat.example",
     }).public_url == "https://samizdat.example"
+
+
+def test_the_log_origin_follows_the_public_address_and_its_key_stays_outside_public(tmp_path):
+    settings = load_settings({"SAMIZDAT_PUBLIC_URL": "https://Archive.example.org/samizdat/",
+                              "SAMIZDAT_DATA_DIR": str(tmp_path)})
+    assert settings.log_origin_name == "archive.example.org/samizdat/log"
+    assert settings.log_signing_key_path == tmp_path / "keys" / "log-ed25519.pem"
+    assert settings.log_path == tmp_path / "public" / "log"
+    assert load_settings({"SAMIZDAT_BIND": "0.0.0.0:8080"}).log_origin_name == "127.0.0.1:8080/log"
+    assert load_settings({"SAMIZDAT_LOG_ORIGIN": "samizdat.example/log"}).log_origin_name == \
+        "samizdat.example/log"
+    for bad in ("a+b/log", "two words/log"):
+        with pytest.raises(SettingsError, match="SAMIZDAT_LOG_ORIGIN must be a name"):
+            load_settings({"SAMIZDAT_LOG_ORIGIN": bad})

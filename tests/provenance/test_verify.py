@@ -15,15 +15,13 @@ from sqlalchemy import select
 
 from fragments.models import Fragment
 from mirror.models import Capture
-from mirror.pipeline import capture_source
-from mirror.sources import add_source
 from provenance import note
 from provenance.entries import archivist_key_id, parse_entry
 from provenance.log import LogWriter
 from provenance.records import capture_entry_for, decision_entry_for
 from provenance.verify import file_sha256
 from samizdat.db import utcnow
-from tests.sites import seed_names
+from tests.provenance.capturing import capture_and_download
 
 ORIGIN = "samizdat.test/log"
 REPO = Path(__file__).resolve().parents[2]
@@ -39,22 +37,10 @@ def log_key():
 def downloaded(app, client, site, tmp_path):
     """A real capture, complete in every back-end, downloaded file by file through the reader's
     URLs; returns (folder, its capture entry, a decision entry on one of its fragments)."""
-    runtime = app.extensions["samizdat"]
-    with runtime.Session() as session:
-        source = add_source(session, site.url(f"/articles/{seed_names()[0]}.html"), 60).source
-        session.commit()
-        source_id = source.id
-    outcome = capture_source(runtime, source_id)
     folder = tmp_path / "download"
-    with runtime.Session() as session:
-        capture = session.get(Capture, outcome.capture_id)
-        assert capture.complete
-        for part in capture.parts:
-            response = client.get(f"/captures/{capture.id}/files/{part.name}")
-            assert response.status_code == 200, part.name
-            target = folder / part.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(response.data)
+    capture_id = capture_and_download(app, client, site, folder)
+    with app.extensions["samizdat"].Session() as session:
+        capture = session.get(Capture, capture_id)
         entry = capture_entry_for(session, capture)
         fragment = session.scalars(
             select(Fragment).where(Fragment.capture_id == capture.id)).first()

@@ -1,0 +1,129 @@
+"""The app's own log: its key and origin from the settings, and the pass that appends every stored
+capture not yet logged, then publishes one new checkpoint.
+
+Only one process appends (LogWriter's lock): the active scheduler, or `flask log append`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from config.settings import Settings
+from mirror.models import Capture, CapturePart
+from mirror.pipeline import OK
+from provenance.entries import EntryError
+from provenance.errors import ProvenanceError
+from provenance.log import LogWriter
+from provenance.models import LoggedCapture
+from provenance.note import Ed25519Signer
+from provenance.records import capture_entry_for
+from provenance.tiles import CHECKPOINT_PATH
+from samizdat.keyfile import load_or_create_ed25519_key
+from samizdat.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Captures recorded per pass: one transaction stays short; a backlog takes a few ticks.
+BATCH = 1000
+
+
+def log_signer(settings: Settings) -> Ed25519Signer:
+    """The log's checkpoint signer: its key file (made on first use) under the origin's name."""
+    key = load_or_create_ed25519_key(settings.log_signing_key_path, "log signing key")
+    return Ed25519Signer(settings.log_origin_name, key)
+
+
+@dataclass
+class AppendReport:
+    """What one pass did: entries replayed from a crashed pass, new captures, the published size."""
+
+    replayed: int = 0
+    appended: int = 0
+    size: int = 0
+    published: bool = False
+
+
+def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
+    """Append every stored capture not yet logged (in capture id order), then publish once.
+
+    ProvenanceError when another writer holds the log, or when the log and the database disagree
+    about what is logged (never appending then: a capture could be logged twice).
+    """
+    settings = runtime.settings
+    report = AppendReport()
+    with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
+            runtime.Session() as session:
+        published = writer.size  # what the signed checkpoint covers
+        pending = _pending_rows(session, published)
+        # The order that makes a crash harmless: a capture's entry is recorded (committed) before
+        # it is appended, and the checkpoint that publishes it is signed after. The checkpoint is
+        # the fact, a row at or past its size an intent: the next pass appends those rows' exact
+        # bytes again, in their order, before anything new, so full tiles a crashed pass wrote are
+        # rewritten identically and no capture gets a second index. The other order (append,
+        # publish, then record) would leave published entries the database does not know of, to
+        # be appended again.
+        entries = [row.entry.encode() for row in pending]
+        report.replayed = len(entries)
+        for row in _new_rows(session, published + len(entries), batch):
+            session.add(row)
+            entries.append(row.entry.encode())
+        report.appended = len(entries) - report.replayed
+        session.commit()
+        if entries or not (writer.directory / CHECKPOINT_PATH).exists():
+            writer.append(entries)
+            writer.publish()
+            report.published = True
+        report.size = writer.size
+        session.execute(update(LoggedCapture).where(
+            LoggedCapture.log_index < writer.size, LoggedCapture.published.is_(False)
+        ).values(published=True))
+        session.commit()
+    return report
+
+
+def _pending_rows(session: Session, published: int) -> list[LoggedCapture]:
+    """Rows recorded past the checkpoint by a pass that did not publish; checks the rest agree."""
+    known = session.scalar(select(func.count()).where(LoggedCapture.log_index < published))
+    if known != published:
+        raise ProvenanceError(
+            f"the log holds {published} entries but the database records {known} of them: "
+            "refusing to append (was the database or the log directory restored from another "
+            "time?)")
+    pending = list(session.scalars(
+        select(LoggedCapture).where(LoggedCapture.log_index >= published)
+        .order_by(LoggedCapture.log_index)))
+    if any(row.log_index != published + i for i, row in enumerate(pending)):
+        raise ProvenanceError(
+            "the database's log indexes past the checkpoint have a gap: refusing to append")
+    return pending
+
+
+def _new_rows(session: Session, first_index: int, batch: int) -> list[LoggedCapture]:
+    """Rows for up to ``batch`` stored captures not yet logged, in capture id order."""
+    captures = session.scalars(
+        select(Capture).where(
+            Capture.status == OK,
+            Capture.complete.is_(True),
+            ~exists().where(LoggedCapture.capture_id == Capture.id),
+            exists().where(CapturePart.capture_id == Capture.id, CapturePart.role == "manifest"),
+        ).order_by(Capture.id).limit(batch))
+    rows = []
+    for capture in captures:
+        try:
+            entry = capture_entry_for(session, capture).encode()
+        except EntryError as exc:  # one unloggable capture must not hold back the others
+            log.warning("capture %d not logged: %s", capture.id, exc)
+            continue
+        rows.append(LoggedCapture(log_index=first_index + len(rows), capture_id=capture.id,
+                                  entry=entry.decode("utf-8")))
+    return rows
+
+
+def logged_index(session: Session, capture_id: int) -> int | None:
+    """The capture's index in the published log; None while no signed checkpoint covers it."""
+    return session.scalar(select(LoggedCapture.log_index).where(
+        LoggedCapture.capture_id == capture_id, LoggedCapture.published.is_(True)))

@@ -1,0 +1,26 @@
+"""Which capture is at which index of the provenance log (the log itself lives in its tiles)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from samizdat.db import Base, UTCDateTime, utcnow
+
+
+class LoggedCapture(Base):
+    """A capture's entry at ``log_index``: recorded before it is appended, ``published`` once a
+    signed checkpoint covers it (provenance.archive_log says why in that order)."""
+
+    __tablename__ = "log_captures"
+
+    log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # SET NULL, not CASCADE: the log never forgets an entry, so neither may its index here.
+    capture_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("captures.id", ondelete="SET NULL"), unique=True)
+    # The entry's exact bytes (canonical JSON), so a crashed append is replayed byte for byte.
+    entry: Mapped[str] = mapped_column(Text)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    logged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
