@@ -6,11 +6,9 @@ The page's HTML is never shown here, only the text extracted from it, escaped by
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, redirect, render_template
@@ -24,7 +22,7 @@ from mirror.models import Capture, Replica
 from mirror.pipeline import OK, UNCHANGED, readable_html
 from mirror.replicas import STORED
 from mirror.reader import capture_link_path
-from provenance.appender import log_signer, logged_index
+from provenance.appender import logged_index, published_verifier_key
 from samizdat.errors import StorageError
 from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
@@ -164,20 +162,15 @@ class LogEntry:
         return f"python -m provenance.verify FOLDER --log {self.url} --key {self.verifier_key}"
 
 
-@functools.cache
-def _verifier_key(key_path: Path, origin: str) -> str:
-    # Read once per process: the key changes only with a restart under new settings.
-    return log_signer(runtime().settings).verifier.vkey
-
-
 def capture_log_entry(capture: Capture) -> LogEntry | None:
     """The capture's entry in the published log; None while no signed checkpoint covers it."""
     index = logged_index(db_session(), capture.id)
     if index is None:
         return None
     settings = runtime().settings
-    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log",
-                    _verifier_key(settings.log_signing_key_path, settings.log_origin_name))
+    # The public key published beside the checkpoint: a web node never reads the log's private key.
+    vkey = published_verifier_key(settings.log_path) or "VERIFIER_KEY"
+    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log", vkey)
 
 
 # --- the page -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
@@ -35,6 +36,34 @@ def log_signer(settings: Settings) -> Ed25519Signer:
     """The log's checkpoint signer: its key file (made on first use) under the origin's name."""
     key = load_or_create_ed25519_key(settings.log_signing_key_path, "log signing key")
     return Ed25519Signer(settings.log_origin_name, key)
+
+
+# Beside the checkpoint: the public key that checks it, so that web nodes (and mirrors) print
+# the verifier's command without ever reading the private key.
+VERIFIER_KEY_PATH = "verifier-key"
+
+
+def publish_verifier_key(log_path: Path, vkey: str) -> None:
+    """Write the log's verifier key (a signed-note vkey line) beside its checkpoint, if changed."""
+    target = log_path / VERIFIER_KEY_PATH
+    text = vkey + "\n"
+    try:
+        if target.read_text(encoding="utf-8") == text:
+            return
+    except OSError:
+        pass
+    temporary = log_path / ".verifier-key.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(target)
+
+
+def published_verifier_key(log_path: Path) -> str | None:
+    """The verifier key published beside the checkpoint; None when there is none (yet)."""
+    try:
+        text = (log_path / VERIFIER_KEY_PATH).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text or None
 
 
 @dataclass
@@ -77,6 +106,7 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
             writer.append(entries)
             writer.publish()
             report.published = True
+        publish_verifier_key(settings.log_path, writer.signer.verifier.vkey)
         report.size = writer.size
         session.execute(update(LoggedCapture).where(
             LoggedCapture.log_index < writer.size, LoggedCapture.published.is_(False)

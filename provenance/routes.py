@@ -1,4 +1,4 @@
-"""The public log as static files: ``/log/checkpoint`` and ``/log/tile/…`` from its directory.
+"""The public log as static files: ``/log/checkpoint``, ``/log/tile/…`` and ``/log/verifier-key``.
 
 Exactly what any static host or mirror serves from a copy of the directory (C2SP tlog-tiles);
 the app serves it too so a reader needs nothing else.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, send_from_directory
 
+from provenance.appender import VERIFIER_KEY_PATH
 from provenance.tiles import CHECKPOINT_PATH
 from samizdat.web import runtime
 
@@ -46,3 +47,9 @@ def tile(path: str):
     partial = ".p/" in f"/{path}"
     return _log_file(f"tile/{path}", "application/octet-stream",
                      PARTIAL_TILE_CACHE_CONTROL if partial else FULL_TILE_CACHE_CONTROL)
+
+
+@bp.get("/log/verifier-key")
+def verifier_key():
+    """The public key that checks the checkpoint (a signed-note verifier key line)."""
+    return _log_file(VERIFIER_KEY_PATH, "text/plain; charset=utf-8", CHECKPOINT_CACHE_CONTROL)

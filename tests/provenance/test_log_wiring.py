@@ -173,6 +173,11 @@ def test_the_log_is_served_as_static_files_and_nothing_beside_it(local_app):
     partial = client.get("/log/tile/0/001.p/1")
     assert partial.status_code == 200 and len(partial.data) == 32
     assert "immutable" not in partial.headers["Cache-Control"]
+    # The public key that checks the checkpoint is published beside it, so web nodes and mirrors
+    # print the verifier's command without the private key.
+    vkey = client.get("/log/verifier-key")
+    assert vkey.status_code == 200 and vkey.mimetype == "text/plain"
+    assert vkey.data.decode().strip() == log_signer(settings).verifier.vkey
 
     assert (settings.log_path / ".writer.lock").exists()
     for path in ("/log/.writer.lock", "/log/tile/.writer.lock", "/log/../keys/log-ed25519.pem",
