@@ -6,7 +6,9 @@ are the ones the README itself exports (SAMIZDAT_FETCH_ALLOW_PRIVATE) and the li
 two test runs never collide on port 8000. The shell block of the README's quick start is then read
 from the README and run line by line (its ports rewritten), so the README cannot drift from what
 works. Then, as a supporter would: open the snippet builder, paste each code it gives into a blog
-page served from another loopback port, and look at what a reader of that blog sees.
+page served from another loopback port, and look at what a reader of that blog sees. Then a reader
+in Vietnamese, the first archivist, a reader taking a capture away and checking it offline against
+the public log, and the static copy.
 
 This is the test the last round lacked: 2,020 tests passed while `make run` served 404 for every
 embed file, because every other test builds the app with absolute paths.
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -233,6 +236,31 @@ def test_readme_walkthrough_on_the_defaults_in_chromium(fresh_clone, user_shell,
             page.screenshot(path=str(fresh_clone.parent / "manage-sources.png"), full_page=True)
         finally:
             context.close()
+
+        # A reader takes the capture away and checks it offline against the public log, with the
+        # command its page prints: the scheduler logs it within 30 s; `flask log append` does it
+        # now (retried while the scheduler's own pass holds the log).
+        for _ in range(10):
+            logged = subprocess.run([".venv/bin/flask", "log", "append"], cwd=fresh_clone, env=env,
+                                    capture_output=True, text=True, timeout=60)
+            if logged.returncode == 0:
+                break
+            time.sleep(1)
+        assert logged.returncode == 0, logged.stdout + logged.stderr
+        reader = requests.get(f"{base}/captures/1/", timeout=10).text
+        taken = fresh_clone.parent / "taken-away"
+        for path, name in set(re.findall(r'href="(/captures/1/files/([^"]+))" download', reader)):
+            target = taken / html.unescape(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(requests.get(base + html.unescape(path), timeout=10).content)
+        assert (taken / "manifest.json").exists() and (taken / "capture.warc.gz").exists()
+        command = html.unescape(re.search(r'<pre class="command">(.*?)</pre>', reader, re.S).group(1))
+        assert command.startswith("python -m provenance.verify FOLDER --log ")
+        verified = subprocess.run(
+            [".venv/bin/python", *command.replace("FOLDER", str(taken)).split()[1:]],
+            cwd=fresh_clone, env=env, capture_output=True, text=True, timeout=60)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "ok  inclusion of entry 0" in verified.stdout, verified.stdout
 
         # The static copy, as the scheduler or `flask archive publish` writes it: each language
         # in its own words, and no captured file in it able to run script.
