@@ -206,7 +206,9 @@
     } else root.appendChild(el("style", null, CONFIG.css || ""));
     var quote = el("blockquote", { "class": "fragment " + (opts.size || "card") + " " + (opts.theme || "light"),
                                    cite: safeHref(fragment.source_url), lang: fragment.language || null });
-    var text = el("p", { "class": "text", dir: "auto" }, fragment.text);
+    // A fragment that opens with its own quotation mark gets no second one from our style.
+    var quoted = /^["'\u201C\u201D\u201E\u00AB\u2018\u2019\u2039\u300C\u300E]/.test(fragment.text);
+    var text = el("p", { "class": quoted ? "text quoted" : "text", dir: "auto" }, fragment.text);
     quote.appendChild(text);
     if (fragment.edited) quote.appendChild(el("p", { "class": "edited" }, w.edited || "Edited by an archivist"));
     var cite = el("cite", { dir: "auto" });

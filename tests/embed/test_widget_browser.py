@@ -636,3 +636,36 @@ def test_two_archives_widgets_on_one_site_each_show_their_own_fragments(browser,
     other.goto(blog.page(STATIC + second, name="other.html"))
     assert shown(other)["text"].startswith("SECOND ARCHIVE")
     context.close()
+
+
+def test_a_fragment_that_opens_with_a_quotation_mark_gets_no_second_one(browser, tmp_path, sqlite_url, blog):
+    """Many fragments of news pages are quotations ("People in Vietnam can be thrown in jail…"):
+    the widget's own decorative quotation marks would double them (“"…"”)."""
+    port = free_port()
+    settings = make_settings(tmp_path, sqlite_url, public_url=f"http://127.0.0.1:{port}")
+    app = create_app(settings)
+    add_fragments(app, 3, collection="quoted", text='"They came at night," she said,')
+    add_fragments(app, 3, collection="plain", start=10, text="The blogger was sentenced")
+    rt = app.extensions["samizdat"]
+    with rt.Session() as session:
+        publish_embed(session, settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    marks = """() => { const t = document.querySelector('.samizdat-embed').shadowRoot.querySelector('.text');
+      return {text: t.textContent, before: getComputedStyle(t, '::before').content,
+              after: getComputedStyle(t, '::after').content}; }"""
+    page = browser.new_page()
+    try:
+        for collection, expected in (("quoted", ("none", "none")), ("plain", ('"“"', '"”"'))):
+            code = lxml.html.fromstring(app.test_client().get(
+                f"/embed?collection={collection}").get_data(as_text=True)
+            ).get_element_by_id("code-script").text_content()
+            page.goto(blog.page(code, name=f"{collection}.html"))
+            page.wait_for_selector(".samizdat-embed", timeout=15000)
+            got = page.evaluate(marks)
+            assert got["text"].startswith('"' if collection == "quoted" else "The blogger"), got
+            assert (got["before"], got["after"]) == expected, (collection, got)
+    finally:
+        page.close()
+        server.shutdown()
+        rt.dispose()
