@@ -162,17 +162,20 @@ class Settings:
         """The configured IPFS gateways, in order, without trailing slashes."""
         return [g.strip().rstrip("/") for g in self.ipfs_gateways.split(",") if g.strip()]
 
+    def _key_file(self, configured: str, default_name: str) -> Path:
+        """A signing key's file: as configured, else ``DATA_DIR/keys/<default_name>`` — outside
+        every directory the app serves."""
+        return Path(configured) if configured else self.data_dir / "keys" / default_name
+
     @property
     def embed_signing_key_path(self) -> Path:
-        """Where the pack signing key lives: outside every directory the app serves."""
-        return Path(self.embed_signing_key) if self.embed_signing_key else self.data_dir / "keys" / "embed-ed25519.pem"
+        """Where the pack signing key lives."""
+        return self._key_file(self.embed_signing_key, "embed-ed25519.pem")
 
     @property
     def wacz_signing_key_path(self) -> Path:
-        """Where the WACZ signing key lives: outside every directory the app serves."""
-        if self.wacz_signing_key:
-            return Path(self.wacz_signing_key)
-        return self.data_dir / "keys" / "wacz-ecdsa.pem"
+        """Where the WACZ signing key lives."""
+        return self._key_file(self.wacz_signing_key, "wacz-ecdsa.pem")
 
     @property
     def embed_previous_key_paths(self) -> list[Path]:
@@ -186,10 +189,8 @@ class Settings:
 
     @property
     def log_signing_key_path(self) -> Path:
-        """Where the log's signing key lives: outside every directory the app serves."""
-        if self.log_signing_key:
-            return Path(self.log_signing_key)
-        return self.data_dir / "keys" / "log-ed25519.pem"
+        """Where the log's signing key lives."""
+        return self._key_file(self.log_signing_key, "log-ed25519.pem")
 
     @property
     def log_path(self) -> Path:
