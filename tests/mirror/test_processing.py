@@ -15,16 +15,29 @@ from samizdat.runtime import build_runtime
 from tests.conftest import make_settings
 from tests.sites import seed_names
 
-LEASE = 1.0  # seconds a processing claim may stay unfinished
+LEASE = 1.0  # seconds a processing claim may stay unfinished, where a test waits for it to lapse
+LONG_LEASE = 600.0  # where a test needs the claim alive: a loaded CI machine must not outlast it
+
+
+def _runtime(tmp_path, database_url, s3_server, bucket, ipfs_node, lease):
+    return build_runtime(make_settings(
+        tmp_path, database_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
+        ipfs_api=ipfs_node.api_multiaddr, processing_lease_seconds=lease,
+    ))
 
 
 @pytest.fixture
 def runtime(tmp_path, database_url, s3_server, ipfs_node, bucket):
     """S3, IPFS and the parametrised database, with a one-second processing lease."""
-    rt = build_runtime(make_settings(
-        tmp_path, database_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
-        ipfs_api=ipfs_node.api_multiaddr, processing_lease_seconds=LEASE,
-    ))
+    rt = _runtime(tmp_path, database_url, s3_server, bucket, ipfs_node, LEASE)
+    yield rt
+    rt.dispose()
+
+
+@pytest.fixture
+def long_lease_runtime(tmp_path, database_url, s3_server, ipfs_node, bucket):
+    """The same with a lease no test outlives, for claims that must stay live throughout."""
+    rt = _runtime(tmp_path, database_url, s3_server, bucket, ipfs_node, LONG_LEASE)
     yield rt
     rt.dispose()
 
@@ -61,7 +74,10 @@ def assert_untouched(rt, capture_id):
         assert {p.role for p in capture.parts} & {"manifest", "offline"} == set()
 
 
-def test_reconcile_never_finishes_a_capture_whose_processing_is_under_way(runtime, site):
+def test_reconcile_never_finishes_a_capture_whose_processing_is_under_way(long_lease_runtime, site):
+    # With the one-second lease this failed once in CI: reconcile against S3 and IPFS on a busy
+    # machine took longer than the lease, so the claim had lapsed and was rightly taken again.
+    runtime = long_lease_runtime
     capture_id = recorded_capture(runtime, site)
     claimed_at = _claim_processing(runtime, capture_id)  # another thread is splitting it
     assert claimed_at is not None
