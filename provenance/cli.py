@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from provenance.appender import append_captures, log_signer
 from provenance.errors import ProvenanceError
+from provenance.publish import publish_log
 from provenance.verify import run
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
@@ -42,3 +43,30 @@ def log_append() -> None:
     click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+
+
+@log_cli.command("publish")
+@with_appcontext
+def log_publish() -> None:
+    """Send S3 and IPFS what they lack of the log directory (the checkpoint last), now."""
+    rt = runtime()
+    try:
+        report = publish_log(rt.settings)
+    except (ProvenanceError, SamizdatError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not report.sites:
+        click.echo("no S3 bucket or IPFS node configured: the log is served by the app only")
+        return
+    if report.size is None:
+        click.echo("the log has no checkpoint yet (`flask log append` signs one): nothing to publish")
+    for site in report.sites:
+        click.echo(f"{site.site}: {site.uploaded} file(s) sent ({site.bytes} bytes), "
+                   f"{site.skipped} already there")
+    if report.root_cid:
+        click.echo(f"ipfs: /ipfs/{report.root_cid}/log/")
+    for refused in report.refused:
+        click.echo(f"not published: {refused}", err=True)
+    for failure in report.failures:
+        click.echo(f"failed: {failure} (retried by the next publish)", err=True)
+    if report.failures:
+        raise SystemExit(1)

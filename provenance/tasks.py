@@ -1,4 +1,5 @@
-"""The log's periodic task: the active scheduler appends stored captures and publishes."""
+"""The log's periodic task: the active scheduler appends stored captures, signs a checkpoint and
+publishes the log directory to S3 and IPFS."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 from config.settings import Settings
 from provenance.appender import append_captures
 from provenance.errors import ProvenanceError
+from provenance.publish import publish_log
+from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -25,7 +28,26 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.appended or report.replayed:
         log.info("log: %d capture(s) appended, %d replayed; checkpoint of size %d published",
                  report.appended, report.replayed, report.size)
+    publish_copies(runtime)
     return report.appended
+
+
+def publish_copies(runtime: Runtime) -> None:
+    """Send S3 and IPFS what they lack of the log. Every pass, not only those that signed a
+    checkpoint: an upload that failed is retried on the next one, and when nothing changed it
+    costs a directory listing and no request."""
+    try:
+        published = publish_log(runtime.settings)
+    except (ProvenanceError, SamizdatError) as exc:
+        log.error("log not published: %s", exc)
+        return
+    for failure in published.failures:
+        log.error("log not published to %s; retried on the next pass", failure)
+    for refused in published.refused:
+        log.warning("log file not published: %s", refused)
+    if published.uploaded:
+        log.info("log: %d file(s), %d bytes sent to %s", published.uploaded, published.bytes,
+                 ", ".join(s.site for s in published.sites if s.uploaded))
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:
