@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -205,14 +205,40 @@ class PublishRecord:
             tmp.unlink(missing_ok=True)
 
 
-def log_sites(settings: Settings) -> list[tuple[StaticSite, str]]:
-    """The configured destinations and the path prefix of the log in each: S3's ``log/`` and the
-    IPFS directory ``log`` holding ``log/`` (so its root serves ``…/log/checkpoint``)."""
-    sites: list[tuple[StaticSite, str]] = []
+@dataclass(frozen=True)
+class LogSite:
+    """A configured destination: its name, the log's path prefix in it, and how to open it
+    (only when something is to be sent: making a boto3 client alone costs most of a second)."""
+
+    name: str
+    prefix: str
+    open: Callable[[], StaticSite]
+
+
+# Sites opened by this process, kept between passes: a client and a prepared bucket (CORS, policy)
+# cost more requests than the few files one checkpoint sends.
+_opened: dict[tuple, StaticSite] = {}
+
+
+def _cached(key: tuple, make: Callable[[], StaticSite]) -> Callable[[], StaticSite]:
+    def open_site() -> StaticSite:
+        if key not in _opened:
+            _opened[key] = make()
+        return _opened[key]
+    return open_site
+
+
+def log_sites(settings: Settings) -> list[LogSite]:
+    """The configured destinations: S3's ``log/`` and the IPFS directory ``log`` holding ``log/``
+    (so its root serves ``…/log/checkpoint``)."""
+    sites: list[LogSite] = []
     if settings.s3_bucket:
-        sites.append((S3Site(settings.s3_bucket, LOG_SITE, settings.s3_endpoint_url, settings.s3_region), ""))
+        s3 = (settings.s3_bucket, settings.s3_endpoint_url, settings.s3_region)
+        sites.append(LogSite("s3", "", _cached(("s3", *s3), lambda: S3Site(s3[0], LOG_SITE, s3[1], s3[2]))))
     if settings.ipfs_api:
-        sites.append((IpfsSite(settings.ipfs_api, LOG_SITE, settings.ipfs_timeout), f"{LOG_SITE}/"))
+        ipfs = (settings.ipfs_api, settings.ipfs_timeout)
+        sites.append(LogSite("ipfs", f"{LOG_SITE}/",
+                             _cached(("ipfs", *ipfs), lambda: IpfsSite(ipfs[0], LOG_SITE, ipfs[1]))))
     return sites
 
 
@@ -250,28 +276,26 @@ def publish_log(settings: Settings) -> LogPublishReport:
         record = PublishRecord(settings)
         # Full tiles any site already recorded need not be hashed again: they never change.
         known: dict[str, str] = {}
-        for name, _prefix in ((s.name, p) for s, p in sites):
-            known.update(record.get(name))
+        for configured in sites:
+            known.update(record.get(configured.name))
         snap = snapshot(settings.log_path, known)
         report.refused = snap.refused
         if snap.checkpoint is None:
             return report  # nothing signed yet: nothing a reader could check
         report.size = _checkpoint_size(snap.checkpoint.data)  # type: ignore[arg-type]
-        for site, prefix in sites:
-            site_report = SiteReport(site.name)
+        for configured in sites:
+            site_report = SiteReport(configured.name)
             report.sites.append(site_report)
-            sent = report.sent.setdefault(site.name, [])
-            held = record.get(site.name)
+            sent = report.sent.setdefault(configured.name, [])
+            held = record.get(configured.name)
             try:
-                _publish_site(site, prefix, snap, held, site_report, sent)
-                if isinstance(site, IpfsSite) and sent:
-                    report.root_cid = site.pin_root()
-                elif isinstance(site, IpfsSite):
-                    report.root_cid = record.last.get("ipfs_root")
+                pinned = _publish_site(configured, snap, held, site_report, sent)
+                if configured.name == "ipfs":
+                    report.root_cid = pinned or record.last.get("ipfs_root")
             except StorageError as exc:
-                report.failures.append(f"{site.name}: {exc}")
+                report.failures.append(f"{configured.name}: {exc}")
             finally:
-                record.sites[site.name] = held
+                record.sites[configured.name] = held
         report.seconds = time.monotonic() - started
         record.last = {
             "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -283,28 +307,33 @@ def publish_log(settings: Settings) -> LogPublishReport:
     return report
 
 
-def _publish_site(site: StaticSite, prefix: str, snap: LogSnapshot, held: dict[str, str],
-                  report: SiteReport, sent: list[str]) -> None:
-    """Tiles and other files first, in batches, recording each; the checkpoint alone, last."""
+def _publish_site(configured: LogSite, snap: LogSnapshot, held: dict[str, str],
+                  report: SiteReport, sent: list[str]) -> str | None:
+    """Tiles and other files first, in batches, recording each; the checkpoint alone, last.
+    Returns the IPFS root pinned, if any."""
+    checkpoint = snap.checkpoint
+    assert checkpoint is not None
     changed = [f for f in snap.files if held.get(f.path) != f.sha256]
+    if not changed and held.get(CHECKPOINT_PATH) == checkpoint.sha256:
+        return None  # nothing to send: the site is not even opened
+    site, prefix = configured.open(), configured.prefix
     for start in range(0, len(changed), PUT_BATCH):
         batch = changed[start:start + PUT_BATCH]
         site.put([f.site_file(prefix) for f in batch], report)
         for f in batch:
             held[f.path] = f.sha256
             sent.append(f.path)
-    checkpoint = snap.checkpoint
-    assert checkpoint is not None
     if held.get(CHECKPOINT_PATH) != checkpoint.sha256:
         site.put([checkpoint.site_file(prefix)], report)
         held[CHECKPOINT_PATH] = checkpoint.sha256
         sent.append(CHECKPOINT_PATH)
+    return site.pin_root() if isinstance(site, IpfsSite) else None
 
 
 def publish_state(settings: Settings) -> dict:
     """The last publish's result and whether every site holds the log's current checkpoint."""
     record = PublishRecord(settings)
-    sites = [s.name for s, _ in log_sites(settings)]
+    sites = [s.name for s in log_sites(settings)]
     try:
         current = hashlib.sha256((settings.log_path / CHECKPOINT_PATH).read_bytes()).hexdigest()
     except OSError:
