@@ -546,7 +546,7 @@ def log_export_files(settings: Settings, known: dict[str, str]) -> list[Exported
     """The published log, copied under the copy's ``log/`` so a reader of a mirror can verify
     offline against it. Read after the pages: every capture they show was published under an
     earlier (or this) checkpoint, and the checkpoint is read before the tiles it needs.
-    ``known`` (export path → sha256) spares hashing full tiles again."""
+    ``known`` (export path → sha256) spares hashing tiles again."""
     prefix = f"{LOG_SITE}/"
     snap = snapshot(settings.log_path, {p[len(prefix):]: sha for p, sha in known.items()
                                         if p.startswith(prefix)})

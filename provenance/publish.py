@@ -99,7 +99,7 @@ def snapshot(log_path: Path, known: dict[str, str] | None = None) -> LogSnapshot
 
     Reading the checkpoint before listing is what makes the snapshot coherent: the writer puts
     a checkpoint's tiles in place before the checkpoint, and never removes a tile. ``known``
-    (path → sha256) spares hashing full tiles again: their bytes never change. Symlinks, dotfiles
+    (path → sha256) spares hashing tiles again: their bytes never change. Symlinks, dotfiles
     and names no static site could hold safely are left out and named in ``refused``.
     """
     root = Path(log_path)
@@ -141,7 +141,9 @@ def snapshot(log_path: Path, known: dict[str, str] | None = None) -> LogSnapshot
                 refused.append(f"{rel[:120]!r}: {exc}")
                 continue
             ctype, cache, immutable = headers_for(rel)
-            if immutable and rel in known:
+            # Every tile path names fixed bytes (a partial one carries its width, and the writer
+            # refuses to rewrite any with other bytes): one known is never hashed again.
+            if ctype == OCTETS and cache != CHECKPOINT_CACHE_CONTROL and rel in known:
                 sha, size = known[rel], source.stat().st_size
             else:
                 try:
@@ -274,7 +276,7 @@ def publish_log(settings: Settings) -> LogPublishReport:
         return report
     with _publish_lock(settings):
         record = PublishRecord(settings)
-        # Full tiles any site already recorded need not be hashed again: they never change.
+        # Tiles any site already recorded need not be hashed again: they never change.
         known: dict[str, str] = {}
         for configured in sites:
             known.update(record.get(configured.name))
