@@ -735,6 +735,13 @@ def _captures_through(session: Session) -> str | None:
     return latest.isoformat() if latest else None
 
 
+def logged_through(session: Session) -> int:
+    """How many captures the published log holds: the copy changes when this grows, even with no
+    capture processed since (a capture is logged some time after it is processed)."""
+    return session.scalar(select(func.count()).select_from(LoggedCapture).where(
+        LoggedCapture.published.is_(True))) or 0
+
+
 def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = False) -> StaticExportReport:
     """Export the reader archive to the public directory, then to S3 and IPFS (what is configured).
 
@@ -753,6 +760,7 @@ def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = Fal
             manifests.by_site = {}
         with runtime.Session() as session:
             through = _captures_through(session)
+            logged = logged_through(session)
             files, report = build_export(app, session, settings, extra_paths, report,
                                          stable_urls(settings, sites), manifests.get("local"))
         report.files = len(files)
@@ -771,6 +779,7 @@ def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = Fal
         report.urls = {**_previous_urls(settings), **static_urls(settings, report)}
         report.seconds = time.monotonic() - started
         state = {"exported_at": datetime.now(timezone.utc).isoformat(), "captures_through": through,
+                 "logged_through": logged,
                  "root_cid": report.root_cid, "ipns_name": report.ipns_name, "urls": report.urls,
                  "files": report.files, "bytes": report.bytes, "written": report.written,
                  "unchanged": report.unchanged, "deleted": report.deleted,

@@ -554,6 +554,22 @@ def test_the_scheduler_exports_after_new_captures_only(local_app, site):
     assert debouncer(rt) is True
     state = json.loads((rt.settings.public_path / STATE_FILE).read_bytes())
     assert state["written"] > 0 and state["unchanged"] > 0
+    # A capture processed before an export but logged after it: the log's growth alone exports.
+    (source_id,) = [add_source_for(local_app, site, seed_names()[2])]
+    capture_source(rt, source_id)
+    assert debouncer(rt) is True  # processed: exported, without it (not logged yet)
+    assert debouncer(rt) is False
+    append_captures(rt)
+    assert debouncer(rt) is True
+    assert json.loads((rt.settings.public_path / STATE_FILE).read_bytes())["logged_through"] == 3
+
+
+def add_source_for(app: Flask, site, name: str) -> int:
+    """A source for one seed article, not captured yet."""
+    with app.extensions["samizdat"].Session() as session:
+        source_id = add_source(session, site.url(f"/articles/{name}.html"), 60).source.id
+        session.commit()
+    return source_id
 
 
 def test_the_embed_and_the_static_copy_share_a_bucket_and_both_stay_public(s3_server, bucket):
