@@ -29,13 +29,17 @@ from provenance.errors import ProvenanceError, TileError
 from provenance.models import LoggedCapture
 from provenance.note import MAX_NOTE_BYTES, Ed25519Verifier, open_checkpoint
 from provenance.publish import LOG_SITE
-from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher, Fetcher, TileReader
+from provenance.merkle import TILE_WIDTH
+from provenance.tiles import MAX_ENTRY_SIZE, CHECKPOINT_PATH, DirectoryFetcher, Fetcher, TileReader
 from samizdat.errors import SamizdatError, UnsafePathError
 from samizdat.paths import confined_file, confined_name
 from samizdat.runtime import Runtime
 
 # A verifier key line is short; anything longer is not one.
 MAX_VKEY_BYTES = 1024
+# No file of a log is larger than a full entry bundle (256 entries of at most 65,535 bytes, each
+# with its 2-byte length): a larger object in the bucket's log/ is not copied home.
+MAX_LOG_FILE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
 
 
 class S3LogFetcher:
@@ -275,11 +279,14 @@ def _copy_log_home(runtime: Runtime, fetcher: S3LogFetcher, report: LogRestoreRe
     store = fetcher.store
     copied = 0
     try:
-        keys = [key for key, _ in store.list_keys(fetcher.prefix)]
-        paths = [k[len(fetcher.prefix):] for k in keys]
+        sizes = {key[len(fetcher.prefix):]: size for key, size in store.list_keys(fetcher.prefix)}
         # The checkpoint last: the directory never holds one without its tiles.
-        for path in sorted(paths, key=lambda p: (p == CHECKPOINT_PATH, p)):
+        for path in sorted(sizes, key=lambda p: (p == CHECKPOINT_PATH, p)):
             if any(segment.startswith(".") for segment in path.split("/")):
+                continue
+            if sizes[path] > MAX_LOG_FILE_BYTES:
+                report.problems.append(f"log file {path[:80]!r} in the bucket not copied: "
+                                       f"{sizes[path]} bytes, more than any log file holds")
                 continue
             try:
                 target = confined_file(root, path)

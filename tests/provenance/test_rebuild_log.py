@@ -18,8 +18,9 @@ from provenance.log import LogClient, LogWriter
 from provenance.models import LoggedCapture
 from provenance.publish import publish_log
 from provenance.records import capture_entry_for
+from samizdat import migrate
 from samizdat.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import _truncate_all, make_settings
 from tests.sites import seed_names
 
 
@@ -38,7 +39,8 @@ def test_rebuild_restores_log_indexes_from_the_bucket_and_names_every_difference
     app = create_app(one)
     rt = app.extensions["samizdat"]
     names = seed_names()
-    lost, kept = _capture(app, site, names[0]), _capture(app, site, names[1])
+    lost = _capture(app, site, names[0])
+    _capture(app, site, names[1])
     assert append_captures(rt).size == 2
     forged_for = _capture(app, site, names[2])
     with rt.Session() as session:
@@ -61,12 +63,10 @@ def test_rebuild_restores_log_indexes_from_the_bucket_and_names_every_difference
 
     # The server is lost (database and data directory); the operator restores the log's key.
     shutil.rmtree(tmp_path / "one")
-    from tests.conftest import _truncate_all  # noqa: PLC0415 - the same database, emptied
     if database_url.startswith("postgresql"):
-        _truncate_all(database_url)
+        _truncate_all(database_url)  # the session's database, emptied: a new server's
         new_url = database_url
     else:
-        from samizdat import migrate
         new_url = f"sqlite:///{tmp_path / 'two.db'}"
         migrate.upgrade(new_url)
     two = make_settings(tmp_path / "two", new_url, s3_endpoint_url=s3_server.endpoint_url,
@@ -117,7 +117,6 @@ def test_without_a_local_key_the_log_is_checked_with_its_published_key_and_left_
     vkey = log_signer(one).verifier.vkey
     app.extensions["samizdat"].dispose()
     shutil.rmtree(tmp_path / "one")
-    from samizdat import migrate
     url = f"sqlite:///{tmp_path / 'two.db'}"
     migrate.upgrade(url)
     two = make_settings(tmp_path / "two", url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket)
@@ -129,5 +128,39 @@ def test_without_a_local_key_the_log_is_checked_with_its_published_key_and_left_
         assert f"checked with the verifier key published beside the log ({vkey})" in result.output
         assert not (two.log_path / "checkpoint").exists()
         assert not two.log_signing_key_path.exists()  # the rebuild never makes a new log key
+    finally:
+        after.extensions["samizdat"].dispose()
+
+
+def test_an_altered_log_in_the_bucket_restores_nothing_and_says_why(
+        tmp_path, sqlite_url, s3_server, bucket, site):
+    one = make_settings(tmp_path / "one", sqlite_url, s3_endpoint_url=s3_server.endpoint_url,
+                        s3_bucket=bucket)
+    app = create_app(one)
+    _capture(app, site, seed_names()[0])
+    append_captures(app.extensions["samizdat"])
+    assert publish_log(one).failures == []
+    key = one.log_signing_key_path.read_bytes()
+    app.extensions["samizdat"].dispose()
+    shutil.rmtree(tmp_path / "one")
+    # Someone with write access to the bucket rewrites the entry after the fact.
+    store = S3Store(bucket, s3_server.endpoint_url)
+    bundle = store.get("log/tile/entries/000.p/1")
+    assert b"/articles/" in bundle
+    store.put_named("log/tile/entries/000.p/1", bundle.replace(b"/articles/", b"/articlez/"))
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    migrate.upgrade(url)
+    two = make_settings(tmp_path / "two", url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket)
+    two.log_signing_key_path.parent.mkdir(parents=True)
+    two.log_signing_key_path.write_bytes(key)
+    after = create_app(two)
+    try:
+        result = after.test_cli_runner().invoke(args=["mirror", "rebuild-index"])
+        assert result.exit_code == 0, result.output
+        assert "not read, nothing restored from it: entry 0 does not match its leaf hash" in result.output
+        assert "1 problems skipped" in result.output
+        with after.extensions["samizdat"].Session() as session:
+            assert session.scalar(select(LoggedCapture.log_index)) is None
+        assert not (two.log_path / "checkpoint").exists()  # an altered log is not copied home
     finally:
         after.extensions["samizdat"].dispose()

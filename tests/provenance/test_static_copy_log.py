@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from archive.static_copy import EXPORT_LINK, SEARCH_INDEX, publish_static
+from mirror.pipeline import capture_source
+from mirror.sources import add_source
 from provenance.appender import append_captures, log_signer
 from provenance.log import LogClient
 from provenance.models import LoggedCapture
@@ -26,8 +28,6 @@ def copy_app(tmp_path, sqlite_url, site):
     """One capture in the log, a second one stored but not logged yet."""
     app = create_app(make_settings(tmp_path, sqlite_url, public_url=f"http://127.0.0.1:{free_port()}"))
     (logged,) = capture_seeds(app, site, seed_names()[:1])  # appends it to the log
-    from mirror.pipeline import capture_source
-    from mirror.sources import add_source
     rt = app.extensions["samizdat"]
     with rt.Session() as session:
         source_id = add_source(session, site.url(f"/articles/{seed_names()[1]}.html"), 60).source.id
