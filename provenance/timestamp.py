@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import re
 import time
 import urllib.error
@@ -37,6 +38,8 @@ from provenance.errors import TimestampError
 # room for long chains while keeping what a hostile TSA can make us hold small.
 MAX_TOKEN_BYTES = 64 * 1024
 DEFAULT_TIMEOUT = 10.0  # seconds, for one TSA from connecting to the last byte
+# A bundle of a few dozen roots is tens of kilobytes; a file far larger is not a root bundle.
+MAX_ROOTS_BYTES = 1024 * 1024
 SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 _CHUNK = 16 * 1024
 
@@ -161,6 +164,40 @@ def _read_bounded(response, deadline: float, max_bytes: int) -> bytes:  # noqa: 
         data += chunk
         if len(data) > max_bytes:
             raise TimestampError(f"the reply is larger than {max_bytes} bytes")
+
+
+def load_roots(path: str | os.PathLike) -> list[x509.Certificate]:
+    """The certificates of a PEM bundle (the TSAs' trusted roots); TimestampError if unusable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_ROOTS_BYTES + 1)
+    except OSError as exc:
+        raise TimestampError(f"cannot read the TSA roots {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_ROOTS_BYTES:
+        raise TimestampError(f"the TSA roots {path} are larger than {MAX_ROOTS_BYTES} bytes")
+    try:
+        roots = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise TimestampError(f"the TSA roots {path} hold no PEM certificate") from None
+    return roots
+
+
+def describe_token(token: bytes) -> str:
+    """Who issued a (verified) token and its serial, in words: ``CN=Some TSA, serial 12``."""
+    info = _decode(token).tst_info
+    try:
+        name = info.name
+    except Exception:  # noqa: BLE001 - the Rust binding raises when the optional field is absent
+        name = None
+    if isinstance(name, x509.DirectoryName):
+        who = name.value.rfc4514_string()
+    elif name is not None and isinstance(getattr(name, "value", None), str):
+        who = name.value
+    else:
+        who = "a TSA that names itself only in its certificate"
+    # Printed on a terminal: no control characters, and a bounded length, whatever the TSA wrote.
+    who = "".join(c if c.isprintable() else "?" for c in who)[:200]
+    return f"{who}, serial {info.serial_number}"
 
 
 def verify_timestamp(token: bytes, data: bytes, roots: Sequence[x509.Certificate], *,
