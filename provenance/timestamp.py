@@ -1,8 +1,8 @@
 """RFC 3161 time-stamps of checkpoints: ask time-stamping authorities, verify their tokens.
 
 A token proves that exact bytes (a checkpoint's body text) existed at the token's ``genTime``,
-signed by a time-stamping authority (TSA) that is not Samizdat. Several TSAs may be asked: each one that fails
-is reported with its reason and the others are still tried. What is stored and published is the
+signed by a time-stamping authority (TSA) that is not Samizdat. Several TSAs may be asked: each one
+that fails is reported with its reason and the others are still tried. What is stored and published is the
 TSA's whole DER ``TimeStampResp``; a verifier needs only it, the checkpoint's bytes and the TSAs'
 root certificates.
 """
@@ -182,6 +182,13 @@ def load_roots(path: str | os.PathLike) -> list[x509.Certificate]:
     return roots
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Text a TSA (or a token's maker) wrote, safe for one log or terminal line: no control
+    characters, at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def describe_token(token: bytes) -> str:
     """Who issued a (verified) token and its serial, in words: ``CN=Some TSA, serial 12``."""
     info = _decode(token).tst_info
@@ -195,9 +202,7 @@ def describe_token(token: bytes) -> str:
         who = name.value
     else:
         who = "a TSA that names itself only in its certificate"
-    # Printed on a terminal: no control characters, and a bounded length, whatever the TSA wrote.
-    who = "".join(c if c.isprintable() else "?" for c in who)[:200]
-    return f"{who}, serial {info.serial_number}"
+    return f"{printable(who)}, serial {info.serial_number}"
 
 
 def verify_timestamp(token: bytes, data: bytes, roots: Sequence[x509.Certificate], *,
@@ -215,7 +220,7 @@ def verify_timestamp(token: bytes, data: bytes, roots: Sequence[x509.Certificate
         raise TimestampError(f"the token is larger than {max_bytes} bytes")
     response = _decode(token)
     if response.status != PKIStatus.GRANTED:
-        text = "; ".join(response.status_string) or "no reason given"
+        text = printable("; ".join(response.status_string)) or "no reason given"
         raise TimestampError(f"the TSA refused: status {response.status} ({text})")
     imprint = response.tst_info.message_imprint
     if imprint.hash_algorithm != SHA256_OID:
@@ -242,4 +247,4 @@ def _decode(token: bytes) -> TimeStampResponse:
     try:
         return decode_timestamp_response(token)
     except Exception as exc:  # noqa: BLE001 - the Rust parser raises ValueError and others
-        raise TimestampError(f"not an RFC 3161 time-stamp response: {exc}") from exc
+        raise TimestampError(f"not an RFC 3161 time-stamp response: {printable(str(exc))}") from exc

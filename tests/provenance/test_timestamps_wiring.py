@@ -32,7 +32,7 @@ from samizdat.app import create_app
 from samizdat.tasks import TASKS_KEY
 from tests.browser.conftest import serve
 from tests.provenance.capturing import capture_and_download
-from tests.provenance.tsa import OpenSSLTSA
+from tests.provenance.tsa import OpenSSLTSA, ScriptedTSA
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGIN = "samizdat.test/log"
@@ -188,6 +188,31 @@ def test_one_tsa_down_the_other_token_is_published_and_the_next_pass_asks_it_aga
         app.extensions["samizdat"].dispose()
 
 
+def _der(tag: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes([tag, len(body)]) + body
+
+
+def test_a_tsa_refusal_cannot_write_a_second_log_line_or_a_terminal_escape(
+        local_settings, tsa, tmp_path, caplog):
+    # A TimeStampResp with status 2 (rejection) whose statusString a hostile TSA wrote.
+    text = "no\ncheckpoint 9 time-stamped by everyone\x1b[2J"
+    refusal = _der(0x30, _der(0x30, _der(0x02, b"\x02") + _der(0x30, _der(0x0C, text.encode()))))
+    hostile = ScriptedTSA(body=refusal)
+    app = _app(local_settings, hostile.url, _roots(tmp_path / "roots.pem", tsa))
+    try:
+        with caplog.at_level(logging.WARNING, logger="provenance.appender"):
+            report = append_captures(app.extensions["samizdat"])
+        [failure] = report.stamps.failures
+        assert failure.reason == "the TSA refused: status 2 (no?checkpoint 9 time-stamped by everyone?[2J)"
+        [line] = [r.getMessage() for r in caplog.records]
+        assert line == f"checkpoint 0 not time-stamped by {hostile.url}: {failure.reason}"
+        assert not (app.extensions["samizdat"].settings.log_path / "timestamp").exists()
+    finally:
+        hostile.close()
+        app.extensions["samizdat"].dispose()
+
+
 def test_unreadable_roots_leave_the_log_unstamped_but_appended(local_settings, tsa, tmp_path, caplog):
     app = _app(local_settings, tsa.url, tmp_path / "absent.pem")
     runtime = app.extensions["samizdat"]
@@ -225,11 +250,14 @@ def test_the_settings_take_a_list_of_tsa_urls_and_require_their_roots(tmp_path, 
             load_settings({"SAMIZDAT_TSA_URLS": urls, "SAMIZDAT_TSA_ROOTS": roots})
 
 
-def test_doctor_says_whether_checkpoints_are_time_stamped(local_settings, tsa, tmp_path):
-    def line(app) -> str:
-        output = app.test_cli_runner().invoke(args=["doctor"]).output
-        return next(row for row in output.splitlines() if row.startswith("timestamps "))
+def _doctor_line(app) -> str:
+    """`flask doctor`'s timestamps line."""
+    output = app.test_cli_runner().invoke(args=["doctor"]).output
+    return next(row for row in output.splitlines() if row.startswith("timestamps "))
 
+
+def test_doctor_says_whether_checkpoints_are_time_stamped(local_settings, tsa, tmp_path):
+    line = _doctor_line
     plain = create_app(local_settings)
     try:
         assert line(plain).split(None, 2)[1:] == [
@@ -251,6 +279,25 @@ def test_doctor_says_whether_checkpoints_are_time_stamped(local_settings, tsa, t
         assert line(broken).split(None, 2)[1] == "FAILING"
     finally:
         broken.extensions["samizdat"].dispose()
+
+
+def test_every_tsa_gives_the_new_checkpoint_a_token_in_their_order(
+        local_settings, tsa, other_tsa, tmp_path):
+    app = _app(local_settings, f"{other_tsa.url},{tsa.url}",
+               _roots(tmp_path / "roots.pem", tsa, other_tsa))
+    runtime = app.extensions["samizdat"]
+    log_path = runtime.settings.log_path
+    try:
+        report = append_captures(runtime)
+        assert report.stamps.written == ["timestamp/0/0.tsr", "timestamp/0/1.tsr"]
+        assert report.stamps.failures == []
+        body = _body(runtime.settings)
+        assert verify_timestamp((log_path / "timestamp/0/0.tsr").read_bytes(), body, [other_tsa.root])
+        assert verify_timestamp((log_path / "timestamp/0/1.tsr").read_bytes(), body, [tsa.root])
+        assert _doctor_line(app).split(None, 2)[1:] == [
+            "ok", "2 TSA(s), 2 trusted root(s); the checkpoint of size 0 has 2 token(s)"]
+    finally:
+        app.extensions["samizdat"].dispose()
 
 
 def _free_port() -> int:
