@@ -206,23 +206,21 @@ def timestamp_checkpoint(settings: Settings, directory: Path, checkpoint: Checkp
         log.warning("checkpoint %d not time-stamped: %s", size, exc)
         report.failures = [TSAFailure(url, str(exc)) for url in todo]
         return report
-    for stamp in results.timestamps:
-        if count >= MAX_TIMESTAMPS:
-            break
+    for failure in results.failures:
+        log.warning("checkpoint %d not time-stamped by %s: %s", size, failure.tsa_url, failure.reason)
+    report.failures.extend(results.failures)
+    for stamp in results.timestamps[:MAX_TIMESTAMPS - count]:
         path = timestamp_path(size, count)
         try:
             write_file(directory, path, stamp.token)
             stamped.append(stamp.tsa_url)
             _save_stamped(directory, size, stamped)
-        except (ProvenanceError, OSError) as exc:
+        except (ProvenanceError, OSError) as exc:  # a full disk, say: asked again next pass
             log.warning("checkpoint %d: token of %s not published: %s", size, stamp.tsa_url, exc)
             report.failures.append(TSAFailure(stamp.tsa_url, f"not published: {exc}"))
-            return report
+            break
         report.written.append(path)
         count += 1
-    for failure in results.failures:
-        log.warning("checkpoint %d not time-stamped by %s: %s", size, failure.tsa_url, failure.reason)
-    report.failures.extend(results.failures)
     return report
 
 

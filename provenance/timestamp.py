@@ -2,9 +2,9 @@
 
 A token proves that exact bytes (a checkpoint's body text) existed at the token's ``genTime``,
 signed by a time-stamping authority (TSA) that is not Samizdat. Several TSAs may be asked: each one
-that fails is reported with its reason and the others are still tried. What is stored and published is the
-TSA's whole DER ``TimeStampResp``; a verifier needs only it, the checkpoint's bytes and the TSAs'
-root certificates.
+that fails is reported with its reason and the others are still tried. What is stored and
+published is the TSA's whole DER ``TimeStampResp``; a verifier needs only it, the checkpoint's
+bytes and the TSAs' root certificates.
 """
 
 from __future__ import annotations

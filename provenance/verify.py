@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry
 from cryptography import x509
 
+from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry
 from provenance.errors import ProvenanceError, TimestampError
 from provenance.log import LogClient
 from provenance.merkle import TILE_WIDTH
