@@ -225,6 +225,11 @@ def test_unreadable_roots_leave_the_log_unstamped_but_appended(local_settings, t
                    for r in caplog.records)
         assert not (runtime.settings.log_path / "timestamp").exists()
         assert (runtime.settings.log_path / "checkpoint").exists()
+        # `flask log append` makes the same pass and says what it could not do.
+        result = app.test_cli_runner().invoke(args=["log", "append"])
+        assert result.exit_code == 0, result.output
+        assert f"no time-stamp from {tsa.url}: cannot read the TSA roots" in result.output
+        assert result.output.rstrip().endswith("(asked again next pass)")
     finally:
         app.extensions["samizdat"].dispose()
 
