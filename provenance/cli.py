@@ -18,10 +18,15 @@ from samizdat.web import runtime
 @click.option("--log", "log", required=True, help="The log: a directory or an http(s) prefix.")
 @click.option("--key", required=True, help="The log's verifier key, <name>+<id>+<key>.")
 @click.option("--origin", help="The log's origin line (default: the key's name).")
-def verify_cmd(folder: str, log: str, key: str, origin: str | None) -> None:
-    """Check a capture FOLDER against the log: hashes, entry, inclusion; exit 1 if any fails."""
+@click.option("--tsa-root", "tsa_roots", multiple=True, metavar="PEM",
+              help="A PEM file of trusted TSA roots (repeatable): check the checkpoint's "
+                   "time-stamps, and fail without a valid one.")
+def verify_cmd(folder: str, log: str, key: str, origin: str | None,
+               tsa_roots: tuple[str, ...]) -> None:
+    """Check a capture FOLDER against the log: hashes, entry, inclusion, time-stamps (with
+    --tsa-root); exit 1 if any fails."""
     # Needs no app context: what it checks comes from the folder and the published log alone.
-    raise SystemExit(run(folder, log, key, origin, echo=click.echo))
+    raise SystemExit(run(folder, log, key, origin, echo=click.echo, tsa_roots=tsa_roots))
 
 
 @click.group("log")
@@ -42,3 +47,7 @@ def log_append() -> None:
     click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+    for path in report.stamps.written:
+        click.echo(f"time-stamp token published: {path}")
+    for failure in report.stamps.failures:
+        click.echo(f"no time-stamp from {failure.tsa_url}: {failure.reason} (asked again next pass)")

@@ -3,8 +3,9 @@
 Given the folder (the files and ``manifest.json`` as the reader's "Verify and take away" offers
 them), a log origin (a directory or an http(s) prefix) and the log's public key, it recomputes
 every part's sha256, rebuilds the capture's log entry from the manifest, finds it in the log's
-entry bundles and proves its inclusion under the signed checkpoint. One line per check; any
-failure makes the exit status 1. Runs as ``flask verify`` and as ``python -m provenance.verify``.
+entry bundles and proves its inclusion under the signed checkpoint; given TSA roots, it checks the
+RFC 3161 tokens published beside that checkpoint. One line per check; any failure makes the exit
+status 1. Runs as ``flask verify`` and as ``python -m provenance.verify``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cryptography import x509
+
 from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry
-from provenance.errors import ProvenanceError
+from provenance.errors import ProvenanceError, TimestampError
 from provenance.log import LogClient
 from provenance.merkle import TILE_WIDTH
-from provenance.note import Ed25519Verifier
-from provenance.tiles import TileReader
+from provenance.note import Checkpoint, Ed25519Verifier
+from provenance.tiles import MAX_TIMESTAMPS, TileReader, timestamp_path
+from provenance.timestamp import MAX_TOKEN_BYTES, describe_token, load_roots, verify_timestamp
 
 MANIFEST_NAME = "manifest.json"
 # Far above any capture's manifest: its parts are bounded by the entry size.
@@ -99,8 +103,10 @@ def find_entry(client: LogClient, size: int, entry: bytes) -> int | None:
     return None
 
 
-def verify_capture_folder(folder: str | Path, client: LogClient) -> Iterator[Check]:
-    """Every check of a downloaded capture folder against a log, in order, as it is made."""
+def verify_capture_folder(folder: str | Path, client: LogClient,
+                          tsa_roots: Sequence[x509.Certificate] | None = None) -> Iterator[Check]:
+    """Every check of a downloaded capture folder against a log, in order, as it is made; with
+    ``tsa_roots``, the checkpoint's time-stamps too."""
     folder = Path(folder)
     try:
         facts, manifest_sha = read_manifest(folder)
@@ -121,11 +127,13 @@ def verify_capture_folder(folder: str | Path, client: LogClient) -> Iterator[Che
         else:
             yield Check(False, f"sha256 of {part.name}", f"the file's is {actual}, the manifest "
                         f"says {part.sha256}: the file was altered")
-    yield from verify_entry(entry, client)
+    yield from verify_entry(entry, client, tsa_roots)
 
 
-def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
-    """Check the log's checkpoint, find ``entry`` in it and prove its inclusion."""
+def verify_entry(entry: CaptureEntry, client: LogClient,
+                 tsa_roots: Sequence[x509.Certificate] | None = None) -> Iterator[Check]:
+    """Check the log's checkpoint, find ``entry`` in it and prove its inclusion; with
+    ``tsa_roots``, check the checkpoint's time-stamps."""
     try:
         checkpoint = client.checkpoint()
     except ProvenanceError as exc:
@@ -142,38 +150,83 @@ def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
         client.prove_inclusion(checkpoint, index)
     except ProvenanceError as exc:
         yield Check(False, "inclusion", str(exc))
-        return
-    yield Check(True, f"inclusion of entry {index}",
-                f"under the checkpoint of size {checkpoint.size}")
+    else:
+        yield Check(True, f"inclusion of entry {index}",
+                    f"under the checkpoint of size {checkpoint.size}")
+    if tsa_roots is not None:
+        yield from verify_timestamps(client, checkpoint, tsa_roots)
+
+
+def verify_timestamps(client: LogClient, checkpoint: Checkpoint,
+                      roots: Sequence[x509.Certificate]) -> Iterator[Check]:
+    """Check ``timestamp/<size>/0.tsr`` … (up to the first missing) over the checkpoint's body
+    text; a final failure when none of them is valid."""
+    body = checkpoint.text().encode()
+    size = checkpoint.size
+    valid = 0
+    for k in range(MAX_TIMESTAMPS):
+        path = timestamp_path(size, k)
+        try:
+            # At most MAX_TOKEN_BYTES + 1 bytes are read: a larger file is refused, not held.
+            token = client.fetcher.fetch(path, MAX_TOKEN_BYTES)
+        except FileNotFoundError:
+            break
+        except (ProvenanceError, OSError) as exc:
+            yield Check(False, path, str(exc))
+            continue
+        try:
+            when = verify_timestamp(token, body, roots)
+        except TimestampError as exc:
+            yield Check(False, path, str(exc))
+            continue
+        valid += 1
+        yield Check(True, f"timestamp: {describe_token(token)} says the checkpoint of size {size} "
+                    f"existed by {when:%Y-%m-%d %H:%M:%S} UTC")
+    if not valid:
+        yield Check(False, "timestamps", f"no valid time-stamp token for the checkpoint of size {size}")
 
 
 def run(folder: str | Path, log: str, key: str, origin: str | None = None,
-        echo: Callable[[str], None] = print) -> int:
-    """Check ``folder`` against the log at ``log`` signed by verifier key ``key``, printing one line
-    per check through ``echo``; return the exit status."""
+        echo: Callable[[str], None] = print, tsa_roots: Sequence[str | Path] = ()) -> int:
+    """Check ``folder`` against the log at ``log`` signed by verifier key ``key`` (and, given PEM
+    files of TSA roots, the checkpoint's time-stamps), printing one line per check through
+    ``echo``; return the exit status."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
     except ProvenanceError as exc:
         echo(Check(False, "log key", str(exc)).line())
         return 1
+    roots: list[x509.Certificate] | None = None
+    if tsa_roots:
+        roots = []
+        for path in tsa_roots:
+            try:
+                roots += load_roots(path)
+            except TimestampError as exc:
+                echo(Check(False, "TSA roots", str(exc)).line())
+                return 1
     client = LogClient(log, origin or verifier.name, verifier)
     failed = False
-    for check in verify_capture_folder(folder, client):
+    for check in verify_capture_folder(folder, client, roots):
         echo(check.line())
         failed = failed or not check.ok
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m provenance.verify FOLDER --log LOCATION --key VKEY``: the standalone verifier."""
+    """``python -m provenance.verify FOLDER --log LOCATION --key VKEY [--tsa-root PEM]…``: the
+    standalone verifier."""
     parser = argparse.ArgumentParser(prog="python -m provenance.verify",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="a downloaded capture folder (its files and manifest.json)")
     parser.add_argument("--log", required=True, help="the log: a directory or an http(s) prefix")
     parser.add_argument("--key", required=True, help="the log's verifier key, <name>+<id>+<key>")
     parser.add_argument("--origin", help="the log's origin line (default: the key's name)")
+    parser.add_argument("--tsa-root", action="append", default=[], metavar="PEM",
+                        help="a PEM file of trusted TSA root certificates (repeatable): then check "
+                             "the checkpoint's RFC 3161 time-stamps, and fail without a valid one")
     args = parser.parse_args(argv)
-    return run(args.folder, args.log, args.key, args.origin)
+    return run(args.folder, args.log, args.key, args.origin, tsa_roots=args.tsa_root)
 
 
 if __name__ == "__main__":
