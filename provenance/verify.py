@@ -468,8 +468,8 @@ MAX_DATAPACKAGE_BYTES = 16 * 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024  # the digest, a proof, a key document
 PROVENANCE_DIR = "provenance/"
 WACZ_CHECKPOINT = PROVENANCE_DIR + "checkpoint"
-_PROOF_PATH = re.compile(r"provenance/proofs/(0|[1-9][0-9]{0,18})\.json")
-_TOKEN_PATH = re.compile(r"provenance/timestamp/(0|[1-9][0-9]{0,18})/[^/]+\.tsr")
+_PROOF_PATH = re.compile(r"provenance/proof-(0|[1-9][0-9]{0,18})\.json")
+_TOKEN_PATH = re.compile(r"provenance/timestamp-(0|[1-9][0-9]{0,18})-[^/]+\.tsr")
 
 
 def read_member(zf: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
@@ -683,7 +683,7 @@ def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier
         try:
             proof = _json(read_member(zf, name, MAX_JSON_BYTES), name)
             warc = proof.get("warc")
-            entry_name = f"{PROVENANCE_DIR}entries/{index}.json"
+            entry_name = f"{PROVENANCE_DIR}entry-{index}.json"
             if entry_name not in hashes:
                 raise ProvenanceError(f"{entry_name} is missing or not vouched for")
             if warc not in warcs:
