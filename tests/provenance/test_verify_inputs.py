@@ -516,3 +516,18 @@ def test_the_apps_exported_wacz_verifies_with_the_standalone_command(archived, t
     result = archived.app.test_cli_runner().invoke(args=[
         "verify", str(out), "--key", vkey, "--wacz-key", str(archived.wacz_key_file)])
     assert result.exit_code == 0, result.output
+
+
+def test_only_an_approved_fragment_has_a_public_json(archived):
+    client = archived.app.test_client()
+    response = client.get(f"/fragments/{archived.fragment_id}.json")
+    assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == "*"
+    body = response.get_json()
+    assert body["id"] == archived.fragment_id
+    assert hashlib.sha256(body["text"].encode()).hexdigest() == archived.decision.text_sha256
+    with archived.app.extensions["samizdat"].Session() as session:
+        pending = session.scalars(select(Fragment.id).where(
+            Fragment.capture_id == archived.capture_id, Fragment.status != APPROVED)).first()
+    assert pending is not None
+    assert client.get(f"/fragments/{pending}.json").status_code == 404
+    assert client.get("/fragments/nonsense.json").status_code == 404
