@@ -67,7 +67,8 @@ def run() -> str:
         entries, captures = [], []
         for i in range(FILLERS):
             sha = hashlib.sha256(str(i).encode()).hexdigest()
-            facts = CaptureFacts(f"https://news.example/{i}", start, (PartRef("capture.warc.gz", sha),))
+            facts = CaptureFacts(f"https://news.example/{i}", start,
+                                 (PartRef("capture.warc.gz", sha),))
             entries.append(capture_entry(facts, sha).encode())
         # The folder: a page and its WARC, with the manifest the reader downloads.
         folder = tmp / "folder"

@@ -174,8 +174,8 @@ def test_each_run_proves_the_log_extends_the_checkpoint_seen_before(
     write_log(logs.root / "log", log_key, fillers(4, "newer"))  # the log grows
     code, lines = verify(archived.warc, "--log", logs.url, "--key", vkey)
     assert code == 0, lines
-    seen = [line for line in lines if line.startswith("ok  consistent with the checkpoint of size 6 "
-                                                      "seen on ")]
+    prefix = "ok  consistent with the checkpoint of size 6 seen on "
+    seen = [line for line in lines if line.startswith(prefix)]
     assert len(seen) == 1 and seen[0].endswith(" UTC"), lines
     assert "ok  checkpoint of size 10 remembered (in %s)" % verifier_state in lines
     # --no-state neither compares nor remembers; --state chooses another place.
