@@ -7,6 +7,7 @@ Full tiles are immutable; partial ones exist for the sizes a checkpoint was sign
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import tempfile
@@ -178,7 +179,8 @@ class HTTPFetcher:
             if exc.code == 404:
                 raise FileNotFoundError(f"{self.base_url}{path}: not found") from exc
             raise TileError(f"{self.base_url}{path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: a body cut short of its Content-Length (IncompleteRead), among others.
             raise TileError(f"{self.base_url}{path}: {exc}") from exc
         if len(data) > max_bytes:
             raise TileError(f"{path} is larger than {max_bytes} bytes")

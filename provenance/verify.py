@@ -16,6 +16,7 @@ import argparse
 import base64
 import binascii
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +48,13 @@ from provenance.merkle import TILE_WIDTH
 from provenance.note import MAX_NOTE_BYTES, Checkpoint, Ed25519Verifier, Verifier, open_checkpoint
 from provenance.tiles import MAX_ENTRY_SIZE, TileReader
 from provenance.wacz_signature import verify_signed_data
+
+# What reading a log or a download may raise besides our own refusals: the file system's and the
+# network's errors. Each becomes a failed check with its reason, never a traceback.
+READ_ERRORS = (ProvenanceError, OSError, http.client.HTTPException)
+# ...and what reading a ZIP member may raise: bad CRC or deflate data, encryption, truncation.
+ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+              RuntimeError, zlib.error)
 
 MANIFEST_NAME = "manifest.json"
 # Far above any capture's manifest: its parts are bounded by the entry size.
@@ -160,7 +169,7 @@ def verify_entry(entry: CaptureEntry, client: LogClient,
             raise ProvenanceError(f"the capture's entry is not among the log's {checkpoint.size} "
                                   "entries: not logged, or removed")
         client.prove_inclusion(checkpoint, index)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, "inclusion", str(exc))
         return
     yield Check(True, f"inclusion of entry {index}",
@@ -175,7 +184,7 @@ def check_log(client: LogClient, memory: CheckpointMemory | None
     or None when it cannot be trusted (the reasons yielded as failed checks)."""
     try:
         checkpoint = client.checkpoint()
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, "checkpoint", str(exc))
         return None
     yield Check(True, f"checkpoint of {checkpoint.origin}",
@@ -253,7 +262,7 @@ class CheckpointMemory:
         one kept) on a fork, a rollback or a proof that cannot be had."""
         try:
             seen = self.recall(checkpoint.origin)
-        except ProvenanceError as exc:
+        except READ_ERRORS as exc:
             yield Check(False, "checkpoint seen before", str(exc))
             return False
         if seen is None:
@@ -266,7 +275,7 @@ class CheckpointMemory:
             yield Check(False, "consistency", f"the log was rewritten: {exc} (the checkpoint of "
                         f"size {old.size} seen on {seen_at} is kept)")
             return False
-        except ProvenanceError as exc:
+        except READ_ERRORS as exc:
             yield Check(False, "consistency", f"cannot prove the log extends the checkpoint of "
                         f"size {old.size} seen on {seen_at}: {exc}")
             return False
@@ -356,7 +365,7 @@ def verify_warc(path: str | Path, client: LogClient, memory: CheckpointMemory | 
         else:
             where = "given with --entry"
         inclusion = client.prove_inclusion(checkpoint, index)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, "inclusion", str(exc))
         return
     entry = _capture_holding(inclusion.entry, sha256)
@@ -388,7 +397,7 @@ def fetch_bounded(url: str, max_bytes: int, timeout: float = 10.0) -> bytes:
             data = response.read(max_bytes + 1)
     except urllib.error.HTTPError as exc:
         raise ProvenanceError(f"{url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         raise ProvenanceError(f"{url}: {exc}") from None
     if len(data) > max_bytes:
         raise ProvenanceError(f"{url} is larger than {max_bytes} bytes")
@@ -419,15 +428,21 @@ def verify_fragment(fragment_id: str, archive: str, client: LogClient,
         return
     url = fragment_json_url(archive, fragment_id)
     try:
-        body = json.loads(fetch_bounded(url, MAX_FRAGMENT_JSON_BYTES))
+        data = fetch_bounded(url, MAX_FRAGMENT_JSON_BYTES)
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError):
+            raise ProvenanceError(f"{url} is not JSON") from None
         text = body.get("text") if isinstance(body, dict) else None
         if not isinstance(text, str) or (body.get("id") not in (None, fragment_id)):
             raise ProvenanceError(f"{url} is not the JSON of fragment {fragment_id}")
-    except (ValueError, RecursionError) as exc:
-        yield Check(False, f"fragment {fragment_id}", str(exc) if isinstance(
-            exc, ProvenanceError) else f"{url} is not JSON")
+        served = text_sha256(text)
+    except UnicodeEncodeError:  # a lone surrogate, which no text the archive keeps can hold
+        yield Check(False, f"fragment {fragment_id}", f"{url} holds text that is not Unicode")
         return
-    served = text_sha256(text)
+    except READ_ERRORS as exc:
+        yield Check(False, f"fragment {fragment_id}", str(exc))
+        return
     yield Check(True, f"fragment {fragment_id} as {archive} serves it", f"text sha256 {served}")
     checkpoint = yield from check_log(client, memory)
     if checkpoint is None:
@@ -439,7 +454,7 @@ def verify_fragment(fragment_id: str, archive: str, client: LogClient,
             raise ProvenanceError(f"no decision on this fragment among the {scanned} entries "
                                   f"scanned of the log's {checkpoint.size}: not (yet) logged")
         inclusion = client.prove_inclusion(checkpoint, index)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, "decision", str(exc))
         return
     decision = _decision_on(inclusion.entry, fragment_id)
@@ -484,7 +499,7 @@ def read_member(zf: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
     try:
         with zf.open(info) as member:
             data = member.read(max_bytes + 1)  # the header's size may lie
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise ProvenanceError(f"{name} cannot be read: {exc}") from None
     if len(data) > max_bytes:
         raise ProvenanceError(f"{name} is larger than {max_bytes} bytes")
@@ -499,7 +514,7 @@ def member_sha256(zf: zipfile.ZipFile, name: str) -> tuple[str, int]:
             while chunk := member.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except ZIP_ERRORS as exc:
         raise ProvenanceError(f"cannot be read: {exc}") from None
     return digest.hexdigest(), size
 
@@ -551,7 +566,7 @@ def verify_wacz(path: str | Path, log_key: Verifier, origin: str, client: LogCli
     log."""
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except ZIP_ERRORS as exc:
         yield Check(False, "WACZ", f"not a readable ZIP file: {exc}")
         return
     with zf:
@@ -568,7 +583,7 @@ def verify_wacz(path: str | Path, log_key: Verifier, origin: str, client: LogCli
                 except ProofError as exc:
                     yield Check(False, "the WACZ's checkpoint and the live log",
                                 f"the log was rewritten: {exc}")
-                except ProvenanceError as exc:
+                except READ_ERRORS as exc:
                     yield Check(False, "the WACZ's checkpoint and the live log", str(exc))
                 else:
                     yield Check(True, f"the WACZ's checkpoint of size {embedded.size} is "
@@ -583,7 +598,7 @@ def _check_package(zf: zipfile.ZipFile) -> Generator[Check, None, dict[str, str]
         if not isinstance(resources, list) or not all(
                 isinstance(r, dict) and isinstance(r.get("path"), str) for r in resources):
             raise ProvenanceError(f"{DATAPACKAGE} lists no resources")
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, DATAPACKAGE, str(exc))
         return None
     yield Check(True, DATAPACKAGE, f"{len(resources)} resources listed")
@@ -596,7 +611,7 @@ def _check_package(zf: zipfile.ZipFile) -> Generator[Check, None, dict[str, str]
             continue
         try:
             actual, size = member_sha256(zf, name)
-        except ProvenanceError as exc:
+        except READ_ERRORS as exc:
             yield Check(False, f"sha256 of {name}", str(exc))
             continue
         listed = resource.get("hash")
@@ -621,7 +636,7 @@ def _check_signature(zf: zipfile.ZipFile, options: WaczOptions) -> Iterator[Chec
     try:
         package = read_member(zf, DATAPACKAGE, MAX_DATAPACKAGE_BYTES)
         digest = _json(read_member(zf, DIGEST, MAX_JSON_BYTES), DIGEST)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, DIGEST, str(exc))
         return
     expected = "sha256:" + hashlib.sha256(package).hexdigest()
@@ -670,7 +685,7 @@ def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier
     try:
         checkpoint, _ = open_checkpoint(read_member(zf, WACZ_CHECKPOINT, MAX_NOTE_BYTES),
                                         origin, log_key)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, WACZ_CHECKPOINT, str(exc))
         return None
     yield Check(True, f"the WACZ's checkpoint of {checkpoint.origin}",
@@ -707,7 +722,7 @@ def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier
                                       "entry or the WARC was altered")
             merkle.verify_inclusion(merkle.leaf_hash(data), index, checkpoint.size, path,
                                     checkpoint.root_hash)
-        except ProvenanceError as exc:
+        except READ_ERRORS as exc:
             yield Check(False, what, str(exc))
             continue
         proven.add(warc)
@@ -754,7 +769,7 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
     """The checks for whichever input was given, in order."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
-    except ProvenanceError as exc:
+    except READ_ERRORS as exc:
         yield Check(False, "log key", str(exc))
         return
     origin = origin or verifier.name
@@ -775,7 +790,7 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
     if path.suffix.lower() == ".wacz" and not path.is_dir():
         try:
             options = WaczOptions(load_wacz_key(wacz_key) if wacz_key else None, allow_unpinned)
-        except ProvenanceError as exc:
+        except READ_ERRORS as exc:
             yield Check(False, "WACZ key", str(exc))
             return
         yield from verify_wacz(path, verifier, origin, client, memory, options)

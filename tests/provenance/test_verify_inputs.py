@@ -6,12 +6,15 @@ loopback, and each input altered the ways a forger would."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import subprocess
 import sys
+import threading
 import zipfile
 from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -531,3 +534,67 @@ def test_only_an_approved_fragment_has_a_public_json(archived):
     assert pending is not None
     assert client.get(f"/fragments/{pending}.json").status_code == 404
     assert client.get("/fragments/nonsense.json").status_code == 404
+
+
+class _LyingLogHandler(SimpleHTTPRequestHandler):
+    """Serves a log directory, but cuts every level-0 tile short of the Content-Length it
+    announces, and answers the checkpoint of ``/broken/`` with no HTTP at all."""
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass
+
+    def do_GET(self):  # noqa: N802 - the stdlib's name
+        if self.path == "/broken/checkpoint":
+            self.wfile.write(b"NONSENSE\r\n\r\n")
+            self.close_connection = True
+            return None
+        if not self.path.startswith("/log/tile/0/"):
+            return super().do_GET()
+        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.close_connection = True
+        return None
+
+
+def test_a_tile_cut_short_or_an_answer_that_is_not_http_is_refused_in_one_line(
+        archived, log_key, tmp_path):
+    write_log(tmp_path / "log", log_key, fillers(2) + [archived.entry.encode()])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        _LyingLogHandler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    vkey = log_key.verifier.vkey
+    try:
+        code, lines = verify(archived.warc, "--log", f"{base}/log", "--key", vkey)
+        assert code == 1
+        assert failures(lines) == ["FAIL inclusion: tile of 48 bytes, a tile of width 3 has 96"]
+        code, lines = verify(archived.warc, "--log", f"{base}/broken", "--key", vkey)
+        assert code == 1
+        [failed] = failures(lines)
+        assert failed.startswith(f"FAIL checkpoint: {base}/broken/checkpoint: "), lines
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_wacz_member_that_cannot_be_inflated_fails_in_one_line(archived, logged_wacz, log_key,
+                                                                 tmp_path):
+    wacz, _ = logged_wacz
+    data = bytearray(wacz.read_bytes())
+    with zipfile.ZipFile(wacz) as zf:
+        info = zf.getinfo("pages/pages.jsonl")
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    # Garble the deflated bytes in place (past the local header): the CRC or inflate fails.
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for i in range(start, start + min(info.compress_size, 16)):
+        data[i] ^= 0xFF
+    broken = tmp_path / "garbled.wacz"
+    broken.write_bytes(bytes(data))
+    code, lines = verify(broken, "--key", log_key.verifier.vkey, "--wacz-key",
+                         archived.wacz_key_file)
+    assert code == 1
+    [failed] = failures(lines)
+    assert failed.startswith("FAIL sha256 of pages/pages.jsonl: cannot be read: "), lines
