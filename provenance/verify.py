@@ -787,6 +787,10 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
         yield Check(False, "input", "give a capture folder, a WARC, a WACZ, or --fragment ID")
         return
     path = Path(target)
+    is_warc = path.name.lower().endswith(WARC_SUFFIXES) and not path.is_dir()
+    if entry is not None and not is_warc:
+        yield Check(False, "input", "--entry N is for a WARC (a folder or a WACZ names its entry)")
+        return
     if path.suffix.lower() == ".wacz" and not path.is_dir():
         try:
             options = WaczOptions(load_wacz_key(wacz_key) if wacz_key else None, allow_unpinned)
@@ -797,7 +801,7 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
         return
     if client is None:
         yield Check(False, "log", "give the log with --log DIR|URL")
-    elif path.name.lower().endswith(WARC_SUFFIXES) and not path.is_dir():
+    elif is_warc:
         yield from verify_warc(path, client, memory, entry)
     elif path.is_dir():
         yield from verify_capture_folder(path, client, memory)

@@ -162,6 +162,9 @@ def test_a_warc_altered_by_one_byte_is_vouched_for_by_no_entry(archived, log_key
     assert failures(lines) == ["FAIL entry 3: it is not a capture entry holding this WARC's sha256"]
     code, lines = verify(altered, "--log", logs.url, "--key", vkey, "--entry", "9")
     assert code == 1 and failures(lines) == ["FAIL inclusion: entry 9 is not below tree size 4"]
+    code, lines = verify(archived.folder, "--log", logs.url, "--key", vkey, "--entry", "3")
+    assert code == 1 and lines == [
+        "FAIL input: --entry N is for a WARC (a folder or a WACZ names its entry)"]
 
 
 # --- the checkpoint seen before ---------------------------------------------------------------
