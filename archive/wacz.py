@@ -6,7 +6,8 @@ WARCs under ``archive/``, a CDXJ index of them under ``indexes/``, the captured 
 ``datapackage-digest.json`` with that file's sha256 signed by the project's WACZ key
 (archive/wacz_signing.py), and under ``provenance/`` the log proofs of the captures the public log
 holds (their entries, inclusion proofs, the checkpoint, the log's key, its time-stamp tokens), so
-the WACZ verifies offline (docs/provenance.md). The builder is Flask-free (the CLI and a static export call it); the routes only choose what to export.
+the WACZ verifies offline (docs/provenance.md). The builder is Flask-free (the CLI and a static
+export call it); the routes only choose what to export.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -280,6 +282,7 @@ def write_wacz(
 # One level deep, each file name unique: py-wacz's validator only finds files listed by their
 # last two path segments, and frictionless refuses two resources of the same name.
 PROVENANCE_DIR = "provenance"
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}\.tsr")
 
 
 def log_proofs(log_path: Path, captures: list[ExportedCapture]) -> list[tuple[str, bytes]]:
@@ -319,8 +322,9 @@ def log_proofs(log_path: Path, captures: list[ExportedCapture]) -> list[tuple[st
     files.append((f"{PROVENANCE_DIR}/checkpoint", note))
     files.append((f"{PROVENANCE_DIR}/verifier-key", (vkey + "\n").encode()))
     tokens = log_path / "timestamp" / str(checkpoint.size)
-    for token in sorted(tokens.glob("*.tsr")) if tokens.is_dir() else []:
-        if token.is_file() and not token.is_symlink():
+    for token in sorted(tokens.iterdir()) if tokens.is_dir() else []:
+        # Plain names only: the ZIP path must pass confined_name, and dotfiles are not published.
+        if _TOKEN_NAME.fullmatch(token.name) and token.is_file() and not token.is_symlink():
             files.append((f"{PROVENANCE_DIR}/timestamp-{checkpoint.size}-{token.name}",
                           token.read_bytes()))
     return files

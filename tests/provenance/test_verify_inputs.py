@@ -370,6 +370,7 @@ def logged_wacz(archived, log_key, logs, tmp_path):
     publish_verifier_key(log_dir, log_key.verifier.vkey)
     (log_dir / "timestamp" / "6").mkdir(parents=True)
     (log_dir / "timestamp" / "6" / "tsa-0.tsr").write_bytes(b"a token's DER bytes")
+    (log_dir / "timestamp" / "6" / ".tmp-tsa-1.tsr").write_bytes(b"half written")  # not published
     return export_wacz(archived, log_dir, 3, tmp_path / "logged.wacz"), log_dir
 
 
@@ -386,6 +387,8 @@ def test_a_wacz_carries_its_proofs_and_verifies_offline_and_against_the_live_log
     assert {"provenance/checkpoint", "provenance/verifier-key", "provenance/entry-3.json",
             "provenance/proof-3.json", "provenance/timestamp-6-tsa-0.tsr"} <= listed
     assert proof["index"] == 3 and proof["tree_size"] == 6 and proof["warc"] == warc
+    assert [p for p in listed if p.startswith("provenance/timestamp")] == [
+        "provenance/timestamp-6-tsa-0.tsr"]
     assert len(proof["hashes"]) == 3
     assert validate(wacz).returncode == 0  # py-wacz's structural validation still passes
 
