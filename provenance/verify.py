@@ -451,8 +451,10 @@ def verify_fragment(fragment_id: str, archive: str, client: LogClient,
         index, scanned = scan_log(client, checkpoint.size,
                                   lambda data: _decision_on(data, fragment_id) is not None)
         if index is None:
+            why = ("not (yet) logged" if scanned == checkpoint.size else
+                   "older entries are not scanned")
             raise ProvenanceError(f"no decision on this fragment among the {scanned} entries "
-                                  f"scanned of the log's {checkpoint.size}: not (yet) logged")
+                                  f"scanned of the log's {checkpoint.size}: {why}")
         inclusion = client.prove_inclusion(checkpoint, index)
     except READ_ERRORS as exc:
         yield Check(False, "decision", str(exc))
