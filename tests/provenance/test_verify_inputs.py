@@ -30,7 +30,12 @@ from provenance.appender import append_captures, log_signer, publish_verifier_ke
 from provenance.entries import CaptureEntry, DecisionEntry
 from provenance.log import LogWriter
 from provenance.records import capture_entry_for, decision_entry_for
-from provenance.verify import MAX_DATAPACKAGE_BYTES, MAX_FRAGMENT_JSON_BYTES, main
+from provenance.verify import (
+    MAX_DATAPACKAGE_BYTES,
+    MAX_FRAGMENT_JSON_BYTES,
+    MAX_SCAN_ENTRIES,
+    main,
+)
 from samizdat import migrate
 from samizdat.app import create_app
 from samizdat.db import utcnow
@@ -604,3 +609,17 @@ def test_a_wacz_member_that_cannot_be_inflated_fails_in_one_line(archived, logge
     assert code == 1
     [failed] = failures(lines)
     assert failed.startswith("FAIL sha256 of pages/pages.jsonl: cannot be read: "), lines
+
+
+def test_the_scan_for_a_warc_is_bounded_and_says_how_far_it_looked(archived, log_key, tmp_path):
+    log = write_log(tmp_path / "log", log_key,
+                    [archived.entry.encode()] + fillers(MAX_SCAN_ENTRIES))
+    vkey = log_key.verifier.vkey
+    code, lines = verify(archived.warc, "--log", log, "--key", vkey, "--no-state")
+    assert code == 1
+    assert failures(lines) == [
+        f"FAIL inclusion: no capture entry holds this WARC among the {MAX_SCAN_ENTRIES} entries "
+        f"scanned of the log's {MAX_SCAN_ENTRIES + 1}; give the index the reader page prints "
+        "with --entry N"]
+    code, lines = verify(archived.warc, "--log", log, "--key", vkey, "--no-state", "--entry", "0")
+    assert code == 0, lines
