@@ -9,6 +9,7 @@ checkpoint of that size (k = 0, 1, … with no gap), immutable too.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import tempfile
@@ -211,7 +212,8 @@ class HTTPFetcher:
             if exc.code == 404:
                 raise FileNotFoundError(f"{self.base_url}{path}: not found") from exc
             raise TileError(f"{self.base_url}{path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: a body cut short of its Content-Length (IncompleteRead), among others.
             raise TileError(f"{self.base_url}{path}: {exc}") from exc
         if len(data) > max_bytes:
             raise TileError(f"{path} is larger than {max_bytes} bytes")
