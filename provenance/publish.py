@@ -30,8 +30,9 @@ from provenance.routes import (
     CHECKPOINT_CACHE_CONTROL,
     FULL_TILE_CACHE_CONTROL,
     PARTIAL_TILE_CACHE_CONTROL,
+    TIMESTAMP_MIMETYPE,
 )
-from provenance.tiles import CHECKPOINT_PATH, parse_tile_path
+from provenance.tiles import CHECKPOINT_PATH, parse_tile_path, parse_timestamp_path
 from samizdat.errors import StorageError, UnsafePathError
 from samizdat.paths import confined_file, confined_name
 
@@ -75,10 +76,15 @@ def headers_for(path: str) -> tuple[str, str, bool]:
     if path in (CHECKPOINT_PATH, VERIFIER_KEY_PATH):
         return TEXT, CHECKPOINT_CACHE_CONTROL, False
     try:
+        parse_timestamp_path(path)
+        return TIMESTAMP_MIMETYPE, FULL_TILE_CACHE_CONTROL, True  # a token is never rewritten
+    except TileError:
+        pass
+    try:
         parse_tile_path(path)
     except TileError:
-        # Files other parts publish beside the checkpoint (time-stamps, cosignatures): they may
-        # change with each checkpoint, so they are revalidated like it.
+        # Files other parts publish beside the checkpoint (cosignatures, say): they may change
+        # with each checkpoint, so they are revalidated like it.
         return OCTETS, CHECKPOINT_CACHE_CONTROL, False
     if ".p/" in path:
         return OCTETS, PARTIAL_TILE_CACHE_CONTROL, False
@@ -141,9 +147,9 @@ def snapshot(log_path: Path, known: dict[str, str] | None = None) -> LogSnapshot
                 refused.append(f"{rel[:120]!r}: {exc}")
                 continue
             ctype, cache, immutable = headers_for(rel)
-            # Every tile path names fixed bytes (a partial one carries its width, and the writer
-            # refuses to rewrite any with other bytes): one known is never hashed again.
-            if ctype == OCTETS and cache != CHECKPOINT_CACHE_CONTROL and rel in known:
+            # Every tile and token path names fixed bytes (a partial tile's carries its width, and
+            # the writer refuses to rewrite any with other bytes): one known is never hashed again.
+            if cache != CHECKPOINT_CACHE_CONTROL and rel in known:
                 sha, size = known[rel], source.stat().st_size
             else:
                 try:

@@ -28,7 +28,10 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.appended or report.replayed:
         log.info("log: %d capture(s) appended, %d replayed; checkpoint of size %d published",
                  report.appended, report.replayed, report.size)
-    publish_copies(runtime)
+    if report.stamps.written:  # each failing TSA has already said why, in its own line
+        log.info("log: checkpoint of size %d time-stamped: %s", report.size,
+                 ", ".join(report.stamps.written))
+    publish_copies(runtime)  # after the tokens: they go out in the same pass
     return report.appended
 
 

@@ -5,6 +5,7 @@ nothing outside the log directory is ever sent."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
 
@@ -165,3 +166,30 @@ def test_flask_log_publish_says_what_it_sent(log_app, site, tmp_path):
     second = cli.invoke(args=["log", "publish"])
     assert second.exit_code == 0, second.output
     assert "s3: 0 file(s) sent (0 bytes)" in second.output
+
+
+def test_a_checkpoints_time_stamp_token_goes_out_with_it_before_it(
+        tmp_path, sqlite_url, s3_server, bucket, site, tsa):
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes((tsa.directory / "ca.pem").read_bytes())
+    settings = make_settings(tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url,
+                             s3_bucket=bucket, tsa_urls=tsa.url, tsa_roots=str(roots))
+    app = create_app(settings)
+    try:
+        runtime = app.extensions["samizdat"]
+        capture_and_download(app, app.test_client(), site, tmp_path / "d")
+        task = next(t for t in app.extensions[TASKS_KEY] if t.id == "provenance.append-captures")
+        assert task.func(runtime) == 1  # appends, stamps and publishes in one pass
+        record = json.loads((settings.data_dir / "log-publish" / "record.json").read_text())
+        assert "timestamp/1/0.tsr" in record["sites"]["s3"]
+        s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region)
+        head = s3.head_object(Bucket=bucket, Key="log/timestamp/1/0.tsr")
+        assert head["ContentType"] == "application/timestamp-reply"
+        assert head["CacheControl"] == "public, max-age=31536000, immutable"
+        token = s3.get_object(Bucket=bucket, Key="log/timestamp/1/0.tsr")["Body"].read()
+        assert token == (settings.log_path / "timestamp/1/0.tsr").read_bytes()
+        checkpoint = s3.head_object(Bucket=bucket, Key="log/checkpoint")
+        assert head["LastModified"] <= checkpoint["LastModified"]
+        assert publish_log(settings).uploaded == 0
+    finally:
+        app.extensions["samizdat"].dispose()
