@@ -42,3 +42,7 @@ def log_append() -> None:
     click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+    for path in report.stamps.written:
+        click.echo(f"time-stamp token published: {path}")
+    for failure in report.stamps.failures:
+        click.echo(f"no time-stamp from {failure.tsa_url}: {failure.reason} (asked again next pass)")
