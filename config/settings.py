@@ -126,6 +126,20 @@ class Settings:
     # know it by (empty: the public address's host and path + "/log", such as example.org/log).
     log_signing_key: str = ""
     log_origin: str = ""
+    # Witnesses the log asks to cosign each new checkpoint (C2SP tlog-witness): entries
+    # "<witness vkey> <submission URL>", comma- or newline-separated; empty: no witnesses. The
+    # quorum is how many cosignatures a checkpoint needs to satisfy the log's own policy (0: 1 when
+    # any witness is configured — one honest witness suffices to expose a fork, and a second one
+    # being down does not make every checkpoint unacceptable).
+    witnesses: str = ""
+    witness_quorum: int = 0
+    # This server as a witness of other logs (docs/provenance.md, "Witnesses"): its Ed25519
+    # cosigning key (empty: data_dir/keys/witness-ed25519.pem, made on first use, 0600), its key
+    # name (empty: the public address's host and path + "/witness") and the file listing the logs
+    # it witnesses, one "<origin> <log vkey>" per line (empty: this server witnesses nothing).
+    witness_key: str = ""
+    witness_name: str = ""
+    witnessed_logs: str = ""
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
@@ -210,6 +224,43 @@ class Settings:
         return f"{host}{port}{parts.path.rstrip('/')}/log"
 
     @property
+    def witness_key_path(self) -> Path:
+        """Where this server's witness cosigning key lives."""
+        return self._key_file(self.witness_key, "witness-ed25519.pem")
+
+    @property
+    def witness_key_name(self) -> str:
+        """This server's name as a witness: the key name on its cosignatures."""
+        if self.witness_name:
+            return self.witness_name
+        return self.log_origin_name.removesuffix("/log") + "/witness"
+
+    @property
+    def witnessed_logs_path(self) -> Path | None:
+        """The file listing the logs this server witnesses; None when it witnesses none."""
+        return Path(self.witnessed_logs) if self.witnessed_logs else None
+
+    @property
+    def witness_list(self) -> list[tuple[str, str]]:
+        """The log's witnesses as (vkey, submission URL) pairs; ValueError if an entry is not one."""
+        pairs = []
+        for item in self.witnesses.replace("\n", ",").split(","):
+            if not item.strip():
+                continue
+            fields = item.split()
+            if len(fields) != 2:
+                raise ValueError(f"{item.strip()!r} is not '<vkey> <URL>'")
+            pairs.append((fields[0], fields[1].rstrip("/")))
+        return pairs
+
+    @property
+    def witness_quorum_count(self) -> int:
+        """How many witness cosignatures the log's policy asks for (see ``witness_quorum``)."""
+        if self.witness_quorum:
+            return self.witness_quorum
+        return 1 if self.witnesses.strip(" ,\n") else 0
+
+    @property
     def translations_path(self) -> Path:
         """Where the reader pages' compiled catalogues are read from."""
         if self.translations_dir:
@@ -246,6 +297,8 @@ class Settings:
             "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
             "public_dir": _absolute_path_text(self.public_dir),
             "log_signing_key": _absolute_path_text(self.log_signing_key),
+            "witness_key": _absolute_path_text(self.witness_key),
+            "witnessed_logs": _absolute_path_text(self.witnessed_logs),
             "translations_dir": _absolute_path_text(self.translations_dir),
         }
         for name, value in absolute.items():
@@ -365,6 +418,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}LOG_ORIGIN must be a name without '+' or spaces, such as example.org/log, "
             f"got {origin!r}"
         )
+    _check_witness_settings(settings)
     try:
         settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry
     except ValueError as exc:
@@ -376,6 +430,35 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"such as https://ipfs.io, got {bad_gateway!r}"
         )
     return settings
+
+
+def _check_witness_settings(settings: Settings) -> None:
+    """Refuse witness settings that could never work: a bad vkey or URL, an impossible quorum."""
+    from provenance.cosignature import CosignatureVerifier  # the one parser of witness keys
+    from provenance.errors import NoteError
+
+    try:
+        witnesses = settings.witness_list
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}WITNESSES must list '<vkey> <URL>' entries: {exc}") from None
+    for vkey, url in witnesses:
+        try:
+            CosignatureVerifier.from_vkey(vkey)
+        except NoteError as exc:
+            raise SettingsError(f"{PREFIX}WITNESSES: {vkey!r} is not a witness key: {exc}") from None
+        if not _is_base_url(url):
+            raise SettingsError(f"{PREFIX}WITNESSES: {url!r} is not an http(s) URL without a query")
+    if len({vkey for vkey, _ in witnesses}) != len(witnesses):
+        raise SettingsError(f"{PREFIX}WITNESSES lists a witness twice")
+    if settings.witness_quorum > len(witnesses):
+        raise SettingsError(
+            f"{PREFIX}WITNESS_QUORUM is {settings.witness_quorum} but only {len(witnesses)} "
+            f"witness(es) are configured in {PREFIX}WITNESSES")
+    name = settings.witness_key_name
+    if not name or "+" in name or any(c.isspace() or not c.isprintable() for c in name):
+        raise SettingsError(
+            f"{PREFIX}WITNESS_NAME must be a name without '+' or spaces, such as "
+            f"example.org/witness, got {name!r}")
 
 
 def _is_base_url(value: str) -> bool:
