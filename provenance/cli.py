@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from provenance.appender import append_captures, log_signer
+from provenance.appender import append_captures, log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
 from provenance.verify import run
 from samizdat.errors import SamizdatError
@@ -18,10 +18,18 @@ from samizdat.web import runtime
 @click.option("--log", "log", required=True, help="The log: a directory or an http(s) prefix.")
 @click.option("--key", required=True, help="The log's verifier key, <name>+<id>+<key>.")
 @click.option("--origin", help="The log's origin line (default: the key's name).")
-def verify_cmd(folder: str, log: str, key: str, origin: str | None) -> None:
-    """Check a capture FOLDER against the log: hashes, entry, inclusion; exit 1 if any fails."""
+@click.option("--witness", "witnesses", multiple=True, metavar="VKEY",
+              help="A witness's cosignature key (repeatable); the checkpoint must carry --quorum "
+                   "of their cosignatures.")
+@click.option("--quorum", type=click.IntRange(min=0), metavar="K",
+              help="How many of the --witness keys must have cosigned (default 1).")
+def verify_cmd(folder: str, log: str, key: str, origin: str | None, witnesses: tuple[str, ...],
+               quorum: int | None) -> None:
+    """Check a capture FOLDER against the log: hashes, entry, inclusion, cosignatures; exit 1 if
+    any fails."""
     # Needs no app context: what it checks comes from the folder and the published log alone.
-    raise SystemExit(run(folder, log, key, origin, echo=click.echo))
+    raise SystemExit(run(folder, log, key, origin, echo=click.echo, witnesses=witnesses,
+                         quorum=quorum))
 
 
 @click.group("log")
@@ -42,3 +50,13 @@ def log_append() -> None:
     click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+    try:
+        witnessed = witness_checkpoint(rt)
+    except ProvenanceError as exc:
+        raise click.ClickException(f"checkpoint not witnessed: {exc}") from None
+    for name in witnessed.cosigned:
+        click.echo(f"cosigned by {name}")
+    for name, reason in witnessed.failures.items():
+        click.echo(f"no cosignature from {name}: {reason}")
+    if witnessed.quorum and not witnessed.quorum_met:
+        click.echo(f"below the witness quorum: {len(witnessed.cosigned)} of {witnessed.quorum}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from config.settings import Settings
-from provenance.appender import append_captures
+from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
@@ -25,7 +25,16 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.appended or report.replayed:
         log.info("log: %d capture(s) appended, %d replayed; checkpoint of size %d published",
                  report.appended, report.replayed, report.size)
+    _witness(runtime)
     return report.appended
+
+
+def _witness(runtime: Runtime) -> None:
+    """Collect the witnesses' cosignatures on the published checkpoint (each failure one line)."""
+    try:
+        witness_checkpoint(runtime)
+    except ProvenanceError as exc:  # another writer, or our own checkpoint unreadable
+        log.error("checkpoint not witnessed: %s", exc)
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

@@ -14,15 +14,17 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
+from provenance.cosignature import CosignatureVerifier, WitnessPolicy
 from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry
-from provenance.errors import ProvenanceError
+from provenance.errors import PolicyError, ProvenanceError
 from provenance.log import LogClient
 from provenance.merkle import TILE_WIDTH
-from provenance.note import Ed25519Verifier
+from provenance.note import Checkpoint, Ed25519Verifier
 from provenance.tiles import TileReader
 
 MANIFEST_NAME = "manifest.json"
@@ -38,11 +40,15 @@ class Check:
     ok: bool
     what: str
     detail: str = ""
+    fatal: bool = True  # False: a shortfall worth a line that fails nothing by itself
 
     def line(self) -> str:
-        """``ok  <what>`` or ``FAIL <what>: <why>``."""
+        """``ok  <what>``, ``FAIL <what>: <why>`` or, for a shortfall that is not fatal,
+        ``--  <what>``."""
         if self.ok:
             return f"ok  {self.what}" + (f" ({self.detail})" if self.detail else "")
+        if not self.fatal:
+            return f"--  {self.what}" + (f" ({self.detail})" if self.detail else "")
         return f"FAIL {self.what}: {self.detail}"
 
 
@@ -124,15 +130,49 @@ def verify_capture_folder(folder: str | Path, client: LogClient) -> Iterator[Che
     yield from verify_entry(entry, client)
 
 
-def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
-    """Check the log's checkpoint, find ``entry`` in it and prove its inclusion."""
+def verify_checkpoint(client: LogClient) -> Iterator[Check | Checkpoint]:
+    """Check the log's checkpoint and, under a witness policy, each witness's cosignature and
+    the quorum; yields the checkpoint itself last when its signature verified."""
     try:
-        checkpoint = client.checkpoint()
+        if client.policy is None:
+            checkpoint = client.checkpoint()
+        else:
+            cosigned = client.cosigned()
+            checkpoint = cosigned.checkpoint
     except ProvenanceError as exc:
         yield Check(False, "checkpoint", str(exc))
         return
     yield Check(True, f"checkpoint of {checkpoint.origin}",
                 f"size {checkpoint.size}, signature verified")
+    if client.policy is not None:
+        for witness in client.policy.witnesses:
+            stamp = cosigned.cosigners.get(witness.name)
+            if stamp is None:
+                yield Check(False, f"no valid cosignature from {witness.name}", fatal=False)
+            else:
+                when = datetime.fromtimestamp(stamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                yield Check(True, f"cosigned by {witness.name} at {when}")
+        try:
+            client.policy.check(cosigned)
+        except PolicyError as exc:
+            yield Check(False, "witness policy", str(exc))
+        else:
+            yield Check(True, "witness policy", f"{len(cosigned.cosigners)} of "
+                        f"{len(client.policy.witnesses)} witnesses cosigned, "
+                        f"{client.policy.threshold} needed")
+    yield checkpoint
+
+
+def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
+    """Check the log's checkpoint (and witness policy), find ``entry`` and prove its inclusion."""
+    checkpoint = None
+    for item in verify_checkpoint(client):
+        if isinstance(item, Check):
+            yield item
+        else:
+            checkpoint = item
+    if checkpoint is None:
+        return
     data = entry.encode()
     try:
         index = find_entry(client, checkpoint.size, data)
@@ -147,20 +187,43 @@ def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
                 f"under the checkpoint of size {checkpoint.size}")
 
 
+def witness_policy(witnesses: Sequence[str], quorum: int | None) -> WitnessPolicy | None:
+    """The policy ``--witness`` and ``--quorum`` ask for (None without witnesses); the quorum is
+    1 when not given. ProvenanceError naming a bad key or an impossible quorum."""
+    if not witnesses:
+        if quorum:
+            raise PolicyError("--quorum needs the witnesses it counts: give --witness VKEY")
+        return None
+    verifiers = []
+    for vkey in witnesses:
+        try:
+            verifiers.append(CosignatureVerifier.from_vkey(vkey))
+        except ProvenanceError as exc:
+            raise PolicyError(f"witness key {vkey[:80]!r}: {exc}") from None
+    return WitnessPolicy(tuple(verifiers), 1 if quorum is None else quorum)
+
+
 def run(folder: str | Path, log: str, key: str, origin: str | None = None,
-        echo: Callable[[str], None] = print) -> int:
-    """Check ``folder`` against the log at ``log`` signed by verifier key ``key``, printing one line
-    per check through ``echo``; return the exit status."""
+        echo: Callable[[str], None] = print, witnesses: Sequence[str] = (),
+        quorum: int | None = None) -> int:
+    """Check ``folder`` against the log at ``log`` signed by verifier key ``key`` (and, given
+    witness keys, the checkpoint's cosignatures against ``quorum``), printing one line per check
+    through ``echo``; return the exit status."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
     except ProvenanceError as exc:
         echo(Check(False, "log key", str(exc)).line())
         return 1
-    client = LogClient(log, origin or verifier.name, verifier)
+    try:
+        policy = witness_policy(witnesses, quorum)
+    except ProvenanceError as exc:
+        echo(Check(False, "witness policy", str(exc)).line())
+        return 1
+    client = LogClient(log, origin or verifier.name, verifier, policy=policy)
     failed = False
     for check in verify_capture_folder(folder, client):
         echo(check.line())
-        failed = failed or not check.ok
+        failed = failed or (not check.ok and check.fatal)
     return 1 if failed else 0
 
 
@@ -172,8 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", required=True, help="the log: a directory or an http(s) prefix")
     parser.add_argument("--key", required=True, help="the log's verifier key, <name>+<id>+<key>")
     parser.add_argument("--origin", help="the log's origin line (default: the key's name)")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness's cosignature key (repeatable): the checkpoint must carry "
+                             "--quorum of their cosignatures")
+    parser.add_argument("--quorum", type=int, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default 1)")
     args = parser.parse_args(argv)
-    return run(args.folder, args.log, args.key, args.origin)
+    return run(args.folder, args.log, args.key, args.origin, witnesses=args.witness,
+               quorum=args.quorum)
 
 
 if __name__ == "__main__":
