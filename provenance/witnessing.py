@@ -136,7 +136,7 @@ def post_add_checkpoint(url: str, body: bytes, timeout: float = TIMEOUT_SECONDS
             content_type = response.headers.get("Content-Type", "")
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise WitnessError(f"no reply: {reason!s}" or type(reason).__name__) from None
+        raise WitnessError(f"no reply: {str(reason) or type(reason).__name__}") from None
     if len(data) > MAX_REPLY_BYTES:
         raise WitnessError(f"the reply is larger than {MAX_REPLY_BYTES} bytes")
     return status, content_type, data

@@ -7,6 +7,9 @@ origin added to the witness's file, in effect without a restart), so tests never
 from __future__ import annotations
 
 import base64
+import html
+import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -105,9 +108,11 @@ def test_the_first_instances_pass_gets_a_cosignature_that_verifies_under_quorum_
     try:
         runtime = app.extensions["samizdat"]
         folder = tmp_path / "download"
-        capture_and_download(app, app.test_client(), site, folder)
+        capture_id = capture_and_download(app, app.test_client(), site, folder)
         task = next(t for t in app.extensions[TASKS_KEY] if t.id == "provenance.append-captures")
         assert task.func(runtime) == 1  # the scheduler's pass: append, publish, witness
+        page = app.test_client().get(f"/captures/{capture_id}/").get_data(as_text=True)
+        command = html.unescape(re.search(r'<pre class="command">([^<]*)</pre>', page).group(1))
     finally:
         app.extensions["samizdat"].dispose()
     log_dir = settings.log_path
@@ -116,8 +121,12 @@ def test_the_first_instances_pass_gets_a_cosignature_that_verifies_under_quorum_
     assert f"— {WITNESS_NAME} ".encode() in published
     log_vkey = log_signer(settings).verifier.vkey
 
-    result = verify_folder(folder, log_dir, log_vkey, "--witness", witness_server.vkey,
-                           "--witness", dead_key, "--quorum", "1")
+    # The reader page's command carries the log's policy (both witnesses, quorum 1); run as
+    # printed but for the folder and the log's location.
+    args = shlex.split(command)
+    assert args[args.index("--key") + 1] == log_vkey
+    assert args[-6:] == ["--witness", witness_server.vkey, "--witness", dead_key, "--quorum", "1"]
+    result = verify_folder(folder, log_dir, log_vkey, *args[args.index("--key") + 2:])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"ok  cosigned by {WITNESS_NAME} at " in result.stdout
     assert "--  no valid cosignature from down.test/witness" in result.stdout
