@@ -149,6 +149,8 @@ class Witness:
         if seen_size == 0:
             if request.proof:
                 raise Refused(400, "a consistency proof from size 0 must be empty")
+            if checkpoint.size == 0 and checkpoint.root_hash != merkle.EMPTY_ROOT:
+                raise Refused(400, "a checkpoint of size 0 must carry the empty tree's root")
             return
         if seen_size == checkpoint.size:
             if request.proof:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import re
 import shlex
 import subprocess
@@ -20,7 +21,7 @@ import requests
 
 from provenance import merkle
 from provenance.appender import log_signer, witness_checkpoint
-from provenance.cosignature import CosignatureSigner, CosignatureVerifier
+from provenance.cosignature import CosignatureSigner, CosignatureVerifier, WitnessPolicy
 from provenance.log import LogClient, LogWriter
 from provenance.note import Ed25519Signer, b64encode, open_note
 from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher, TileReader
@@ -97,7 +98,7 @@ def verify_folder(folder, log_dir, log_vkey, *extra) -> subprocess.CompletedProc
 
 
 def test_the_first_instances_pass_gets_a_cosignature_that_verifies_under_quorum_1(
-        witness_server, tmp_path, sqlite_url, site, origin):
+        witness_server, tmp_path, sqlite_url, site, origin, caplog):
     dead = f"http://127.0.0.1:{free_port()}/witness"  # a second witness, down
     dead_key = CosignatureSigner.generate("down.test/witness").verifier.vkey
     settings = make_settings(tmp_path, sqlite_url, log_origin=origin, witness_quorum=1,
@@ -137,9 +138,14 @@ def test_the_first_instances_pass_gets_a_cosignature_that_verifies_under_quorum_
     assert result.returncode == 1
     assert "FAIL witness policy: checkpoint has 1 of the 2 cosignatures" in result.stdout
 
-    # A second pass with nothing new asks no one again and leaves the file as it is.
-    report = witness_checkpoint(build_runtime(settings))
+    # A second pass asks only the witness that is still down: one warning line, nothing else
+    # changes, and the log was never held up by it.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="provenance.witnessing"):
+        report = witness_checkpoint(build_runtime(settings))
     assert report.cosigned == [WITNESS_NAME] and set(report.failures) == {"down.test/witness"}
+    lines = [r.getMessage() for r in caplog.records if r.name == "provenance.witnessing"]
+    assert len(lines) == 1 and lines[0].startswith("witness down.test/witness did not cosign")
     assert (log_dir / CHECKPOINT_PATH).read_bytes() == published
 
     # A bad cosignature (one bit of its signature flipped) and a missing one are refused.
@@ -163,6 +169,24 @@ def test_the_first_instances_pass_gets_a_cosignature_that_verifies_under_quorum_
     assert "FAIL witness policy: checkpoint has 0 of the 1 cosignatures" in result.stdout
     # Without a policy the same checkpoint still verifies: the policy is the verifier's choice.
     assert verify_folder(folder, log_dir, log_vkey).returncode == 0
+
+
+def test_flask_log_append_asks_the_witness_and_says_who_cosigned(
+        witness_server, tmp_path, sqlite_url, origin):
+    settings = make_settings(tmp_path, sqlite_url, log_origin=origin,
+                             witnesses=f"{witness_server.vkey} {witness_server.url}")
+    add_log(witness_server.logs_file, origin, log_signer(settings).verifier.vkey)
+    app = create_app(settings)
+    try:
+        result = app.test_cli_runner().invoke(args=["log", "append"])
+        assert result.exit_code == 0, result.output
+        assert f"cosigned by {WITNESS_NAME}" in result.output
+        assert "below the witness quorum" not in result.output
+    finally:
+        app.extensions["samizdat"].dispose()
+    client = LogClient(str(settings.log_path), origin, log_signer(settings).verifier,
+                       policy=WitnessPolicy((CosignatureVerifier.from_vkey(witness_server.vkey),), 1))
+    assert client.checkpoint().size == 0  # the empty log's first checkpoint, cosigned
 
 
 def test_the_log_proves_growth_and_learns_the_witnesss_size_from_its_409(

@@ -162,6 +162,15 @@ def test_too_many_proof_lines_or_a_proof_from_zero_are_400(witness, log):
     assert witness.add_checkpoint(body(0, [], note)).status == 200
 
 
+def test_an_empty_tree_with_another_root_is_400(witness, log_signer):
+    from provenance.note import Checkpoint, sign_checkpoint
+
+    bogus = sign_checkpoint(Checkpoint(ORIGIN, 0, bytes(32)), log_signer)
+    assert witness.add_checkpoint(body(0, [], bogus)).status == 400
+    empty = sign_checkpoint(Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT), log_signer)
+    assert witness.add_checkpoint(body(0, [], empty)).status == 200
+
+
 def test_an_oversized_body_is_413(witness):
     assert witness.add_checkpoint(b"old 0\n\n" + b"x" * MAX_BODY_BYTES).status == 413
 
