@@ -7,6 +7,7 @@ import logging
 from config.settings import Settings
 from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
+from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -33,8 +34,8 @@ def _witness(runtime: Runtime) -> None:
     """Collect the witnesses' cosignatures on the published checkpoint (each failure one line)."""
     try:
         witness_checkpoint(runtime)
-    except ProvenanceError as exc:  # another writer, or our own checkpoint unreadable
-        log.error("checkpoint not witnessed: %s", exc)
+    except (ProvenanceError, SamizdatError, OSError) as exc:  # another writer holds the log, our
+        log.error("checkpoint not witnessed: %s", exc)        # checkpoint or key is unreadable
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

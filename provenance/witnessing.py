@@ -25,7 +25,7 @@ from pathlib import Path
 
 from provenance import merkle
 from provenance.cosignature import CosignatureVerifier, add_cosignatures
-from provenance.errors import NoteError, ProofError, ProvenanceError
+from provenance.errors import NoteError, ProvenanceError
 from provenance.note import (
     MAX_NOTE_BYTES,
     Checkpoint,
@@ -215,7 +215,7 @@ def witness_checkpoint_in(log_dir: Path, origin: str, log_verifier: Verifier,
             continue
         try:
             new.append(request_cosignature(endpoint, log_dir, data, checkpoint, timeout))
-        except (WitnessError, ProofError, NoteError, OSError) as exc:
+        except (ProvenanceError, OSError) as exc:  # this witness only: the others still asked
             report.failures[endpoint.label] = str(exc)
             log.warning("witness %s did not cosign the checkpoint of size %d: %s",
                         endpoint.label, checkpoint.size, exc)

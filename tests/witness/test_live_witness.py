@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import requests
 
 from provenance import merkle
 from provenance.appender import log_signer, witness_checkpoint
+from provenance.errors import ProvenanceError
 from provenance.cosignature import CosignatureSigner, CosignatureVerifier, WitnessPolicy
 from provenance.log import LogClient, LogWriter
 from provenance.note import Ed25519Signer, b64encode, open_note
@@ -279,3 +281,47 @@ def test_malformed_and_oversized_bodies_are_400_and_413_never_500(witness_server
     assert requests.get(url, timeout=30).status_code == 405
     assert "no witness" not in witness_server.log_file.read_text(errors="replace")
     assert "Traceback" not in witness_server.log_file.read_text(errors="replace")
+
+
+def test_a_checkpoint_published_while_the_witnesses_answered_is_not_overwritten(
+        witness_server, log, log_key):
+    ep = endpoint(witness_server)
+    grow(log, 2)
+
+    def publish_meanwhile():
+        # The log publishes a newer checkpoint between the witness's reply and the rewrite.
+        grow(log, 1)
+        return nullcontext()
+
+    report = witness_checkpoint_in(log.directory, log_key.name, log_key.verifier, [ep], 1,
+                                   lock_log=publish_meanwhile)
+    assert report.cosigned == [] and not report.quorum_met
+    published = (log.directory / CHECKPOINT_PATH).read_bytes()
+    assert published == log.publish()  # the newer one, uncosigned, byte for byte as signed
+    # The next pass has it cosigned, from the size the witness holds (2).
+    report = witness_checkpoint_in(log.directory, log_key.name, log_key.verifier, [ep], 1)
+    assert report.cosigned == [WITNESS_NAME], report.failures
+
+
+def test_while_another_writer_holds_the_log_nothing_is_rewritten_and_the_next_pass_cosigns(
+        witness_server, tmp_path, sqlite_url, origin):
+    settings = make_settings(tmp_path, sqlite_url, log_origin=origin,
+                             witnesses=f"{witness_server.vkey} {witness_server.url}")
+    add_log(witness_server.logs_file, origin, log_signer(settings).verifier.vkey)
+    app = create_app(settings)
+    try:
+        runtime = app.extensions["samizdat"]
+        task = next(t for t in app.extensions[TASKS_KEY] if t.id == "provenance.append-captures")
+        task.func(runtime)  # publishes the empty log's checkpoint and has it cosigned
+        checkpoint = settings.log_path / CHECKPOINT_PATH
+        (settings.log_path / CHECKPOINT_PATH).write_bytes(
+            checkpoint.read_bytes().split(f"— {WITNESS_NAME} ".encode())[0])  # cosignature lost
+        # `flask log append` holds the log while the pass's witnessing comes to rewrite it.
+        with LogWriter(settings.log_path, log_signer(settings), origin):
+            with pytest.raises(ProvenanceError, match="another writer holds the log"):
+                witness_checkpoint(runtime)
+        assert f"— {WITNESS_NAME} ".encode() not in checkpoint.read_bytes()
+        task.func(runtime)
+        assert f"— {WITNESS_NAME} ".encode() in checkpoint.read_bytes()
+    finally:
+        app.extensions["samizdat"].dispose()
