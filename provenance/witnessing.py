@@ -18,8 +18,8 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,7 +192,8 @@ def _verified_cosignature(verifier: CosignatureVerifier, signed_checkpoint: byte
 
 def witness_checkpoint_in(log_dir: Path, origin: str, log_verifier: Verifier,
                           endpoints: Sequence[WitnessEndpoint], quorum: int,
-                          lock_log=None, timeout: float = TIMEOUT_SECONDS) -> WitnessReport:
+                          lock_log: Callable[[], AbstractContextManager] | None = None,
+                          timeout: float = TIMEOUT_SECONDS) -> WitnessReport:
     """Ask every witness that has not cosigned ``log_dir``'s checkpoint yet; append what verifies.
 
     ``lock_log`` (a context manager factory) holds the log's writer lock while the file is
