@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -325,3 +326,15 @@ def test_while_another_writer_holds_the_log_nothing_is_rewritten_and_the_next_pa
         assert f"— {WITNESS_NAME} ".encode() in checkpoint.read_bytes()
     finally:
         app.extensions["samizdat"].dispose()
+
+
+def test_concurrent_requests_to_both_workers_cosign_exactly_one(witness_server, log):
+    """Eight checkpoints of different sizes, all claiming old size 0, sent at once: gunicorn's
+    two workers share the state under its lock, so one is cosigned and the rest learn its size."""
+    notes = [grow(log, 1) for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda note: post(witness_server, 0, [], note), notes))
+    statuses = [r.status_code for r in replies]
+    assert statuses.count(200) == 1 and statuses.count(409) == 7, statuses
+    size = statuses.index(200) + 1
+    assert {r.text for r in replies if r.status_code == 409} == {f"{size}\n"}

@@ -77,3 +77,24 @@ def test_witness_settings_are_checked_when_loaded(tmp_path):
                 {"SAMIZDAT_WITNESS_NAME": "has space"}]:
         with pytest.raises(SettingsError):
             load_settings({**base, **bad})
+
+
+def test_the_verifiers_policy_options_refuse_what_cannot_be_checked(local_settings, tmp_path):
+    app = create_app(local_settings)
+    log_vkey = Ed25519Signer.generate("a.test/log").verifier.vkey
+    witness = CosignatureSigner.generate("w.test/witness").verifier.vkey
+    base = ["verify", str(tmp_path), "--log", str(tmp_path), "--key", log_vkey]
+    try:
+        cli = app.test_cli_runner()
+        cases = {
+            ("--quorum", "1"): "FAIL witness policy: --quorum needs the witnesses it counts",
+            ("--witness", log_vkey): "FAIL witness policy: witness key",  # a log key, type 0x01
+            ("--witness", witness, "--quorum", "2"): "FAIL witness policy: a policy of 2 of 1",
+            ("--witness", witness, "--witness", witness): "listed twice",
+        }
+        for extra, expected in cases.items():
+            result = cli.invoke(args=[*base, *extra])
+            assert result.exit_code == 1, (extra, result.output)
+            assert expected in result.output and len(result.output.splitlines()) == 1, result.output
+    finally:
+        app.extensions["samizdat"].dispose()
