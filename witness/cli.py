@@ -75,4 +75,7 @@ def witness_status() -> None:
             click.echo(f"{origin}  nothing cosigned yet")
             continue
         when = datetime.fromtimestamp(seen.updated, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-        click.echo(f"{origin}  cosigned size {seen.size} at {when}")
+        refused = state.refused(origin)
+        kept = (f"; {len(refused)} refused checkpoint(s) kept in {refused[0].parent}"
+                if refused else "")
+        click.echo(f"{origin}  cosigned size {seen.size} at {when}{kept}")

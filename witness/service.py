@@ -54,9 +54,11 @@ class Reply:
 class Refused(Exception):
     """A request the witness refuses; carries the reply to send."""
 
-    def __init__(self, status: int, reason: str, content_type: str = TEXT, body: bytes | None = None):
+    def __init__(self, status: int, reason: str, content_type: str = TEXT, body: bytes | None = None,
+                 evidence: bool = False):
         super().__init__(reason)
         self.reply = Reply(status, body if body is not None else (reason + "\n").encode(), content_type)
+        self.evidence = evidence  # a log-signed checkpoint inconsistent with one cosigned before
 
 
 @dataclass(frozen=True)
@@ -133,11 +135,23 @@ class Witness:
             raise Refused(400, f"old size {request.old_size} is larger than the checkpoint's "
                                f"size {checkpoint.size}")
         with self.state.locked(checkpoint.origin) as seen:
-            self._check_consistency(request, checkpoint, seen.size, seen.root_hash)
+            try:
+                self._check_consistency(request, checkpoint, seen.size, seen.root_hash)
+            except Refused as refused:
+                if refused.evidence:
+                    self._keep(checkpoint.origin, request.note)
+                raise
             cosignature = self.signer.cosign(note.text)
             self.state.save(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note.text)
         log.info("witness: cosigned %s at size %d", checkpoint.origin, checkpoint.size)
         return Reply(200, cosignature.line().encode())
+
+    def _keep(self, origin: str, note: bytes) -> None:
+        """Keep a refused fork's checkpoint; failing to is logged, never a reason to answer 500."""
+        try:
+            self.state.keep_refused(origin, note)
+        except OSError as exc:
+            log.error("witness: could not keep the refused checkpoint of %s: %s", origin, exc)
 
     @staticmethod
     def _check_consistency(request: AddCheckpoint, checkpoint: Checkpoint,
@@ -158,7 +172,8 @@ class Witness:
             if seen_root != checkpoint.root_hash:
                 log.warning("witness: %s signed two roots for size %d: a fork",
                             checkpoint.origin, seen_size)
-                raise Refused(409, f"another root hash was cosigned for size {seen_size}: a fork")
+                raise Refused(409, f"another root hash was cosigned for size {seen_size}: a fork",
+                              evidence=True)
             return
         try:
             merkle.verify_consistency(seen_size, checkpoint.size, seen_root,
@@ -167,7 +182,8 @@ class Witness:
             # Signed by the log and inconsistent with what it signed before: worth an operator's
             # look (it may be proof of a fork), never a cosignature.
             log.warning("witness: refused %s at size %d: %s", checkpoint.origin, checkpoint.size, exc)
-            raise Refused(422, f"the consistency proof does not verify: {exc}") from None
+            raise Refused(422, f"the consistency proof does not verify: {exc}",
+                          evidence=True) from None
 
 
 def witness_signer(settings: Settings) -> CosignatureSigner:

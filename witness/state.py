@@ -26,6 +26,9 @@ from provenance.merkle import EMPTY_ROOT, HASH_SIZE
 from samizdat.paths import confined_file
 
 
+MAX_REFUSED = 100  # kept refused checkpoints per log: enough to show a fork, bounded on disk
+
+
 class WitnessStateError(RuntimeError):
     """A log's stored state cannot be read: the witness cosigns nothing for it until fixed."""
 
@@ -105,6 +108,25 @@ class WitnessState:
             os.fsync(dir_fd)  # the rename itself survives a crash
         finally:
             os.close(dir_fd)
+
+    def keep_refused(self, origin: str, note: bytes) -> None:
+        """Keep a log-signed checkpoint the witness refused (a fork, a failed proof): signed by
+        the log and inconsistent with what it signed before, it may prove the log misbehaved
+        (tlog-witness allows keeping it). At most MAX_REFUSED per log, each once."""
+        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}")
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / (hashlib.sha256(note).hexdigest()[:32] + ".note")
+        if target.exists() or sum(1 for _ in folder.glob("*.note")) >= MAX_REFUSED:
+            return
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as out:
+            out.write(note)
+        os.replace(tmp, target)
+
+    def refused(self, origin: str) -> list[Path]:
+        """The refused checkpoints kept for ``origin``."""
+        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}")
+        return sorted(folder.glob("*.note"))
 
     def all(self) -> list[Witnessed]:
         """Every log this witness has cosigned, by origin (for ``flask witness status``)."""

@@ -38,6 +38,7 @@ from tests.services import free_port
 from tests.witness.server import WITNESS_NAME, start_witness_server
 from witness.logs import add_log
 from witness.service import MAX_BODY_BYTES
+from witness.state import WitnessState
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -239,6 +240,9 @@ def test_a_forked_checkpoint_signed_by_the_real_key_is_refused_and_not_cosigned(
         reply = post(witness_server, 4, proof_for(fork, 4), forked)
         assert reply.status_code == 422, reply.text
         assert "—".encode() not in reply.content
+    # The witness kept the log-signed fork checkpoints: proof that the log equivocated.
+    kept = WitnessState(witness_server.data_dir / "witness").refused(log_key.name)
+    assert forked in {path.read_bytes() for path in kept} and len(kept) == 2
     # The witness still holds the real log at 4: its next checkpoint is cosigned from there.
     real = grow(log, 3)
     reply = post(witness_server, 4, proof_for(log, 4), real)

@@ -107,6 +107,9 @@ def test_a_fork_is_refused_and_nothing_is_stored(witness, log, log_signer, tmp_p
         assert reply.status == 422, reply.body
     assert witness.state.read(ORIGIN).size == 4
     assert witness.state.read(ORIGIN).root_hash == log.checkpoint.root_hash
+    # Both signed fork checkpoints are kept: signed by the log, they prove it equivocated.
+    kept = {path.read_bytes() for path in witness.state.refused(ORIGIN)}
+    assert forked in kept and len(kept) == 2
 
 
 def test_a_rolled_back_checkpoint_is_refused(witness, log, log_signer, tmp_path):
@@ -118,6 +121,7 @@ def test_a_rolled_back_checkpoint_is_refused(witness, log, log_signer, tmp_path)
     assert witness.add_checkpoint(body(8, [], older)).status == 400
     assert witness.add_checkpoint(body(2, [], older)).status == 409
     assert witness.state.read(ORIGIN).size == 8
+    assert witness.state.refused(ORIGIN) == []  # a stale request is no evidence of anything
 
 
 def test_an_unknown_origin_is_404_and_a_foreign_key_403(witness, tmp_path, log_signer):
@@ -190,6 +194,17 @@ def _race(args) -> int:
     signer = CosignatureSigner("w", Ed25519PrivateKey.from_private_bytes(key_seed))
     witness = Witness(signer, WitnessedLogs(logs), WitnessState(directory))
     return witness.add_checkpoint(request).status
+
+
+def test_refused_checkpoints_kept_are_bounded(witness, log, log_signer, tmp_path):
+    from witness.state import MAX_REFUSED
+
+    witness.add_checkpoint(body(0, [], grow(log, 1)))
+    for i in range(MAX_REFUSED + 5):
+        with LogWriter(tmp_path / f"fork{i}", log_signer) as fork:
+            fork.append([f"other {i}".encode()])
+            assert witness.add_checkpoint(body(1, [], fork.publish())).status == 409
+    assert len(witness.state.refused(ORIGIN)) == MAX_REFUSED
 
 
 def test_racing_processes_cannot_roll_the_state_back(witness, log, tmp_path):
