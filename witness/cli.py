@@ -75,7 +75,7 @@ def witness_status() -> None:
             click.echo(f"{origin}  nothing cosigned yet")
             continue
         when = datetime.fromtimestamp(seen.updated, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-        refused = state.refused(origin)
-        kept = (f"; {len(refused)} refused checkpoint(s) kept in {refused[0].parent}"
-                if refused else "")
+        forks, unproven = state.refused(origin, "fork"), state.refused(origin, "unproven")
+        kept = "".join(f"; {len(paths)} {what} kept in {paths[0].parent}" for what, paths in
+                       (("FORK checkpoint(s)", forks), ("failed proof(s)", unproven)) if paths)
         click.echo(f"{origin}  cosigned size {seen.size} at {when}{kept}")

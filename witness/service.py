@@ -55,10 +55,10 @@ class Refused(Exception):
     """A request the witness refuses; carries the reply to send."""
 
     def __init__(self, status: int, reason: str, content_type: str = TEXT, body: bytes | None = None,
-                 evidence: bool = False):
+                 keep: str | None = None):
         super().__init__(reason)
         self.reply = Reply(status, body if body is not None else (reason + "\n").encode(), content_type)
-        self.evidence = evidence  # a log-signed checkpoint inconsistent with one cosigned before
+        self.keep = keep  # the kind under which to keep the refused checkpoint (state.py), if any
 
 
 @dataclass(frozen=True)
@@ -138,18 +138,18 @@ class Witness:
             try:
                 self._check_consistency(request, checkpoint, seen.size, seen.root_hash)
             except Refused as refused:
-                if refused.evidence:
-                    self._keep(checkpoint.origin, request.note)
+                if refused.keep:
+                    self._keep(checkpoint.origin, request.note, refused.keep)
                 raise
             cosignature = self.signer.cosign(note.text)
             self.state.save(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note.text)
         log.info("witness: cosigned %s at size %d", checkpoint.origin, checkpoint.size)
         return Reply(200, cosignature.line().encode())
 
-    def _keep(self, origin: str, note: bytes) -> None:
-        """Keep a refused fork's checkpoint; failing to is logged, never a reason to answer 500."""
+    def _keep(self, origin: str, note: bytes, kind: str) -> None:
+        """Keep a refused checkpoint; failing to is logged, never a reason to answer 500."""
         try:
-            self.state.keep_refused(origin, note)
+            self.state.keep_refused(origin, note, kind)
         except OSError as exc:
             log.error("witness: could not keep the refused checkpoint of %s: %s", origin, exc)
 
@@ -173,7 +173,7 @@ class Witness:
                 log.warning("witness: %s signed two roots for size %d: a fork",
                             checkpoint.origin, seen_size)
                 raise Refused(409, f"another root hash was cosigned for size {seen_size}: a fork",
-                              evidence=True)
+                              keep="fork")
             return
         try:
             merkle.verify_consistency(seen_size, checkpoint.size, seen_root,
@@ -183,7 +183,7 @@ class Witness:
             # look (it may be proof of a fork), never a cosignature.
             log.warning("witness: refused %s at size %d: %s", checkpoint.origin, checkpoint.size, exc)
             raise Refused(422, f"the consistency proof does not verify: {exc}",
-                          evidence=True) from None
+                          keep="unproven") from None
 
 
 def witness_signer(settings: Settings) -> CosignatureSigner:

@@ -26,7 +26,8 @@ from provenance.merkle import EMPTY_ROOT, HASH_SIZE
 from samizdat.paths import confined_file
 
 
-MAX_REFUSED = 100  # kept refused checkpoints per log: enough to show a fork, bounded on disk
+MAX_REFUSED = 100  # kept refused checkpoints per log and kind: enough to show a fork, bounded
+REFUSED_KINDS = ("fork", "unproven")
 
 
 class WitnessStateError(RuntimeError):
@@ -109,11 +110,15 @@ class WitnessState:
         finally:
             os.close(dir_fd)
 
-    def keep_refused(self, origin: str, note: bytes) -> None:
-        """Keep a log-signed checkpoint the witness refused (a fork, a failed proof): signed by
-        the log and inconsistent with what it signed before, it may prove the log misbehaved
-        (tlog-witness allows keeping it). At most MAX_REFUSED per log, each once."""
-        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}")
+    def keep_refused(self, origin: str, note: bytes, kind: str) -> None:
+        """Keep a log-signed checkpoint the witness refused (tlog-witness allows keeping it), at
+        most MAX_REFUSED per log and kind, each once. ``kind`` is ``fork`` (another root for a
+        size cosigned before: proof the log equivocated, which only the log's key can make) or
+        ``unproven`` (a failed consistency proof: a fork, or just a bad proof anyone could send
+        with a genuine checkpoint — kept apart, so such requests can never crowd out a fork)."""
+        if kind not in REFUSED_KINDS:
+            raise ValueError(f"unknown kind of refused checkpoint {kind!r}")
+        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}/{kind}")
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (hashlib.sha256(note).hexdigest()[:32] + ".note")
         if target.exists() or sum(1 for _ in folder.glob("*.note")) >= MAX_REFUSED:
@@ -123,9 +128,9 @@ class WitnessState:
             out.write(note)
         os.replace(tmp, target)
 
-    def refused(self, origin: str) -> list[Path]:
-        """The refused checkpoints kept for ``origin``."""
-        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}")
+    def refused(self, origin: str, kind: str) -> list[Path]:
+        """The refused checkpoints of one ``kind`` kept for ``origin``."""
+        folder = confined_file(self.directory, f"refused/{_file_stem(origin)}/{kind}")
         return sorted(folder.glob("*.note"))
 
     def all(self) -> list[Witnessed]:

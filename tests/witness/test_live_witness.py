@@ -241,8 +241,9 @@ def test_a_forked_checkpoint_signed_by_the_real_key_is_refused_and_not_cosigned(
         assert reply.status_code == 422, reply.text
         assert "—".encode() not in reply.content
     # The witness kept the log-signed fork checkpoints: proof that the log equivocated.
-    kept = WitnessState(witness_server.data_dir / "witness").refused(log_key.name)
-    assert forked in {path.read_bytes() for path in kept} and len(kept) == 2
+    state = WitnessState(witness_server.data_dir / "witness")
+    assert len(state.refused(log_key.name, "fork")) == 1
+    assert [p.read_bytes() for p in state.refused(log_key.name, "unproven")] == [forked]
     # The witness still holds the real log at 4: its next checkpoint is cosigned from there.
     real = grow(log, 3)
     reply = post(witness_server, 4, proof_for(log, 4), real)

@@ -108,8 +108,8 @@ def test_a_fork_is_refused_and_nothing_is_stored(witness, log, log_signer, tmp_p
     assert witness.state.read(ORIGIN).size == 4
     assert witness.state.read(ORIGIN).root_hash == log.checkpoint.root_hash
     # Both signed fork checkpoints are kept: signed by the log, they prove it equivocated.
-    kept = {path.read_bytes() for path in witness.state.refused(ORIGIN)}
-    assert forked in kept and len(kept) == 2
+    assert [p.read_bytes() for p in witness.state.refused(ORIGIN, "unproven")] == [forked]
+    assert len(witness.state.refused(ORIGIN, "fork")) == 1
 
 
 def test_a_rolled_back_checkpoint_is_refused(witness, log, log_signer, tmp_path):
@@ -121,7 +121,8 @@ def test_a_rolled_back_checkpoint_is_refused(witness, log, log_signer, tmp_path)
     assert witness.add_checkpoint(body(8, [], older)).status == 400
     assert witness.add_checkpoint(body(2, [], older)).status == 409
     assert witness.state.read(ORIGIN).size == 8
-    assert witness.state.refused(ORIGIN) == []  # a stale request is no evidence of anything
+    assert witness.state.refused(ORIGIN, "fork") == []  # a stale request proves nothing
+    assert witness.state.refused(ORIGIN, "unproven") == []
 
 
 def test_an_unknown_origin_is_404_and_a_foreign_key_403(witness, tmp_path, log_signer):
@@ -204,7 +205,12 @@ def test_refused_checkpoints_kept_are_bounded(witness, log, log_signer, tmp_path
         with LogWriter(tmp_path / f"fork{i}", log_signer) as fork:
             fork.append([f"other {i}".encode()])
             assert witness.add_checkpoint(body(1, [], fork.publish())).status == 409
-    assert len(witness.state.refused(ORIGIN)) == MAX_REFUSED
+    assert len(witness.state.refused(ORIGIN, "fork")) == MAX_REFUSED
+    # Bad proofs with a genuine checkpoint fill only their own bucket.
+    note = grow(log, 2)
+    for i in range(3):
+        assert witness.add_checkpoint(body(1, [bytes([i]) * 32], note)).status == 422
+    assert len(witness.state.refused(ORIGIN, "unproven")) == 1  # the same checkpoint, once
 
 
 def test_racing_processes_cannot_roll_the_state_back(witness, log, tmp_path):
