@@ -214,14 +214,16 @@ class Settings:
     @property
     def log_origin_name(self) -> str:
         """The log's origin line, C2SP style: a schema-less URL such as ``example.org/log``."""
-        if self.log_origin:
-            return self.log_origin
+        return self.log_origin or self._public_name("log")
+
+    def _public_name(self, suffix: str) -> str:
+        """The public address's host, port and path + ``/suffix``, without a scheme: a C2SP name."""
         parts = urlsplit(self.public_url)
         host = parts.hostname or "localhost"
         if ":" in host:
             host = f"[{host}]"
         port = f":{parts.port}" if parts.port else ""
-        return f"{host}{port}{parts.path.rstrip('/')}/log"
+        return f"{host}{port}{parts.path.rstrip('/')}/{suffix}"
 
     @property
     def witness_key_path(self) -> Path:
@@ -231,9 +233,7 @@ class Settings:
     @property
     def witness_key_name(self) -> str:
         """This server's name as a witness: the key name on its cosignatures."""
-        if self.witness_name:
-            return self.witness_name
-        return self.log_origin_name.removesuffix("/log") + "/witness"
+        return self.witness_name or self._public_name("witness")
 
     @property
     def witnessed_logs_path(self) -> Path | None:
@@ -454,7 +454,10 @@ def _check_witness_settings(settings: Settings) -> None:
         raise SettingsError(
             f"{PREFIX}WITNESS_QUORUM is {settings.witness_quorum} but only {len(witnesses)} "
             f"witness(es) are configured in {PREFIX}WITNESSES")
-    name = settings.witness_key_name
+    try:
+        name = settings.witness_key_name
+    except ValueError:  # a public URL whose port is not a number (reported with the origin)
+        name = ""
     if not name or "+" in name or any(c.isspace() or not c.isprintable() for c in name):
         raise SettingsError(
             f"{PREFIX}WITNESS_NAME must be a name without '+' or spaces, such as "

@@ -69,6 +69,9 @@ def test_witness_settings_are_checked_when_loaded(tmp_path):
     assert settings.witness_quorum_count == 1  # the documented default with witnesses
     assert load_settings(base).witness_quorum_count == 0
     assert settings.witness_key_name == "127.0.0.1:8000/witness"
+    named = load_settings({**base, "SAMIZDAT_PUBLIC_URL": "https://archive.example/s/",
+                           "SAMIZDAT_LOG_ORIGIN": "archive.example/provenance"})
+    assert named.witness_key_name == "archive.example/s/witness"
     for bad in [{"SAMIZDAT_WITNESSES": "just-a-key"},
                 {"SAMIZDAT_WITNESSES": f"{vkey} ftp://host/"},
                 {"SAMIZDAT_WITNESSES": f"{Ed25519Signer.generate('x').verifier.vkey} http://h/"},
