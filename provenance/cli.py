@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from provenance.appender import append_captures, log_signer
+from provenance.appender import append_captures, log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
 from provenance.verify import main
 from samizdat.errors import SamizdatError
@@ -46,3 +46,13 @@ def log_append() -> None:
         click.echo(f"time-stamp token published: {path}")
     for failure in report.stamps.failures:
         click.echo(f"no time-stamp from {failure.tsa_url}: {failure.reason} (asked again next pass)")
+    try:
+        witnessed = witness_checkpoint(rt)
+    except ProvenanceError as exc:
+        raise click.ClickException(f"checkpoint not witnessed: {exc}") from None
+    for name in witnessed.cosigned:
+        click.echo(f"cosigned by {name}")
+    for name, reason in witnessed.failures.items():
+        click.echo(f"no cosignature from {name}: {reason}")
+    if witnessed.quorum and not witnessed.quorum_met:
+        click.echo(f"below the witness quorum: {len(witnessed.cosigned)} of {witnessed.quorum}")
