@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from config.settings import Settings
-from provenance.appender import append_captures
+from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
 from provenance.publish import publish_log
 from samizdat.errors import SamizdatError
@@ -31,8 +31,17 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.stamps.written:  # each failing TSA has already said why, in its own line
         log.info("log: checkpoint of size %d time-stamped: %s", report.size,
                  ", ".join(report.stamps.written))
-    publish_copies(runtime)  # after the tokens: they go out in the same pass
+    _witness(runtime)
+    publish_copies(runtime)  # after the tokens and cosignatures: they go out in the same pass
     return report.appended
+
+
+def _witness(runtime: Runtime) -> None:
+    """Collect the witnesses' cosignatures on the published checkpoint (each failure one line)."""
+    try:
+        witness_checkpoint(runtime)
+    except (ProvenanceError, SamizdatError, OSError) as exc:  # another writer holds the log, our
+        log.error("checkpoint not witnessed: %s", exc)        # checkpoint or key is unreadable
 
 
 def publish_copies(runtime: Runtime) -> None:
