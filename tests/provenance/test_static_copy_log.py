@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 
 import pytest
@@ -41,9 +42,16 @@ def test_the_copy_holds_only_logged_captures_and_its_own_log_verifies(copy_app):
     app, logged, unlogged = copy_app
     rt = app.extensions["samizdat"]
     settings = rt.settings
+    # A symlink planted in the log directory never brings what it points at into the copy.
+    secret = settings.data_dir / "secret.txt"
+    secret.write_text("not for publishing")
+    os.symlink(secret, settings.log_path / "tile" / "planted")
     report = publish_static(app)
     assert not report.failures
     root = settings.public_path / EXPORT_LINK
+    assert not (root / "log/tile/planted").exists()
+    assert not any("not for publishing" in p.read_text(errors="replace")
+                   for p in root.rglob("*") if p.is_file() and p.stat().st_size < 100_000)
     assert (root / f"captures/{logged}/index.html").is_file()
     assert not (root / f"captures/{unlogged}").exists()
     assert not (root / "vi" / f"captures/{unlogged}").exists()
