@@ -258,9 +258,10 @@ class KeyEntry:
             if value is not None and (not isinstance(value, str) or not _KEY_ID.fullmatch(value)):
                 raise EntryError(f"{what} is 8 or 16 lowercase hex digits")
         for value in (self.key, self.new_key):
-            if value is not None and (not isinstance(value, str) or not value
-                                      or len(value) > MAX_KEY_LENGTH or not _URL_CHARS.fullmatch(value)):
-                raise EntryError(f"a public key is printable text of 1 to {MAX_KEY_LENGTH} characters")
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_KEY_LENGTH
+                                      or not _URL_CHARS.fullmatch(value)):
+                raise EntryError(f"a public key is printable text of 1 to {MAX_KEY_LENGTH} "
+                                 "characters")
         if self.key_id is None:
             raise EntryError("a key entry names the key it rotates or revokes")
         check_time(self.time)

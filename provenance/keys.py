@@ -3,7 +3,7 @@ verified, and the revocations a log holds, applied to WACZ signatures, packs and
 
 Standalone like the verifier (no app imports). Each role names keys its own way:
 
-- ``log``: a signed-note Ed25519 verifier key ``name+id+key``; its key id is the note key ID (8 hex).
+- ``log``: a signed-note Ed25519 verifier key ``name+id+key``; key id: the note key ID (8 hex).
 - ``witness``: a cosignature/v1 verifier key (type 0x04); key id as for ``log``.
 - ``pack``: the raw Ed25519 public key in base64url (the JWK ``x``); key id: sha256 prefix (16 hex).
 - ``wacz``: the ECDSA P-384 public key as base64 SPKI DER; key id: sha256 prefix (16 hex).
@@ -430,6 +430,6 @@ def checkpoint_refusals(data: bytes, history: KeyHistory, log_keys: Iterable[Rol
     if live:
         return []
     return [f"the checkpoint of size {size} is signed only by revoked log key(s) "
-            + ", ".join(f"{k.key_id} (revoked at log entry {history.revocation('log', k.key_id).index})"
-                        for k in signers)]
+            + ", ".join(f"{k.key_id} (revoked at log entry "
+                        f"{history.revocation('log', k.key_id).index})" for k in signers)]
 
