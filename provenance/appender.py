@@ -17,6 +17,7 @@ from config.settings import Settings
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance.entries import EntryError
+from provenance.keyring import bring_key_entries
 from provenance.errors import ProvenanceError
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture
@@ -72,6 +73,7 @@ class AppendReport:
 
     replayed: int = 0
     appended: int = 0
+    keys: int = 0  # key entries (rotations, revocations) newly brought from the queue
     size: int = 0
     published: bool = False
 
@@ -86,6 +88,8 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
     report = AppendReport()
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
             runtime.Session() as session:
+        # Queued key entries become rows before any capture (provenance.keyring says why).
+        report.keys = bring_key_entries(settings, session, writer)
         published = writer.size  # what the signed checkpoint covers
         pending = _pending_rows(session, published)
         # The order that makes a crash harmless: a capture's entry is recorded (committed) before
@@ -96,7 +100,7 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
         # publish, then record) would leave published entries the database does not know of, to
         # be appended again.
         entries = [row.entry.encode() for row in pending]
-        report.replayed = len(entries)
+        report.replayed = len(entries) - report.keys
         for row in _new_rows(session, published + len(entries), batch):
             session.add(row)
             entries.append(row.entry.encode())

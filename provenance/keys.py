@@ -47,7 +47,7 @@ from provenance.entries import (
 from provenance.errors import ProvenanceError
 from provenance.merkle import TILE_WIDTH
 from provenance.note import ALG_ED25519, Ed25519Verifier, key_id, parse_note, parse_vkey
-from provenance.tiles import Fetcher, TileReader
+from provenance.tiles import TileReader
 
 _P384_HALF = 48  # bytes of r and of s in a raw P-384 signature
 # A log holds few key entries: only entries mentioning the type are parsed at all.
@@ -301,29 +301,27 @@ def key_entries(entries: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, Key
 
 def read_history(entries: Iterable[tuple[int, bytes]], log_keys: Iterable[RoleKey] = ()
                  ) -> KeyHistory:
-    """The key history of ``entries`` (index, bytes) in log order."""
+    """The key history of ``entries`` (index, bytes) in log order. A revocation signed by the log
+    key counts when signed by one of ``log_keys`` or by a log key they rotated to before it."""
     history = KeyHistory()
-    log_keys = list(log_keys)
+    pinned = list(log_keys)
     for index, found in key_entries(entries):
         if isinstance(found, str):
             history.refused.append((index, found))
-        else:
-            # A log key rotated to earlier in the log may sign a later revocation.
-            keys = log_keys + [role_key("log", e.new_key) for _, e in history.rotations
-                               if e.role == "log"]
-            history.add(index, found, keys)
+            continue
+        chain = [key for first in pinned for key in history.log_keys(first)]
+        history.add(index, found, chain)
     return history
 
 
-def log_entries(fetcher: Fetcher, size: int, max_entries: int = DEFAULT_MAX_SCAN
+def log_entries(reader: TileReader, max_entries: int = DEFAULT_MAX_SCAN
                 ) -> Iterator[tuple[int, bytes]]:
-    """Every entry of a log of ``size`` as (index, bytes), each bundle checked against its tile;
-    KeyRefused rather than reading more than ``max_entries``."""
-    if size > max_entries:
-        raise KeyRefused(f"the log holds {size} entries, more than the {max_entries} this scan "
-                        "reads (raise --keys-max-entries)")
-    reader = TileReader(fetcher, size)
-    for bundle in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+    """Every entry of the tree ``reader`` reads, as (index, bytes), each bundle checked against
+    its tile; KeyRefused rather than reading more than ``max_entries``."""
+    if reader.size > max_entries:
+        raise KeyRefused(f"the log holds {reader.size} entries, more than the {max_entries} this "
+                         "scan reads (raise --keys-max-entries)")
+    for bundle in range((reader.size + TILE_WIDTH - 1) // TILE_WIDTH):
         for offset, data in enumerate(reader.bundle(bundle)):
             yield bundle * TILE_WIDTH + offset, data
 

@@ -13,17 +13,28 @@ import argparse
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from provenance import merkle
 from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry
 from provenance.errors import ProvenanceError
-from provenance.log import LogClient
+from provenance.keys import (
+    DEFAULT_MAX_SCAN,
+    MAX_ENVELOPE_BYTES,
+    checkpoint_refusals,
+    log_entries,
+    pack_refusals,
+    read_history,
+    role_key,
+    wacz_refusals,
+)
+from provenance.log import LogClient, fetcher_for
 from provenance.merkle import TILE_WIDTH
-from provenance.note import Ed25519Verifier
-from provenance.tiles import TileReader
+from provenance.note import MAX_NOTE_BYTES, Checkpoint, Ed25519Verifier, parse_note
+from provenance.tiles import CHECKPOINT_PATH, TileReader
 
 MANIFEST_NAME = "manifest.json"
 # Far above any capture's manifest: its parts are bounded by the entry size.
@@ -147,6 +158,75 @@ def verify_entry(entry: CaptureEntry, client: LogClient) -> Iterator[Check]:
                 f"under the checkpoint of size {checkpoint.size}")
 
 
+def verify_key_use(log: str, key: str, origin: str | None = None, waczs: Sequence[str] = (),
+                   packs: Sequence[str] = (), max_entries: int = DEFAULT_MAX_SCAN
+                   ) -> Iterator[Check]:
+    """The ``--keys`` checks: read the log's key entries (rotations, revocations), follow the log
+    key's rotations from ``key``, and refuse a checkpoint signed only by a revoked log key and any
+    WACZ or pack signed by a key after its revocation."""
+    try:
+        pinned = role_key("log", key)
+    except ProvenanceError as exc:
+        yield Check(False, "log key", str(exc))
+        return
+    origin = origin or pinned.text.split("+", 1)[0]
+    fetcher = fetcher_for(log)
+    try:
+        data = fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
+        checkpoint = Checkpoint.parse(parse_note(data).text)
+        if checkpoint.origin != origin:
+            raise ProvenanceError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
+        reader = TileReader(fetcher, checkpoint.size)
+        # Key entries authenticate themselves (each is signed by the keys it names); the root
+        # check below ties them to the checkpoint all the same.
+        history = read_history(log_entries(reader, max_entries), [pinned])
+        if checkpoint.size and merkle.tree_hash(reader, checkpoint.size) != checkpoint.root_hash:
+            raise ProvenanceError("the log's tiles do not match its checkpoint's root")
+    except (ProvenanceError, FileNotFoundError) as exc:
+        yield Check(False, "key entries", str(exc))
+        return
+    rotations = len(history.rotations)
+    yield Check(True, f"key entries of {origin}", f"{checkpoint.size} entries read, {rotations} "
+                f"rotation(s), {len(history.revoked)} revocation(s)")
+    for index, reason in history.refused:
+        yield Check(False, f"key entry {index}", reason)
+    chain = history.log_keys(pinned)
+    if len(chain) > 1:
+        yield Check(True, "log key rotations followed",
+                    " -> ".join(k.key_id for k in chain))
+    refusals = checkpoint_refusals(data, history, chain)
+    yield from (Check(False, "checkpoint", reason) for reason in refusals)
+    if not refusals:
+        yield Check(True, f"checkpoint of size {checkpoint.size}", "signed by a log key in force")
+    for path in waczs:
+        refusals = wacz_refusals(path, history)
+        yield from (Check(False, f"WACZ {path}", reason) for reason in refusals)
+        if not refusals:
+            yield Check(True, f"WACZ {path}", "its signing key is not revoked at its signing time")
+    for path in packs:
+        try:
+            with open(path, "rb") as f:
+                envelope = f.read(MAX_ENVELOPE_BYTES + 1)
+        except OSError as exc:
+            yield Check(False, f"pack {path}", f"cannot read it: {exc.strerror or exc}")
+            continue
+        refusals = pack_refusals(envelope, history)
+        yield from (Check(False, f"pack {path}", reason) for reason in refusals)
+        if not refusals:
+            yield Check(True, f"pack {path}", "no signature by a key revoked before it was issued")
+
+
+def run_key_checks(log: str, key: str, origin: str | None = None, waczs: Sequence[str] = (),
+                   packs: Sequence[str] = (), echo: Callable[[str], None] = print,
+                   max_entries: int = DEFAULT_MAX_SCAN) -> int:
+    """Print :func:`verify_key_use`'s checks one line each; return the exit status."""
+    failed = False
+    for check in verify_key_use(log, key, origin, waczs, packs, max_entries):
+        echo(check.line())
+        failed = failed or not check.ok
+    return 1 if failed else 0
+
+
 def run(folder: str | Path, log: str, key: str, origin: str | None = None,
         echo: Callable[[str], None] = print) -> int:
     """Check ``folder`` against the log at ``log`` signed by verifier key ``key``, printing one line
@@ -168,12 +248,31 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m provenance.verify FOLDER --log LOCATION --key VKEY``: the standalone verifier."""
     parser = argparse.ArgumentParser(prog="python -m provenance.verify",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="a downloaded capture folder (its files and manifest.json)")
+    parser.add_argument("folder", nargs="?",
+                        help="a downloaded capture folder (its files and manifest.json)")
     parser.add_argument("--log", required=True, help="the log: a directory or an http(s) prefix")
     parser.add_argument("--key", required=True, help="the log's verifier key, <name>+<id>+<key>")
     parser.add_argument("--origin", help="the log's origin line (default: the key's name)")
+    parser.add_argument("--keys", action="store_true",
+                        help="check key rotations and revocations in the log (implied by --wacz "
+                        "and --pack)")
+    parser.add_argument("--wacz", action="append", default=[], metavar="FILE",
+                        help="a WACZ to refuse if its key signed it after its revocation")
+    parser.add_argument("--pack", action="append", default=[], metavar="FILE",
+                        help="a pack index or catalogue to refuse likewise")
+    parser.add_argument("--keys-max-entries", type=int, default=DEFAULT_MAX_SCAN,
+                        help="read at most this many log entries looking for key entries")
     args = parser.parse_args(argv)
-    return run(args.folder, args.log, args.key, args.origin)
+    keys = args.keys or args.wacz or args.pack
+    if args.folder is None and not keys:
+        parser.error("give a capture FOLDER, or --keys, --wacz or --pack")
+    status = 0
+    if args.folder is not None:
+        status = run(args.folder, args.log, args.key, args.origin)
+    if keys:
+        status |= run_key_checks(args.log, args.key, args.origin, args.wacz, args.pack,
+                                 max_entries=args.keys_max_entries)
+    return status
 
 
 if __name__ == "__main__":

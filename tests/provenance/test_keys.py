@@ -3,24 +3,55 @@ refusal of what a revoked key signed after its revocation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
 from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from archive.wacz_signing import WaczSigner, load_wacz_signer
+from embed.packs import publish_packs
+from embed.signing import load_or_create_signer, verify
+from provenance.appender import log_signer
 from provenance.entries import EntryError, KeyEntry, KeySignatures, parse_entry
+from provenance.errors import ProvenanceError
 from provenance.keys import (
     KeyRefused,
     RoleSigner,
+    checkpoint_refusals,
+    log_entries,
     read_history,
     revocation,
+    role_key,
     rotation,
     verify_key_entry,
 )
+from provenance.log import LogClient
+from provenance.note import (
+    MAX_NOTE_BYTES,
+    Checkpoint,
+    Ed25519Signer,
+    parse_note,
+    sign_checkpoint,
+)
+from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher, TileReader
+from provenance.verify import run_key_checks
+from samizdat.app import create_app
+from samizdat.keyfile import load_or_create_ed25519_key
+from tests.conftest import make_settings
+from tests.embed.conftest import add_fragments
 
 ORIGIN = "samizdat.test/log"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _signer(role: str) -> RoleSigner:
@@ -153,3 +184,219 @@ def test_a_revocation_naming_a_new_key_is_refused():
     with pytest.raises(EntryError, match="no new key"):
         KeyEntry("pack", "revoke", "0123456789abcdef", None, "fedcba9876543210", None,
                  "2026-12-07T21:00:00Z", KeySignatures(log="AAAA"))
+
+
+# --- the server's keys: `flask keys`, the log's pass, the pack publisher --------------------------
+
+
+@pytest.fixture
+def keys_app(tmp_path, database_url):
+    """The app on the parametrised database with the local store only."""
+    app = create_app(make_settings(tmp_path, database_url))
+    yield app
+    app.extensions["samizdat"].dispose()
+
+
+def _flask(app, *args: str) -> str:
+    result = app.test_cli_runner().invoke(args=list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _published_history(settings, pinned_vkey: str):
+    """The key history of the published log, read as any outsider reads it."""
+    fetcher = DirectoryFetcher(settings.log_path)
+    checkpoint = Checkpoint.parse(parse_note(fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)).text)
+    reader = TileReader(fetcher, checkpoint.size)
+    return checkpoint, read_history(log_entries(reader), [role_key("log", pinned_vkey)])
+
+
+def _signatures(settings) -> dict[str, str]:
+    envelope = json.loads((settings.public_path / "packs/all/index.json").read_bytes())
+    return {s["kid"]: s["signature"] for s in envelope["signatures"]}, envelope["payload"]
+
+
+def test_a_pack_key_rotation_is_logged_and_packs_are_signed_by_the_new_key_after(keys_app):
+    settings = keys_app.extensions["samizdat"].settings
+    add_fragments(keys_app, 3)
+    _flask(keys_app, "embed", "publish")
+    old = load_or_create_signer(settings.embed_signing_key_path)
+    vkey = log_signer(settings).verifier.vkey
+
+    out = _flask(keys_app, "keys", "rotate", "pack")
+    new = load_or_create_signer(settings.embed_signing_key_path)
+    assert new.key_id != old.key_id and f"{old.key_id} rotated to {new.key_id}" in out
+    kept = settings.embed_signing_key_path.parent / "retired" / f"pack-{old.key_id}.pem"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert settings.public_path not in kept.parents
+    assert load_or_create_signer(kept).key_id == old.key_id
+
+    _flask(keys_app, "log", "append")
+    checkpoint, history = _published_history(settings, vkey)
+    ((index, entry),) = history.rotations
+    assert (entry.role, entry.key_id, entry.new_key_id) == ("pack", old.key_id, new.key_id)
+    assert index < checkpoint.size and not history.refused
+    # The next pass drops it from the queue and never appends it twice.
+    _flask(keys_app, "log", "append")
+    again, history = _published_history(settings, vkey)
+    assert again.size == checkpoint.size and len(history.rotations) == 1
+    assert not (settings.log_path / ".key-queue").read_bytes()
+
+    _flask(keys_app, "embed", "publish")
+    signatures, payload = _signatures(settings)
+    # The new key signs; the old one still co-signs, so embed.js copies that carry it (they check
+    # only their own key's signature) keep showing fragments.
+    assert set(signatures) == {new.key_id, old.key_id}
+    for signer in (new, old):
+        assert verify(signer.public_key, payload.encode(), signatures[signer.key_id])
+    published = json.loads((settings.public_path / "published.json").read_text())
+    assert published["key_id"] == new.key_id  # the key new embed.js copies carry
+
+    # Revoked (signed by the retired key itself), the old key signs nothing more.
+    out = _flask(keys_app, "keys", "revoke", "pack", old.key_id, "--at", "2026-01-01T00:00:00Z")
+    assert "signed by the key itself" in out
+    _flask(keys_app, "embed", "publish")
+    signatures, _ = _signatures(settings)
+    assert set(signatures) == {new.key_id}
+    _flask(keys_app, "log", "append")
+    _, history = _published_history(settings, vkey)
+    assert history.revocation("pack", old.key_id).time == "2026-01-01T00:00:00Z"
+    listing = _flask(keys_app, "keys", "list")
+    assert f"pack  {old.key_id} retired  " in listing and "revoked from 2026-01-01" in listing
+    assert f"pack  {new.key_id} current  " in listing
+
+
+def test_the_current_key_cannot_be_revoked_and_bad_input_is_one_line(keys_app):
+    settings = keys_app.extensions["samizdat"].settings
+    _flask(keys_app, "embed", "publish")
+    current = load_or_create_signer(settings.embed_signing_key_path)
+    runner = keys_app.test_cli_runner()
+    for args, words in [
+        (["keys", "revoke", "pack", current.key_id], "rotate it first"),
+        (["keys", "revoke", "pack", "0123456789abcdef", "--at", "tomorrow"], "RFC 3339"),
+        (["keys", "revoke", "pack", "../../etc"], "hex"),
+        (["keys", "rotate", "wacz"], "no wacz key"),
+        (["keys", "rotate", "tsa"], "Invalid value"),
+    ]:
+        result = runner.invoke(args=args)
+        assert result.exit_code != 0 and words in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert not (settings.log_path / ".key-queue").exists()
+
+
+def test_a_log_key_rotation_hands_over_with_one_checkpoint_signed_by_both(keys_app, tmp_path):
+    settings = keys_app.extensions["samizdat"].settings
+    _flask(keys_app, "log", "append")
+    old = log_signer(settings)
+    _flask(keys_app, "keys", "rotate", "log")
+    waiting = settings.log_signing_key_path.with_name("log-ed25519.pem.next")
+    assert waiting.exists() and log_signer(settings).key_id == old.key_id
+
+    _flask(keys_app, "log", "append")  # the rotation, published under the old key alone
+    note = parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes())
+    assert [s.key_id for s in note.signatures] == [old.key_id]
+
+    _flask(keys_app, "log", "append")  # the handover: the same checkpoint, signed by both
+    new = log_signer(settings)
+    assert new.key_id != old.key_id and not waiting.exists()
+    note = parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes())
+    assert [s.key_id for s in note.signatures] == [old.key_id, new.key_id]
+    assert (settings.log_path / "verifier-key").read_text().strip() == new.verifier.vkey
+    LogClient(str(settings.log_path), settings.log_origin_name, old.verifier).checkpoint()
+
+    # After the next entry only the new key signs; a verifier pinned to the old key follows the
+    # rotation entry, which the old key signed.
+    _flask(keys_app, "keys", "revoke", "wacz", "0123456789abcdef")
+    _flask(keys_app, "log", "append")
+    data = (settings.log_path / CHECKPOINT_PATH).read_bytes()
+    assert [s.key_id for s in parse_note(data).signatures] == [new.key_id]
+    with pytest.raises(ProvenanceError):
+        LogClient(str(settings.log_path), settings.log_origin_name, old.verifier).checkpoint()
+    lines = []
+    assert run_key_checks(str(settings.log_path), old.verifier.vkey, echo=lines.append) == 0, lines
+    assert any("log key rotations followed" in line for line in lines)
+    # The revocation that named no key file here is signed by the (new) log key.
+    _, history = _published_history(settings, old.verifier.vkey)
+    assert history.revocation("wacz", "0123456789abcdef").by == "log"
+
+    # The old log key revoked: a checkpoint it alone signs past that entry is refused.
+    _flask(keys_app, "keys", "revoke", "log", f"{old.key_id:08x}")
+    _flask(keys_app, "log", "append")
+    checkpoint, history = _published_history(settings, old.verifier.vkey)
+    assert history.revocation("log", f"{old.key_id:08x}").by == "old"
+    retired = settings.log_signing_key_path.parent / "retired" / f"log-{old.key_id:08x}.pem"
+    thief = Ed25519Signer(old.name, load_or_create_ed25519_key(retired, "log key"))
+    assert thief.key_id == old.key_id
+    forged = sign_checkpoint(checkpoint, thief)
+    chain = history.log_keys(role_key("log", old.verifier.vkey))
+    assert "signed only by revoked log key" in checkpoint_refusals(forged, history, chain)[0]
+    assert checkpoint_refusals((settings.log_path / CHECKPOINT_PATH).read_bytes(), history,
+                               chain) == []
+    copy = tmp_path / "served"
+    shutil.copytree(settings.log_path, copy)
+    (copy / CHECKPOINT_PATH).write_bytes(forged)
+    lines = []
+    assert run_key_checks(str(copy), old.verifier.vkey, echo=lines.append) == 1
+    assert any(line.startswith("FAIL checkpoint: ") for line in lines), lines
+
+
+def _wacz(path, signer: WaczSigner, created: str) -> str:
+    """A WACZ whose datapackage digest is signed by ``signer`` at ``created`` (spec 0.1.0)."""
+    datapackage = json.dumps({"profile": "data-package", "resources": []}).encode()
+    digest = "sha256:" + hashlib.sha256(datapackage).hexdigest()
+    signed = signer.signed_data(digest, created, "Samizdat test")
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("datapackage.json", datapackage)
+        archive.writestr("datapackage-digest.json", json.dumps(
+            {"path": "datapackage.json", "hash": digest, "signedData": signed}))
+    return str(path)
+
+
+def test_a_wacz_signed_by_a_revoked_key_after_its_revocation_is_refused(keys_app, tmp_path):
+    settings = keys_app.extensions["samizdat"].settings
+    _flask(keys_app, "log", "append")
+    vkey = log_signer(settings).verifier.vkey
+    old = load_wacz_signer(settings.wacz_signing_key_path)
+    before = _wacz(tmp_path / "before.wacz", old, "2026-06-01T12:00:00Z")
+    after = _wacz(tmp_path / "after.wacz", old, "2026-06-02T12:00:01Z")
+    _flask(keys_app, "keys", "rotate", "wacz")
+    _flask(keys_app, "keys", "revoke", "wacz", old.key_id, "--at", "2026-06-02T12:00:00Z")
+    _flask(keys_app, "log", "append")
+    new = load_wacz_signer(settings.wacz_signing_key_path)
+    fresh = _wacz(tmp_path / "fresh.wacz", new, "2026-06-03T12:00:00Z")
+
+    command = [sys.executable, "-m", "provenance.verify", "--log", str(settings.log_path),
+               "--key", vkey]
+    accepted = subprocess.run([*command, "--wacz", before, "--wacz", fresh], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "1 rotation(s), 1 revocation(s)" in accepted.stdout
+    refused = subprocess.run([*command, "--wacz", after], cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 1, refused.stdout
+    (line,) = [x for x in refused.stdout.splitlines() if x.startswith("FAIL")]
+    assert f"WACZ key {old.key_id} signed it at 2026-06-02T12:00:01Z, after its revocation" in line
+
+
+def test_a_pack_signed_by_a_revoked_key_after_its_revocation_is_refused(keys_app):
+    settings = keys_app.extensions["samizdat"].settings
+    add_fragments(keys_app, 2)
+    _flask(keys_app, "embed", "publish")
+    stolen = load_or_create_signer(settings.embed_signing_key_path)
+    _flask(keys_app, "keys", "rotate", "pack")
+    _flask(keys_app, "keys", "revoke", "pack", stolen.key_id)
+    _flask(keys_app, "log", "append")
+    _flask(keys_app, "embed", "publish")
+    vkey = log_signer(settings).verifier.vkey
+    index = settings.public_path / "packs/all/index.json"
+    lines = []
+    assert run_key_checks(str(settings.log_path), vkey, packs=[str(index)],
+                          echo=lines.append) == 0, lines
+    # The thief signs a pack now, with the revoked key (as an old embed.js would accept it).
+    with keys_app.extensions["samizdat"].Session() as session:
+        publish_packs(session, [stolen], settings.public_path, ttl=timedelta(days=7))
+    lines = []
+    assert run_key_checks(str(settings.log_path), vkey, packs=[str(index)],
+                          echo=lines.append) == 1
+    (line,) = [x for x in lines if x.startswith("FAIL")]
+    assert f"pack key {stolen.key_id} signed it at" in line and "after its revocation" in line
