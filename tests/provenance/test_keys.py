@@ -35,7 +35,8 @@ from provenance.keys import (
     rotation,
     verify_key_entry,
 )
-from provenance.log import LogClient
+from provenance.keyring import bring_key_entries
+from provenance.log import LogClient, LogWriter
 from provenance.note import (
     MAX_NOTE_BYTES,
     Checkpoint,
@@ -400,3 +401,29 @@ def test_a_pack_signed_by_a_revoked_key_after_its_revocation_is_refused(keys_app
                           echo=lines.append) == 1
     (line,) = [x for x in lines if x.startswith("FAIL")]
     assert f"pack key {stolen.key_id} signed it at" in line and "after its revocation" in line
+
+
+def test_a_pass_that_crashed_after_recording_a_key_entry_appends_it_once(keys_app):
+    rt = keys_app.extensions["samizdat"]
+    settings = rt.settings
+    _flask(keys_app, "log", "append")
+    vkey = log_signer(settings).verifier.vkey
+    _flask(keys_app, "keys", "revoke", "pack", "0123456789abcdef")
+    queued = (settings.log_path / ".key-queue").read_bytes()
+    # A pass that recorded the entry, appended it and died before signing a checkpoint.
+    with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
+            rt.Session() as session:
+        assert bring_key_entries(settings, session, writer) == 1
+        writer.append([queued.rstrip(b"\n")])
+    assert (settings.log_path / ".key-queue").read_bytes() == queued  # not published: kept
+    _flask(keys_app, "log", "append")
+    _flask(keys_app, "log", "append")
+    checkpoint, history = _published_history(settings, vkey)
+    assert checkpoint.size == 1 and history.revocation("pack", "0123456789abcdef").index == 0
+    assert not (settings.log_path / ".key-queue").read_bytes()
+    # Queued again (the same bytes), it is not appended twice.
+    (settings.log_path / ".key-queue").write_bytes(queued)
+    _flask(keys_app, "log", "append")
+    _flask(keys_app, "log", "append")
+    assert _published_history(settings, vkey)[0].size == 1
+    assert not (settings.log_path / ".key-queue").read_bytes()
