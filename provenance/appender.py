@@ -89,7 +89,8 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
             runtime.Session() as session:
         # Queued key entries become rows before any capture (provenance.keyring says why).
-        report.keys = bring_key_entries(settings, session, writer)
+        report.keys = bring_key_entries(settings, session, writer,
+                                        _next_index(session, writer.size))
         published = writer.size  # what the signed checkpoint covers
         pending = _pending_rows(session, published)
         # The order that makes a crash harmless: a capture's entry is recorded (committed) before
@@ -117,6 +118,13 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
         ).values(published=True))
         session.commit()
     return report
+
+
+def _next_index(session: Session, published: int) -> int:
+    """The index the next recorded entry takes: past the checkpoint and past every row recorded
+    beyond it by a pass that did not publish."""
+    last = session.scalar(select(func.max(LoggedCapture.log_index)))
+    return published if last is None else max(published, last + 1)
 
 
 def _pending_rows(session: Session, published: int) -> list[LoggedCapture]:

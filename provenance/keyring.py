@@ -134,25 +134,24 @@ def _logged_key_rows(session: Session) -> list[LoggedCapture]:
         .order_by(LoggedCapture.log_index)))
 
 
-def record_queued_entries(settings: Settings, session: Session, writer: LogWriter) -> int:
-    """Record every queued key entry not yet in the log as a row past the last one, to be appended
-    by this pass; drop from the queue those a published checkpoint covers. Returns how many were
-    recorded. Called first in each appender pass, before captures."""
+def record_queued_entries(settings: Settings, session: Session, writer: LogWriter,
+                          following: int) -> int:
+    """Record every queued key entry not yet in the log as a row from index ``following`` (the
+    appender's next free index), to be appended by this pass; drop from the queue those a
+    published checkpoint covers. Returns how many were recorded."""
     entries = queued(settings)
     if not entries:
         return 0
     rows = {row.entry.encode(): row for row in _logged_key_rows(session)}
     recorded = 0
-    last = session.scalar(select(LoggedCapture.log_index).order_by(
-        LoggedCapture.log_index.desc()).limit(1))
-    following = writer.size if last is None else max(writer.size, last + 1)
     for data in entries:
         if data in rows:
             continue  # recorded already (a crashed pass, or published and not yet dropped)
         try:
             parse_entry(data)
         except EntryError as exc:  # a queue edited by hand: never log what does not parse
-            raise KeyringError(f"the key queue holds an invalid entry: {exc}") from None
+            raise ProvenanceError(f"the key queue {queue_path(settings)} holds an invalid entry "
+                                  f"({exc}): remove that line") from None
         row = LoggedCapture(log_index=following, capture_id=None, entry=data.decode("utf-8"))
         session.add(row)
         rows[data] = row
@@ -326,8 +325,10 @@ def list_keys(settings: Settings, session: Session) -> list[KeyInfo]:
     return found
 
 
-def bring_key_entries(settings: Settings, session: Session, writer: LogWriter) -> int:
+def bring_key_entries(settings: Settings, session: Session, writer: LogWriter,
+                      following: int) -> int:
     """The appender pass's first step: hand the log key over if its rotation is published, then
-    record the queued key entries to append before captures. Returns how many were recorded."""
+    record the queued key entries from index ``following`` on, to append before captures.
+    Returns how many were recorded."""
     hand_over_log_key(settings, session, writer)
-    return record_queued_entries(settings, session, writer)
+    return record_queued_entries(settings, session, writer, following)

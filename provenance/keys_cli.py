@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from provenance.keyring import ROLES, KeyringError, list_keys, revoke, rotate
+from provenance.errors import ProvenanceError
+from provenance.keyring import ROLES, list_keys, revoke, rotate
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
 
@@ -22,8 +23,11 @@ def keys_cli() -> None:
 def keys_list() -> None:
     """Every key file by role: current, waiting, retired, and which are revoked."""
     rt = runtime()
-    with rt.Session() as session:
-        keys = list_keys(rt.settings, session)
+    try:
+        with rt.Session() as session:
+            keys = list_keys(rt.settings, session)
+    except (ProvenanceError, SamizdatError) as exc:
+        raise click.ClickException(str(exc)) from None
     for key in keys:
         revoked = f"  revoked from {key.revoked_at}" if key.revoked_at else ""
         click.echo(f"{key.role:5} {key.key_id:16} {key.state:8} {key.path}{revoked}")
@@ -38,7 +42,7 @@ def keys_rotate(role: str) -> None:
     try:
         with rt.Session() as session:
             entry = rotate(rt.settings, session, role)
-    except (KeyringError, SamizdatError) as exc:
+    except (ProvenanceError, SamizdatError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{role} key {entry.key_id} rotated to {entry.new_key_id}; the rotation is "
                "queued for the log's next pass")
@@ -58,7 +62,7 @@ def keys_revoke(role: str, key_id: str, at: str | None) -> None:
     rt = runtime()
     try:
         entry = revoke(rt.settings, role, key_id, at)
-    except (KeyringError, SamizdatError) as exc:
+    except (ProvenanceError, SamizdatError) as exc:
         raise click.ClickException(str(exc)) from None
     by = "the key itself" if entry.signatures.old else "the log key (the key's file is not here)"
     click.echo(f"{role} key {key_id} revoked from {entry.time}, signed by {by}; queued for the "

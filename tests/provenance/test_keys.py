@@ -413,7 +413,7 @@ def test_a_pass_that_crashed_after_recording_a_key_entry_appends_it_once(keys_ap
     # A pass that recorded the entry, appended it and died before signing a checkpoint.
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
             rt.Session() as session:
-        assert bring_key_entries(settings, session, writer) == 1
+        assert bring_key_entries(settings, session, writer, writer.size) == 1
         writer.append([queued.rstrip(b"\n")])
     assert (settings.log_path / ".key-queue").read_bytes() == queued  # not published: kept
     _flask(keys_app, "log", "append")
@@ -427,3 +427,14 @@ def test_a_pass_that_crashed_after_recording_a_key_entry_appends_it_once(keys_ap
     _flask(keys_app, "log", "append")
     assert _published_history(settings, vkey)[0].size == 1
     assert not (settings.log_path / ".key-queue").read_bytes()
+
+
+def test_a_hand_edited_queue_line_is_refused_in_one_line_and_never_logged(keys_app):
+    settings = keys_app.extensions["samizdat"].settings
+    _flask(keys_app, "log", "append")
+    queue = settings.log_path / ".key-queue"
+    queue.write_bytes(b'{"type":"key","v":1,"role":"pack"}\n')
+    result = keys_app.test_cli_runner().invoke(args=["log", "append"])
+    assert result.exit_code == 1 and "holds an invalid entry" in result.output
+    assert "Traceback" not in result.output
+    assert parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes()).text.split("\n")[1] == "0"
