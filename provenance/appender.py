@@ -17,7 +17,7 @@ from config.settings import Settings
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance.entries import EntryError
-from provenance.keyring import bring_key_entries
+from provenance.keyring import bring_key_entries, hand_over_log_key
 from provenance.errors import ProvenanceError
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture
@@ -111,6 +111,7 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
             writer.append(entries)
             writer.publish()
             report.published = True
+        hand_over_log_key(settings, session, writer)  # a log-key rotation, once published
         publish_verifier_key(settings.log_path, writer.signer.verifier.vkey)
         report.size = writer.size
         session.execute(update(LoggedCapture).where(

@@ -269,9 +269,11 @@ def revoked_ids(settings: Settings, session: Session, role: str) -> dict[str, st
 
 
 def hand_over_log_key(settings: Settings, session: Session, writer: LogWriter) -> bool:
-    """Once the log-key rotation is covered by a published checkpoint: re-sign that checkpoint with
-    the old and the new key (a signed note may carry both), put the new key in place (the old in
-    ``retired/``) and have ``writer`` sign with it from now on. True when it handed over."""
+    """Once ``writer``'s signed checkpoint covers the log-key rotation: re-sign that checkpoint
+    with the old and the new key (a signed note may carry both), put the new key in place (the old
+    in ``retired/``) and have ``writer`` sign with it from now on. True when it handed over.
+    Called last in the appender's pass, so the checkpoint both keys sign stays published until
+    the next pass that appends anything."""
     path = settings.log_signing_key_path
     pending = path.with_name(path.name + NEXT_SUFFIX)
     if not pending.exists():
@@ -280,7 +282,7 @@ def hand_over_log_key(settings: Settings, session: Session, writer: LogWriter) -
     new = Ed25519Signer(old.name, load_role_signer(settings, "log", pending).private_key)
     old_id, new_id = f"{old.key_id:08x}", f"{new.key_id:08x}"
     published = [row for row in _logged_key_rows(session)
-                 if row.published and row.log_index < writer.size]
+                 if row.log_index < writer.checkpoint.size]
     due = False
     for row in published:
         entry = parse_entry(row.entry.encode())
@@ -327,8 +329,6 @@ def list_keys(settings: Settings, session: Session) -> list[KeyInfo]:
 
 def bring_key_entries(settings: Settings, session: Session, writer: LogWriter,
                       following: int) -> int:
-    """The appender pass's first step: hand the log key over if its rotation is published, then
-    record the queued key entries from index ``following`` on, to append before captures.
-    Returns how many were recorded."""
-    hand_over_log_key(settings, session, writer)
+    """The appender pass's first step: record the queued key entries from index ``following`` on,
+    to append before captures. Returns how many were recorded."""
     return record_queued_entries(settings, session, writer, following)

@@ -293,17 +293,20 @@ def test_a_log_key_rotation_hands_over_with_one_checkpoint_signed_by_both(keys_a
     waiting = settings.log_signing_key_path.with_name("log-ed25519.pem.next")
     assert waiting.exists() and log_signer(settings).key_id == old.key_id
 
-    _flask(keys_app, "log", "append")  # the rotation, published under the old key alone
-    note = parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes())
-    assert [s.key_id for s in note.signatures] == [old.key_id]
-
-    _flask(keys_app, "log", "append")  # the handover: the same checkpoint, signed by both
+    # The pass appends the rotation and signs its checkpoint with the old key, then re-signs that
+    # same checkpoint with both keys and hands over.
+    _flask(keys_app, "log", "append")
     new = log_signer(settings)
     assert new.key_id != old.key_id and not waiting.exists()
     note = parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes())
     assert [s.key_id for s in note.signatures] == [old.key_id, new.key_id]
     assert (settings.log_path / "verifier-key").read_text().strip() == new.verifier.vkey
-    LogClient(str(settings.log_path), settings.log_origin_name, old.verifier).checkpoint()
+    for key in (old, new):
+        assert LogClient(str(settings.log_path), settings.log_origin_name,
+                         key.verifier).checkpoint().size == 1
+    # A pass with nothing to append leaves the checkpoint both keys signed in place.
+    _flask(keys_app, "log", "append")
+    assert len(parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes()).signatures) == 2
 
     # After the next entry only the new key signs; a verifier pinned to the old key follows the
     # rotation entry, which the old key signed.
