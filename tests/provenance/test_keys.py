@@ -50,6 +50,7 @@ from samizdat.app import create_app
 from samizdat.keyfile import load_or_create_ed25519_key
 from tests.conftest import make_settings
 from tests.embed.conftest import add_fragments
+from tests.embed.test_widget_browser import blog, browser, live  # noqa: F401 — fixtures
 
 ORIGIN = "samizdat.test/log"
 REPO = Path(__file__).resolve().parents[2]
@@ -441,3 +442,22 @@ def test_a_hand_edited_queue_line_is_refused_in_one_line_and_never_logged(keys_a
     assert result.exit_code == 1 and "holds an invalid entry" in result.output
     assert "Traceback" not in result.output
     assert parse_note((settings.log_path / CHECKPOINT_PATH).read_bytes()).text.split("\n")[1] == "0"
+
+
+def test_a_snippet_pasted_before_flask_keys_rotate_pack_keeps_showing_fragments(
+        browser, live, blog):
+    from tests.embed.test_widget_browser import script_snippet, shown
+
+    old_script = live.script
+    _flask(live.app, "keys", "rotate", "pack")
+    _flask(live.app, "embed", "publish")
+    published = json.loads((live.settings.public_path / "published.json").read_text())
+    assert published["embed_js"] != old_script  # new snippets carry the new key
+    # The gateways blocked: the old publish's CID still holds packs signed before the rotation;
+    # the fragments must come from the packs published since, through the retired key's signature.
+    context = browser.new_context()
+    context.route(f"{live.gateway}/**", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(blog.page(script_snippet(live, f"{live.url}/embed/{old_script}")))
+    assert shown(page)["text"] in live.texts
+    context.close()
