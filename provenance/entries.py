@@ -254,9 +254,13 @@ class KeyEntry:
             raise EntryError(f"a key role is one of {', '.join(KEY_ROLES)}")
         if self.action not in (ROTATE, REVOKE):
             raise EntryError("a key action is rotate or revoke")
+        # Log and witness keys are named by their 4-byte signed-note key ID, the others by a
+        # sha256 prefix of 8 bytes.
+        width = 8 if self.role in ("log", "witness") else 16
         for value, what in ((self.key_id, "the key id"), (self.new_key_id, "the new key id")):
-            if value is not None and (not isinstance(value, str) or not _KEY_ID.fullmatch(value)):
-                raise EntryError(f"{what} is 8 or 16 lowercase hex digits")
+            if value is not None and (not isinstance(value, str) or not _KEY_ID.fullmatch(value)
+                                      or len(value) != width):
+                raise EntryError(f"{what} of a {self.role} key is {width} lowercase hex digits")
         for value in (self.key, self.new_key):
             if value is not None and (not isinstance(value, str) or len(value) > MAX_KEY_LENGTH
                                       or not _URL_CHARS.fullmatch(value)):

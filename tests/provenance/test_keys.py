@@ -162,6 +162,7 @@ def test_a_swapped_new_key_fails_even_with_its_id():
     (lambda o: o.update(role="tsa"), "role"),
     (lambda o: o.update(action="renew"), "action"),
     (lambda o: o.update(key_id="ABCDEF0123456789"), "hex"),
+    (lambda o: o.update(key_id="01234567"), "a pack key is 16 lowercase hex"),
     (lambda o: o.update(time="yesterday"), "RFC 3339"),
     (lambda o: o["signatures"].update(log="AAAA"), "signed by the old key and by the new key"),
     (lambda o: o["signatures"].update(other="AAAA"), "wrong fields"),
