@@ -294,6 +294,10 @@ def test_a_log_key_rotation_hands_over_with_one_checkpoint_signed_by_both(keys_a
     _flask(keys_app, "keys", "rotate", "log")
     waiting = settings.log_signing_key_path.with_name("log-ed25519.pem.next")
     assert waiting.exists() and log_signer(settings).key_id == old.key_id
+    listing = _flask(keys_app, "keys", "list")
+    assert f"log   {old.key_id:08x}         current" in listing and " next " in listing
+    result = keys_app.test_cli_runner().invoke(args=["keys", "rotate", "log"])
+    assert result.exit_code == 1 and "completes after the next log pass" in result.output
 
     # The pass appends the rotation and signs its checkpoint with the old key, then re-signs that
     # same checkpoint with both keys and hands over.
