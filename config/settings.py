@@ -126,6 +126,11 @@ class Settings:
     # know it by (empty: the public address's host and path + "/log", such as example.org/log).
     log_signing_key: str = ""
     log_origin: str = ""
+    # RFC 3161 time-stamping authorities asked for a token over each new checkpoint (http(s) URLs,
+    # comma- or space-separated, at most 8; empty: no time-stamps) and the PEM bundle of their
+    # trusted roots (required with URLs): a token that does not verify against it is not published.
+    tsa_urls: str = ""
+    tsa_roots: str = ""
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
@@ -210,6 +215,11 @@ class Settings:
         return f"{host}{port}{parts.path.rstrip('/')}/log"
 
     @property
+    def tsa_url_list(self) -> list[str]:
+        """The configured TSAs' URLs, in order (their tokens are numbered in this order)."""
+        return self.tsa_urls.replace(",", " ").split()
+
+    @property
     def translations_path(self) -> Path:
         """Where the reader pages' compiled catalogues are read from."""
         if self.translations_dir:
@@ -246,6 +256,7 @@ class Settings:
             "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
             "public_dir": _absolute_path_text(self.public_dir),
             "log_signing_key": _absolute_path_text(self.log_signing_key),
+            "tsa_roots": _absolute_path_text(self.tsa_roots),
             "translations_dir": _absolute_path_text(self.translations_dir),
         }
         for name, value in absolute.items():
@@ -369,6 +380,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}FETCH_ALLOW_HOSTS must list host:port pairs: {exc}") from None
+    _check_tsas(settings)
     bad_gateway = next((g for g in settings.gateway_list if not _is_base_url(g)), None)
     if bad_gateway is not None:
         raise SettingsError(
@@ -376,6 +388,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"such as https://ipfs.io, got {bad_gateway!r}"
         )
     return settings
+
+
+def _check_tsas(settings: Settings) -> None:
+    """SAMIZDAT_TSA_URLS: at most 8 distinct http(s) URLs, and then SAMIZDAT_TSA_ROOTS too."""
+    # The one URL rule is the client's own; it needs nothing of the web app.
+    from provenance.tiles import MAX_TIMESTAMPS
+    from provenance.timestamp import TimestampError, check_tsa_url
+
+    urls = settings.tsa_url_list
+    for url in urls:
+        try:
+            check_tsa_url(url)
+        except TimestampError as exc:
+            raise SettingsError(f"{PREFIX}TSA_URLS must list http(s) URLs: {exc}") from None
+    if len(urls) > MAX_TIMESTAMPS or len(set(urls)) != len(urls):
+        raise SettingsError(
+            f"{PREFIX}TSA_URLS must list at most {MAX_TIMESTAMPS} different URLs, got {len(urls)}"
+            + (" with repeats" if len(set(urls)) != len(urls) else ""))
+    if urls and not settings.tsa_roots:
+        raise SettingsError(
+            f"{PREFIX}TSA_ROOTS must name a PEM file of the TSAs' trusted root certificates when "
+            f"{PREFIX}TSA_URLS is set")
 
 
 def _is_base_url(value: str) -> bool:

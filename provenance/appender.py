@@ -6,8 +6,11 @@ Only one process appends (LogWriter's lock): the active scheduler, or `flask log
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import os
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import exists, func, select, update
@@ -21,9 +24,10 @@ from provenance.keyring import bring_key_entries, hand_over_log_key
 from provenance.errors import ProvenanceError
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture
-from provenance.note import Ed25519Signer
+from provenance.note import Checkpoint, Ed25519Signer
 from provenance.records import capture_entry_for
-from provenance.tiles import CHECKPOINT_PATH
+from provenance.tiles import CHECKPOINT_PATH, MAX_TIMESTAMPS, timestamp_path, write_file
+from provenance.timestamp import TimestampError, TSAFailure, load_roots, request_timestamps
 from samizdat.keyfile import load_or_create_ed25519_key
 from samizdat.runtime import Runtime
 
@@ -68,14 +72,24 @@ def published_verifier_key(log_path: Path) -> str | None:
 
 
 @dataclass
+class StampReport:
+    """What one pass got from the TSAs for the latest checkpoint: tokens written, TSAs failed."""
+
+    written: list[str] = field(default_factory=list)  # the tokens' paths in the log directory
+    failures: list[TSAFailure] = field(default_factory=list)
+
+
+@dataclass
 class AppendReport:
-    """What one pass did: entries replayed from a crashed pass, new captures, the published size."""
+    """What one pass did: entries replayed from a crashed pass, new captures, the published size,
+    and the latest checkpoint's new time-stamp tokens."""
 
     replayed: int = 0
     appended: int = 0
     keys: int = 0  # key entries (rotations, revocations) newly brought from the queue
     size: int = 0
     published: bool = False
+    stamps: StampReport = field(default_factory=StampReport)
 
 
 def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
@@ -118,6 +132,9 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
             LoggedCapture.log_index < writer.size, LoggedCapture.published.is_(False)
         ).values(published=True))
         session.commit()
+        # Still under the writer's lock (one process numbers the tokens), after the log's work is
+        # committed: whatever a TSA does, the log has already moved on.
+        report.stamps = timestamp_checkpoint(settings, writer.directory, writer.checkpoint)
     return report
 
 
@@ -164,6 +181,91 @@ def _new_rows(session: Session, first_index: int, batch: int) -> list[LoggedCapt
         rows.append(LoggedCapture(log_index=first_index + len(rows), capture_id=capture.id,
                                   entry=entry.decode("utf-8")))
     return rows
+
+
+# Which TSAs already gave a token for the latest checkpoint, so that a pass asks again only those
+# that failed. A dotfile: never served or published (tokens are numbered without gaps, so the
+# published names cannot say which TSA failed).
+STAMPED_STATE = ".timestamps.json"
+
+
+def timestamp_checkpoint(settings: Settings, directory: Path, checkpoint: Checkpoint) -> StampReport:
+    """Ask each configured TSA not yet heard from for a token over ``checkpoint``'s body text and
+    publish each as ``timestamp/<size>/<k>.tsr`` (k = 0, 1, … in the order they came).
+
+    Never raises: a failing TSA (or roots file, or disk) is logged in one line and asked again at
+    the next pass, as long as this checkpoint is the latest.
+    """
+    report = StampReport()
+    urls = settings.tsa_url_list
+    if not urls:
+        return report
+    size = checkpoint.size
+    stamped = _stamped_by(directory, size)
+    count = published_token_count(directory, size)
+    todo = [url for url in urls if url not in stamped]
+    if not todo or count >= MAX_TIMESTAMPS:
+        return report
+    try:
+        roots = load_roots(settings.tsa_roots)
+    except TimestampError as exc:
+        log.warning("checkpoint %d not time-stamped: %s", size, exc)
+        report.failures = [TSAFailure(url, str(exc)) for url in todo]
+        return report
+    # The body text, not the signed note: the same bytes whatever cosignatures are added later.
+    try:
+        results = request_timestamps(checkpoint.text().encode(), todo, roots)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks here, the log has moved on already
+        log.warning("checkpoint %d not time-stamped: %s", size, exc)
+        report.failures = [TSAFailure(url, str(exc)) for url in todo]
+        return report
+    for failure in results.failures:
+        log.warning("checkpoint %d not time-stamped by %s: %s", size, failure.tsa_url, failure.reason)
+    report.failures.extend(results.failures)
+    for stamp in results.timestamps[:MAX_TIMESTAMPS - count]:
+        path = timestamp_path(size, count)
+        try:
+            write_file(directory, path, stamp.token)
+            stamped.append(stamp.tsa_url)
+            _save_stamped(directory, size, stamped)
+        except (ProvenanceError, OSError) as exc:  # a full disk, say: asked again next pass
+            log.warning("checkpoint %d: token of %s not published: %s", size, stamp.tsa_url, exc)
+            report.failures.append(TSAFailure(stamp.tsa_url, f"not published: {exc}"))
+            break
+        report.written.append(path)
+        count += 1
+    return report
+
+
+def published_token_count(directory: Path, size: int) -> int:
+    """How many tokens ``timestamp/<size>/`` holds, counted from 0 up to the first missing."""
+    count = 0
+    while count < MAX_TIMESTAMPS and (directory / timestamp_path(size, count)).is_file():
+        count += 1
+    return count
+
+
+def _stamped_by(directory: Path, size: int) -> list[str]:
+    """The TSAs that gave a token for the checkpoint of ``size`` (none known for any other size)."""
+    try:
+        state = json.loads((directory / STAMPED_STATE).read_text(encoding="utf-8"))
+        if state["size"] == size and all(isinstance(url, str) for url in state["tsa_urls"]):
+            return list(state["tsa_urls"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: asking again costs at most a second token
+    return []
+
+
+def _save_stamped(directory: Path, size: int, urls: list[str]) -> None:
+    """Record which TSAs gave a token for the checkpoint of ``size``, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"size": size, "tsa_urls": urls}, f)
+        os.replace(tmp, directory / STAMPED_STATE)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def logged_index(session: Session, capture_id: int) -> int | None:

@@ -8,20 +8,20 @@ from flask.cli import with_appcontext
 
 from provenance.appender import append_captures, log_signer
 from provenance.errors import ProvenanceError
-from provenance.verify import run
+from provenance.verify import main
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
 
 
-@click.command("verify")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--log", "log", required=True, help="The log: a directory or an http(s) prefix.")
-@click.option("--key", required=True, help="The log's verifier key, <name>+<id>+<key>.")
-@click.option("--origin", help="The log's origin line (default: the key's name).")
-def verify_cmd(folder: str, log: str, key: str, origin: str | None) -> None:
-    """Check a capture FOLDER against the log: hashes, entry, inclusion; exit 1 if any fails."""
-    # Needs no app context: what it checks comes from the folder and the published log alone.
-    raise SystemExit(run(folder, log, key, origin, echo=click.echo))
+@click.command("verify", context_settings={"ignore_unknown_options": True,
+                                           "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify_cmd(args: tuple[str, ...]) -> None:
+    """Check a capture folder, WARC, WACZ or --fragment against the log; exit 1 if any check
+    fails (`flask verify --help` for the options)."""
+    # Needs no app context: what it checks comes from the download and the published log alone.
+    # One parser (provenance.verify's) for both commands, so an option is added in one place.
+    raise SystemExit(main(list(args), prog="flask verify", echo=click.echo))
 
 
 @click.group("log")

@@ -25,6 +25,9 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.appended or report.replayed:
         log.info("log: %d capture(s) appended, %d replayed; checkpoint of size %d published",
                  report.appended, report.replayed, report.size)
+    if report.stamps.written:  # each failing TSA has already said why, in its own line
+        log.info("log: checkpoint of size %d time-stamped: %s", report.size,
+                 ", ".join(report.stamps.written))
     return report.appended
 
 

@@ -377,11 +377,11 @@ def test_a_wacz_signed_by_a_revoked_key_after_its_revocation_is_refused(keys_app
 
     command = [sys.executable, "-m", "provenance.verify", "--log", str(settings.log_path),
                "--key", vkey]
-    accepted = subprocess.run([*command, "--wacz", before, "--wacz", fresh], cwd=REPO,
+    accepted = subprocess.run([*command, "--check-wacz", before, "--check-wacz", fresh], cwd=REPO,
                               capture_output=True, text=True, timeout=120)
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "1 rotation(s), 1 revocation(s)" in accepted.stdout
-    refused = subprocess.run([*command, "--wacz", after], cwd=REPO, capture_output=True,
+    refused = subprocess.run([*command, "--check-wacz", after], cwd=REPO, capture_output=True,
                              text=True, timeout=120)
     assert refused.returncode == 1, refused.stdout
     (line,) = [x for x in refused.stdout.splitlines() if x.startswith("FAIL")]
