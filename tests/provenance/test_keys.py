@@ -410,6 +410,10 @@ def test_a_pack_signed_by_a_revoked_key_after_its_revocation_is_refused(keys_app
                           echo=lines.append) == 1
     (line,) = [x for x in lines if x.startswith("FAIL")]
     assert f"pack key {stolen.key_id} signed it at" in line and "after its revocation" in line
+    # The same through `flask verify`, which shares the verifier's options.
+    result = keys_app.test_cli_runner().invoke(args=[
+        "verify", "--log", str(settings.log_path), "--key", vkey, "--check-pack", str(index)])
+    assert result.exit_code == 1 and f"pack key {stolen.key_id} signed it at" in result.output
 
 
 def test_a_pass_that_crashed_after_recording_a_key_entry_appends_it_once(keys_app):
