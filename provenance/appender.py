@@ -28,6 +28,7 @@ from provenance.note import Checkpoint, Ed25519Signer
 from provenance.records import capture_entry_for
 from provenance.tiles import CHECKPOINT_PATH, MAX_TIMESTAMPS, timestamp_path, write_file
 from provenance.timestamp import TimestampError, TSAFailure, load_roots, request_timestamps
+from provenance.witnessing import WitnessEndpoint, WitnessReport, witness_checkpoint_in
 from samizdat.keyfile import load_or_create_ed25519_key
 from samizdat.runtime import Runtime
 
@@ -272,3 +273,26 @@ def logged_index(session: Session, capture_id: int) -> int | None:
     """The capture's index in the published log; None while no signed checkpoint covers it."""
     return session.scalar(select(LoggedCapture.log_index).where(
         LoggedCapture.capture_id == capture_id, LoggedCapture.published.is_(True)))
+
+
+def witness_endpoints(settings: Settings) -> list[WitnessEndpoint]:
+    """The log's witnesses (``SAMIZDAT_WITNESSES``, checked when the settings were loaded)."""
+    return [WitnessEndpoint.parse(vkey, url) for vkey, url in settings.witness_list]
+
+
+def witness_checkpoint(runtime: Runtime) -> WitnessReport:
+    """Ask the witnesses that have not cosigned the published checkpoint yet, and add what they
+    return to it (see provenance/witnessing.py); never raises for a witness's failure."""
+    settings = runtime.settings
+    endpoints = witness_endpoints(settings)
+    if not endpoints:
+        return WitnessReport()
+    signer = log_signer(settings)
+
+    def lock_log() -> LogWriter:
+        # The writer's lock, held only while the checkpoint file is rewritten: never during the
+        # witnesses' round trips, so a slow witness never holds back an append.
+        return LogWriter(settings.log_path, signer, settings.log_origin_name)
+
+    return witness_checkpoint_in(settings.log_path, settings.log_origin_name, signer.verifier,
+                                 endpoints, settings.witness_quorum_count, lock_log)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from provenance.appender import append_captures, log_signer
+from provenance.appender import append_captures, log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
 from provenance.verify import main
 from samizdat.errors import SamizdatError
@@ -42,3 +42,17 @@ def log_append() -> None:
     click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+    for path in report.stamps.written:
+        click.echo(f"time-stamp token published: {path}")
+    for failure in report.stamps.failures:
+        click.echo(f"no time-stamp from {failure.tsa_url}: {failure.reason} (asked again next pass)")
+    try:
+        witnessed = witness_checkpoint(rt)
+    except ProvenanceError as exc:
+        raise click.ClickException(f"checkpoint not witnessed: {exc}") from None
+    for name in witnessed.cosigned:
+        click.echo(f"cosigned by {name}")
+    for name, reason in witnessed.failures.items():
+        click.echo(f"no cosignature from {name}: {reason}")
+    if witnessed.quorum and not witnessed.quorum_met:
+        click.echo(f"below the witness quorum: {len(witnessed.cosigned)} of {witnessed.quorum}")

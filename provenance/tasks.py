@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from config.settings import Settings
-from provenance.appender import append_captures
+from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
+from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -28,7 +29,16 @@ def append_and_publish(runtime: Runtime) -> int:
     if report.stamps.written:  # each failing TSA has already said why, in its own line
         log.info("log: checkpoint of size %d time-stamped: %s", report.size,
                  ", ".join(report.stamps.written))
+    _witness(runtime)
     return report.appended
+
+
+def _witness(runtime: Runtime) -> None:
+    """Collect the witnesses' cosignatures on the published checkpoint (each failure one line)."""
+    try:
+        witness_checkpoint(runtime)
+    except (ProvenanceError, SamizdatError, OSError) as exc:  # another writer holds the log, our
+        log.error("checkpoint not witnessed: %s", exc)        # checkpoint or key is unreadable
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from cryptography import x509
 
 from provenance import merkle
+from provenance.cosignature import CosignatureVerifier, WitnessPolicy
 from provenance.entries import (
     CaptureEntry,
     CaptureFacts,
@@ -44,7 +45,7 @@ from provenance.entries import (
     parse_entry,
     text_sha256,
 )
-from provenance.errors import ProofError, ProvenanceError, TimestampError
+from provenance.errors import PolicyError, ProofError, ProvenanceError, TimestampError
 from provenance.keys import (
     DEFAULT_MAX_SCAN,
     MAX_ENVELOPE_BYTES,
@@ -95,11 +96,15 @@ class Check:
     ok: bool
     what: str
     detail: str = ""
+    fatal: bool = True  # False: a shortfall worth a line that fails nothing by itself
 
     def line(self) -> str:
-        """``ok  <what>`` or ``FAIL <what>: <why>``."""
+        """``ok  <what>``, ``FAIL <what>: <why>`` or, for a shortfall that is not fatal,
+        ``--  <what>``."""
         if self.ok:
             return f"ok  {self.what}" + (f" ({self.detail})" if self.detail else "")
+        if not self.fatal:
+            return f"--  {self.what}" + (f" ({self.detail})" if self.detail else "")
         return f"FAIL {self.what}: {self.detail}"
 
 
@@ -282,16 +287,37 @@ Roots = Sequence[x509.Certificate] | None
 
 def check_log(client: LogClient, memory: CheckpointMemory | None, *, tsa_roots: Roots = None
               ) -> Generator[Check, None, Checkpoint | None]:
-    """Fetch and verify the log's checkpoint, prove it extends the one seen before and, given
-    ``tsa_roots``, check its time-stamps; return it, or None when it cannot be trusted (the
-    reasons yielded as failed checks)."""
+    """Fetch and verify the log's checkpoint (and, under a witness policy, each witness's
+    cosignature and the quorum), prove it extends the one seen before and, given ``tsa_roots``,
+    check its time-stamps; return it, or None when it cannot be trusted (the reasons yielded as
+    failed checks)."""
     try:
-        checkpoint = client.checkpoint()
+        if client.policy is None:
+            checkpoint = client.checkpoint()
+        else:
+            cosigned = client.cosigned()
+            checkpoint = cosigned.checkpoint
     except READ_ERRORS as exc:
         yield Check(False, "checkpoint", str(exc))
         return None
     yield Check(True, f"checkpoint of {checkpoint.origin}",
                 f"size {checkpoint.size}, signature verified")
+    if client.policy is not None:
+        for witness in client.policy.witnesses:
+            stamp = cosigned.cosigners.get(witness.name)
+            if stamp is None:
+                yield Check(False, f"no valid cosignature from {witness.name}", fatal=False)
+            else:
+                when = datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                yield Check(True, f"cosigned by {witness.name} at {when}")
+        try:
+            client.policy.check(cosigned)
+        except PolicyError as exc:
+            yield Check(False, "witness policy", str(exc))
+            return None
+        yield Check(True, "witness policy", f"{len(cosigned.cosigners)} of "
+                    f"{len(client.policy.witnesses)} witnesses cosigned, "
+                    f"{client.policy.threshold} needed")
     if memory is not None and not (yield from memory.check(client, checkpoint)):
         return None
     if tsa_roots is not None:
@@ -892,6 +918,22 @@ def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier
     return checkpoint
 
 
+def witness_policy(witnesses: Sequence[str], quorum: int | None) -> WitnessPolicy | None:
+    """The policy ``--witness`` and ``--quorum`` ask for (None without witnesses); the quorum is
+    1 when not given. ProvenanceError naming a bad key or an impossible quorum."""
+    if not witnesses:
+        if quorum:
+            raise PolicyError("--quorum needs the witnesses it counts: give --witness VKEY")
+        return None
+    verifiers = []
+    for vkey in witnesses:
+        try:
+            verifiers.append(CosignatureVerifier.from_vkey(vkey))
+        except ProvenanceError as exc:
+            raise PolicyError(f"witness key {vkey[:80]!r}: {exc}") from None
+    return WitnessPolicy(tuple(verifiers), 1 if quorum is None else quorum)
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 WARC_SUFFIXES = (".warc", ".warc.gz")
@@ -902,25 +944,28 @@ def run(folder: str | Path | None, log: str | None, key: str, origin: str | None
         wacz_key: str | None = None, allow_unpinned: bool = False,
         fragment: str | None = None, archive: str | None = None,
         state: str | Path | None = None, remember: bool = True,
-        tsa_roots: Sequence[str | Path] = ()) -> int:
+        tsa_roots: Sequence[str | Path] = (), witnesses: Sequence[str] = (),
+        quorum: int | None = None) -> int:
     """Check ``folder`` (a capture folder, a WARC or a WACZ) or ``fragment`` at ``archive``
     against the log at ``log`` signed by verifier key ``key`` (and, given PEM files of TSA roots,
     the checkpoint's time-stamps), printing one line per check through ``echo``; return the exit
     status."""
     checks = _checks(folder, log, key, origin, entry=entry, wacz_key=wacz_key,
                      allow_unpinned=allow_unpinned, fragment=fragment, archive=archive,
-                     state=state, remember=remember, tsa_root_files=tsa_roots)
+                     state=state, remember=remember, tsa_root_files=tsa_roots,
+                     witnesses=witnesses, quorum=quorum)
     failed = False
     for check in checks:
         echo(check.line())
-        failed = failed or not check.ok
+        failed = failed or (not check.ok and check.fatal)
     return 1 if failed else 0
 
 
 def _checks(target: str | Path | None, log: str | None, key: str, origin: str | None, *,
             entry: int | None, wacz_key: str | None, allow_unpinned: bool,
             fragment: str | None, archive: str | None, state: str | Path | None,
-            remember: bool, tsa_root_files: Sequence[str | Path] = ()) -> Iterator[Check]:
+            remember: bool, tsa_root_files: Sequence[str | Path] = (),
+            witnesses: Sequence[str] = (), quorum: int | None = None) -> Iterator[Check]:
     """The checks for whichever input was given, in order."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
@@ -936,8 +981,13 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
             except TimestampError as exc:
                 yield Check(False, "TSA roots", str(exc))
                 return
+    try:
+        policy = witness_policy(witnesses, quorum)
+    except ProvenanceError as exc:
+        yield Check(False, "witness policy", str(exc))
+        return
     origin = origin or verifier.name
-    client = LogClient(log, origin, verifier) if log else None
+    client = LogClient(log, origin, verifier, policy=policy) if log else None
     memory = CheckpointMemory(state or default_state_dir()) if remember else None
     if fragment is not None or archive is not None:
         if fragment is None or archive is None or target is not None:
@@ -998,6 +1048,11 @@ def build_parser(prog: str = "python -m provenance.verify") -> argparse.Argument
     parser.add_argument("--tsa-root", action="append", default=[], metavar="PEM",
                         help="a PEM file of trusted TSA root certificates (repeatable): then check "
                              "the checkpoint's RFC 3161 time-stamps, and fail without a valid one")
+    parser.add_argument("--witness", action="append", default=[], metavar="VKEY",
+                        help="a witness's cosignature key (repeatable): the checkpoint must carry "
+                             "--quorum of their cosignatures")
+    parser.add_argument("--quorum", type=int, metavar="K",
+                        help="how many of the --witness keys must have cosigned (default 1)")
     parser.add_argument("--keys", action="store_true",
                         help="also read the log's key rotations and revocations: refuse a "
                         "checkpoint signed only by a revoked log key, and a WACZ (the one given, "
@@ -1021,7 +1076,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m provenance.verify
         status = run(args.target, args.log, args.key, args.origin, echo, entry=args.entry,
                      wacz_key=args.wacz_key, allow_unpinned=args.allow_unpinned,
                      fragment=args.fragment, archive=args.archive, state=args.state,
-                     remember=not args.no_state, tsa_roots=args.tsa_root)
+                     remember=not args.no_state, tsa_roots=args.tsa_root,
+                     witnesses=args.witness, quorum=args.quorum)
     if keys:
         if not args.log:
             echo(Check(False, "key entries", "they are read from the log: give --log").line())
