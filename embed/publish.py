@@ -26,6 +26,7 @@ from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
+from provenance.keyring import retired_paths, revoked_ids
 from samizdat.errors import StorageError
 
 EMBED_JS = "embed.js"
@@ -165,6 +166,20 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
+def previous_signers(session: Session, settings: Settings, current: PackSigner) -> list[PackSigner]:
+    """The retired pack keys that still co-sign, so embed.js copies built with them keep working:
+    the configured ones and those `flask keys rotate pack` kept, less any revoked (a revoked key
+    signs nothing from the moment it is revoked, logged or still queued)."""
+    revoked = revoked_ids(settings, session, "pack")
+    signers, seen = [], {current.key_id}
+    for path in [*settings.embed_previous_key_paths, *retired_paths(settings, "pack")]:
+        signer = load_retired_signer(path)
+        if signer.key_id not in seen and signer.key_id not in revoked:
+            signers.append(signer)
+            seen.add(signer.key_id)
+    return signers
+
+
 def publish_embed(
     session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
 ) -> EmbedPublishReport:
@@ -174,7 +189,7 @@ def publish_embed(
     publish, and the next publish brings it up to date.
     """
     signer = load_or_create_signer(settings.embed_signing_key_path)
-    retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
+    retired = previous_signers(session, settings, signer)
     out: Path = settings.public_path
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,

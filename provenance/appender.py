@@ -20,6 +20,7 @@ from config.settings import Settings
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance.entries import EntryError
+from provenance.keyring import bring_key_entries, hand_over_log_key
 from provenance.errors import ProvenanceError
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture
@@ -86,6 +87,7 @@ class AppendReport:
 
     replayed: int = 0
     appended: int = 0
+    keys: int = 0  # key entries (rotations, revocations) newly brought from the queue
     size: int = 0
     published: bool = False
     stamps: StampReport = field(default_factory=StampReport)
@@ -101,6 +103,9 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
     report = AppendReport()
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer, \
             runtime.Session() as session:
+        # Queued key entries become rows before any capture (provenance.keyring says why).
+        report.keys = bring_key_entries(settings, session, writer,
+                                        _next_index(session, writer.size))
         published = writer.size  # what the signed checkpoint covers
         pending = _pending_rows(session, published)
         # The order that makes a crash harmless: a capture's entry is recorded (committed) before
@@ -111,7 +116,7 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
         # publish, then record) would leave published entries the database does not know of, to
         # be appended again.
         entries = [row.entry.encode() for row in pending]
-        report.replayed = len(entries)
+        report.replayed = len(entries) - report.keys
         for row in _new_rows(session, published + len(entries), batch):
             session.add(row)
             entries.append(row.entry.encode())
@@ -121,6 +126,7 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
             writer.append(entries)
             writer.publish()
             report.published = True
+        hand_over_log_key(settings, session, writer)  # a log-key rotation, once published
         publish_verifier_key(settings.log_path, writer.signer.verifier.vkey)
         report.size = writer.size
         session.execute(update(LoggedCapture).where(
@@ -131,6 +137,13 @@ def append_captures(runtime: Runtime, batch: int = BATCH) -> AppendReport:
         # committed: whatever a TSA does, the log has already moved on.
         report.stamps = timestamp_checkpoint(settings, writer.directory, writer.checkpoint)
     return report
+
+
+def _next_index(session: Session, published: int) -> int:
+    """The index the next recorded entry takes: past the checkpoint and past every row recorded
+    beyond it by a pass that did not publish."""
+    last = session.scalar(select(func.max(LoggedCapture.log_index)))
+    return published if last is None else max(published, last + 1)
 
 
 def _pending_rows(session: Session, published: int) -> list[LoggedCapture]:

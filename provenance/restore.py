@@ -24,7 +24,17 @@ from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance import merkle
 from provenance.appender import VERIFIER_KEY_PATH, log_signer
-from provenance.entries import CaptureEntry, CaptureFacts, EntryError, PartRef, capture_entry, format_time, parse_entry
+from provenance.entries import (
+    CaptureEntry,
+    CaptureFacts,
+    DecisionEntry,
+    EntryError,
+    KeyEntry,
+    PartRef,
+    capture_entry,
+    format_time,
+    parse_entry,
+)
 from provenance.errors import ProvenanceError, TileError
 from provenance.models import LoggedCapture
 from provenance.note import MAX_NOTE_BYTES, Ed25519Verifier, open_checkpoint
@@ -75,6 +85,7 @@ class LogRestoreReport:
     size: int = 0
     captures: int = 0  # capture entries in the log
     decisions: int = 0  # decision entries: counted, not restored here
+    keys: int = 0  # key rotations and revocations: restored as rows without a capture
     restored: int = 0  # capture entries matched to a rebuilt capture
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,8 +95,8 @@ class LogRestoreReport:
         if not self.location:
             return "no log to restore from (none in the log directory or the bucket's log/)"
         return (f"log ({self.location}, {self.size} entries): {self.restored} of {self.captures} "
-                f"capture entries matched to restored captures; {self.decisions} decision entries "
-                "(not restored here)")
+                f"capture entries matched to restored captures; {self.keys} key entries restored; "
+                f"{self.decisions} decision entries (not restored here)")
 
 
 def _fetch_vkey(fetcher: Fetcher) -> str | None:
@@ -213,11 +224,17 @@ def restore_logged_captures(runtime: Runtime) -> LogRestoreReport:
             except EntryError as exc:
                 report.problems.append(f"log entry {index}: not an entry Samizdat writes: {exc}")
                 continue
-            if not isinstance(entry, CaptureEntry):
-                report.decisions += 1
+            if isinstance(entry, DecisionEntry):
+                report.decisions += 1  # their table belongs to the curation log
                 continue
-            report.captures += 1
-            capture_id = _match(index, data, entry, by_manifest, by_moment, report)
+            if isinstance(entry, KeyEntry):
+                # Kept as the keyring keeps them: a row with no capture, so the key history (and
+                # the verifiers' refusal of a revoked key) survives the rebuild.
+                report.keys += 1
+                capture_id = None
+            else:
+                report.captures += 1
+                capture_id = _match(index, data, entry, by_manifest, by_moment, report)
             if capture_id is not None:
                 matched.add(capture_id)
             if index in known:
@@ -234,6 +251,7 @@ def restore_logged_captures(runtime: Runtime) -> LogRestoreReport:
             if capture_id is not None:
                 report.restored += 1
                 logged.add(capture_id)
+
         for r in rebuilt:
             if r.capture_id not in matched and r.capture_id not in logged:
                 report.problems.append(

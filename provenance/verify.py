@@ -46,10 +46,33 @@ from provenance.entries import (
     text_sha256,
 )
 from provenance.errors import PolicyError, ProofError, ProvenanceError, TimestampError
-from provenance.log import LogClient
+from provenance.keys import (
+    DEFAULT_MAX_SCAN,
+    MAX_ENVELOPE_BYTES,
+    checkpoint_refusals,
+    log_entries,
+    pack_refusals,
+    read_history,
+    role_key,
+    wacz_refusals,
+)
+from provenance.log import LogClient, fetcher_for
 from provenance.merkle import TILE_WIDTH
-from provenance.note import MAX_NOTE_BYTES, Checkpoint, Ed25519Verifier, Verifier, open_checkpoint
-from provenance.tiles import MAX_ENTRY_SIZE, MAX_TIMESTAMPS, TileReader, timestamp_path
+from provenance.note import (
+    MAX_NOTE_BYTES,
+    Checkpoint,
+    Ed25519Verifier,
+    Verifier,
+    open_checkpoint,
+    parse_note,
+)
+from provenance.tiles import (
+    CHECKPOINT_PATH,
+    MAX_ENTRY_SIZE,
+    MAX_TIMESTAMPS,
+    TileReader,
+    timestamp_path,
+)
 from provenance.timestamp import MAX_TOKEN_BYTES, describe_token, load_roots, verify_timestamp
 from provenance.wacz_signature import verify_signed_data
 
@@ -185,6 +208,75 @@ def verify_entry(entry: CaptureEntry, client: LogClient,
         return
     yield Check(True, f"inclusion of entry {index}",
                 f"under the checkpoint of size {checkpoint.size}")
+
+
+def verify_key_use(log: str, key: str, origin: str | None = None, waczs: Sequence[str] = (),
+                   packs: Sequence[str] = (), max_entries: int = DEFAULT_MAX_SCAN
+                   ) -> Iterator[Check]:
+    """The ``--keys`` checks: read the log's key entries (rotations, revocations), follow the log
+    key's rotations from ``key``, and refuse a checkpoint signed only by a revoked log key and any
+    WACZ or pack signed by a key after its revocation."""
+    try:
+        pinned = role_key("log", key)
+    except ProvenanceError as exc:
+        yield Check(False, "log key", str(exc))
+        return
+    origin = origin or pinned.text.split("+", 1)[0]
+    fetcher = fetcher_for(log)
+    try:
+        data = fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
+        checkpoint = Checkpoint.parse(parse_note(data).text)
+        if checkpoint.origin != origin:
+            raise ProvenanceError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
+        reader = TileReader(fetcher, checkpoint.size)
+        # Key entries authenticate themselves (each is signed by the keys it names); the root
+        # check below ties them to the checkpoint all the same.
+        history = read_history(log_entries(reader, max_entries), [pinned])
+        if checkpoint.size and merkle.tree_hash(reader, checkpoint.size) != checkpoint.root_hash:
+            raise ProvenanceError("the log's tiles do not match its checkpoint's root")
+    except (ProvenanceError, FileNotFoundError) as exc:
+        yield Check(False, "key entries", str(exc))
+        return
+    rotations = len(history.rotations)
+    yield Check(True, f"key entries of {origin}", f"{checkpoint.size} entries read, {rotations} "
+                f"rotation(s), {len(history.revoked)} revocation(s)")
+    for index, reason in history.refused:
+        yield Check(False, f"key entry {index}", reason)
+    chain = history.log_keys(pinned)
+    if len(chain) > 1:
+        yield Check(True, "log key rotations followed",
+                    " -> ".join(k.key_id for k in chain))
+    refusals = checkpoint_refusals(data, history, chain)
+    yield from (Check(False, "checkpoint", reason) for reason in refusals)
+    if not refusals:
+        yield Check(True, f"checkpoint of size {checkpoint.size}", "signed by a log key in force")
+    for path in waczs:
+        refusals = wacz_refusals(path, history)
+        yield from (Check(False, f"WACZ {path}", reason) for reason in refusals)
+        if not refusals:
+            yield Check(True, f"WACZ {path}", "its signing key is not revoked at its signing time")
+    for path in packs:
+        try:
+            with open(path, "rb") as f:
+                envelope = f.read(MAX_ENVELOPE_BYTES + 1)
+        except OSError as exc:
+            yield Check(False, f"pack {path}", f"cannot read it: {exc.strerror or exc}")
+            continue
+        refusals = pack_refusals(envelope, history)
+        yield from (Check(False, f"pack {path}", reason) for reason in refusals)
+        if not refusals:
+            yield Check(True, f"pack {path}", "no signature by a key revoked before it was issued")
+
+
+def run_key_checks(log: str, key: str, origin: str | None = None, waczs: Sequence[str] = (),
+                   packs: Sequence[str] = (), echo: Callable[[str], None] = print,
+                   max_entries: int = DEFAULT_MAX_SCAN) -> int:
+    """Print :func:`verify_key_use`'s checks one line each; return the exit status."""
+    failed = False
+    for check in verify_key_use(log, key, origin, waczs, packs, max_entries):
+        echo(check.line())
+        failed = failed or not check.ok
+    return 1 if failed else 0
 
 
 # --- the log's checkpoint, and the one seen before ---------------------------------------------
@@ -961,6 +1053,16 @@ def build_parser(prog: str = "python -m provenance.verify") -> argparse.Argument
                              "--quorum of their cosignatures")
     parser.add_argument("--quorum", type=int, metavar="K",
                         help="how many of the --witness keys must have cosigned (default 1)")
+    parser.add_argument("--keys", action="store_true",
+                        help="also read the log's key rotations and revocations: refuse a "
+                        "checkpoint signed only by a revoked log key, and a WACZ (the one given, "
+                        "and --check-wacz) or pack (--check-pack) signed after its key's revocation")
+    parser.add_argument("--check-wacz", action="append", default=[], metavar="WACZ",
+                        help="a WACZ to refuse if signed after its key's revocation (implies --keys)")
+    parser.add_argument("--check-pack", action="append", default=[], metavar="FILE",
+                        help="a pack index or catalogue to refuse likewise (implies --keys)")
+    parser.add_argument("--keys-max-entries", type=int, default=DEFAULT_MAX_SCAN, metavar="N",
+                        help="read at most N log entries looking for key entries")
     return parser
 
 
@@ -968,11 +1070,24 @@ def main(argv: list[str] | None = None, prog: str = "python -m provenance.verify
          echo: Callable[[str], None] = print) -> int:
     """``python -m provenance.verify FOLDER|WARC|WACZ --log LOCATION --key VKEY``: the verifier."""
     args = build_parser(prog).parse_args(argv)
-    return run(args.target, args.log, args.key, args.origin, echo, entry=args.entry,
-               wacz_key=args.wacz_key, allow_unpinned=args.allow_unpinned,
-               fragment=args.fragment, archive=args.archive, state=args.state,
-               remember=not args.no_state, tsa_roots=args.tsa_root, witnesses=args.witness,
-               quorum=args.quorum)
+    keys = args.keys or args.check_wacz or args.check_pack
+    status = 0
+    if not keys or args.target is not None or args.fragment or args.archive:
+        status = run(args.target, args.log, args.key, args.origin, echo, entry=args.entry,
+                     wacz_key=args.wacz_key, allow_unpinned=args.allow_unpinned,
+                     fragment=args.fragment, archive=args.archive, state=args.state,
+                     remember=not args.no_state, tsa_roots=args.tsa_root,
+                     witnesses=args.witness, quorum=args.quorum)
+    if keys:
+        if not args.log:
+            echo(Check(False, "key entries", "they are read from the log: give --log").line())
+            return 1
+        waczs = list(args.check_wacz)
+        if args.target and str(args.target).lower().endswith(".wacz"):
+            waczs.insert(0, args.target)
+        status |= run_key_checks(args.log, args.key, args.origin, waczs, args.check_pack,
+                                 echo=echo, max_entries=args.keys_max_entries)
+    return status
 
 
 if __name__ == "__main__":

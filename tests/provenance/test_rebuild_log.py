@@ -79,7 +79,7 @@ def test_rebuild_restores_log_indexes_from_the_bucket_and_names_every_difference
         assert result.exit_code == 0, result.output
         out = result.output
         assert "restored 2 sources, 2 captures" in out
-        assert "1 of 3 capture entries matched to restored captures; 0 decision entries" in out
+        assert "1 of 3 capture entries matched to restored captures; 0 key entries restored; 0 decision entries" in out
         assert f"log entry 0 ({site.url('/articles/' + names[0] + '.html')}" in out
         assert "in the log, but the bucket has no such capture" in out
         assert "log entry 2 (" in out and "they differ" in out
