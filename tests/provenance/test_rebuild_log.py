@@ -8,6 +8,7 @@ import shutil
 
 from sqlalchemy import select
 
+from embed.signing import load_or_create_signer
 from mirror.models import Capture, CapturePart
 from mirror.pipeline import capture_source
 from mirror.replicas import MANIFEST_MARKER_PREFIX
@@ -112,6 +113,10 @@ def test_without_a_local_key_the_log_is_checked_with_its_published_key_and_left_
                         s3_bucket=bucket)
     app = create_app(one)
     _capture(app, site, seed_names()[0])
+    # A pack-key rotation is queued: the pass logs it (index 0) before the capture (index 1).
+    load_or_create_signer(one.embed_signing_key_path)
+    rotated = app.test_cli_runner().invoke(args=["keys", "rotate", "pack"])
+    assert rotated.exit_code == 0, rotated.output
     append_captures(app.extensions["samizdat"])
     assert publish_log(one).failures == []
     vkey = log_signer(one).verifier.vkey
@@ -125,9 +130,15 @@ def test_without_a_local_key_the_log_is_checked_with_its_published_key_and_left_
         result = after.test_cli_runner().invoke(args=["mirror", "rebuild-index"])
         assert result.exit_code == 0, result.output
         assert "1 of 1 capture entries matched" in result.output and "0 problems skipped" in result.output
+        assert "1 key entries restored" in result.output
         assert f"checked with the verifier key published beside the log ({vkey})" in result.output
         assert not (two.log_path / "checkpoint").exists()
         assert not two.log_signing_key_path.exists()  # the rebuild never makes a new log key
+        with after.extensions["samizdat"].Session() as session:
+            rows = session.execute(select(LoggedCapture.log_index, LoggedCapture.capture_id)
+                                   .order_by(LoggedCapture.log_index)).all()
+            capture_id = session.scalar(select(Capture.id))
+        assert [tuple(r) for r in rows] == [(0, None), (1, capture_id)]
     finally:
         after.extensions["samizdat"].dispose()
 
