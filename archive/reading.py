@@ -17,6 +17,7 @@ from flask_babel import lazy_gettext
 from sqlalchemy import select
 
 from accounts.auth import secure_page
+from archive.static_copy import copy_log_location, in_static_copy
 from fragments.extract import Extraction, extract_main_text
 from mirror.models import Capture, Replica
 from mirror.pipeline import OK, UNCHANGED, readable_html
@@ -177,7 +178,9 @@ def capture_log_entry(capture: Capture) -> LogEntry | None:
     settings = runtime().settings
     # The public key published beside the checkpoint: a web node never reads the log's private key.
     vkey = published_verifier_key(settings.log_path) or "VERIFIER_KEY"
-    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log", vkey,
+    # A page of the static copy points at the copy's own log/, so a mirror verifies on its own.
+    url = copy_log_location() if in_static_copy() else f"{settings.public_url.rstrip('/')}/log"
+    return LogEntry(index, settings.log_origin_name, url, vkey,
                     tuple(vkey for vkey, _ in settings.witness_list), settings.witness_quorum_count)
 
 

@@ -36,6 +36,8 @@ from config.settings import Settings
 from fragments.models import Fragment
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
+from provenance.models import LoggedCapture
+from provenance.publish import LOG_SITE, snapshot
 from samizdat.errors import SamizdatError, StorageError, UnsafePathError
 from samizdat.i18n import DEFAULT_LANGUAGE, LANG_ARG, LANGUAGES
 from samizdat.paths import confined_file, confined_name
@@ -94,9 +96,23 @@ class StaticExportError(SamizdatError):
     """The static copy could not be built; the previous export stays in place."""
 
 
+def _logged() -> object:
+    """The condition that a capture is in the published log: the copy carries nothing else."""
+    return Capture.id.in_(select(LoggedCapture.capture_id).where(
+        LoggedCapture.published.is_(True), LoggedCapture.capture_id.is_not(None)))
+
+
+def withheld_captures(session: Session) -> set[int]:
+    """Stored captures the log does not hold yet: not public in the copy (links to them go to the
+    live site, which says they are not yet logged)."""
+    return set(session.scalars(select(Capture.id).where(Capture.status == "ok", ~_logged())))
+
+
 def page_paths(session: Session) -> Iterator[str]:
     """Every reader page the static copy holds, from the database: the front page, the listing,
-    each source's timeline, and each stored capture's reader view and replay page.
+    each source's timeline, and the reader view and replay page of each stored capture that the
+    published log holds (provenance.appender.logged_index): a capture not yet in the log is not
+    yet public.
 
     Captures' files come from ``capture_files``. The listing's and the timelines' further pages
     (``?page=N``) and the stylesheets are not listed: they are followed from the pages that link
@@ -108,7 +124,8 @@ def page_paths(session: Session) -> Iterator[str]:
     sources = select(Capture.source_id).where(Capture.status == "ok").distinct().order_by(Capture.source_id)
     for source_id in session.scalars(sources):
         yield f"/archive/{source_id}"
-    for capture_id in session.scalars(select(Capture.id).where(Capture.status == "ok").order_by(Capture.id)):
+    logged = select(Capture.id).where(Capture.status == "ok", _logged()).order_by(Capture.id)
+    for capture_id in session.scalars(logged):
         yield f"/captures/{capture_id}/"
         yield f"/captures/{capture_id}/replay"
 
@@ -137,12 +154,13 @@ class CaptureFile:
 
 
 def capture_files(session: Session) -> Iterator[CaptureFile]:
-    """Every stored file (offline copy, assets, downloads) of every successful capture."""
+    """Every stored file (offline copy, assets, downloads) of every successful capture the
+    published log holds."""
     rows = session.execute(
         select(CapturePart.capture_id, CapturePart.name, CapturePart.role, CapturePart.sha256,
                CapturePart.size, CapturePart.content_type)
         .join(Capture, Capture.id == CapturePart.capture_id)
-        .where(Capture.status == "ok").order_by(CapturePart.capture_id, CapturePart.id)
+        .where(Capture.status == "ok", _logged()).order_by(CapturePart.capture_id, CapturePart.id)
     )
     for row in rows:
         yield CaptureFile(*row)
@@ -160,6 +178,8 @@ class ExportedFile:
     download: bool = False  # sent as an attachment where the destination can say so (S3)
     data: bytes | None = None  # rendered pages and assets
     blob: str | None = None  # captures' files: read from the local spool when written
+    source: Path | None = None  # the log's files: read from the log directory when written
+    cache_control: str | None = None  # as the app's /log routes send it; else by ``immutable``
 
 
 @dataclass
@@ -249,8 +269,11 @@ class LinkMap:
     """Maps the app's URLs to export files; ``LIVE_ONLY`` ones point at the live site, and a link
     to anything else the export does not hold stops the export."""
 
-    def __init__(self, settings: Settings, live_only: Iterable[str] = LIVE_ONLY):
+    def __init__(self, settings: Settings, live_only: Iterable[str] = LIVE_ONLY,
+                 withheld: Iterable[int] = ()):
         self.live = settings.public_url.rstrip("/")
+        # Captures the log does not hold yet: the copy links them to the live site.
+        self.withheld = set(withheld)
         self.own_hosts = {"localhost", urlsplit(settings.public_url).netloc}
         self.files: dict[str, str] = {}  # URL (path[?page=N]) → export path of what is exported
         self.live_only = [re.compile(p) for p in live_only]
@@ -306,12 +329,20 @@ class LinkMap:
         target = self.target(key)
         if target is not None:
             return relative_link(page_file, target) + fragment
-        if any(p.fullmatch(key) for p in self.live_only):
+        if any(p.fullmatch(key) for p in self.live_only) or self._withheld(key):
             # Not in the copy by decision: the live site, said outright, so a reader who can
             # reach it still can, and no link points at a missing file.
             return self.live + key + fragment
         raise StaticExportError(f"{page_url} links to {key}, which the static copy does not hold "
                                 "(export it in page_paths or name it in LIVE_ONLY): the static copy was not changed")
+
+
+    def _withheld(self, key: str) -> bool:
+        found = _CAPTURE_PAGE.match(key)
+        return found is not None and int(found.group(1)) in self.withheld
+
+
+_CAPTURE_PAGE = re.compile(r"/captures/(\d+)/")
 
 
 def rewrite_html(text: str, links: LinkMap, page_url: str, page_file: str, csp: str) -> str:
@@ -424,7 +455,7 @@ def _render_all(app: Flask, session: Session, links: LinkMap, extra_paths: Itera
 def _search_index(session: Session, links: LinkMap) -> bytes:
     """Per source: title, export URL, source URL, a short excerpt of its latest capture's text."""
     latest = (select(Capture.source_id, func.max(Capture.id).label("capture_id"))
-              .where(Capture.status == "ok").group_by(Capture.source_id).subquery())
+              .where(Capture.status == "ok", _logged()).group_by(Capture.source_id).subquery())
     # One query (an IN list of every capture id would pass SQLite's variable limit at scale).
     rows = session.execute(
         select(Source.id, Source.url, Capture.id, Capture.title, Fragment.text)
@@ -456,10 +487,12 @@ def _search_script() -> bytes:
 
 def build_export(app: Flask, session: Session, settings: Settings, extra_paths: Iterable[str] = (),
                  report: StaticExportReport | None = None,
-                 copy_urls: dict[str, str] | None = None) -> tuple[list[ExportedFile], StaticExportReport]:
-    """Every file of the static copy (pages rendered and rewritten, captures' files by sha256)."""
+                 copy_urls: dict[str, str] | None = None,
+                 known: dict[str, str] | None = None) -> tuple[list[ExportedFile], StaticExportReport]:
+    """Every file of the static copy (pages rendered and rewritten, captures' files by sha256,
+    the published log under ``log/``); ``known`` is the local copy's manifest."""
     report = report or StaticExportReport()
-    links = LinkMap(settings)
+    links = LinkMap(settings, withheld=withheld_captures(session))
     rendered, files = _render_all(app, session, links, extra_paths, copy_urls or {})
     links.files[f"/{SEARCH_INDEX}"] = SEARCH_INDEX
     links.files[f"/{SEARCH_SCRIPT}"] = SEARCH_SCRIPT
@@ -502,15 +535,38 @@ def build_export(app: Flask, session: Session, settings: Settings, extra_paths: 
     index = _search_index(session, links)
     report.search_index_bytes = len(index)
     add(SEARCH_INDEX, index, "application/json")
+    for f in log_export_files(settings, known or {}):
+        if f.path in out:
+            raise StaticExportError(f"the log's {f.path} would overwrite a page: the static copy was not changed")
+        out[f.path] = f
     return sorted(out.values(), key=_upload_order), report
+
+
+def log_export_files(settings: Settings, known: dict[str, str]) -> list[ExportedFile]:
+    """The published log, copied under the copy's ``log/`` so a reader of a mirror can verify
+    offline against it. Read after the pages: every capture they show was published under an
+    earlier (or this) checkpoint, and the checkpoint is read before the tiles it needs.
+    ``known`` (export path → sha256) spares hashing tiles again."""
+    prefix = f"{LOG_SITE}/"
+    snap = snapshot(settings.log_path, {p[len(prefix):]: sha for p, sha in known.items()
+                                        if p.startswith(prefix)})
+    files = [*snap.files, *([snap.checkpoint] if snap.checkpoint else [])]
+    out = []
+    for f in files:
+        is_file = isinstance(f.data, Path)
+        out.append(ExportedFile(prefix + f.path, f.sha256, f.size, f.content_type, f.immutable,
+                                data=None if is_file else f.data,
+                                source=f.data if is_file else None, cache_control=f.cache_control))
+    return out
 
 
 
 
 def _upload_order(f: ExportedFile) -> tuple[int, str]:
-    # Captures' files first (new paths nothing links to yet), then assets, then pages, the front
-    # page last: a publish cut short leaves no page linking to a file that is not there yet.
-    if f.blob is not None:
+    # Captures' files and the log's tiles first (new paths nothing links to yet), then assets
+    # and the log's checkpoint, then pages, the front page last: a publish cut short leaves no
+    # page linking to a file that is not there yet, and no checkpoint without its tiles.
+    if f.blob is not None or f.source is not None:  # the checkpoint alone is held in memory
         rank = 0
     elif not f.content_type.startswith("text/html"):
         rank = 1
@@ -569,6 +625,14 @@ def _export_lock(settings: Settings) -> Iterator[None]:
 def _file_bytes(f: ExportedFile, spool) -> bytes:
     if f.data is not None:
         return f.data
+    if f.source is not None:
+        try:
+            data = f.source.read_bytes()
+        except OSError as exc:
+            raise StaticExportError(f"{f.path}: {exc.strerror or exc}") from None
+        if hashlib.sha256(data).hexdigest() != f.sha256:
+            raise StaticExportError(f"{f.path} changed while the copy was made: try again")
+        return data
     try:
         data = spool.get(f.blob)
     except StorageError as exc:
@@ -652,7 +716,8 @@ def publish_site(site: StaticSite, files: list[ExportedFile], directory: Path, m
         for start in range(0, len(changed), PUT_BATCH):
             batch = changed[start:start + PUT_BATCH]
             site.put([SiteFile(f.path, directory / f.path, f.content_type,
-                               IMMUTABLE if f.immutable else PAGE_CACHE, f.immutable, f.download)
+                               f.cache_control or (IMMUTABLE if f.immutable else PAGE_CACHE),
+                               f.immutable, f.download)
                       for f in batch], report)
             done.update((f.path, f.sha256) for f in batch)
         if removed:
@@ -670,6 +735,13 @@ def _captures_through(session: Session) -> str | None:
     return latest.isoformat() if latest else None
 
 
+def logged_through(session: Session) -> int:
+    """How many captures the published log holds: the copy changes when this grows, even with no
+    capture processed since (a capture is logged some time after it is processed)."""
+    return session.scalar(select(func.count()).select_from(LoggedCapture).where(
+        LoggedCapture.published.is_(True))) or 0
+
+
 def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = False) -> StaticExportReport:
     """Export the reader archive to the public directory, then to S3 and IPFS (what is configured).
 
@@ -683,15 +755,16 @@ def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = Fal
     report = StaticExportReport()
     with _export_lock(settings):
         sites = remote_sites(settings)
-        with runtime.Session() as session:
-            through = _captures_through(session)
-            files, report = build_export(app, session, settings, extra_paths, report,
-                                         stable_urls(settings, sites))
-        report.files = len(files)
-        report.bytes = sum(f.size for f in files)
         manifests = Manifests(settings)
         if full:
             manifests.by_site = {}
+        with runtime.Session() as session:
+            through = _captures_through(session)
+            logged = logged_through(session)
+            files, report = build_export(app, session, settings, extra_paths, report,
+                                         stable_urls(settings, sites), manifests.get("local"))
+        report.files = len(files)
+        report.bytes = sum(f.size for f in files)
         directory = write_local(files, settings, runtime.stores["local"], manifests.get("local"), report)
         manifests.save("local", {f.path: f.sha256 for f in files})
         report.directory = str(settings.public_path / EXPORT_LINK)
@@ -706,6 +779,7 @@ def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = Fal
         report.urls = {**_previous_urls(settings), **static_urls(settings, report)}
         report.seconds = time.monotonic() - started
         state = {"exported_at": datetime.now(timezone.utc).isoformat(), "captures_through": through,
+                 "logged_through": logged,
                  "root_cid": report.root_cid, "ipns_name": report.ipns_name, "urls": report.urls,
                  "files": report.files, "bytes": report.bytes, "written": report.written,
                  "unchanged": report.unchanged, "deleted": report.deleted,
@@ -793,6 +867,17 @@ def _latest_urls() -> dict[str, str]:
     urls = {k: v for k, v in urls.items() if isinstance(v, str) and v.startswith(_SAFE_SCHEMES)}
     _state_cache[str(path)] = (mtime, urls)
     return urls
+
+
+def copy_log_location() -> str:
+    """Where the static copy being rendered serves its own ``log/``: its S3 or gateway address
+    when it has one, else the path from the page being rendered (a copy opened as a folder)."""
+    urls = request.environ.get(EXPORT_ENVIRON) or {}
+    for name in ("s3", "gateway"):
+        url = urls.get(name)
+        if isinstance(url, str) and url.endswith("/index.html"):
+            return url[:-len("index.html")] + LOG_SITE
+    return relative_link(export_path(request.full_path), LOG_SITE)
 
 
 # Carries the template global the reader's layout (archive/base.html) reads.

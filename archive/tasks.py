@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from archive.index import index_new_captures
-from archive.static_copy import STATE_FILE, publish_static
+from archive.static_copy import STATE_FILE, logged_through, publish_static
 from config.settings import Settings
 from mirror.models import Capture
 from samizdat.errors import SamizdatError
@@ -33,8 +33,9 @@ def index_search(runtime: Runtime) -> int:
 
 
 class StaticExportDebouncer:
-    """Exports once captures have been processed since the last export and then held still for
-    ``quiet`` seconds; a steady stream of captures still exports at least every ``max_delay``.
+    """Exports once captures have been processed or logged since the last export and then held
+    still for ``quiet`` seconds; a steady stream of captures still exports at least every
+    ``max_delay``.
 
     A failed export is retried after ``max_delay``, not on every check.
     """
@@ -48,7 +49,9 @@ class StaticExportDebouncer:
         """Check once; export if due. Returns whether it exported."""
         with runtime.Session() as session:
             latest = session.scalar(select(func.max(Capture.processed_at)))
-        current = latest.isoformat() if latest else None
+            logged = logged_through(session)
+        # The copy carries only logged captures: one logged after the last export changes it too.
+        current = (latest.isoformat(), logged) if latest else None
         exported = _exported_through(runtime.settings)
         now = time.monotonic()
         if current is None or current == exported:
@@ -73,9 +76,10 @@ class StaticExportDebouncer:
         return True
 
 
-def _exported_through(settings: Settings) -> str | None:
+def _exported_through(settings: Settings) -> tuple[str, int] | None:
     try:
-        return json.loads((settings.public_path / STATE_FILE).read_bytes()).get("captures_through")
+        state = json.loads((settings.public_path / STATE_FILE).read_bytes())
+        return state.get("captures_through"), state.get("logged_through", 0)
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -300,6 +300,8 @@ def mirror_rebuild_index(merge: bool, dry_run: bool):
         raise click.ClickException(str(exc)) from None
     for problem in report.problems:
         click.echo(f"skipped: {problem}", err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     for fragment_id, reason in report.pending_again:
         click.echo(f"pending again: fragment {fragment_id}: its recorded decision was not restored: {reason}",
                    err=True)

@@ -351,6 +351,10 @@ class RebuildReport:
     problems: list[str] = field(default_factory=list)
     # (fragment id, why): recorded decisions the verified captures do not bear out.
     pending_again: list[tuple[str, str]] = field(default_factory=list)
+    # The provenance log read back: what it held and matched (provenance.restore), and notes.
+    log_summary: str = ""
+    log_decisions: int = 0
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, dry_run: bool = False) -> str:
         """One line for the operator."""
@@ -364,6 +368,7 @@ class RebuildReport:
             f"{len(self.problems)} problems skipped"
             + (f"; {len(self.pending_again)} recorded decisions not verified, pending again"
                if self.pending_again else "")
+            + (f"; {self.log_summary}" if self.log_summary else "")
         )
 
 
@@ -522,9 +527,24 @@ def rebuild_index(
                 report.approved += count if status == APPROVED else 0
                 report.rejected += count if status == REJECTED else 0
                 report.edited += count if edited else 0
+    _restore_log_indexes(runtime, report)
     if actor is not None:
         _audit_rebuild(runtime, actor, plan, report, merge)
     return report
+
+
+def _restore_log_indexes(runtime: Runtime, report: RebuildReport) -> None:
+    """Which capture is at which index of the provenance log, read back from the log itself;
+    where the log and the restored captures differ, one problem line each."""
+    # Imported here: the log sits downstream of the captures it records (provenance imports
+    # mirror's models), and only this last step of a rebuild looks back at it.
+    from provenance.restore import restore_logged_captures
+
+    logged = restore_logged_captures(runtime)
+    report.problems += logged.problems
+    report.notes += logged.notes
+    report.log_summary = logged.summary()
+    report.log_decisions = logged.decisions
 
 
 def _audit_rebuild(runtime: Runtime, actor: Actor, plan: RebuildPlan, report: RebuildReport, merge: bool) -> None:

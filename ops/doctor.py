@@ -177,6 +177,26 @@ def _static_copy(runtime: Runtime, state: ArchiveState) -> DoctorCheck:
     return DoctorCheck("static copy", OK, f"exported {ago(state.age(state.static_exported_at))}")
 
 
+def _log_copies(runtime: Runtime) -> DoctorCheck:
+    from provenance.publish import publish_state
+
+    state = publish_state(runtime.settings)
+    if not state["sites"]:
+        return DoctorCheck("log copies", OFF, "no S3 or IPFS: the log is served by the app only")
+    last = state["last"]
+    if not last:
+        return DoctorCheck("log copies", WARN, "never published (`flask log publish`, or the scheduler)")
+    detail = f"size {last.get('size')} sent to {', '.join(state['sites'])} at {last.get('published_at')}"
+    if last.get("failures") or state["behind"]:
+        problems = list(last.get("failures") or [])
+        problems += [f"{name} lacks the current checkpoint" for name in state["behind"]
+                     if not any(p.startswith(f"{name}:") for p in problems)]
+        return DoctorCheck("log copies", WARN, f"{'; '.join(problems)} (retried every pass); last: {detail}")
+    if last.get("refused"):
+        return DoctorCheck("log copies", WARN, f"{detail}; not published: {'; '.join(last['refused'][:3])}")
+    return DoctorCheck("log copies", OK, detail)
+
+
 def _timestamps(runtime: Runtime) -> DoctorCheck:
     from provenance.appender import published_token_count
     from provenance.errors import ProvenanceError
@@ -231,7 +251,8 @@ def run_doctor(runtime: Runtime) -> list[DoctorCheck]:
             checks.append(DoctorCheck("state", FAILING, f"cannot read the archive's state: {exc}"))
         else:
             checks += [_scheduler(state), _jobs(runtime, state), *_replicas(runtime, state),
-                       _processing(state), _packs(runtime, state), _static_copy(runtime, state)]
+                       _processing(state), _packs(runtime, state), _static_copy(runtime, state),
+                       _log_copies(runtime)]
     checks += [_timestamps(runtime), _metrics_dir()]
     return checks
 

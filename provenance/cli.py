@@ -8,6 +8,7 @@ from flask.cli import with_appcontext
 
 from provenance.appender import append_captures, log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
+from provenance.publish import publish_log
 from provenance.verify import main
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
@@ -56,3 +57,30 @@ def log_append() -> None:
         click.echo(f"no cosignature from {name}: {reason}")
     if witnessed.quorum and not witnessed.quorum_met:
         click.echo(f"below the witness quorum: {len(witnessed.cosigned)} of {witnessed.quorum}")
+
+
+@log_cli.command("publish")
+@with_appcontext
+def log_publish() -> None:
+    """Send S3 and IPFS what they lack of the log directory (the checkpoint last), now."""
+    rt = runtime()
+    try:
+        report = publish_log(rt.settings)
+    except (ProvenanceError, SamizdatError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not report.sites:
+        click.echo("no S3 bucket or IPFS node configured: the log is served by the app only")
+        return
+    if report.size is None:
+        click.echo("the log has no checkpoint yet (`flask log append` signs one): nothing to publish")
+    for site in report.sites:
+        click.echo(f"{site.site}: {site.uploaded} file(s) sent ({site.bytes} bytes), "
+                   f"{site.skipped} already there")
+    if report.root_cid:
+        click.echo(f"ipfs: /ipfs/{report.root_cid}/log/")
+    for refused in report.refused:
+        click.echo(f"not published: {refused}", err=True)
+    for failure in report.failures:
+        click.echo(f"failed: {failure} (retried by the next publish)", err=True)
+    if report.failures:
+        raise SystemExit(1)

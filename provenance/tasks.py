@@ -1,4 +1,5 @@
-"""The log's periodic task: the active scheduler appends stored captures and publishes."""
+"""The log's periodic task: the active scheduler appends stored captures, signs a checkpoint and
+publishes the log directory to S3 and IPFS."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from config.settings import Settings
 from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
+from provenance.publish import publish_log
 from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
@@ -30,6 +32,7 @@ def append_and_publish(runtime: Runtime) -> int:
         log.info("log: checkpoint of size %d time-stamped: %s", report.size,
                  ", ".join(report.stamps.written))
     _witness(runtime)
+    publish_copies(runtime)  # after the tokens and cosignatures: they go out in the same pass
     return report.appended
 
 
@@ -39,6 +42,24 @@ def _witness(runtime: Runtime) -> None:
         witness_checkpoint(runtime)
     except (ProvenanceError, SamizdatError, OSError) as exc:  # another writer holds the log, our
         log.error("checkpoint not witnessed: %s", exc)        # checkpoint or key is unreadable
+
+
+def publish_copies(runtime: Runtime) -> None:
+    """Send S3 and IPFS what they lack of the log. Every pass, not only those that signed a
+    checkpoint: an upload that failed is retried on the next one, and when nothing changed it
+    costs a directory listing and no request."""
+    try:
+        published = publish_log(runtime.settings)
+    except (ProvenanceError, SamizdatError) as exc:
+        log.error("log not published: %s", exc)
+        return
+    for failure in published.failures:
+        log.error("log not published to %s; retried on the next pass", failure)
+    for refused in published.refused:
+        log.warning("log file not published: %s", refused)
+    if published.uploaded:
+        log.info("log: %d file(s), %d bytes sent to %s", published.uploaded, published.bytes,
+                 ", ".join(s.site for s in published.sites if s.uploaded))
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

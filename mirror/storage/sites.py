@@ -238,6 +238,16 @@ class IpfsSite(StaticSite):
         except ipfs_exc.Error as exc:
             raise StorageError(f"IPFS did not say its id: {exc}") from exc
 
+    def pin_root(self) -> str:
+        """Pin the site's root as it is now and return its CID (no IPNS: the log's copy is named
+        by CID, the node's IPNS name belongs to the sites that publish one)."""
+        try:
+            cid = self.directory_cid()
+            self.client.pin.add(cid)
+        except ipfs_exc.Error as exc:
+            raise StorageError(f"IPFS refused to pin the site: {exc}") from exc
+        return cid
+
     def publish_root(self, report: SiteReport) -> None:
         """Pin the site's root and point the node's IPNS name at it."""
         try:

@@ -35,13 +35,15 @@ from mirror.models import Capture, CapturePart, Source
 from mirror.pipeline import capture_source
 from mirror.storage.sites import S3Site, SiteFile, SiteReport
 from mirror.sources import add_source
+from provenance.appender import append_captures
 from samizdat.app import create_app
 from tests.conftest import make_settings
 from tests.services import free_port
 from tests.sites import seed_names
 
 def capture_seeds(app: Flask, site, names: list[str]) -> list[int]:
-    """Capture (and process) one source per seed article; return the capture ids."""
+    """Capture (and process) one source per seed article and append them to the public log (the
+    static copy carries only what the log holds); return the capture ids."""
     rt = app.extensions["samizdat"]
     ids = []
     for name in names:
@@ -49,6 +51,7 @@ def capture_seeds(app: Flask, site, names: list[str]) -> list[int]:
             source_id = add_source(session, site.url(f"/articles/{name}.html"), 60).source.id
             session.commit()
         ids.append(capture_source(rt, source_id).capture_id)
+    append_captures(rt)
     return ids
 
 
@@ -244,8 +247,12 @@ def test_exports_are_incremental_unchanged_uploads_nothing_and_new_captures_only
     assert new_files >= {f"{lang}captures/{new_capture}/{page}index.html"
                          for lang in ("", "vi/") for page in ("", "replay/")}
     assert file_path(published, new_capture, "offline.html") in new_files
-    assert rewritten - new_files == {f"{lang}{page}" for lang in ("", "vi/") for page in (
-        f"archive/{new_source}/index.html", "archive/index.html", "index.html")} | {SEARCH_INDEX}
+    # The log's copy: its new checkpoint and the partial tiles of the new size, nothing else.
+    assert {p for p in rewritten if p.startswith("log/")} == {
+        "log/checkpoint", "log/tile/0/000.p/3", "log/tile/entries/000.p/3"}
+    assert {p for p in rewritten - new_files if not p.startswith("log/")} == {
+        f"{lang}{page}" for lang in ("", "vi/") for page in (
+            f"archive/{new_source}/index.html", "archive/index.html", "index.html")} | {SEARCH_INDEX}
     assert second.written == len(rewritten) and second.unchanged == len(after) - len(rewritten)
     s3 = next(s for s in second.sites if s.site == "s3")
     assert s3.uploaded == second.written and second.root_cid != first.root_cid
@@ -384,6 +391,7 @@ def test_no_file_of_the_copy_runs_script_on_s3(tmp_path, sqlite_url, s3_server, 
             source_id = add_source(session, f"http://127.0.0.1:{source_site.server_address[1]}/", 60).source.id
             session.commit()
         capture_id = capture_source(rt, source_id).capture_id
+        append_captures(rt)
         with rt.Session() as session:
             svg = session.query(CapturePart).filter_by(capture_id=capture_id, role="asset").one()
             assert svg.content_type == "image/svg+xml" and svg.name.endswith(".svg")
@@ -546,6 +554,22 @@ def test_the_scheduler_exports_after_new_captures_only(local_app, site):
     assert debouncer(rt) is True
     state = json.loads((rt.settings.public_path / STATE_FILE).read_bytes())
     assert state["written"] > 0 and state["unchanged"] > 0
+    # A capture processed before an export but logged after it: the log's growth alone exports.
+    (source_id,) = [add_source_for(local_app, site, seed_names()[2])]
+    capture_source(rt, source_id)
+    assert debouncer(rt) is True  # processed: exported, without it (not logged yet)
+    assert debouncer(rt) is False
+    append_captures(rt)
+    assert debouncer(rt) is True
+    assert json.loads((rt.settings.public_path / STATE_FILE).read_bytes())["logged_through"] == 3
+
+
+def add_source_for(app: Flask, site, name: str) -> int:
+    """A source for one seed article, not captured yet."""
+    with app.extensions["samizdat"].Session() as session:
+        source_id = add_source(session, site.url(f"/articles/{name}.html"), 60).source.id
+        session.commit()
+    return source_id
 
 
 def test_the_embed_and_the_static_copy_share_a_bucket_and_both_stay_public(s3_server, bucket):

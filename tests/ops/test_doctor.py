@@ -35,7 +35,7 @@ def doctor(app, *args: str):
 def lines_by_part(output: str) -> dict[str, str]:
     """The report's lines, by the part each begins with."""
     parts = ("database", "local", "s3", "ipfs", "redis", "scheduler", "jobs", "replicas s3",
-             "replicas ipfs", "processing", "packs", "static copy", "metrics")
+             "replicas ipfs", "processing", "packs", "static copy", "log copies", "metrics")
     found = {}
     for line in output.splitlines():
         for part in sorted(parts, key=len, reverse=True):
@@ -58,12 +58,13 @@ def test_a_healthy_archive_passes_every_check(settings, tmp_path):
     assert result.exit_code == 0, result.output
     lines = lines_by_part(result.output)
     assert set(lines) == {"database", "local", "s3", "ipfs", "redis", "scheduler", "jobs", "replicas s3",
-                          "replicas ipfs", "processing", "packs", "static copy", "metrics"}
+                          "replicas ipfs", "processing", "packs", "static copy", "log copies", "metrics"}
     assert "FAILING" not in result.output
     assert "schema at head" in lines["database"] and "127.0.0.1:6379/9" in lines["redis"]
     report = json.loads(as_json.output)
     assert as_json.exit_code == 0 and report["status"] == "ok" and report["failing"] == []
     assert {c["name"]: c["state"] for c in report["checks"]}["packs"] == "warn"  # never published
+    assert "never published (`flask log publish`" in lines["log copies"]
 
 
 def test_a_stopped_backend_fails_with_one_line_naming_it(settings, scheduler_running):

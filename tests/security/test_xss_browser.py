@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 from accounts.users import create_user
 from archive.index import reindex
 from archive.static_copy import EXPORT_LINK, publish_static
+from provenance.appender import append_captures
 from embed.publish import publish_embed
 from fragments.curation import Reviewer, change_tags, create_collection, review_pending
 from fragments.models import APPROVED, Fragment
@@ -115,6 +116,7 @@ def hostile(tmp_path_factory) -> Iterator[SimpleNamespace]:
         assert session.scalar(select(Capture.title).where(Capture.id == captures[1])) == PAYLOAD
     assert not report.failures, report.failures
     reindex(rt)
+    append_captures(rt)  # the static copy carries only what the public log holds
     static = publish_static(app)
     assert not static.failures, static.failures
     export = http.server.ThreadingHTTPServer(
