@@ -52,7 +52,8 @@ def export_wacz_cmd(collection: str | None, source: str | None, output: str | No
         with atomic_output(Path(output)) as fh, click.progressbar(
             length=len(selection.captures), label="exporting", file=sys.stderr
         ) as bar:
-            summary = write_wacz(rt.stores["local"], selection, fh, bar.update, signer=signer)
+            summary = write_wacz(rt.stores["local"], selection, fh, bar.update, signer=signer,
+                                 log_path=rt.settings.log_path)
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {output}: {summary.captures} captures, {summary.bytes} bytes")

@@ -155,11 +155,18 @@ class LogEntry:
     origin: str
     url: str
     verifier_key: str
+    witnesses: tuple[str, ...] = ()  # the witnesses' cosignature keys (SAMIZDAT_WITNESSES)
+    quorum: int = 0
 
     @property
     def command(self) -> str:
-        """The standalone verifier's command line for a folder of this capture's files."""
-        return f"python -m provenance.verify FOLDER --log {self.url} --key {self.verifier_key}"
+        """The standalone verifier's command line for a folder of this capture's files (with the
+        log's witness policy, when it has witnesses)."""
+        policy = "".join(f" --witness {vkey}" for vkey in self.witnesses)
+        if self.witnesses:
+            policy += f" --quorum {self.quorum}"
+        return (f"python -m provenance.verify FOLDER --log {self.url} --key {self.verifier_key}"
+                f"{policy}")
 
 
 def capture_log_entry(capture: Capture) -> LogEntry | None:
@@ -170,7 +177,8 @@ def capture_log_entry(capture: Capture) -> LogEntry | None:
     settings = runtime().settings
     # The public key published beside the checkpoint: a web node never reads the log's private key.
     vkey = published_verifier_key(settings.log_path) or "VERIFIER_KEY"
-    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log", vkey)
+    return LogEntry(index, settings.log_origin_name, f"{settings.public_url.rstrip('/')}/log", vkey,
+                    tuple(vkey for vkey, _ in settings.witness_list), settings.witness_quorum_count)
 
 
 # --- the page -------------------------------------------------------------------------------------

@@ -4,7 +4,10 @@ A WACZ is a ZIP that replay tools (ReplayWeb.page, pywb) open as a web archive: 
 WARCs under ``archive/``, a CDXJ index of them under ``indexes/``, the captured pages in
 ``pages/pages.jsonl``, ``datapackage.json`` with every file's size and sha256, and
 ``datapackage-digest.json`` with that file's sha256 signed by the project's WACZ key
-(archive/wacz_signing.py). The builder is Flask-free (the CLI and a static export call it); the routes only choose what to export.
+(archive/wacz_signing.py), and under ``provenance/`` the log proofs of the captures the public log
+holds (their entries, inclusion proofs, the checkpoint, the log's key, its time-stamp tokens), so
+the WACZ verifies offline (docs/provenance.md). The builder is Flask-free (the CLI and a static
+export call it); the routes only choose what to export.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -29,10 +33,15 @@ from flask import Blueprint, abort, jsonify, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from archive.wacz_signing import WaczSigner, load_wacz_signer
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage import BlobStore
-from archive.wacz_signing import WaczSigner, load_wacz_signer
 from mirror.warc import page_hops
+from provenance.appender import logged_index, published_verifier_key
+from provenance.errors import ProvenanceError
+from provenance.log import LogClient
+from provenance.note import MAX_NOTE_BYTES, Ed25519Verifier, b64encode, open_checkpoint
+from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher
 from samizdat.errors import SamizdatError
 from samizdat.paths import confined_name
 from samizdat.web import db_session, runtime
@@ -61,6 +70,7 @@ class ExportedCapture:
     title: str | None
     warc_sha256: str
     warc_size: int
+    log_index: int | None = None  # its entry in the public log, once a checkpoint covers it
 
     @property
     def warc_name(self) -> str:
@@ -102,7 +112,8 @@ def _stored_captures(session: Session, sources: list[Source]) -> list[ExportedCa
         .order_by(Capture.fetched_at, Capture.id)
     ).all()
     return [
-        ExportedCapture(c.id, c.url, c.fetched_at, c.title, part.sha256, part.size)
+        ExportedCapture(c.id, c.url, c.fetched_at, c.title, part.sha256, part.size,
+                        logged_index(session, c.id))
         for c, part in rows
     ]
 
@@ -180,8 +191,10 @@ def write_wacz(
     progress: Callable[[int], None] | None = None,
     *,
     signer: WaczSigner,
+    log_path: Path | None = None,
 ) -> WaczSummary:
-    """Write ``selection`` as a WACZ to the seekable binary stream ``out``, signed by ``signer``.
+    """Write ``selection`` as a WACZ to the seekable binary stream ``out``, signed by ``signer``,
+    with the proofs of the log published in ``log_path`` for the captures it holds.
 
     The WARCs come from ``store`` (the local spool) one at a time, each indexed with
     cdxj-indexer as it is added, so memory holds one WARC at a time. ``progress`` is called
@@ -233,6 +246,9 @@ def write_wacz(
         header = {"format": "json-pages-1.0", "id": "pages", "title": selection.title}
         jsonl = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in [header, *pages])
         add(PAGES_PATH, io.BytesIO(jsonl.encode("utf-8")), zipfile.ZIP_DEFLATED)
+        # Resources like the rest, so datapackage.json (and the signature over it) covers them.
+        for path, data in log_proofs(log_path, selection.captures) if log_path else []:
+            add(path, io.BytesIO(data), zipfile.ZIP_DEFLATED)
 
         package = {
             "profile": "data-package",
@@ -261,6 +277,57 @@ def write_wacz(
             zipfile.ZIP_DEFLATED,
         )
     return WaczSummary(captures=len(selection.captures), bytes=out.tell() - start)
+
+
+# One level deep, each file name unique: py-wacz's validator only finds files listed by their
+# last two path segments, and frictionless refuses two resources of the same name.
+PROVENANCE_DIR = "provenance"
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}\.tsr")
+
+
+def log_proofs(log_path: Path, captures: list[ExportedCapture]) -> list[tuple[str, bytes]]:
+    """The files under ``provenance/`` for the ``captures`` the log in ``log_path`` holds: each
+    one's entry bytes and inclusion proof, and once the checkpoint note they are proven against,
+    the log's verifier key and the checkpoint's time-stamp tokens. Empty when the log holds none
+    of them; a log that does not verify is logged and left out, never exported as proof."""
+    logged = [c for c in captures if c.log_index is not None]
+    vkey = published_verifier_key(log_path)
+    if not logged or vkey is None:
+        return []
+    try:
+        verifier = Ed25519Verifier.from_vkey(vkey)
+        fetcher = DirectoryFetcher(log_path)
+        # Read once: the checkpoint may be replaced while we export; the proofs follow this one.
+        note = fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
+        checkpoint, _ = open_checkpoint(note, verifier.name, verifier)
+        client = LogClient(fetcher, verifier.name, verifier)
+        files = []
+        for capture in logged:
+            if capture.log_index >= checkpoint.size:
+                continue
+            inclusion = client.prove_inclusion(checkpoint, capture.log_index)
+            index = capture.log_index
+            proof = {"index": index, "tree_size": checkpoint.size,
+                     "warc": f"archive/{capture.warc_name}",
+                     "hashes": [b64encode(h) for h in inclusion.proof]}
+            files.append((f"{PROVENANCE_DIR}/entry-{index}.json", inclusion.entry))
+            files.append((f"{PROVENANCE_DIR}/proof-{index}.json",
+                          json.dumps(proof, indent=1).encode()))
+    except (ProvenanceError, OSError) as exc:
+        log.warning("WACZ export without log proofs: the log in %s does not verify: %s",
+                    log_path, exc)
+        return []
+    if not files:
+        return []
+    files.append((f"{PROVENANCE_DIR}/checkpoint", note))
+    files.append((f"{PROVENANCE_DIR}/verifier-key", (vkey + "\n").encode()))
+    tokens = log_path / "timestamp" / str(checkpoint.size)
+    for token in sorted(tokens.iterdir()) if tokens.is_dir() else []:
+        # Plain names only: the ZIP path must pass confined_name, and dotfiles are not published.
+        if _TOKEN_NAME.fullmatch(token.name) and token.is_file() and not token.is_symlink():
+            files.append((f"{PROVENANCE_DIR}/timestamp-{checkpoint.size}-{token.name}",
+                          token.read_bytes()))
+    return files
 
 
 @contextlib.contextmanager
@@ -297,7 +364,8 @@ def _send(selection: WaczSelection):
     fh = tempfile.TemporaryFile(dir=spool)
     try:
         signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
-        summary = write_wacz(runtime().stores["local"], selection, fh, signer=signer)
+        summary = write_wacz(runtime().stores["local"], selection, fh, signer=signer,
+                             log_path=runtime().settings.log_path)
     except BaseException as exc:
         fh.close()
         if not isinstance(exc, SamizdatError):

@@ -11,25 +11,19 @@ WACZ and at ``/archive/wacz-key.json``, where a reader checks that a WACZ's key 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+# The check lives beside the standalone verifier, which may import nothing of the app.
+from provenance.wacz_signature import CURVE, verify_signed_data  # noqa: F401 — re-exported
+from provenance.wacz_signature import RAW_HALF as _HALF
 from samizdat.errors import SamizdatError
 from samizdat.keyfile import load_or_create_private_key
-
-CURVE = ec.SECP384R1
-# Bytes of r and of s in a raw (IEEE P1363) P-384 signature, the form WebCrypto signs and checks.
-_HALF = 48
 SIGNATURE_VERSION = "0.1.0"
 
 
@@ -74,28 +68,6 @@ class WaczSigner:
             "keyId": self.key_id,
             "algorithm": "ECDSA P-384 SHA-256, raw r||s signature of the datapackage.json hash",
         }
-
-
-def verify_signed_data(signed: dict, public_key: str | None = None) -> bool:
-    """Whether ``signed`` is a valid anonymous signature (by ``public_key`` when given, else by
-    the key it names). Malformed data is simply not valid."""
-    try:
-        claimed = signed["publicKey"]
-        if public_key is not None and claimed != public_key:
-            return False
-        key = serialization.load_der_public_key(base64.b64decode(claimed, validate=True))
-        raw = base64.b64decode(signed["signature"], validate=True)
-        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, CURVE):
-            return False
-        if len(raw) != 2 * _HALF:
-            return False
-        der = encode_dss_signature(
-            int.from_bytes(raw[:_HALF], "big"), int.from_bytes(raw[_HALF:], "big")
-        )
-        key.verify(der, signed["hash"].encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, KeyError, TypeError, ValueError, binascii.Error, AttributeError):
-        return False
-    return True
 
 
 def load_wacz_signer(path: Path) -> WaczSigner:

@@ -130,6 +130,25 @@ class Settings:
     # of the user id), never by name. Empty: derived from the secret key (so changing that key
     # changes every archivist's id from then on; set this to keep them apart).
     log_archivist_secret: str = field(default="", repr=False)
+    # RFC 3161 time-stamping authorities asked for a token over each new checkpoint (http(s) URLs,
+    # comma- or space-separated, at most 8; empty: no time-stamps) and the PEM bundle of their
+    # trusted roots (required with URLs): a token that does not verify against it is not published.
+    tsa_urls: str = ""
+    tsa_roots: str = ""
+    # Witnesses the log asks to cosign each new checkpoint (C2SP tlog-witness): entries
+    # "<witness vkey> <submission URL>", comma- or newline-separated; empty: no witnesses. The
+    # quorum is how many cosignatures a checkpoint needs to satisfy the log's own policy (0: 1 when
+    # any witness is configured — one honest witness suffices to expose a fork, and a second one
+    # being down does not make every checkpoint unacceptable).
+    witnesses: str = ""
+    witness_quorum: int = 0
+    # This server as a witness of other logs (docs/provenance.md, "Witnesses"): its Ed25519
+    # cosigning key (empty: data_dir/keys/witness-ed25519.pem, made on first use, 0600), its key
+    # name (empty: the public address's host and path + "/witness") and the file listing the logs
+    # it witnesses, one "<origin> <log vkey>" per line (empty: this server witnesses nothing).
+    witness_key: str = ""
+    witness_name: str = ""
+    witnessed_logs: str = ""
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
@@ -204,14 +223,56 @@ class Settings:
     @property
     def log_origin_name(self) -> str:
         """The log's origin line, C2SP style: a schema-less URL such as ``example.org/log``."""
-        if self.log_origin:
-            return self.log_origin
+        return self.log_origin or self._public_name("log")
+
+    def _public_name(self, suffix: str) -> str:
+        """The public address's host, port and path + ``/suffix``, without a scheme: a C2SP name."""
         parts = urlsplit(self.public_url)
         host = parts.hostname or "localhost"
         if ":" in host:
             host = f"[{host}]"
         port = f":{parts.port}" if parts.port else ""
-        return f"{host}{port}{parts.path.rstrip('/')}/log"
+        return f"{host}{port}{parts.path.rstrip('/')}/{suffix}"
+
+    @property
+    def witness_key_path(self) -> Path:
+        """Where this server's witness cosigning key lives."""
+        return self._key_file(self.witness_key, "witness-ed25519.pem")
+
+    @property
+    def witness_key_name(self) -> str:
+        """This server's name as a witness: the key name on its cosignatures."""
+        return self.witness_name or self._public_name("witness")
+
+    @property
+    def witnessed_logs_path(self) -> Path | None:
+        """The file listing the logs this server witnesses; None when it witnesses none."""
+        return Path(self.witnessed_logs) if self.witnessed_logs else None
+
+    @property
+    def witness_list(self) -> list[tuple[str, str]]:
+        """The log's witnesses as (vkey, submission URL) pairs; ValueError if an entry is not one."""
+        pairs = []
+        for item in self.witnesses.replace("\n", ",").split(","):
+            if not item.strip():
+                continue
+            fields = item.split()
+            if len(fields) != 2:
+                raise ValueError(f"{item.strip()!r} is not '<vkey> <URL>'")
+            pairs.append((fields[0], fields[1].rstrip("/")))
+        return pairs
+
+    @property
+    def witness_quorum_count(self) -> int:
+        """How many witness cosignatures the log's policy asks for (see ``witness_quorum``)."""
+        if self.witness_quorum:
+            return self.witness_quorum
+        return 1 if self.witnesses.strip(" ,\n") else 0
+
+    @property
+    def tsa_url_list(self) -> list[str]:
+        """The configured TSAs' URLs, in order (their tokens are numbered in this order)."""
+        return self.tsa_urls.replace(",", " ").split()
 
     @property
     def translations_path(self) -> Path:
@@ -250,6 +311,9 @@ class Settings:
             "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
             "public_dir": _absolute_path_text(self.public_dir),
             "log_signing_key": _absolute_path_text(self.log_signing_key),
+            "tsa_roots": _absolute_path_text(self.tsa_roots),
+            "witness_key": _absolute_path_text(self.witness_key),
+            "witnessed_logs": _absolute_path_text(self.witnessed_logs),
             "translations_dir": _absolute_path_text(self.translations_dir),
         }
         for name, value in absolute.items():
@@ -371,10 +435,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}LOG_ORIGIN must be a name without '+' or spaces, such as example.org/log, "
             f"got {origin!r}"
         )
+    _check_witness_settings(settings)
     try:
         settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}FETCH_ALLOW_HOSTS must list host:port pairs: {exc}") from None
+    _check_tsas(settings)
     bad_gateway = next((g for g in settings.gateway_list if not _is_base_url(g)), None)
     if bad_gateway is not None:
         raise SettingsError(
@@ -382,6 +448,58 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"such as https://ipfs.io, got {bad_gateway!r}"
         )
     return settings
+
+
+def _check_tsas(settings: Settings) -> None:
+    """SAMIZDAT_TSA_URLS: at most 8 distinct http(s) URLs, and then SAMIZDAT_TSA_ROOTS too."""
+    # The one URL rule is the client's own; it needs nothing of the web app.
+    from provenance.tiles import MAX_TIMESTAMPS
+    from provenance.timestamp import TimestampError, check_tsa_url
+
+    urls = settings.tsa_url_list
+    for url in urls:
+        try:
+            check_tsa_url(url)
+        except TimestampError as exc:
+            raise SettingsError(f"{PREFIX}TSA_URLS must list http(s) URLs: {exc}") from None
+    if len(urls) > MAX_TIMESTAMPS or len(set(urls)) != len(urls):
+        raise SettingsError(
+            f"{PREFIX}TSA_URLS must list at most {MAX_TIMESTAMPS} different URLs, got {len(urls)}"
+            + (" with repeats" if len(set(urls)) != len(urls) else ""))
+    if urls and not settings.tsa_roots:
+        raise SettingsError(
+            f"{PREFIX}TSA_ROOTS must name a PEM file of the TSAs' trusted root certificates when "
+            f"{PREFIX}TSA_URLS is set")
+def _check_witness_settings(settings: Settings) -> None:
+    """Refuse witness settings that could never work: a bad vkey or URL, an impossible quorum."""
+    from provenance.cosignature import CosignatureVerifier  # the one parser of witness keys
+    from provenance.errors import NoteError
+
+    try:
+        witnesses = settings.witness_list
+    except ValueError as exc:
+        raise SettingsError(f"{PREFIX}WITNESSES must list '<vkey> <URL>' entries: {exc}") from None
+    for vkey, url in witnesses:
+        try:
+            CosignatureVerifier.from_vkey(vkey)
+        except NoteError as exc:
+            raise SettingsError(f"{PREFIX}WITNESSES: {vkey!r} is not a witness key: {exc}") from None
+        if not _is_base_url(url):
+            raise SettingsError(f"{PREFIX}WITNESSES: {url!r} is not an http(s) URL without a query")
+    if len({vkey for vkey, _ in witnesses}) != len(witnesses):
+        raise SettingsError(f"{PREFIX}WITNESSES lists a witness twice")
+    if settings.witness_quorum > len(witnesses):
+        raise SettingsError(
+            f"{PREFIX}WITNESS_QUORUM is {settings.witness_quorum} but only {len(witnesses)} "
+            f"witness(es) are configured in {PREFIX}WITNESSES")
+    try:
+        name = settings.witness_key_name
+    except ValueError:  # a public URL whose port is not a number (reported with the origin)
+        name = ""
+    if not name or "+" in name or any(c.isspace() or not c.isprintable() for c in name):
+        raise SettingsError(
+            f"{PREFIX}WITNESS_NAME must be a name without '+' or spaces, such as "
+            f"example.org/witness, got {name!r}")
 
 
 def _is_base_url(value: str) -> bool:

@@ -18,6 +18,7 @@ from embed.builder import Choice, available, read_choice
 from embed.sizes import SIZES, fit_size
 from fragments.curation import is_fragment_id
 from fragments.models import APPROVED, Fragment
+from fragments.store import fragment_as_dict
 from mirror.reader import capture_link
 from samizdat.web import db_session, json_error, runtime, whole_number
 
@@ -78,6 +79,16 @@ def fragment_page(fragment_id: str):
         oembed_links=_oembed_links(page_url, fragment.title or "Fragment"),
         canonical=page_url,
     )
+
+
+@bp.get("/fragments/<fragment_id>.json")
+def fragment_json(fragment_id: str):
+    """One approved fragment's public JSON (as /api/fragments/random gives it), for programs such
+    as the verifier, which hashes its text and looks for the log's decision on it."""
+    response = jsonify(fragment_as_dict(approved_fragment(fragment_id)))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
 
 
 @bp.get("/collections/<name>")

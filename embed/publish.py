@@ -30,6 +30,7 @@ from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticS
 from provenance.appender import AppendReport, append_log
 from provenance.decisions import logged_approvals
 from provenance.errors import LogBusyError, ProvenanceError
+from provenance.keyring import retired_paths, revoked_ids
 from samizdat.errors import StorageError
 
 EMBED_JS = "embed.js"
@@ -191,6 +192,20 @@ def _append_log_soon(session: Session, settings: Settings) -> AppendReport:
             time.sleep(0.25)
 
 
+def previous_signers(session: Session, settings: Settings, current: PackSigner) -> list[PackSigner]:
+    """The retired pack keys that still co-sign, so embed.js copies built with them keep working:
+    the configured ones and those `flask keys rotate pack` kept, less any revoked (a revoked key
+    signs nothing from the moment it is revoked, logged or still queued)."""
+    revoked = revoked_ids(settings, session, "pack")
+    signers, seen = [], {current.key_id}
+    for path in [*settings.embed_previous_key_paths, *retired_paths(settings, "pack")]:
+        signer = load_retired_signer(path)
+        if signer.key_id not in seen and signer.key_id not in revoked:
+            signers.append(signer)
+            seen.add(signer.key_id)
+    return signers
+
+
 def publish_embed(
     session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
 ) -> EmbedPublishReport:
@@ -214,7 +229,7 @@ def publish_embed(
         log_note = (f"the log was not appended ({exc}): only what it already holds is "
                     "published; the next publish after the log's next pass brings the rest")
     signer = load_or_create_signer(settings.embed_signing_key_path)
-    retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
+    retired = previous_signers(session, settings, signer)
     out: Path = settings.public_path
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,

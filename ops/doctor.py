@@ -177,6 +177,38 @@ def _static_copy(runtime: Runtime, state: ArchiveState) -> DoctorCheck:
     return DoctorCheck("static copy", OK, f"exported {ago(state.age(state.static_exported_at))}")
 
 
+def _timestamps(runtime: Runtime) -> DoctorCheck:
+    from provenance.appender import published_token_count
+    from provenance.errors import ProvenanceError
+    from provenance.note import MAX_NOTE_BYTES, Checkpoint, parse_note
+    from provenance.timestamp import load_roots
+
+    settings = runtime.settings
+    urls = settings.tsa_url_list
+    if not urls:
+        return DoctorCheck("timestamps", OFF, "not configured (SAMIZDAT_TSA_URLS is empty): "
+                                              "checkpoints get no RFC 3161 time-stamps")
+    try:
+        roots = load_roots(settings.tsa_roots)
+    except ProvenanceError as exc:
+        return DoctorCheck("timestamps", FAILING, f"{exc}: no token can be checked or published")
+    detail = f"{len(urls)} TSA(s), {len(roots)} trusted root(s)"
+    try:
+        with open(settings.log_path / "checkpoint", "rb") as f:
+            # The writer's own file, read for its size only: its signature is the verifier's job.
+            size = Checkpoint.parse(parse_note(f.read(MAX_NOTE_BYTES + 1)).text).size
+    except FileNotFoundError:
+        return DoctorCheck("timestamps", OK, f"{detail}; no checkpoint yet")
+    except (OSError, ProvenanceError) as exc:
+        return DoctorCheck("timestamps", FAILING, f"{detail}; cannot read the checkpoint: {exc}")
+    count = published_token_count(settings.log_path, size)
+    detail += f"; the checkpoint of size {size} has {count} token(s)"
+    if count < len(urls):
+        # The append pass asks the missing TSAs again each time; its log lines say why they fail.
+        return DoctorCheck("timestamps", WARN, f"{detail} (the scheduler's log names the failing TSAs)")
+    return DoctorCheck("timestamps", OK, detail)
+
+
 def _metrics_dir() -> DoctorCheck:
     path = multiprocess_dir()
     if path is None:
@@ -200,7 +232,7 @@ def run_doctor(runtime: Runtime) -> list[DoctorCheck]:
         else:
             checks += [_scheduler(state), _jobs(runtime, state), *_replicas(runtime, state),
                        _processing(state), _packs(runtime, state), _static_copy(runtime, state)]
-    checks.append(_metrics_dir())
+    checks += [_timestamps(runtime), _metrics_dir()]
     return checks
 
 

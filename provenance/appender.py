@@ -7,8 +7,11 @@ Only one process appends (LogWriter's lock): the active scheduler, or `flask log
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import os
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import exists, func, select, union_all, update
@@ -19,12 +22,15 @@ from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance.decisions import new_decision_rows
 from provenance.entries import EntryError
+from provenance.keyring import bring_key_entries, hand_over_log_key
 from provenance.errors import ProvenanceError
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture, LoggedDecisionRow
-from provenance.note import Ed25519Signer
+from provenance.note import Checkpoint, Ed25519Signer
 from provenance.records import capture_entry_for
-from provenance.tiles import CHECKPOINT_PATH
+from provenance.tiles import CHECKPOINT_PATH, MAX_TIMESTAMPS, timestamp_path, write_file
+from provenance.timestamp import TimestampError, TSAFailure, load_roots, request_timestamps
+from provenance.witnessing import WitnessEndpoint, WitnessReport, witness_checkpoint_in
 from samizdat.keyfile import load_or_create_ed25519_key
 from samizdat.runtime import Runtime
 
@@ -73,15 +79,25 @@ def published_verifier_key(log_path: Path) -> str | None:
 
 
 @dataclass
+class StampReport:
+    """What one pass got from the TSAs for the latest checkpoint: tokens written, TSAs failed."""
+
+    written: list[str] = field(default_factory=list)  # the tokens' paths in the log directory
+    failures: list[TSAFailure] = field(default_factory=list)
+
+
+@dataclass
 class AppendReport:
     """What one pass did: entries replayed from a crashed pass, new captures and new decisions,
-    the published size."""
+    the published size, and the latest checkpoint's new time-stamp tokens."""
 
     replayed: int = 0
     appended: int = 0
     decisions: int = 0
+    keys: int = 0  # key entries (rotations, revocations) newly brought from the queue
     size: int = 0
     published: bool = False
+    stamps: StampReport = field(default_factory=StampReport)
 
 
 def append_captures(runtime: Runtime, batch: int = BATCH,
@@ -101,6 +117,9 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
     """
     report = AppendReport()
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer:
+        # Queued key entries become rows before any capture (provenance.keyring says why).
+        report.keys = bring_key_entries(settings, session, writer,
+                                        _next_index(session, writer.size))
         published = writer.size  # what the signed checkpoint covers
         pending = _pending_entries(session, published)
         # The order that makes a crash harmless: an entry is recorded (committed) before it is
@@ -111,7 +130,7 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
         # publish, then record) would leave published entries the database does not know of, to
         # be appended again.
         entries = list(pending)
-        report.replayed = len(entries)
+        report.replayed = len(entries) - report.keys
         for row in _new_rows(session, published + len(entries), batch):
             session.add(row)
             entries.append(row.entry.encode())
@@ -127,6 +146,7 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
             writer.append(entries)
             writer.publish()
             report.published = True
+        hand_over_log_key(settings, session, writer)  # a log-key rotation, once published
         publish_verifier_key(settings.log_path, writer.signer.verifier.vkey)
         report.size = writer.size
         for table in LOGGED_TABLES:
@@ -134,13 +154,24 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
                 table.log_index < writer.size, table.published.is_(False)
             ).values(published=True))
         session.commit()
+        # Still under the writer's lock (one process numbers the tokens), after the log's work is
+        # committed: whatever a TSA does, the log has already moved on.
+        report.stamps = timestamp_checkpoint(settings, writer.directory, writer.checkpoint)
     return report
 
 
 def _logged_rows():
-    """Every recorded entry, of captures and decisions alike, as one (log_index, entry) view:
-    the two tables share one index sequence."""
+    """Every recorded entry, of captures (and key entries) and decisions alike, as one
+    (log_index, entry) view: the tables share one index sequence."""
     return union_all(*(select(table.log_index, table.entry) for table in LOGGED_TABLES)).subquery()
+
+
+def _next_index(session: Session, published: int) -> int:
+    """The index the next recorded entry takes: past the checkpoint and past every row recorded
+    beyond it by a pass that did not publish."""
+    rows = _logged_rows()
+    last = session.scalar(select(func.max(rows.c.log_index)))
+    return published if last is None else max(published, last + 1)
 
 
 def _pending_entries(session: Session, published: int) -> list[bytes]:
@@ -183,7 +214,115 @@ def _new_rows(session: Session, first_index: int, batch: int) -> list[LoggedCapt
     return rows
 
 
+# Which TSAs already gave a token for the latest checkpoint, so that a pass asks again only those
+# that failed. A dotfile: never served or published (tokens are numbered without gaps, so the
+# published names cannot say which TSA failed).
+STAMPED_STATE = ".timestamps.json"
+
+
+def timestamp_checkpoint(settings: Settings, directory: Path, checkpoint: Checkpoint) -> StampReport:
+    """Ask each configured TSA not yet heard from for a token over ``checkpoint``'s body text and
+    publish each as ``timestamp/<size>/<k>.tsr`` (k = 0, 1, … in the order they came).
+
+    Never raises: a failing TSA (or roots file, or disk) is logged in one line and asked again at
+    the next pass, as long as this checkpoint is the latest.
+    """
+    report = StampReport()
+    urls = settings.tsa_url_list
+    if not urls:
+        return report
+    size = checkpoint.size
+    stamped = _stamped_by(directory, size)
+    count = published_token_count(directory, size)
+    todo = [url for url in urls if url not in stamped]
+    if not todo or count >= MAX_TIMESTAMPS:
+        return report
+    try:
+        roots = load_roots(settings.tsa_roots)
+    except TimestampError as exc:
+        log.warning("checkpoint %d not time-stamped: %s", size, exc)
+        report.failures = [TSAFailure(url, str(exc)) for url in todo]
+        return report
+    # The body text, not the signed note: the same bytes whatever cosignatures are added later.
+    try:
+        results = request_timestamps(checkpoint.text().encode(), todo, roots)
+    except Exception as exc:  # noqa: BLE001 - whatever breaks here, the log has moved on already
+        log.warning("checkpoint %d not time-stamped: %s", size, exc)
+        report.failures = [TSAFailure(url, str(exc)) for url in todo]
+        return report
+    for failure in results.failures:
+        log.warning("checkpoint %d not time-stamped by %s: %s", size, failure.tsa_url, failure.reason)
+    report.failures.extend(results.failures)
+    for stamp in results.timestamps[:MAX_TIMESTAMPS - count]:
+        path = timestamp_path(size, count)
+        try:
+            write_file(directory, path, stamp.token)
+            stamped.append(stamp.tsa_url)
+            _save_stamped(directory, size, stamped)
+        except (ProvenanceError, OSError) as exc:  # a full disk, say: asked again next pass
+            log.warning("checkpoint %d: token of %s not published: %s", size, stamp.tsa_url, exc)
+            report.failures.append(TSAFailure(stamp.tsa_url, f"not published: {exc}"))
+            break
+        report.written.append(path)
+        count += 1
+    return report
+
+
+def published_token_count(directory: Path, size: int) -> int:
+    """How many tokens ``timestamp/<size>/`` holds, counted from 0 up to the first missing."""
+    count = 0
+    while count < MAX_TIMESTAMPS and (directory / timestamp_path(size, count)).is_file():
+        count += 1
+    return count
+
+
+def _stamped_by(directory: Path, size: int) -> list[str]:
+    """The TSAs that gave a token for the checkpoint of ``size`` (none known for any other size)."""
+    try:
+        state = json.loads((directory / STAMPED_STATE).read_text(encoding="utf-8"))
+        if state["size"] == size and all(isinstance(url, str) for url in state["tsa_urls"]):
+            return list(state["tsa_urls"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # none yet, or unreadable: asking again costs at most a second token
+    return []
+
+
+def _save_stamped(directory: Path, size: int, urls: list[str]) -> None:
+    """Record which TSAs gave a token for the checkpoint of ``size``, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"size": size, "tsa_urls": urls}, f)
+        os.replace(tmp, directory / STAMPED_STATE)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def logged_index(session: Session, capture_id: int) -> int | None:
     """The capture's index in the published log; None while no signed checkpoint covers it."""
     return session.scalar(select(LoggedCapture.log_index).where(
         LoggedCapture.capture_id == capture_id, LoggedCapture.published.is_(True)))
+
+
+def witness_endpoints(settings: Settings) -> list[WitnessEndpoint]:
+    """The log's witnesses (``SAMIZDAT_WITNESSES``, checked when the settings were loaded)."""
+    return [WitnessEndpoint.parse(vkey, url) for vkey, url in settings.witness_list]
+
+
+def witness_checkpoint(runtime: Runtime) -> WitnessReport:
+    """Ask the witnesses that have not cosigned the published checkpoint yet, and add what they
+    return to it (see provenance/witnessing.py); never raises for a witness's failure."""
+    settings = runtime.settings
+    endpoints = witness_endpoints(settings)
+    if not endpoints:
+        return WitnessReport()
+    signer = log_signer(settings)
+
+    def lock_log() -> LogWriter:
+        # The writer's lock, held only while the checkpoint file is rewritten: never during the
+        # witnesses' round trips, so a slow witness never holds back an append.
+        return LogWriter(settings.log_path, signer, settings.log_origin_name)
+
+    return witness_checkpoint_in(settings.log_path, settings.log_origin_name, signer.verifier,
+                                 endpoints, settings.witness_quorum_count, lock_log)

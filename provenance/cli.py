@@ -6,22 +6,22 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
-from provenance.appender import append_captures, log_signer
+from provenance.appender import append_captures, log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
-from provenance.verify import run
+from provenance.verify import main
 from samizdat.errors import SamizdatError
 from samizdat.web import runtime
 
 
-@click.command("verify")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--log", "log", required=True, help="The log: a directory or an http(s) prefix.")
-@click.option("--key", required=True, help="The log's verifier key, <name>+<id>+<key>.")
-@click.option("--origin", help="The log's origin line (default: the key's name).")
-def verify_cmd(folder: str, log: str, key: str, origin: str | None) -> None:
-    """Check a capture FOLDER against the log: hashes, entry, inclusion; exit 1 if any fails."""
-    # Needs no app context: what it checks comes from the folder and the published log alone.
-    raise SystemExit(run(folder, log, key, origin, echo=click.echo))
+@click.command("verify", context_settings={"ignore_unknown_options": True,
+                                           "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def verify_cmd(args: tuple[str, ...]) -> None:
+    """Check a capture folder, WARC, WACZ or --fragment against the log; exit 1 if any check
+    fails (`flask verify --help` for the options)."""
+    # Needs no app context: what it checks comes from the download and the published log alone.
+    # One parser (provenance.verify's) for both commands, so an option is added in one place.
+    raise SystemExit(main(list(args), prog="flask verify", echo=click.echo))
 
 
 @click.group("log")
@@ -44,3 +44,17 @@ def log_append() -> None:
                f"{report.decisions} decision(s) appended; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")
+    for path in report.stamps.written:
+        click.echo(f"time-stamp token published: {path}")
+    for failure in report.stamps.failures:
+        click.echo(f"no time-stamp from {failure.tsa_url}: {failure.reason} (asked again next pass)")
+    try:
+        witnessed = witness_checkpoint(rt)
+    except ProvenanceError as exc:
+        raise click.ClickException(f"checkpoint not witnessed: {exc}") from None
+    for name in witnessed.cosigned:
+        click.echo(f"cosigned by {name}")
+    for name, reason in witnessed.failures.items():
+        click.echo(f"no cosignature from {name}: {reason}")
+    if witnessed.quorum and not witnessed.quorum_met:
+        click.echo(f"below the witness quorum: {len(witnessed.cosigned)} of {witnessed.quorum}")

@@ -122,6 +122,21 @@ class WitnessPolicy:
     def verify(self, data: bytes, origin: str, log_verifier: Verifier,
                extra: Iterable[Verifier] = ()) -> Cosigned:
         """Open a signed checkpoint and check the policy; raise NoteError or PolicyError saying why."""
+        cosigned = self.cosigners(data, origin, log_verifier, extra)
+        self.check(cosigned)
+        return cosigned
+
+    def check(self, cosigned: Cosigned) -> None:
+        """PolicyError unless ``cosigned`` carries at least ``threshold`` of the cosignatures."""
+        if len(cosigned.cosigners) < self.threshold:
+            named = ", ".join(sorted(cosigned.cosigners)) or "none"
+            raise PolicyError(f"checkpoint has {len(cosigned.cosigners)} of the {self.threshold} "
+                              f"cosignatures its policy needs (cosigned by: {named})")
+
+    def cosigners(self, data: bytes, origin: str, log_verifier: Verifier,
+                  extra: Iterable[Verifier] = ()) -> Cosigned:
+        """Open a signed checkpoint and say which of the witnesses cosigned it (the threshold is
+        not checked: see :meth:`check`); NoteError for a bad log signature or cosignature."""
         checkpoint, opened = open_checkpoint(data, origin, log_verifier, [*self.witnesses, *extra])
         by_key = {(w.name, w.key_id): w for w in self.witnesses}
         cosigners = {}
@@ -130,10 +145,6 @@ class WitnessPolicy:
             witness = by_key.get((sig.name, sig.key_id))
             if witness is not None:
                 cosigners[witness.name] = witness.timestamp(body, sig.signature)
-        if len(cosigners) < self.threshold:
-            named = ", ".join(sorted(cosigners)) or "none"
-            raise PolicyError(f"checkpoint has {len(cosigners)} of the {self.threshold} cosignatures "
-                              f"its policy needs (cosigned by: {named})")
         return Cosigned(checkpoint, cosigners)
 
 

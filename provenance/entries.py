@@ -1,4 +1,5 @@
-"""What the log holds: canonical, versioned byte encodings of capture and curation-decision entries.
+"""What the log holds: canonical, versioned byte encodings of capture, curation-decision and key
+entries.
 
 An entry is canonical JSON (UTF-8, keys sorted, no spaces, no floats) carrying a ``type`` and a
 version ``v``. Encoding one object has exactly one result, so anyone holding a capture can rebuild
@@ -21,13 +22,18 @@ from provenance.errors import ProvenanceError
 from provenance.tiles import MAX_ENTRY_SIZE
 
 VERSION = 1
-CAPTURE, DECISION = "capture", "decision"
+CAPTURE, DECISION, KEY = "capture", "decision", "key"
 DECISIONS = ("approved", "rejected", "edited")
+KEY_ROLES = ("log", "pack", "wacz", "witness")
+ROTATE, REVOKE = "rotate", "revoke"
+MAX_KEY_LENGTH = 1024  # a public key as text: a P-384 SPKI in base64 is 160 characters
 MAX_URL_LENGTH = 2048  # the longest source URL the archive stores
 MAX_NAME_LENGTH = 512  # the longest part name the archive stores
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _FRAGMENT_ID = re.compile(r"[0-9a-f]{32}")
+_KEY_ID = re.compile(r"[0-9a-f]{8}|[0-9a-f]{16}")  # a signed-note key ID, or a sha256 prefix
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/=_-]+")  # a signature in base64 or base64url
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 # CIDv0 (base58btc multihash) or CIDv1 in base32 lower case, as IPFS returns them.
 _CID = re.compile(r"Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{10,127}")
@@ -207,7 +213,111 @@ class DecisionEntry:
         return _bounded(canonical_json(self.to_json()))
 
 
-Entry = CaptureEntry | DecisionEntry
+@dataclass(frozen=True)
+class KeySignatures:
+    """A key entry's signatures over its body: by the old key, the new key (rotate), or the log key
+    (a revocation made without the old key's file). Base64 or base64url text as each role signs."""
+
+    old: str | None = None
+    new: str | None = None
+    log: str | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.old, self.new, self.log):
+            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 512
+                                      or not _B64_TEXT.fullmatch(value)):
+                raise EntryError("a key entry's signature is base64 text of at most 512 characters")
+
+    def to_json(self) -> dict:
+        """The signatures as a JSON object."""
+        return {"old": self.old, "new": self.new, "log": self.log}
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """A key's rotation or revocation in the log: which role, which key (its id, and its public
+    key when it signs), the new key (rotate), when it takes effect, and the signatures over
+    :meth:`body`. A rotation is signed by both keys; a revocation by the old key or the log key.
+    Whether the signatures verify is :mod:`provenance.keys`' business; the shape is checked here."""
+
+    role: str
+    action: str
+    key_id: str
+    key: str | None
+    new_key_id: str | None
+    new_key: str | None
+    time: str
+    signatures: KeySignatures = KeySignatures()
+
+    def __post_init__(self) -> None:
+        if self.role not in KEY_ROLES:
+            raise EntryError(f"a key role is one of {', '.join(KEY_ROLES)}")
+        if self.action not in (ROTATE, REVOKE):
+            raise EntryError("a key action is rotate or revoke")
+        # Log and witness keys are named by their 4-byte signed-note key ID, the others by a
+        # sha256 prefix of 8 bytes.
+        width = 8 if self.role in ("log", "witness") else 16
+        for value, what in ((self.key_id, "the key id"), (self.new_key_id, "the new key id")):
+            if value is not None and (not isinstance(value, str) or not _KEY_ID.fullmatch(value)
+                                      or len(value) != width):
+                raise EntryError(f"{what} of a {self.role} key is {width} lowercase hex digits")
+        for value in (self.key, self.new_key):
+            if value is not None and (not isinstance(value, str) or len(value) > MAX_KEY_LENGTH
+                                      or not _URL_CHARS.fullmatch(value)):
+                raise EntryError(f"a public key is printable text of 1 to {MAX_KEY_LENGTH} "
+                                 "characters")
+        if self.key_id is None:
+            raise EntryError("a key entry names the key it rotates or revokes")
+        check_time(self.time)
+        if not isinstance(self.signatures, KeySignatures):
+            raise EntryError("a key entry's signatures are old, new and log")
+        sigs = self.signatures
+        if self.action == ROTATE:
+            if None in (self.key, self.new_key, self.new_key_id):
+                raise EntryError("a rotation names the old key and the new key")
+            if self.new_key_id == self.key_id:
+                raise EntryError("a rotation's new key is the old key")
+            if sigs.old is None or sigs.new is None or sigs.log is not None:
+                raise EntryError("a rotation is signed by the old key and by the new key")
+        else:
+            if self.new_key is not None or self.new_key_id is not None or sigs.new is not None:
+                raise EntryError("a revocation names no new key")
+            if (sigs.old is None) == (sigs.log is None):
+                raise EntryError("a revocation is signed by the old key or by the log key, "
+                                 "one of them")
+            if sigs.old is not None and self.key is None:
+                raise EntryError("a revocation signed by the old key names that key")
+
+    def body_json(self) -> dict:
+        """The entry as a JSON object without its signatures: what the signatures cover."""
+        return {"type": KEY, "v": VERSION, "role": self.role, "action": self.action,
+                "key_id": self.key_id, "key": self.key, "new_key_id": self.new_key_id,
+                "new_key": self.new_key, "time": self.time}
+
+    def body(self) -> bytes:
+        """The canonical bytes the signatures cover (see :func:`key_signing_message`)."""
+        return canonical_json(self.body_json())
+
+    def to_json(self) -> dict:
+        """The entry as a JSON object."""
+        return {**self.body_json(), "signatures": self.signatures.to_json()}
+
+    def encode(self) -> bytes:
+        """The entry's canonical bytes, as appended to the log."""
+        return _bounded(canonical_json(self.to_json()))
+
+
+# Signed before the body so that no other message a role's key signs (a checkpoint note, a pack
+# payload, a WACZ hash string, a cosignature) can be read as a key entry, or the reverse.
+KEY_SIGNING_CONTEXT = b"samizdat key entry v1\n"
+
+
+def key_signing_message(entry: KeyEntry) -> bytes:
+    """The bytes each signature of ``entry`` signs: a fixed context line, then its body."""
+    return KEY_SIGNING_CONTEXT + entry.body()
+
+
+Entry = CaptureEntry | DecisionEntry | KeyEntry
 
 
 def _bounded(data: bytes) -> bytes:
@@ -265,6 +375,9 @@ _CAPTURE_FIELDS = {"type", "v", "url", "time", "manifest", "parts"}
 _PART_FIELDS = {"name", "sha256", "cid"}
 _DECISION_FIELDS = {"type", "v", "fragment", "text_sha256", "manifest", "decision", "time",
                     "archivist"}
+_KEY_FIELDS = {"type", "v", "role", "action", "key_id", "key", "new_key_id", "new_key", "time",
+               "signatures"}
+_KEY_SIGNATURE_FIELDS = {"old", "new", "log"}
 
 
 def parse_entry(data: bytes) -> Entry:
@@ -281,7 +394,7 @@ def parse_entry(data: bytes) -> Entry:
     if not isinstance(obj, dict):
         raise EntryError("the entry is not a JSON object")
     kind, version = obj.get("type"), obj.get("v")
-    if kind not in (CAPTURE, DECISION):
+    if kind not in (CAPTURE, DECISION, KEY):
         raise EntryError(f"unknown entry type {kind!r}")
     if type(version) is not int or version != VERSION:
         raise EntryError(f"unknown {kind} entry version {version!r}")
@@ -294,6 +407,12 @@ def parse_entry(data: bytes) -> Entry:
             PartRef(**_fields(part, _PART_FIELDS, "a part")) for part in obj["parts"]
         )
         entry = CaptureEntry(obj["url"], obj["time"], obj["manifest"], parts)
+    elif kind == KEY:
+        obj = _fields(obj, _KEY_FIELDS, "the key entry")
+        signatures = KeySignatures(**_fields(obj["signatures"], _KEY_SIGNATURE_FIELDS,
+                                             "the key entry's signatures"))
+        entry = KeyEntry(obj["role"], obj["action"], obj["key_id"], obj["key"], obj["new_key_id"],
+                         obj["new_key"], obj["time"], signatures)
     else:
         obj = _fields(obj, _DECISION_FIELDS, "the decision entry")
         entry = DecisionEntry(obj["fragment"], obj["text_sha256"], obj["manifest"], obj["decision"],

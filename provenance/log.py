@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provenance import merkle
-from provenance.cosignature import WitnessPolicy
+from provenance.cosignature import Cosigned, WitnessPolicy
 from provenance.errors import LogBusyError, NoteError, ProofError, ProvenanceError
 from provenance.note import (
     MAX_NOTE_BYTES,
@@ -128,15 +128,25 @@ class LogClient:
         self.log_verifier = log_verifier
         self.policy = policy
 
-    def checkpoint(self) -> Checkpoint:
-        """The log's current checkpoint, its signature (and cosignatures, if a policy) verified."""
+    def _checkpoint_note(self) -> bytes:
         try:
-            data = self.fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
+            return self.fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
         except FileNotFoundError as exc:
             raise NoteError("the log has no checkpoint") from exc
+
+    def checkpoint(self) -> Checkpoint:
+        """The log's current checkpoint, its signature (and cosignatures, if a policy) verified."""
+        data = self._checkpoint_note()
         if self.policy is not None:
             return self.policy.verify(data, self.origin, self.log_verifier).checkpoint
         return open_checkpoint(data, self.origin, self.log_verifier)[0]
+
+    def cosigned(self) -> Cosigned:
+        """The current checkpoint and which of the policy's witnesses cosigned it, and when; the
+        quorum is left to the caller (``self.policy.check``), who may report each witness first."""
+        if self.policy is None:
+            raise ValueError("a LogClient without a witness policy has no cosigners to report")
+        return self.policy.cosigners(self._checkpoint_note(), self.origin, self.log_verifier)
 
     def prove_inclusion(self, checkpoint: Checkpoint, index: int) -> Inclusion:
         """Entry ``index``, proven against ``checkpoint``'s root from untrusted tiles."""

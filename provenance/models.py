@@ -13,7 +13,8 @@ from samizdat.db import Base, UTCDateTime, utcnow
 
 class LoggedCapture(Base):
     """A capture's entry at ``log_index``: recorded before it is appended, ``published`` once a
-    signed checkpoint covers it (provenance.archive_log says why in that order)."""
+    signed checkpoint covers it (provenance.archive_log says why in that order). A row with no
+    capture whose entry is of type ``key`` is a key rotation or revocation (provenance.keyring)."""
 
     __tablename__ = "log_captures"
 

@@ -1,4 +1,5 @@
-"""The public log as static files: ``/log/checkpoint``, ``/log/tile/…`` and ``/log/verifier-key``.
+"""The public log as static files: ``/log/checkpoint``, ``/log/tile/…``, ``/log/timestamp/…``
+and ``/log/verifier-key``.
 
 Exactly what any static host or mirror serves from a copy of the directory (C2SP tlog-tiles);
 the app serves it too so a reader needs nothing else.
@@ -9,7 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, abort, send_from_directory
 
 from provenance.appender import VERIFIER_KEY_PATH
-from provenance.tiles import CHECKPOINT_PATH
+from provenance.errors import TileError
+from provenance.tiles import CHECKPOINT_PATH, parse_timestamp_path
 from samizdat.web import runtime
 
 bp = Blueprint("log", __name__)
@@ -21,6 +23,8 @@ FULL_TILE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # A partial tile's path names its width, so its bytes are fixed too, but it is superseded (and
 # may be removed) once the tile fills: cached briefly.
 PARTIAL_TILE_CACHE_CONTROL = "public, max-age=60"
+# RFC 3161's media type for a TimeStampResp, which is what a token file holds.
+TIMESTAMP_MIMETYPE = "application/timestamp-reply"
 
 
 def _log_file(path: str, mimetype: str, cache_control: str):
@@ -53,3 +57,13 @@ def tile(path: str):
 def verifier_key():
     """The public key that checks the checkpoint (a signed-note verifier key line)."""
     return _log_file(VERIFIER_KEY_PATH, "text/plain; charset=utf-8", CHECKPOINT_CACHE_CONTROL)
+
+
+@bp.get("/log/timestamp/<path:path>")
+def timestamp(path: str):
+    """An RFC 3161 token of a checkpoint, ``timestamp/<size>/<k>.tsr``; never rewritten."""
+    try:
+        parse_timestamp_path(f"timestamp/{path}")
+    except TileError:
+        abort(404)
+    return _log_file(f"timestamp/{path}", TIMESTAMP_MIMETYPE, FULL_TILE_CACHE_CONTROL)

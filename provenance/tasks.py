@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 from config.settings import Settings
-from provenance.appender import append_captures
+from provenance.appender import append_captures, witness_checkpoint
 from provenance.errors import ProvenanceError
+from samizdat.errors import SamizdatError
 from samizdat.runtime import Runtime
 from samizdat.tasks import PeriodicTask
 
@@ -27,7 +28,19 @@ def append_and_publish(runtime: Runtime) -> int:
         log.info("log: %d capture(s) and %d decision(s) appended, %d replayed; checkpoint of "
                  "size %d published", report.appended, report.decisions, report.replayed,
                  report.size)
+    if report.stamps.written:  # each failing TSA has already said why, in its own line
+        log.info("log: checkpoint of size %d time-stamped: %s", report.size,
+                 ", ".join(report.stamps.written))
+    _witness(runtime)
     return report.appended + report.decisions
+
+
+def _witness(runtime: Runtime) -> None:
+    """Collect the witnesses' cosignatures on the published checkpoint (each failure one line)."""
+    try:
+        witness_checkpoint(runtime)
+    except (ProvenanceError, SamizdatError, OSError) as exc:  # another writer holds the log, our
+        log.error("checkpoint not witnessed: %s", exc)        # checkpoint or key is unreadable
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

@@ -2,11 +2,14 @@
 
 A log is a directory (or any static prefix) holding ``checkpoint``, ``tile/<L>/<N>[.p/<W>]``
 (concatenated 32-byte hashes) and ``tile/entries/<N>[.p/<W>]`` (uint16-length-prefixed entries).
-Full tiles are immutable; partial ones exist for the sizes a checkpoint was signed at.
+Full tiles are immutable; partial ones exist for the sizes a checkpoint was signed at. Beside them,
+Samizdat's own addition: ``timestamp/<size>/<k>.tsr``, RFC 3161 tokens over the body text of the
+checkpoint of that size (k = 0, 1, … with no gap), immutable too.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import tempfile
@@ -24,6 +27,9 @@ MAX_LEVEL = 63
 MAX_ENTRY_SIZE = 0xFFFF  # the uint16 length prefix
 FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE  # 8,192
 CHECKPOINT_PATH = "checkpoint"
+# Time-stamp tokens per checkpoint: one per configured TSA, so a short list bounds what a verifier
+# fetches (and what the settings accept).
+MAX_TIMESTAMPS = 8
 
 
 def encode_index(index: int) -> str:
@@ -83,6 +89,35 @@ def parse_tile_path(path: str) -> TileName:
     if level is not None and level > MAX_LEVEL or canonical != path:
         raise TileError(f"not a canonical tile path: {path!r}")
     return name
+
+
+_TIMESTAMP_PATH = re.compile(r"timestamp/(0|[1-9][0-9]{0,18})/([0-9])\.tsr")
+
+
+def timestamp_path(size: int, k: int) -> str:
+    """``timestamp/<size>/<k>.tsr``: the k-th time-stamp token of the checkpoint of ``size``."""
+    if not 0 <= size < 1 << 63 or not 0 <= k < MAX_TIMESTAMPS:
+        raise TileError(f"no time-stamp path for size {size}, token {k}")
+    return f"timestamp/{size}/{k}.tsr"
+
+
+def parse_timestamp_path(path: str) -> tuple[int, int]:
+    """(size, k) of a canonical time-stamp path; TileError for anything else."""
+    match = _TIMESTAMP_PATH.fullmatch(path)
+    if not match or int(match.group(2)) >= MAX_TIMESTAMPS or int(match.group(1)) >= 1 << 63:
+        raise TileError(f"not a time-stamp path: {path!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_log_path(path: str) -> str:
+    """Return ``path`` if it is one the layout produces (checkpoint, tile, bundle, time-stamp)."""
+    if path == CHECKPOINT_PATH:
+        return path
+    if path.startswith("timestamp/"):
+        parse_timestamp_path(path)
+    else:
+        parse_tile_path(path)  # digits, 'x', '/', '.p': no '..', no absolute path
+    return path
 
 
 def stored_count(size: int, level: int) -> int:
@@ -168,8 +203,7 @@ class HTTPFetcher:
 
     def fetch(self, path: str, max_bytes: int) -> bytes:
         """See :class:`Fetcher`."""
-        if path != CHECKPOINT_PATH:
-            parse_tile_path(path)
+        check_log_path(path)
         request = urllib.request.Request(self.base_url + path, headers={"Accept-Encoding": "identity"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
@@ -178,7 +212,8 @@ class HTTPFetcher:
             if exc.code == 404:
                 raise FileNotFoundError(f"{self.base_url}{path}: not found") from exc
             raise TileError(f"{self.base_url}{path}: HTTP {exc.code}") from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: a body cut short of its Content-Length (IncompleteRead), among others.
             raise TileError(f"{self.base_url}{path}: {exc}") from exc
         if len(data) > max_bytes:
             raise TileError(f"{path} is larger than {max_bytes} bytes")
@@ -186,9 +221,8 @@ class HTTPFetcher:
 
 
 def _inside(root: Path, path: str) -> Path:
-    """``root/path``, refusing any path that is not the checkpoint or a canonical tile path."""
-    if path != CHECKPOINT_PATH:
-        parse_tile_path(path)  # digits, 'x', '/', '.p': no '..', no absolute path
+    """``root/path``, refusing any path the layout does not produce (:func:`check_log_path`)."""
+    check_log_path(path)
     target = (root / path).resolve()
     if not target.is_relative_to(root):
         raise TileError(f"{path!r} lies outside the log directory")
@@ -249,7 +283,8 @@ class TileReader:
 
 
 def write_file(root: Path, path: str, data: bytes) -> None:
-    """Write one log file atomically; a tile or bundle, once written, may only be rewritten identically.
+    """Write one log file atomically; a tile, bundle or token, once written, may only be rewritten
+    identically.
 
     Every path but the checkpoint names fixed content (a partial tile's path carries its width),
     so different bytes at an existing path can only mean the log is being rewritten.

@@ -1,16 +1,17 @@
 """RFC 3161 time-stamps of checkpoints: ask time-stamping authorities, verify their tokens.
 
-A token proves that a checkpoint's exact bytes existed at the token's ``genTime``, signed by a
-time-stamping authority (TSA) that is not Samizdat. Several TSAs may be asked: each one that fails
-is reported with its reason and the others are still tried. What is stored and published is the
-TSA's whole DER ``TimeStampResp``; a verifier needs only it, the checkpoint's bytes and the TSAs'
-root certificates.
+A token proves that exact bytes (a checkpoint's body text) existed at the token's ``genTime``,
+signed by a time-stamping authority (TSA) that is not Samizdat. Several TSAs may be asked: each one
+that fails is reported with its reason and the others are still tried. What is stored and
+published is the TSA's whole DER ``TimeStampResp``; a verifier needs only it, the checkpoint's
+bytes and the TSAs' root certificates.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import os
 import re
 import time
 import urllib.error
@@ -37,6 +38,8 @@ from provenance.errors import TimestampError
 # room for long chains while keeping what a hostile TSA can make us hold small.
 MAX_TOKEN_BYTES = 64 * 1024
 DEFAULT_TIMEOUT = 10.0  # seconds, for one TSA from connecting to the last byte
+# A bundle of a few dozen roots is tens of kilobytes; a file far larger is not a root bundle.
+MAX_ROOTS_BYTES = 1024 * 1024
 SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 _CHUNK = 16 * 1024
 
@@ -163,6 +166,45 @@ def _read_bounded(response, deadline: float, max_bytes: int) -> bytes:  # noqa: 
             raise TimestampError(f"the reply is larger than {max_bytes} bytes")
 
 
+def load_roots(path: str | os.PathLike) -> list[x509.Certificate]:
+    """The certificates of a PEM bundle (the TSAs' trusted roots); TimestampError if unusable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_ROOTS_BYTES + 1)
+    except OSError as exc:
+        raise TimestampError(f"cannot read the TSA roots {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_ROOTS_BYTES:
+        raise TimestampError(f"the TSA roots {path} are larger than {MAX_ROOTS_BYTES} bytes")
+    try:
+        roots = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise TimestampError(f"the TSA roots {path} hold no PEM certificate") from None
+    return roots
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Text a TSA (or a token's maker) wrote, safe for one log or terminal line: no control
+    characters, at most ``limit`` characters."""
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def describe_token(token: bytes) -> str:
+    """Who issued a (verified) token and its serial, in words: ``CN=Some TSA, serial 12``."""
+    info = _decode(token).tst_info
+    try:
+        name = info.name
+    except Exception:  # noqa: BLE001 - the Rust binding raises when the optional field is absent
+        name = None
+    if isinstance(name, x509.DirectoryName):
+        who = name.value.rfc4514_string()
+    elif name is not None and isinstance(getattr(name, "value", None), str):
+        who = name.value
+    else:
+        who = "a TSA that names itself only in its certificate"
+    return f"{printable(who)}, serial {info.serial_number}"
+
+
 def verify_timestamp(token: bytes, data: bytes, roots: Sequence[x509.Certificate], *,
                      intermediates: Sequence[x509.Certificate] = (), nonce: int | None = None,
                      max_bytes: int = MAX_TOKEN_BYTES) -> datetime:
@@ -178,7 +220,7 @@ def verify_timestamp(token: bytes, data: bytes, roots: Sequence[x509.Certificate
         raise TimestampError(f"the token is larger than {max_bytes} bytes")
     response = _decode(token)
     if response.status != PKIStatus.GRANTED:
-        text = "; ".join(response.status_string) or "no reason given"
+        text = printable("; ".join(response.status_string)) or "no reason given"
         raise TimestampError(f"the TSA refused: status {response.status} ({text})")
     imprint = response.tst_info.message_imprint
     if imprint.hash_algorithm != SHA256_OID:
@@ -205,4 +247,4 @@ def _decode(token: bytes) -> TimeStampResponse:
     try:
         return decode_timestamp_response(token)
     except Exception as exc:  # noqa: BLE001 - the Rust parser raises ValueError and others
-        raise TimestampError(f"not an RFC 3161 time-stamp response: {exc}") from exc
+        raise TimestampError(f"not an RFC 3161 time-stamp response: {printable(str(exc))}") from exc

@@ -109,6 +109,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(static_copy_bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(log_bp)
+    if settings.witnessed_logs_path is not None:
+        from witness.routes import WITNESS_KEY
+        from witness.routes import bp as witness_bp
+        from witness.service import build_witness
+
+        # Only a server that witnesses other logs answers /witness/…: elsewhere it is a 404.
+        app.extensions[WITNESS_KEY] = build_witness(settings)
+        app.register_blueprint(witness_bp)
 
     from ops.routes import init_ops
 

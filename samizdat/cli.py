@@ -64,10 +64,13 @@ def register_cli(app: Flask) -> None:
     from fragments.cli import collections_cli, fragments_cli
     from mirror.cli import mirror_cli, scheduler_cmd, sources_cli, worker_cmd
     from provenance.cli import log_cli, verify_cmd
+    from provenance.keys_cli import keys_cli
+    from witness.cli import witness_cli
 
     for command in (
         db_cli, doctor, users_cli, sources_cli, mirror_cli, scheduler_cmd, worker_cmd, fragments_cli,
-        collections_cli, embed_cli, archive_cli, audit_cli, verify_cmd, log_cli,
+        collections_cli, embed_cli, archive_cli, audit_cli, verify_cmd, log_cli, witness_cli,
+        keys_cli,
     ):
         _check_text_arguments(command)
         app.cli.add_command(command)

@@ -23,25 +23,36 @@ def load_or_create_private_key(
     the SamizdatError raised when the file cannot be read.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        pem = generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-                out.flush()
-                os.fsync(out.fileno())
+        write_private_key(path, generate())  # False: another process made it first; use theirs
+    return load_private_key(path, what)
+
+
+def load_private_key(path: Path, what: str) -> PrivateKeyTypes:
+    """The private key stored at ``path``; SamizdatError naming ``what`` if it cannot be read."""
     try:
         return serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise SamizdatError(f"cannot read the {what} at {path}: {exc}") from exc
+
+
+def write_private_key(path: Path, key: PrivateKeyTypes) -> bool:
+    """Write ``key`` as PEM (PKCS#8) to a new file ``path`` (O_EXCL, mode 0600, synced to disk);
+    False, writing nothing, if the file already exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(pem)
+        out.flush()
+        os.fsync(out.fileno())
+    return True
 
 
 def load_or_create_ed25519_key(path: Path, what: str) -> Ed25519PrivateKey:

@@ -107,6 +107,8 @@ def user_shell(fresh_clone):
     """The environment of the user's two terminals: theirs, with only what the README sets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env["SAMIZDAT_FETCH_ALLOW_PRIVATE"] = "1"
+    # The verifier remembers the checkpoints it saw: this run's log is not the last run's.
+    env["XDG_STATE_HOME"] = str(fresh_clone.parent / "xdg-state")
     env["SAMIZDAT_BIND"] = f"127.0.0.1:{free_port()}"
     return env
 

@@ -96,6 +96,7 @@ def test_a_heartbeat_does_not_keep_a_trickled_capture_alive(local_settings, tric
         with rt.Session() as session:
             job = session.get(Job, job_id)
         assert job.state == "failed" and "time limit" in job.reason
-        assert elapsed < settings.fetch_timeout + 1.5
+        # Slack for a loaded CI machine; without the deadline the trickler holds the job for 15 s.
+        assert elapsed < settings.fetch_timeout + 5.0
     finally:
         rt.dispose()

@@ -71,3 +71,12 @@ def other_tsa(tmp_path_factory):
     server = OpenSSLTSA(tmp_path_factory.mktemp("other-tsa"), "Another TSA")
     yield server
     server.close()
+
+
+@pytest.fixture(autouse=True)
+def verifier_state(tmp_path, monkeypatch):
+    """The verifier remembers checkpoints under $XDG_STATE_HOME: each test gets its own, so no
+    test sees another's log (nor the developer's) as a fork. Subprocesses inherit it."""
+    state = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state / "samizdat-verify"

@@ -119,6 +119,14 @@ class _Server:
         self.server.shutdown()
         self.server.server_close()
 
+    def restart(self) -> None:
+        """Serve again at the same address after :meth:`close` (a TSA back from an outage)."""
+        self.server = ThreadingHTTPServer(self.server.server_address, self.server.RequestHandlerClass)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
 
 class _Handler(BaseHTTPRequestHandler):
     tsa: _Server

@@ -27,14 +27,18 @@ PUBLIC_WRITES = {
     "accounts.logout",
     # A 308 to the /manage/ address (method and body kept), which checks credentials itself.
     "moved.moved_page",
+    # tlog-witness: anyone may submit a checkpoint; only one signed by a witnessed log's key
+    # is cosigned (tests/witness/). Registered here because the walk's app is a witness.
+    "witness.add_checkpoint",
 }
 _ARGUMENT = re.compile(r"<(?:(\w+)(\([^)]*\))?:)?(\w+)>")
 
 
 @pytest.fixture
 def settings(tmp_path, sqlite_url):
-    """Authorization does not depend on the database engine: SQLite only, local store."""
-    return make_settings(tmp_path, sqlite_url)
+    """Authorization does not depend on the database engine: SQLite only, local store. The app
+    is also a witness, so its one public write is walked too."""
+    return make_settings(tmp_path, sqlite_url, witnessed_logs=str(tmp_path / "witnessed-logs"))
 
 
 def fill(rule: str) -> str:
