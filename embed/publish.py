@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -26,6 +27,9 @@ from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
+from provenance.appender import AppendReport, append_log
+from provenance.decisions import logged_approvals
+from provenance.errors import LogBusyError, ProvenanceError
 from provenance.keyring import retired_paths, revoked_ids
 from samizdat.errors import StorageError
 
@@ -111,11 +115,13 @@ def subresource_integrity(data: bytes) -> str:
 
 
 def _fallback_fragment(session: Session) -> dict | None:
-    """One approved fragment to show before (or without) JavaScript in the frame page."""
+    """One approved fragment the log vouches for, to show before (or without) JavaScript in the
+    frame page."""
     ids = list(session.scalars(select(Fragment.id).where(Fragment.status == APPROVED).limit(200)))
-    if not ids:
+    logged = sorted(logged_approvals(session, ids))
+    if not logged:
         return None
-    return pack_entry(session.get(Fragment, random.choice(ids)))
+    return pack_entry(session.get(Fragment, random.choice(logged)))
 
 
 def build_frame_html(session: Session, settings: Settings) -> bytes:
@@ -140,6 +146,8 @@ class EmbedPublishReport:
     sites: list[SiteReport]
     failures: list[str]
     embed_js_versioned: str = EMBED_JS
+    # Why the log was not appended first (another writer held it), so only what it held is out.
+    log_note: str | None = None
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -166,6 +174,24 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
+# A log pass takes well under a second: one that holds the lock is waited for this long before
+# publishing without this publish's own pass.
+LOG_WAIT_SECONDS = 3.0
+
+
+def _append_log_soon(session: Session, settings: Settings) -> AppendReport:
+    """One log pass (provenance.appender.append_log), waiting a little for another writer's."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        try:
+            return append_log(session, settings)
+        except LogBusyError:
+            session.rollback()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
+
+
 def previous_signers(session: Session, settings: Settings, current: PackSigner) -> list[PackSigner]:
     """The retired pack keys that still co-sign, so embed.js copies built with them keep working:
     the configured ones and those `flask keys rotate pack` kept, less any revoked (a revoked key
@@ -183,11 +209,25 @@ def previous_signers(session: Session, settings: Settings, current: PackSigner) 
 def publish_embed(
     session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
 ) -> EmbedPublishReport:
-    """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
+    """Append the log, then write packs, embed.js and frame.html to the public directory, S3 and
+    IPFS. Commits ``session``.
 
-    A site that fails is reported and skipped: the others (and the app's own copy) still
-    publish, and the next publish brings it up to date.
+    Packs carry only what the log holds, so a pass of the log appender runs first: decisions
+    made just before a publish are in it. When the log cannot be appended (another writer holds
+    it), what it already holds is published and the report says why. A site that fails is
+    reported and skipped: the others (and the app's own copy) still publish, and the next
+    publish brings it up to date.
     """
+    log_note = None
+    try:
+        if _append_log_soon(session, settings).published:
+            # What the packs depend on changed just now; a fingerprint taken before would make
+            # the debouncer publish the same packs once more.
+            fingerprint = curation_fingerprint(session)
+    except ProvenanceError as exc:
+        session.rollback()
+        log_note = (f"the log was not appended ({exc}): only what it already holds is "
+                    "published; the next publish after the log's next pass brings the rest")
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = previous_signers(session, settings, signer)
     out: Path = settings.public_path
@@ -225,7 +265,7 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
-                                [r for _, r in sites], failures, versioned)
+                                [r for _, r in sites], failures, versioned, log_note)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}

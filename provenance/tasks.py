@@ -1,5 +1,5 @@
-"""The log's periodic task: the active scheduler appends stored captures, signs a checkpoint and
-publishes the log directory to S3 and IPFS."""
+"""The log's periodic task: the active scheduler appends stored captures and curation decisions,
+signs a checkpoint and publishes the log directory to S3 and IPFS."""
 
 from __future__ import annotations
 
@@ -19,21 +19,22 @@ APPEND_SECONDS = 30.0
 
 
 def append_and_publish(runtime: Runtime) -> int:
-    """One pass of :func:`append_captures`; returns how many new captures it logged."""
+    """One pass of :func:`append_captures`; returns how many new entries it logged."""
     try:
         report = append_captures(runtime)
     except ProvenanceError as exc:  # another writer, or log and database disagree: one line
         log.error("log not appended: %s", exc)
         return 0
-    if report.appended or report.replayed:
-        log.info("log: %d capture(s) appended, %d replayed; checkpoint of size %d published",
-                 report.appended, report.replayed, report.size)
+    if report.appended or report.decisions or report.replayed:
+        log.info("log: %d capture(s) and %d decision(s) appended, %d replayed; checkpoint of "
+                 "size %d published", report.appended, report.decisions, report.replayed,
+                 report.size)
     if report.stamps.written:  # each failing TSA has already said why, in its own line
         log.info("log: checkpoint of size %d time-stamped: %s", report.size,
                  ", ".join(report.stamps.written))
     _witness(runtime)
     publish_copies(runtime)  # after the tokens and cosignatures: they go out in the same pass
-    return report.appended
+    return report.appended + report.decisions
 
 
 def _witness(runtime: Runtime) -> None:

@@ -511,7 +511,8 @@ def test_an_oversized_or_broken_wacz_is_refused_unread(log_key, tmp_path):
 def test_the_apps_exported_wacz_verifies_with_the_standalone_command(archived, tmp_path):
     runtime = archived.app.extensions["samizdat"]
     settings = runtime.settings
-    append_captures(runtime)  # the app's own log now holds the capture
+    # The app's own log now holds the capture (entry 0) and its approved fragment's decision.
+    append_captures(runtime)
     out = tmp_path / "export.wacz"
     result = archived.app.test_cli_runner().invoke(
         args=["archive", "export-wacz", "--source", str(archived.source_id), "-o", str(out)])
@@ -524,7 +525,7 @@ def test_the_apps_exported_wacz_verifies_with_the_standalone_command(archived, t
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert standalone.returncode == 0, standalone.stdout + standalone.stderr
     assert "ok  inclusion of entry 0 (archive/capture-" in standalone.stdout
-    assert "ok  the WACZ's checkpoint of size 1 is consistent with the live log of size 1" \
+    assert "ok  the WACZ's checkpoint of size 2 is consistent with the live log of size 2" \
         in standalone.stdout
     # And `flask verify` is the same command.
     result = archived.app.test_cli_runner().invoke(args=[
