@@ -36,7 +36,8 @@ from provenance.entries import (
     parse_entry,
 )
 from provenance.errors import ProvenanceError, TileError
-from provenance.models import LoggedCapture
+from fragments.models import Fragment
+from provenance.models import LoggedCapture, LoggedDecisionRow
 from provenance.note import MAX_NOTE_BYTES, Ed25519Verifier, open_checkpoint
 from provenance.publish import LOG_SITE
 from provenance.merkle import TILE_WIDTH
@@ -84,7 +85,7 @@ class LogRestoreReport:
     location: str = ""  # where the log was read, or "" when there is none
     size: int = 0
     captures: int = 0  # capture entries in the log
-    decisions: int = 0  # decision entries: counted, not restored here
+    decisions: int = 0  # decision entries: restored as log_decisions rows
     keys: int = 0  # key rotations and revocations: restored as rows without a capture
     restored: int = 0  # capture entries matched to a rebuilt capture
     problems: list[str] = field(default_factory=list)
@@ -96,7 +97,7 @@ class LogRestoreReport:
             return "no log to restore from (none in the log directory or the bucket's log/)"
         return (f"log ({self.location}, {self.size} entries): {self.restored} of {self.captures} "
                 f"capture entries matched to restored captures; {self.keys} key entries restored; "
-                f"{self.decisions} decision entries (not restored here)")
+                f"{self.decisions} decision entries restored")
 
 
 def _fetch_vkey(fetcher: Fetcher) -> str | None:
@@ -197,6 +198,21 @@ def _rebuilt_captures(runtime: Runtime, session: Session) -> list[_Rebuilt]:
     return out
 
 
+def _restore_decision(session: Session, index: int, data: bytes, entry: DecisionEntry,
+                      known: dict[int, str], report: LogRestoreReport) -> None:
+    """Record a logged decision again, under the rebuilt fragment's review stamp so that the next
+    pass sees no new review in it (a different state later is a new decision, logged then)."""
+    if index in known:
+        if known[index] != data.decode("utf-8"):
+            report.problems.append(f"log entry {index}: the database already records other bytes at this index")
+        return
+    fragment = session.get(Fragment, entry.fragment)
+    session.add(LoggedDecisionRow(
+        log_index=index, fragment_id=entry.fragment, decision=entry.decision,
+        text_sha256=entry.text_sha256, reviewed_at=fragment.reviewed_at if fragment else None,
+        entry=data.decode("utf-8"), published=True))
+
+
 def restore_logged_captures(runtime: Runtime) -> LogRestoreReport:
     """Fill ``log_captures`` from the log's capture entries (see the module docstring)."""
     report = LogRestoreReport()
@@ -210,6 +226,7 @@ def restore_logged_captures(runtime: Runtime) -> LogRestoreReport:
     fetcher, entries = found
     with runtime.Session() as session:
         known = dict(session.execute(select(LoggedCapture.log_index, LoggedCapture.entry)).all())
+        known.update(session.execute(select(LoggedDecisionRow.log_index, LoggedDecisionRow.entry)).all())
         rebuilt = _rebuilt_captures(runtime, session)
         by_manifest = {r.manifest: r for r in rebuilt}
         by_moment: dict[tuple[str, str], list[_Rebuilt]] = {}
@@ -225,7 +242,10 @@ def restore_logged_captures(runtime: Runtime) -> LogRestoreReport:
                 report.problems.append(f"log entry {index}: not an entry Samizdat writes: {exc}")
                 continue
             if isinstance(entry, DecisionEntry):
-                report.decisions += 1  # their table belongs to the curation log
+                # One index sequence over both tables: without these rows the next append pass
+                # would count fewer rows than the log holds and refuse to append.
+                report.decisions += 1
+                _restore_decision(session, index, data, entry, known, report)
                 continue
             if isinstance(entry, KeyEntry):
                 # Kept as the keyring keeps them: a row with no capture, so the key history (and

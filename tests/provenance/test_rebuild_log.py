@@ -16,7 +16,9 @@ from mirror.sources import add_source
 from mirror.storage import S3Store
 from provenance.appender import append_captures, log_signer
 from provenance.log import LogClient, LogWriter
-from provenance.models import LoggedCapture
+from fragments.models import Fragment
+from fragments.curation import Reviewer, review
+from provenance.models import LoggedCapture, LoggedDecisionRow
 from provenance.publish import publish_log
 from provenance.records import capture_entry_for
 from samizdat import migrate
@@ -80,7 +82,7 @@ def test_rebuild_restores_log_indexes_from_the_bucket_and_names_every_difference
         assert result.exit_code == 0, result.output
         out = result.output
         assert "restored 2 sources, 2 captures" in out
-        assert "1 of 3 capture entries matched to restored captures; 0 key entries restored; 0 decision entries" in out
+        assert "1 of 3 capture entries matched to restored captures; 0 key entries restored; 0 decision entries restored" in out
         assert f"log entry 0 ({site.url('/articles/' + names[0] + '.html')}" in out
         assert "in the log, but the bucket has no such capture" in out
         assert "log entry 2 (" in out and "they differ" in out
@@ -173,5 +175,51 @@ def test_an_altered_log_in_the_bucket_restores_nothing_and_says_why(
         with after.extensions["samizdat"].Session() as session:
             assert session.scalar(select(LoggedCapture.log_index)) is None
         assert not (two.log_path / "checkpoint").exists()  # an altered log is not copied home
+    finally:
+        after.extensions["samizdat"].dispose()
+
+
+def test_decisions_in_the_log_come_back_with_a_rebuild_and_the_log_goes_on(
+        tmp_path, sqlite_url, s3_server, bucket, site):
+    # Captures and decisions share one index sequence: a rebuild that restored only the capture
+    # rows would leave the next pass counting fewer rows than the log holds, refusing to append.
+    one = make_settings(tmp_path / "one", sqlite_url, s3_endpoint_url=s3_server.endpoint_url,
+                        s3_bucket=bucket)
+    app = create_app(one)
+    rt = app.extensions["samizdat"]
+    capture_id = _capture(app, site, seed_names()[0])
+    with rt.Session() as session:
+        ids = list(session.scalars(select(Fragment.id).where(Fragment.capture_id == capture_id)
+                                   .order_by(Fragment.position)))[:2]
+        review(session, ids, "approved", Reviewer("rebuild-test archivist"))
+        session.commit()
+    report = append_captures(rt)
+    assert (report.appended, report.decisions, report.size) == (1, 2, 3)
+    assert publish_log(one).failures == []
+    key = one.log_signing_key_path.read_bytes()
+    rt.dispose()
+    shutil.rmtree(tmp_path / "one")
+
+    new_url = f"sqlite:///{tmp_path / 'two.db'}"
+    migrate.upgrade(new_url)
+    two = make_settings(tmp_path / "two", new_url, s3_endpoint_url=s3_server.endpoint_url,
+                        s3_bucket=bucket)
+    two.log_signing_key_path.parent.mkdir(parents=True)
+    two.log_signing_key_path.write_bytes(key)
+    after = create_app(two)
+    try:
+        result = after.test_cli_runner().invoke(args=["mirror", "rebuild-index"])
+        assert result.exit_code == 0, result.output
+        assert "2 decision entries restored" in result.output
+        runtime = after.extensions["samizdat"]
+        with runtime.Session() as session:
+            rows = session.execute(select(LoggedDecisionRow.log_index, LoggedDecisionRow.fragment_id,
+                                          LoggedDecisionRow.published)
+                                   .order_by(LoggedDecisionRow.log_index)).all()
+        assert sorted((r[0], r[2]) for r in rows) == [(1, True), (2, True)]
+        assert sorted(r[1] for r in rows) == sorted(ids)
+        # The next pass is not refused: it counts every entry the log holds.
+        again = append_captures(runtime)
+        assert again.size >= 3
     finally:
         after.extensions["samizdat"].dispose()
