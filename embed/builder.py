@@ -247,7 +247,8 @@ def selfhost_zip():
     if published is None or not (root / "packs" / "catalog.json").exists():
         abort(404, description="the fragment packs have not been published yet; try again later")
     signer = load_or_create_signer(runtime().settings.embed_signing_key_path)
-    script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}])
+    script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}],
+                            log=published.get("log"))
     # Root-relative: a relative src would resolve against each page's own folder
     # (/2026/12/post.html would ask for /2026/12/samizdat/embed.js). The README says so.
     context = snippet_context(scripts=[SELFHOST_SCRIPT])

@@ -22,9 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from embed.logged import LoggedEntry, PackLog, read_pack_log
 from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
+from provenance.appender import published_verifier_key
+from provenance.errors import ProvenanceError
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
 from samizdat.errors import StorageError
 
@@ -75,12 +78,38 @@ def embed_origins(settings: Settings, where: Locations) -> list[dict]:
     return origins
 
 
+def witness_policy(settings: Settings) -> tuple[list[str], int]:
+    """The witnesses' verifier keys and how many of them must cosign a checkpoint.
+
+    Read defensively: the witness settings (``SAMIZDAT_WITNESSES``, lines of ``vkey URL``, and
+    ``SAMIZDAT_WITNESS_QUORUM``) may be a string, a list of strings or of records with a vkey.
+    """
+    raw = getattr(settings, "witnesses", None) or []
+    items = raw.replace(",", "\n").splitlines() if isinstance(raw, str) else list(raw)
+    vkeys = []
+    for item in items:
+        vkey = getattr(item, "vkey", None) or (item.split()[0] if isinstance(item, str) and item.split() else None)
+        if vkey and vkey not in vkeys:
+            vkeys.append(vkey)
+    quorum = int(getattr(settings, "witness_quorum", 0) or 0) if vkeys else 0
+    return vkeys, min(max(quorum, 0), len(vkeys))
+
+
+def widget_log_config(settings: Settings, log_vkey: str) -> dict:
+    """What embed.js pins of the log: its verifier key and the witness policy."""
+    witnesses, quorum = witness_policy(settings)
+    return {"key": log_vkey, "witnesses": witnesses, "quorum": quorum}
+
+
 def build_embed_js(
-    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None
+    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None,
+    log: dict | None = None,
 ) -> bytes:
     """embed.js with its configuration (public key, origins, words, style) built in.
 
     ``origins`` replaces the published ones (a self-hosted copy reads only ``packs/`` beside it).
+    ``log`` (widget_log_config) pins the log key and witness policy: such an embed.js shows only
+    fragments proven to be in the log under a checkpoint that policy accepts.
     """
     config = {
         "key": signer.public_key,
@@ -90,6 +119,8 @@ def build_embed_js(
         "words": widget_words(),
         "css": rcssmin.cssmin(_asset("embed.css")),
     }
+    if log:
+        config["log"] = log
     # "</" is escaped so the configuration can never close a surrounding <script> element.
     text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     source = _asset(EMBED_JS)
@@ -139,6 +170,7 @@ class EmbedPublishReport:
     sites: list[SiteReport]
     failures: list[str]
     embed_js_versioned: str = EMBED_JS
+    log: dict | None = None  # what embed.js pins of the log (widget_log_config), if anything
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -165,20 +197,41 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
+def pack_log(settings: Settings, logged: dict[str, LoggedEntry] | None) -> tuple[PackLog | None, str | None]:
+    """The log the packs are built against and why there is none (no log yet: today's packs).
+
+    The log's public verifier key (published beside its checkpoint) is what embed.js pins; a log
+    directory without one, or without a checkpoint it verifies, gives packs without proofs.
+    """
+    if logged is None:
+        return None, "no logged decisions"
+    vkey = published_verifier_key(settings.log_path)
+    if vkey is None:
+        return None, "the log has no verifier key yet"
+    try:
+        return read_pack_log(settings.log_path, vkey, logged), None
+    except ProvenanceError as exc:
+        return None, f"the log cannot be read: {exc}"
+
+
 def publish_embed(
-    session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
+    session: Session, settings: Settings, fingerprint: str | None = None, *,
+    logged: dict[str, LoggedEntry] | None = None, **pack_options
 ) -> EmbedPublishReport:
     """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
 
     A site that fails is reported and skipped: the others (and the app's own copy) still
-    publish, and the next publish brings it up to date.
+    publish, and the next publish brings it up to date. With the log, packs carry only the
+    ``logged`` approvals, with their proofs, and embed.js pins the log's key.
     """
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
+    log, _ = pack_log(settings, logged)
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,
-                          ttl=timedelta(hours=settings.embed_index_ttl_hours), **pack_options)
+                          ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)
+    log_config = widget_log_config(settings, published_verifier_key(settings.log_path)) if log else None
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):
@@ -192,7 +245,7 @@ def publish_embed(
             sites.append((site, report))
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
-    script = build_embed_js(signer, settings, where)
+    script = build_embed_js(signer, settings, where, log=log_config)
     frame = build_frame_html(session, settings)
     versioned = versioned_script_name(script)
     write_atomic(out / EMBED_JS, script)
@@ -210,7 +263,7 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
-                                [r for _, r in sites], failures, versioned)
+                                [r for _, r in sites], failures, versioned, log_config)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}
@@ -237,4 +290,6 @@ def published_state(report: EmbedPublishReport) -> dict:
         "ipns_name": ipfs.ipns_name if ipfs else None,
         "sites": [s.site for s in report.sites],
         "failures": report.failures,
+        # The self-host copy of embed.js must pin what the published one pins.
+        "log": report.log,
     }

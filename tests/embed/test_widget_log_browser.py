@@ -1,0 +1,231 @@
+"""The widget and the provenance log, in Chromium against the real app, S3 and IPFS: a fragment is
+shown only when its approval is in the log under a checkpoint the pinned policy accepts."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from embed.logged import LoggedEntry
+from embed.packs import MAX_REQUEST_BYTES, canonical_json, signed_envelope
+from embed.publish import build_embed_js, publish_embed, subresource_integrity, versioned_script_name
+from embed.signing import load_or_create_signer
+from fragments.models import APPROVED, Fragment
+from provenance.appender import append_captures, log_signer, published_verifier_key
+from provenance.cosignature import CosignatureSigner, add_cosignatures
+from provenance.log import LogWriter
+from provenance.note import Ed25519Signer, Signature, parse_note, sign_note
+from provenance.records import decision_entry_for
+from tests.embed.test_widget_browser import STATIC, blog, browser, live, shown  # noqa: F401 (fixtures)
+
+
+@dataclass
+class Logged:
+    """The live app whose approvals are in its log, packs republished with proofs."""
+
+    live: object
+    logged: dict
+    script: str  # the embed.js that pins the log key
+    integrity: str
+
+
+def log_approvals(live) -> dict[str, LoggedEntry]:
+    """Append every approved fragment's decision entry to the app's log (after its captures)."""
+    rt = live.app.extensions["samizdat"]
+    append_captures(rt)
+    logged = {}
+    with rt.Session() as session, LogWriter(live.settings.log_path, log_signer(live.settings),
+                                            live.settings.log_origin_name) as writer:
+        for fragment in session.query(Fragment).filter_by(status=APPROVED).order_by(Fragment.id):
+            entry = decision_entry_for(session, fragment, "approved", fragment.reviewed_at).encode()
+            logged[fragment.id] = LoggedEntry(writer.size, entry)
+            writer.append([entry])
+        writer.publish()
+    return logged
+
+
+def republish(live, logged) -> tuple[str, str]:
+    rt = live.app.extensions["samizdat"]
+    with rt.Session() as session:
+        report = publish_embed(session, live.settings, logged=logged)
+    assert not report.failures and report.log
+    return report.embed_js_versioned, report.embed_js_integrity
+
+
+@pytest.fixture
+def logged(live):
+    entries = log_approvals(live)
+    script, integrity = republish(live, entries)
+    return Logged(live, entries, script, integrity)
+
+
+def snippet(live, script, integrity):
+    return (STATIC + f'<script async src="{live.url}/embed/{script}" integrity="{integrity}" '
+            'crossorigin="anonymous"></script>')
+
+
+def pack_files(live):
+    """The published index of "all" (envelope and payload) and its one shard's fragments."""
+    envelope = (live.settings.public_path / "packs/all/index.json").read_bytes()
+    index = json.loads(json.loads(envelope)["payload"])
+    shard = json.loads((live.settings.public_path / f"packs/shards/{index['shards'][0]['sha256']}.json")
+                       .read_bytes())
+    return index, shard["fragments"]
+
+
+def forge(context, live, fragments, checkpoint=None):
+    """Serve, from every origin, an index re-signed with the real pack key (a stolen key) naming
+    one shard of ``fragments``; ``checkpoint`` replaces the index's checkpoint note."""
+    index, _ = pack_files(live)
+    shard = canonical_json({"format": "samizdat-pack/1", "fragments": fragments})
+    digest = hashlib.sha256(shard).hexdigest()
+    index.update(count=len(fragments), shards=[{"sha256": digest, "count": len(fragments), "bytes": len(shard)}])
+    if checkpoint is not None:
+        index["checkpoint"] = checkpoint
+    signer = load_or_create_signer(live.settings.embed_signing_key_path)
+    envelope = signed_envelope([signer], index)
+    cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+    context.route(re.compile(r".*/all/index\.json$"),
+                  lambda route: route.fulfill(body=envelope, content_type="application/json", headers=cors))
+    context.route(re.compile(rf".*/shards/{digest}\.json$"),
+                  lambda route: route.fulfill(body=shard, content_type="application/json", headers=cors))
+
+
+def open_view(browser, url, setup=None, *, refused=False):
+    """One page view in a fresh context: (what the widget shows, or the written-in fallback's text
+    when ``refused``; the console warnings). A refused view waits for the widget to give up."""
+    context = browser.new_context()
+    if setup:
+        setup(context)
+    page = context.new_page()
+    warnings = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    if refused:
+        # Generous: a loaded machine may take seconds per origin; the widget tries four.
+        with page.expect_console_message(lambda m: "every origin failed" in m.text, timeout=60000):
+            page.goto(url)
+        assert page.locator(".samizdat-embed").count() == 0
+        got = page.locator("blockquote.samizdat-fragment p").first.text_content()
+    else:
+        page.goto(url)
+        got = shown(page)["text"]
+    context.close()
+    return got, warnings
+
+
+
+def logged_page(logged, blog):
+    return blog.page(snippet(logged.live, logged.script, logged.integrity))
+
+
+def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, logged, blog):
+    live = logged.live
+    index, fragments = pack_files(live)
+    assert index["checkpoint"] == (live.settings.log_path / "checkpoint").read_text()
+    assert {f["id"] for f in fragments} == set(logged.logged)
+    assert all(f["log"]["entry"] == logged.logged[f["id"]].entry.decode() for f in fragments)
+    got, warnings = open_view(browser, logged_page(logged, blog))
+    assert got in live.texts
+    assert warnings == []
+
+
+def test_a_fragment_not_yet_logged_is_left_out_of_the_packs(live):
+    entries = log_approvals(live)
+    held_back = sorted(entries)[0]
+    del entries[held_back]
+    republish(live, entries)
+    _, fragments = pack_files(live)
+    assert held_back not in {f["id"] for f in fragments} and len(fragments) == len(entries)
+
+
+def forged_fragment(genuine, text, log=None):
+    """A fragment a thief of the pack key would like shown, with ``log`` as its claimed proof."""
+    fake = {**genuine, "id": "f" * 32, "text": text}
+    if log is None:
+        fake.pop("log")
+    else:
+        fake["log"] = log
+    return fake
+
+
+def test_a_stolen_pack_key_alone_cannot_put_words_on_the_page(browser, logged, blog):
+    live = logged.live
+    _, fragments = pack_files(live)
+    genuine = fragments[0]
+    lie = "Forged words nobody archived"
+    # Unlogged; or riding on a genuine fragment's entry and proof (under its id or another).
+    forgeries = [forged_fragment(genuine, lie),
+                 forged_fragment(genuine, lie, genuine["log"]),
+                 {**genuine, "text": lie}]
+    url = logged_page(logged, blog)
+    got, warnings = open_view(browser, url, lambda c: forge(c, live, forgeries), refused=True)
+    assert got == "STATIC GENUINE FRAGMENT"
+    assert any("no logged approval" in w for w in warnings), warnings
+    assert any("its text is not the logged one" in w for w in warnings), warnings
+    # Mixed into a genuine shard, the forgeries are passed over for the proven fragments.
+    for _ in range(3):
+        got, warnings = open_view(browser, url, lambda c: forge(c, live, forgeries + fragments))
+        assert got in live.texts and got != lie
+
+
+def test_a_checkpoint_signed_by_another_key_is_refused(browser, logged, blog):
+    live = logged.live
+    _, fragments = pack_files(live)
+    real = (live.settings.log_path / "checkpoint").read_bytes()
+    text = parse_note(real).text
+    impostor = Ed25519Signer(live.settings.log_origin_name, Ed25519PrivateKey.generate())
+    other_key = sign_note(text, [impostor]).decode()
+    # The log key's name and key ID, with another key's signature.
+    real_sig = parse_note(real).signatures[0]
+    bad_sig = sign_note(text, [], keep=[Signature(real_sig.name, real_sig.key_id,
+                                                  impostor.sign(text.encode()).signature)]).decode()
+    url = logged_page(logged, blog)
+    for note, reason in ((other_key, "not signed by the log key"), (bad_sig, "bad signature by")):
+        got, warnings = open_view(browser, url, lambda c, n=note: forge(c, live, fragments, n), refused=True)
+        assert got == "STATIC GENUINE FRAGMENT"
+        assert any(reason in w for w in warnings), warnings
+
+
+def test_a_bad_proof_hash_is_refused(browser, logged, blog):
+    live = logged.live
+    _, fragments = pack_files(live)
+    tampered = []
+    for f in fragments:
+        proof = list(f["log"]["proof"])
+        proof[0] = "A" * 43 + "="  # 32 zero bytes: a well-formed hash that leads elsewhere
+        tampered.append({**f, "log": {**f["log"], "proof": proof}})
+    got, warnings = open_view(browser, logged_page(logged, blog),
+                              lambda c: forge(c, live, tampered), refused=True)
+    assert got == "STATIC GENUINE FRAGMENT"
+    assert any("inclusion proof does not lead to the checkpoint" in w for w in warnings), warnings
+
+
+def test_a_quorum_of_one_refuses_a_checkpoint_without_a_good_cosignature(browser, logged, blog):
+    live = logged.live
+    witness = CosignatureSigner.generate("witness.example/w1")
+    real = (live.settings.log_path / "checkpoint").read_bytes()
+    good = add_cosignatures(real, [witness.cosign(parse_note(real).text)])
+    line = witness.cosign(parse_note(real).text)
+    bad = add_cosignatures(real, [Signature(line.name, line.key_id, line.signature[:-1] + b"\0")])
+    # embed.js pinning the log key and one witness, one cosignature needed.
+    signer = load_or_create_signer(live.settings.embed_signing_key_path)
+    policy = {"key": published_verifier_key(live.settings.log_path),
+              "witnesses": [witness.verifier.vkey], "quorum": 1}
+    script = build_embed_js(signer, live.settings, log=policy)
+    name = versioned_script_name(script)
+    (live.settings.public_path / name).write_bytes(script)
+    url = blog.page(snippet(live, name, subresource_integrity(script)))
+    _, fragments = pack_files(live)
+    for note, reason in ((real, "0 of the 1 cosignatures"), (bad, "bad signature by witness.example/w1")):
+        got, warnings = open_view(browser, url, lambda c, n=note: forge(c, live, fragments, n.decode()),
+                                  refused=True)
+        assert got == "STATIC GENUINE FRAGMENT"
+        assert any(reason in w for w in warnings), warnings
+    got, warnings = open_view(browser, url, lambda c: forge(c, live, fragments, good.decode()))
+    assert got in live.texts and warnings == []
