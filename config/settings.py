@@ -126,6 +126,10 @@ class Settings:
     # know it by (empty: the public address's host and path + "/log", such as example.org/log).
     log_signing_key: str = ""
     log_origin: str = ""
+    # The secret under which a logged decision names its archivist by an opaque key id (an HMAC
+    # of the user id), never by name. Empty: derived from the secret key (so changing that key
+    # changes every archivist's id from then on; set this to keep them apart).
+    log_archivist_secret: str = field(default="", repr=False)
     # Compiled gettext catalogues (<lang>/LC_MESSAGES/messages.mo, built by `make install`);
     # empty: translations/ beside the code. A language without one is served in English.
     translations_dir: str = ""
@@ -355,6 +359,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"{PREFIX}FETCH_PROXY must be an http://, https://, socks5:// or socks5h:// URL, "
             f"got {settings.fetch_proxy!r}"
         )
+    if settings.log_archivist_secret and len(settings.log_archivist_secret.encode()) < 16:
+        raise SettingsError(f"{PREFIX}LOG_ARCHIVIST_SECRET must be at least 16 bytes (or empty)")
     try:
         origin = settings.log_origin_name
     except ValueError:  # a public URL whose port is not a number

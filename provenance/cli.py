@@ -32,13 +32,15 @@ def log_cli() -> None:
 @log_cli.command("append")
 @with_appcontext
 def log_append() -> None:
-    """Append every stored capture not yet logged and publish a new checkpoint, now."""
+    """Append every stored capture and curation decision not yet logged and publish a new
+    checkpoint, now."""
     # A server command, not an archivist's: it only writes what the archive already holds.
     rt = runtime()
     try:
         report = append_captures(rt)
     except (ProvenanceError, SamizdatError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed; "
+    click.echo(f"{report.appended} capture(s) appended, {report.replayed} replayed, "
+               f"{report.decisions} decision(s) appended; "
                f"log {rt.settings.log_origin_name} at size {report.size}")
     click.echo(f"verifier key: {log_signer(rt.settings).verifier.vkey}")

@@ -53,10 +53,13 @@ def capture_entry_for(session: Session, capture: Capture) -> CaptureEntry:
 
 
 def decision_entry_for(session: Session, fragment: Fragment, decision: str, decided_at: datetime,
-                       archivist: str | None = None) -> DecisionEntry:
+                       archivist: str | None = None, *,
+                       manifest: str | None = None) -> DecisionEntry:
     """The log entry of ``decision`` on ``fragment`` as its text reads now.
 
     ``archivist`` is an opaque key id (provenance.entries.archivist_key_id), never a name.
+    ``manifest``: the capture's manifest sha256 when the caller has it (one query saved per entry).
     """
-    return decision_entry(fragment.id, fragment.text, manifest_sha256(session, fragment.capture_id),
-                          decision, decided_at, archivist)
+    if manifest is None:
+        manifest = manifest_sha256(session, fragment.capture_id)
+    return decision_entry(fragment.id, fragment.text, manifest, decision, decided_at, archivist)

@@ -1,0 +1,184 @@
+"""Curation decisions in the log: which fragments' public state changed since their last logged
+decision (the appender records those), and which fragments the log vouches for as approved.
+
+A fragment is public only when the log says so: its latest decision under a signed checkpoint is
+"approved" or "edited" and names the sha256 of the text it has now. Packs and the static copy
+carry nothing else, so text changed in the database behind the log's back is shown nowhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from accounts.models import User
+from config.settings import Settings
+from fragments.models import APPROVED, REJECTED, Fragment
+from provenance.entries import EntryError, archivist_key_id, text_sha256
+from provenance.models import LoggedCapture, LoggedDecisionRow
+from provenance.records import decision_entry_for, manifest_sha256
+from samizdat.db import utcnow
+from samizdat.secret_key import load_secret_key
+
+log = logging.getLogger(__name__)
+
+# The decisions that make a fragment public; "rejected" takes it back.
+PUBLIC_DECISIONS = ("approved", "edited")
+# Ids per IN (…) list: far below every database's limit on bound parameters.
+_CHUNK = 1000
+# Keeps the derived archivist secret apart from every other use of the app's secret key.
+_ARCHIVIST_DOMAIN = b"samizdat/provenance/archivist-key-id/v1"
+
+
+@dataclass(frozen=True)
+class LoggedDecision:
+    """A fragment's latest published decision that makes it public: its index and exact bytes."""
+
+    fragment_id: str
+    log_index: int
+    entry: bytes
+
+
+def archivist_secret(settings: Settings) -> bytes:
+    """The secret of archivist key ids: SAMIZDAT_LOG_ARCHIVIST_SECRET, else derived (HMAC with a
+    domain separator) from the app's secret key, so that key itself is never used twice."""
+    if settings.log_archivist_secret:
+        return settings.log_archivist_secret.encode()
+    return hmac.new(load_secret_key(settings).encode(), _ARCHIVIST_DOMAIN, hashlib.sha256).digest()
+
+
+def _latest(published_only: bool):
+    """Each fragment's latest recorded decision row (published ones only, if asked) as an alias."""
+    newest = select(LoggedDecisionRow.fragment_id,
+                    func.max(LoggedDecisionRow.log_index).label("log_index"))
+    if published_only:
+        newest = newest.where(LoggedDecisionRow.published.is_(True))
+    newest = newest.group_by(LoggedDecisionRow.fragment_id).subquery()
+    row = aliased(LoggedDecisionRow)
+    return newest, row
+
+
+def _chunks(ids: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start:start + _CHUNK]
+
+
+def logged_approvals(session: Session,
+                     fragment_ids: Iterable[str] | None = None) -> dict[str, LoggedDecision]:
+    """Fragments (of ``fragment_ids``; None = all) whose latest published decision is approved
+    or edited and names the sha256 of their current text, by id.
+
+    The log's word only: callers that show fragments also require status approved (is_public).
+    """
+    newest, row = _latest(published_only=True)
+    query = (select(Fragment.id, Fragment.text, row.log_index, row.text_sha256, row.entry)
+             .join(newest, newest.c.fragment_id == Fragment.id)
+             .join(row, row.log_index == newest.c.log_index)
+             .where(row.decision.in_(PUBLIC_DECISIONS)))
+    if fragment_ids is None:
+        batches: Iterable = [session.execute(query.execution_options(yield_per=2000))]
+    else:
+        ids = list(dict.fromkeys(fragment_ids))
+        batches = (session.execute(query.where(Fragment.id.in_(chunk))) for chunk in _chunks(ids))
+    out = {}
+    for rows in batches:
+        for fragment_id, text, log_index, sha, entry in rows:
+            if text_sha256(text) == sha:
+                out[fragment_id] = LoggedDecision(fragment_id, log_index, entry.encode())
+    return out
+
+
+def is_public(session: Session, fragment: Fragment) -> bool:
+    """Whether ``fragment`` is approved and the published log vouches for its current text."""
+    return fragment.status == APPROVED and fragment.id in logged_approvals(session, [fragment.id])
+
+
+def _decision(status: str, text_sha: str, last_decision: str | None,
+              last_sha: str | None) -> str | None:
+    """The decision to log for a fragment now ``status`` with text ``text_sha``, given its last
+    logged decision; None when its public state has not changed since."""
+    was_public = last_decision in PUBLIC_DECISIONS
+    if status == APPROVED:
+        if not was_public:
+            return "approved"
+        return None if last_sha == text_sha else "edited"
+    if status == REJECTED and was_public:
+        return "rejected"
+    return None  # pending (an edit awaiting review) or never public: nothing the public saw
+
+
+def new_decision_rows(session: Session, settings: Settings, first_index: int,
+                      batch: int) -> list[LoggedDecisionRow]:
+    """Rows for up to ``batch`` fragments whose public state changed since their last recorded
+    decision, numbered from ``first_index``, in review order.
+
+    Only fragments whose capture has a row in log_captures (flushed ones included): a decision's
+    entry always comes after its capture's.
+    """
+    newest, row = _latest(published_only=False)
+    query = (
+        select(Fragment.id, Fragment.capture_id, Fragment.text, Fragment.status,
+               Fragment.reviewed_at, Fragment.reviewed_by, row.decision, row.text_sha256,
+               row.reviewed_at.label("logged_review"))
+        .join(LoggedCapture, LoggedCapture.capture_id == Fragment.capture_id)
+        .outerjoin(newest, newest.c.fragment_id == Fragment.id)
+        .outerjoin(row, row.log_index == newest.c.log_index)
+        .where(Fragment.status.in_((APPROVED, REJECTED)))
+        .order_by(Fragment.reviewed_at, Fragment.id)
+        .execution_options(yield_per=2000)
+    )
+    changed = []
+    result = session.execute(query)
+    for fragment in result:
+        decision = _decision(fragment.status, text_sha256(fragment.text), fragment.decision,
+                             fragment.text_sha256)
+        if decision is not None:
+            changed.append((fragment, decision))
+            if len(changed) >= batch:
+                break
+    result.close()  # a streamed result left open would hold its cursor until the commit
+    if not changed:
+        return []
+    names = {f.reviewed_by for f, _ in changed if f.reviewed_by}
+    users = {name: user_id for name, user_id in session.execute(
+        select(User.name, User.id).where(User.name.in_(names)))} if names else {}
+    secret = archivist_secret(settings) if users else b""
+    manifests: dict[int, str] = {}
+    rows = []
+    for fragment, decision in changed:
+        if fragment.capture_id not in manifests:
+            manifests[fragment.capture_id] = manifest_sha256(session, fragment.capture_id)
+        decided_at, reviewed = _when(fragment)
+        user_id = users.get(fragment.reviewed_by) if reviewed else None
+        archivist = archivist_key_id(secret, user_id) if user_id is not None else None
+        try:
+            entry = decision_entry_for(session, fragment, decision, decided_at, archivist,
+                                       manifest=manifests[fragment.capture_id])
+        except EntryError as exc:  # one unloggable decision must not hold back the others
+            log.warning("decision on fragment %s not logged: %s", fragment.id, exc)
+            continue
+        rows.append(LoggedDecisionRow(
+            log_index=first_index + len(rows), fragment_id=fragment.id, decision=decision,
+            text_sha256=entry.text_sha256, reviewed_at=fragment.reviewed_at,
+            entry=entry.encode().decode("utf-8")))
+    return rows
+
+
+def _when(fragment) -> tuple[datetime, bool]:
+    """When the decision was made and whether a review made it (so its reviewer may be named).
+
+    A review stamps a new ``reviewed_at``; a change under the same stamp as the last recorded
+    decision (text or status changed in the database, say) is logged as seen now, with no
+    archivist.
+    """
+    if fragment.reviewed_at is None or (fragment.decision is not None
+                                        and fragment.reviewed_at == fragment.logged_review):
+        return utcnow(), False
+    return fragment.reviewed_at, True
