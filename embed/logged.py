@@ -13,38 +13,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance import merkle
+from provenance.decisions import PUBLIC_DECISIONS, LoggedDecision
 from provenance.entries import DecisionEntry, EntryError, parse_entry, text_sha256
 from provenance.errors import ProvenanceError
 from provenance.note import Checkpoint, Ed25519Verifier, b64encode, open_checkpoint
 from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher, TileReader
 
-# Decisions after which a fragment is public (an edit keeps it approved, with new words).
-PUBLIC_DECISIONS = ("approved", "edited")
-
-
-@dataclass(frozen=True)
-class LoggedEntry:
-    """A fragment's decision entry in the log: its index and exact bytes."""
-
-    index: int
-    entry: bytes
-
-
 @dataclass
 class PackLog:
     """The log state one publish is built against; proofs are computed once per entry."""
 
+    vkey: str  # the log's verifier key, which embed.js pins
     checkpoint_note: bytes
     checkpoint: Checkpoint
     reader: merkle.StoredHashes
-    logged: dict[str, LoggedEntry]
+    logged: dict[str, LoggedDecision]  # provenance.decisions.logged_approvals
     _proofs: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
     def proof_of(self, fragment_id: str, text: str) -> dict | None:
         """What a shard carries for this fragment, or None when its words are not (yet) logged
         under the checkpoint: no entry, an entry past the checkpoint, or one for other words."""
         logged = self.logged.get(fragment_id)
-        if logged is None or logged.index >= self.checkpoint.size:
+        if logged is None or logged.log_index >= self.checkpoint.size:
             return None
         try:
             entry = parse_entry(logged.entry)
@@ -53,14 +43,14 @@ class PackLog:
         if (not isinstance(entry, DecisionEntry) or entry.fragment != fragment_id
                 or entry.decision not in PUBLIC_DECISIONS or entry.text_sha256 != text_sha256(text)):
             return None
-        if logged.index not in self._proofs:
-            proof = merkle.inclusion_proof(self.reader, self.checkpoint.size, logged.index)
-            self._proofs[logged.index] = [b64encode(h) for h in proof]
-        return {"index": logged.index, "entry": logged.entry.decode(),
-                "proof": self._proofs[logged.index]}
+        index = logged.log_index
+        if index not in self._proofs:
+            proof = merkle.inclusion_proof(self.reader, self.checkpoint.size, index)
+            self._proofs[index] = [b64encode(h) for h in proof]
+        return {"index": index, "entry": logged.entry.decode(), "proof": self._proofs[index]}
 
 
-def read_pack_log(log_dir: Path, vkey: str, logged: dict[str, LoggedEntry]) -> PackLog:
+def read_pack_log(log_dir: Path, vkey: str, logged: dict[str, LoggedDecision]) -> PackLog:
     """The log in ``log_dir`` as packs use it: its checkpoint (verified with ``vkey``, since
     a widget will refuse anything else) and tiles; ProvenanceError if it cannot be read."""
     verifier = Ed25519Verifier.from_vkey(vkey)
@@ -69,4 +59,4 @@ def read_pack_log(log_dir: Path, vkey: str, logged: dict[str, LoggedEntry]) -> P
     except OSError as exc:
         raise ProvenanceError(f"the log has no readable checkpoint: {exc.strerror or exc}") from None
     checkpoint, _ = open_checkpoint(note, verifier.name, verifier)
-    return PackLog(note, checkpoint, TileReader(DirectoryFetcher(log_dir), checkpoint.size), logged)
+    return PackLog(vkey, note, checkpoint, TileReader(DirectoryFetcher(log_dir), checkpoint.size), logged)

@@ -22,11 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from embed.logged import LoggedEntry, PackLog, read_pack_log
+from embed.logged import PackLog, read_pack_log
 from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from provenance.appender import published_verifier_key
+from provenance.decisions import logged_approvals
 from provenance.errors import ProvenanceError
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
 from samizdat.errors import StorageError
@@ -197,41 +198,40 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
-def pack_log(settings: Settings, logged: dict[str, LoggedEntry] | None) -> tuple[PackLog | None, str | None]:
-    """The log the packs are built against and why there is none (no log yet: today's packs).
+def pack_log(session: Session, settings: Settings) -> PackLog | None:
+    """The log the packs are built against: its checkpoint, tiles and logged approvals; None
+    before the appender has published a log (packs as before, without proofs).
 
-    The log's public verifier key (published beside its checkpoint) is what embed.js pins; a log
-    directory without one, or without a checkpoint it verifies, gives packs without proofs.
+    The log's public verifier key, published beside its checkpoint, is what embed.js pins.
     """
-    if logged is None:
-        return None, "no logged decisions"
     vkey = published_verifier_key(settings.log_path)
     if vkey is None:
-        return None, "the log has no verifier key yet"
+        return None
     try:
-        return read_pack_log(settings.log_path, vkey, logged), None
+        return read_pack_log(settings.log_path, vkey, logged_approvals(session))
     except ProvenanceError as exc:
-        return None, f"the log cannot be read: {exc}"
+        # A log that cannot be read must not publish packs without proofs behind its back: the
+        # embed.js pinning its key would refuse them anyway. Publish nothing new until fixed.
+        raise StorageError(f"the provenance log cannot be read: {exc}") from exc
 
 
 def publish_embed(
-    session: Session, settings: Settings, fingerprint: str | None = None, *,
-    logged: dict[str, LoggedEntry] | None = None, **pack_options
+    session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
 ) -> EmbedPublishReport:
     """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
 
     A site that fails is reported and skipped: the others (and the app's own copy) still
-    publish, and the next publish brings it up to date. With the log, packs carry only the
-    ``logged`` approvals, with their proofs, and embed.js pins the log's key.
+    publish, and the next publish brings it up to date. Once there is a log, packs carry only
+    the approvals it holds, with their proofs, and embed.js pins the log's key.
     """
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
-    log, _ = pack_log(settings, logged)
+    log = pack_log(session, settings)
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,
                           ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)
-    log_config = widget_log_config(settings, published_verifier_key(settings.log_path)) if log else None
+    log_config = widget_log_config(settings, log.vkey) if log else None
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):

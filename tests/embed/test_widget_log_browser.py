@@ -12,16 +12,14 @@ from dataclasses import dataclass
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from embed.logged import LoggedEntry
 from embed.packs import MAX_REQUEST_BYTES, canonical_json, signed_envelope
 from embed.publish import build_embed_js, publish_embed, subresource_integrity, versioned_script_name
 from embed.signing import load_or_create_signer
-from fragments.models import APPROVED, Fragment
-from provenance.appender import append_captures, log_signer, published_verifier_key
+from fragments.models import Fragment
+from provenance.appender import append_captures, published_verifier_key
 from provenance.cosignature import CosignatureSigner, add_cosignatures
-from provenance.log import LogWriter
+from provenance.decisions import logged_approvals
 from provenance.note import Ed25519Signer, Signature, parse_note, sign_note
-from provenance.records import decision_entry_for
 from tests.embed.test_widget_browser import STATIC, blog, browser, live, shown  # noqa: F401 (fixtures)
 
 
@@ -35,25 +33,19 @@ class Logged:
     integrity: str
 
 
-def log_approvals(live) -> dict[str, LoggedEntry]:
-    """Append every approved fragment's decision entry to the app's log (after its captures)."""
+def log_approvals(live) -> dict:
+    """One pass of the app's appender (captures, then decisions), as the scheduler runs it."""
     rt = live.app.extensions["samizdat"]
-    append_captures(rt)
-    logged = {}
-    with rt.Session() as session, LogWriter(live.settings.log_path, log_signer(live.settings),
-                                            live.settings.log_origin_name) as writer:
-        for fragment in session.query(Fragment).filter_by(status=APPROVED).order_by(Fragment.id):
-            entry = decision_entry_for(session, fragment, "approved", fragment.reviewed_at).encode()
-            logged[fragment.id] = LoggedEntry(writer.size, entry)
-            writer.append([entry])
-        writer.publish()
-    return logged
+    report = append_captures(rt)
+    assert report.decisions == len(live.texts) > 0
+    with rt.Session() as session:
+        return logged_approvals(session)
 
 
-def republish(live, logged) -> tuple[str, str]:
+def republish(live) -> tuple[str, str]:
     rt = live.app.extensions["samizdat"]
     with rt.Session() as session:
-        report = publish_embed(session, live.settings, logged=logged)
+        report = publish_embed(session, live.settings)
     assert not report.failures and report.log
     return report.embed_js_versioned, report.embed_js_integrity
 
@@ -61,7 +53,7 @@ def republish(live, logged) -> tuple[str, str]:
 @pytest.fixture
 def logged(live):
     entries = log_approvals(live)
-    script, integrity = republish(live, entries)
+    script, integrity = republish(live)
     return Logged(live, entries, script, integrity)
 
 
@@ -135,13 +127,16 @@ def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, log
     assert warnings == []
 
 
-def test_a_fragment_not_yet_logged_is_left_out_of_the_packs(live):
-    entries = log_approvals(live)
-    held_back = sorted(entries)[0]
-    del entries[held_back]
-    republish(live, entries)
+def test_text_changed_behind_the_logs_back_is_left_out_of_the_packs(logged):
+    live = logged.live
+    rt = live.app.extensions["samizdat"]
+    changed = sorted(logged.logged)[0]
+    with rt.Session() as session:
+        session.get(Fragment, changed).text = "Words the log never saw"
+        session.commit()
+    republish(live)
     _, fragments = pack_files(live)
-    assert held_back not in {f["id"] for f in fragments} and len(fragments) == len(entries)
+    assert {f["id"] for f in fragments} == set(logged.logged) - {changed}
 
 
 def forged_fragment(genuine, text, log=None):
@@ -229,3 +224,37 @@ def test_a_quorum_of_one_refuses_a_checkpoint_without_a_good_cosignature(browser
         assert any(reason in w for w in warnings), warnings
     got, warnings = open_view(browser, url, lambda c: forge(c, live, fragments, good.decode()))
     assert got in live.texts and warnings == []
+
+
+def measure(browser, live, url) -> dict:
+    """A cold then a warm view in one browser context: the browser's requests for embed files
+    (cache hits included) and the requests and body bytes that reached the app."""
+    context = browser.new_context()
+    figures = {}
+    for view in ("cold", "warm"):
+        requests_seen = []
+        page = context.new_page()
+        page.on("request", lambda r: requests_seen.append(r.url) if "/embed/" in r.url else None)
+        before = len(live.counter.paths)
+        page.goto(url)
+        assert shown(page)["text"] in live.texts
+        served = live.counter.paths[before:]
+        sizes = [(live.settings.public_path / p.removeprefix("/embed/")).stat().st_size for p in served]
+        figures[view] = {"requests": len(requests_seen), "served": len(served), "sizes": sizes}
+        page.close()
+    context.close()
+    return figures
+
+
+def test_requests_stay_under_256_kib_and_a_warm_view_makes_no_more_requests(browser, live, blog):
+    before = measure(browser, live, blog.page(snippet(live, live.script, live.report.embed_js_integrity)))
+    log_approvals(live)
+    script, integrity = republish(live)
+    after = measure(browser, live, blog.page(snippet(live, script, integrity), name="logged.html"))
+    js = (live.settings.public_path / script).read_bytes()
+    print(f"\nembed.js {len(js)} bytes, gzip {len(gzip.compress(js, 9))}; before {before}; after {after}")
+    assert max(after["cold"]["sizes"]) <= MAX_REQUEST_BYTES
+    for view in ("cold", "warm"):
+        assert after[view]["requests"] == before[view]["requests"]
+        assert after[view]["served"] == before[view]["served"]
+    assert after["warm"]["served"] == 0  # the index and shard come from the browser's cache
