@@ -24,6 +24,7 @@ from provenance.log import LogClient
 from provenance.merkle import TILE_WIDTH
 from provenance.note import Ed25519Verifier
 from provenance.tiles import TileReader
+from provenance.verify_pack import verify_pack
 
 MANIFEST_NAME = "manifest.json"
 # Far above any capture's manifest: its parts are bounded by the entry size.
@@ -164,15 +165,41 @@ def run(folder: str | Path, log: str, key: str, origin: str | None = None,
     return 1 if failed else 0
 
 
+def run_pack(pack: str, pack_key: str | None, log: str | None, key: str, origin: str | None = None,
+             echo: Callable[[str], None] = print) -> int:
+    """Check a widget pack index or shard (provenance/verify_pack.py) against the log signed by
+    ``key`` (and, with ``log``, the log itself), one line per check; return the exit status."""
+    try:
+        verifier = Ed25519Verifier.from_vkey(key)
+    except ProvenanceError as exc:
+        echo(Check(False, "log key", str(exc)).line())
+        return 1
+    client = LogClient(log, origin or verifier.name, verifier) if log else None
+    failed = False
+    for ok, what, detail in verify_pack(pack, pack_key, verifier, client):
+        echo(Check(ok, what, detail).line())
+        failed = failed or not ok
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m provenance.verify FOLDER --log LOCATION --key VKEY``: the standalone verifier."""
     parser = argparse.ArgumentParser(prog="python -m provenance.verify",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="a downloaded capture folder (its files and manifest.json)")
-    parser.add_argument("--log", required=True, help="the log: a directory or an http(s) prefix")
-    parser.add_argument("--key", required=True, help="the log's verifier key, <name>+<id>+<key>")
+    parser.add_argument("folder", nargs="?", help="a downloaded capture folder (its files and manifest.json)")
+    parser.add_argument("--log", help="the log: a directory or an http(s) prefix")
+    parser.add_argument("--key", help="the log's verifier key, <name>+<id>+<key>")
     parser.add_argument("--origin", help="the log's origin line (default: the key's name)")
+    parser.add_argument("--pack", help="a widget pack index.json or shard (URL or file): its signature, "
+                                       "and every fragment's approval in the log")
+    parser.add_argument("--pack-key", help="the pack key that signs indexes (the x of packs/key.json)")
     args = parser.parse_args(argv)
+    if args.pack:
+        if not args.key:
+            parser.error("--pack needs --key (the log's verifier key)")
+        return run_pack(args.pack, args.pack_key, args.log, args.key, args.origin)
+    if not args.folder or not args.log or not args.key:
+        parser.error("give a FOLDER with --log and --key, or --pack")
     return run(args.folder, args.log, args.key, args.origin)
 
 
