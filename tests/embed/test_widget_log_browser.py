@@ -7,20 +7,29 @@ import gzip
 import hashlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from embed.packs import MAX_REQUEST_BYTES, canonical_json, signed_envelope
-from embed.publish import build_embed_js, publish_embed, subresource_integrity, versioned_script_name
+from embed.publish import (
+    build_embed_js,
+    publish_embed,
+    subresource_integrity,
+    versioned_script_name,
+    witness_policy,
+)
 from embed.signing import load_or_create_signer
 from fragments.models import Fragment
 from provenance.appender import append_captures, published_verifier_key
 from provenance.cosignature import CosignatureSigner, add_cosignatures
 from provenance.decisions import logged_approvals
 from provenance.note import Ed25519Signer, Signature, parse_note, sign_note
-from tests.embed.test_widget_browser import STATIC, blog, browser, live, shown  # noqa: F401 (fixtures)
+from samizdat import migrate
+from tests.embed.test_widget_browser import STATIC, blog, browser, live, serving, shown  # noqa: F401 (fixtures)
 
 
 @dataclass
@@ -52,9 +61,22 @@ def republish(live) -> tuple[str, str]:
 
 @pytest.fixture
 def logged(live):
+    """A live app whose approvals are logged, for tests that change it."""
     entries = log_approvals(live)
     script, integrity = republish(live)
     return Logged(live, entries, script, integrity)
+
+
+@pytest.fixture(scope="module")
+def logged_once(tmp_path_factory, s3_server, ipfs_node, site):
+    """The same, set up once for the tests that only read it (forgeries are browser routes)."""
+    tmp = tmp_path_factory.mktemp("logged")
+    url = f"sqlite:///{tmp / 'samizdat.db'}"
+    migrate.upgrade(url)
+    with serving(tmp, url, s3_server, ipfs_node, f"samizdat-{uuid.uuid4().hex[:16]}", site) as live:
+        entries = log_approvals(live)
+        script, integrity = republish(live)
+        yield Logged(live, entries, script, integrity)
 
 
 def snippet(live, script, integrity):
@@ -116,7 +138,8 @@ def logged_page(logged, blog):
     return blog.page(snippet(logged.live, logged.script, logged.integrity))
 
 
-def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, logged, blog):
+def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, logged_once, blog):
+    logged = logged_once
     live = logged.live
     index, fragments = pack_files(live)
     assert index["checkpoint"] == (live.settings.log_path / "checkpoint").read_text()
@@ -125,6 +148,40 @@ def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, log
     got, warnings = open_view(browser, logged_page(logged, blog))
     assert got in live.texts
     assert warnings == []
+
+
+def test_an_old_snippet_without_a_pinned_log_key_keeps_working_on_packs_with_proofs(browser, logged_once, blog):
+    live = logged_once.live
+    assert '"quorum":' not in (live.settings.public_path / live.script).read_text()  # no CONFIG.log
+    got, warnings = open_view(browser, blog.page(snippet(live, live.script, live.report.embed_js_integrity)))
+    assert got in live.texts and warnings == []
+
+
+def test_the_cached_pack_is_proven_again_when_every_origin_fails(browser, logged_once, blog):
+    live = logged_once.live
+    context = browser.new_context()
+    url = logged_page(logged_once, blog)
+    page = context.new_page()
+    page.goto(url)
+    shown(page)
+    context.route(re.compile(r".*/(packs|ipfs|ipns)/.*"), lambda route: route.abort())
+    second = context.new_page()
+    warnings = []
+    second.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    second.goto(url)
+    assert shown(second)["text"] in live.texts
+    assert not any("log" in w or "checkpoint" in w for w in warnings), warnings
+    context.close()
+
+
+def test_the_witness_policy_is_read_from_settings_of_any_shape():
+    w1, w2 = CosignatureSigner.generate("w1.example"), CosignatureSigner.generate("w2.example")
+    lines = f"{w1.verifier.vkey} https://w1.example/\n{w2.verifier.vkey} https://w2.example/"
+    assert witness_policy(SimpleNamespace(witnesses=lines, witness_quorum=1)) == (
+        [w1.verifier.vkey, w2.verifier.vkey], 1)
+    records = [SimpleNamespace(vkey=w1.verifier.vkey, url="https://w1.example/")]
+    assert witness_policy(SimpleNamespace(witnesses=records, witness_quorum=5)) == ([w1.verifier.vkey], 1)
+    assert witness_policy(SimpleNamespace()) == ([], 0)  # settings from before the witnesses
 
 
 def test_text_changed_behind_the_logs_back_is_left_out_of_the_packs(logged):
@@ -149,7 +206,8 @@ def forged_fragment(genuine, text, log=None):
     return fake
 
 
-def test_a_stolen_pack_key_alone_cannot_put_words_on_the_page(browser, logged, blog):
+def test_a_stolen_pack_key_alone_cannot_put_words_on_the_page(browser, logged_once, blog):
+    logged = logged_once
     live = logged.live
     _, fragments = pack_files(live)
     genuine = fragments[0]
@@ -169,7 +227,8 @@ def test_a_stolen_pack_key_alone_cannot_put_words_on_the_page(browser, logged, b
         assert got in live.texts and got != lie
 
 
-def test_a_checkpoint_signed_by_another_key_is_refused(browser, logged, blog):
+def test_a_checkpoint_signed_by_another_key_is_refused(browser, logged_once, blog):
+    logged = logged_once
     live = logged.live
     _, fragments = pack_files(live)
     real = (live.settings.log_path / "checkpoint").read_bytes()
@@ -187,7 +246,8 @@ def test_a_checkpoint_signed_by_another_key_is_refused(browser, logged, blog):
         assert any(reason in w for w in warnings), warnings
 
 
-def test_a_bad_proof_hash_is_refused(browser, logged, blog):
+def test_a_bad_proof_hash_is_refused(browser, logged_once, blog):
+    logged = logged_once
     live = logged.live
     _, fragments = pack_files(live)
     tampered = []
@@ -201,7 +261,8 @@ def test_a_bad_proof_hash_is_refused(browser, logged, blog):
     assert any("inclusion proof does not lead to the checkpoint" in w for w in warnings), warnings
 
 
-def test_a_quorum_of_one_refuses_a_checkpoint_without_a_good_cosignature(browser, logged, blog):
+def test_a_quorum_of_one_refuses_a_checkpoint_without_a_good_cosignature(browser, logged_once, blog):
+    logged = logged_once
     live = logged.live
     witness = CosignatureSigner.generate("witness.example/w1")
     real = (live.settings.log_path / "checkpoint").read_bytes()

@@ -16,8 +16,7 @@ from embed.packs import canonical_json, signed_envelope
 from embed.signing import load_or_create_signer
 from provenance.appender import published_verifier_key
 from provenance.note import Ed25519Signer, parse_note, sign_note
-from tests.embed.test_widget_browser import live  # noqa: F401 (fixture)
-from tests.embed.test_widget_log_browser import logged  # noqa: F401 (fixture)
+from tests.embed.test_widget_log_browser import logged_once  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +51,8 @@ def rewrite(live, packs: Path, change) -> None:
     envelope.write_bytes(signed_envelope([load_or_create_signer(live.settings.embed_signing_key_path)], index))
 
 
-def test_verify_pack_proves_every_fragment_and_names_each_forgery(logged, tmp_path):
+def test_verify_pack_proves_every_fragment_and_names_each_forgery(logged_once, tmp_path):
+    logged = logged_once
     live = logged.live
     key = published_verifier_key(live.settings.log_path)
     pack_key = load_or_create_signer(live.settings.embed_signing_key_path).public_key
