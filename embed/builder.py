@@ -32,6 +32,8 @@ from embed.publish import (
 from embed.signing import load_or_create_signer
 from embed.sizes import DEFAULT_SIZE, SIZES
 from fragments.models import APPROVED, Fragment
+from provenance.appender import published_verifier_key
+from provenance.decisions import logged_approvals
 from samizdat.errors import UnsafePathError
 from samizdat.i18n import keep_language_in_links, page_language
 from samizdat.paths import confined_file, confined_name
@@ -117,13 +119,17 @@ def _published() -> dict | None:
 
 
 def sample_fragment(session, choice: Choice) -> Fragment | None:
-    """A genuine approved fragment for the snippet's static fallback (random among the newest)."""
+    """A genuine approved fragment for the snippet's static fallback (random among the newest);
+    once there is a log, one whose approval it holds (nothing else is public yet)."""
     query = select(Fragment).where(Fragment.status == APPROVED)
     if choice.collection != ALL:
         query = query.where(Fragment.collection == choice.collection)
     if choice.lang:
         query = query.where(Fragment.language == choice.lang)
     items = list(session.scalars(query.order_by(Fragment.reviewed_at.desc()).limit(50)))
+    if published_verifier_key(runtime().settings.log_path) is not None:
+        logged = logged_approvals(session, [f.id for f in items])
+        items = [f for f in items if f.id in logged]
     return random.choice(items) if items else None
 
 

@@ -141,20 +141,24 @@ def subresource_integrity(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
 
-def _fallback_fragment(session: Session) -> dict | None:
-    """One approved fragment to show before (or without) JavaScript in the frame page."""
-    ids = list(session.scalars(select(Fragment.id).where(Fragment.status == APPROVED).limit(200)))
+def _fallback_fragment(session: Session, log: PackLog | None = None) -> dict | None:
+    """One approved fragment to show before (or without) JavaScript in the frame page; once
+    there is a log, one it holds (nothing else is public yet)."""
+    query = select(Fragment.id).where(Fragment.status == APPROVED)
+    if log is not None:
+        query = query.where(Fragment.id.in_(list(log.logged)[:1000]))
+    ids = list(session.scalars(query.limit(200)))
     if not ids:
         return None
     return pack_entry(session.get(Fragment, random.choice(ids)))
 
 
-def build_frame_html(session: Session, settings: Settings) -> bytes:
+def build_frame_html(session: Session, settings: Settings, log: PackLog | None = None) -> bytes:
     """The static frame page: a genuine fragment as plain HTML, then embed.js."""
     env = Environment(autoescape=True)
     template = env.from_string(_asset(FRAME_HTML))
     return template.render(
-        fragment=_fallback_fragment(session),
+        fragment=_fallback_fragment(session, log),
         archive=settings.public_url.rstrip("/") + "/",
         words=widget_words()["en"],
     ).encode()
@@ -246,7 +250,7 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     script = build_embed_js(signer, settings, where, log=log_config)
-    frame = build_frame_html(session, settings)
+    frame = build_frame_html(session, settings, log)
     versioned = versioned_script_name(script)
     write_atomic(out / EMBED_JS, script)
     write_atomic(out / versioned, script)

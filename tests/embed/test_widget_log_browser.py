@@ -4,6 +4,7 @@ shown only when its approval is in the log under a checkpoint the pinned policy 
 from __future__ import annotations
 
 import gzip
+import html
 import hashlib
 import json
 import re
@@ -184,16 +185,25 @@ def test_the_witness_policy_is_read_from_settings_of_any_shape():
     assert witness_policy(SimpleNamespace()) == ([], 0)  # settings from before the witnesses
 
 
-def test_text_changed_behind_the_logs_back_is_left_out_of_the_packs(logged):
+def test_text_changed_behind_the_logs_back_is_shown_nowhere(logged):
     live = logged.live
     rt = live.app.extensions["samizdat"]
-    changed = sorted(logged.logged)[0]
+    kept = sorted(logged.logged)[0]
     with rt.Session() as session:
-        session.get(Fragment, changed).text = "Words the log never saw"
+        for fragment_id in logged.logged:
+            if fragment_id != kept:
+                session.get(Fragment, fragment_id).text = f"Words the log never saw {fragment_id}"
         session.commit()
+        kept_text = session.get(Fragment, kept).text
     republish(live)
     _, fragments = pack_files(live)
-    assert {f["id"] for f in fragments} == set(logged.logged) - {changed}
+    assert [f["id"] for f in fragments] == [kept]
+    # Nor in the written-in fallbacks: the frame page's and the builder's snippet.
+    frame = (live.settings.public_path / "frame.html").read_text()
+    builder = live.app.test_client().get("/embed").get_data(as_text=True)
+    for page in (frame, builder):
+        assert "Words the log never saw" not in page
+        assert html.escape(kept_text, quote=False)[:60] in page
 
 
 def forged_fragment(genuine, text, log=None):
