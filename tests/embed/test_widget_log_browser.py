@@ -28,7 +28,10 @@ from fragments.models import Fragment
 from provenance.appender import append_captures, published_verifier_key
 from provenance.cosignature import CosignatureSigner, add_cosignatures
 from provenance.decisions import logged_approvals
-from provenance.note import Ed25519Signer, Signature, parse_note, sign_note
+from provenance.merkle import EMPTY_ROOT
+from provenance.note import Checkpoint, Ed25519Signer, Signature, parse_note, sign_checkpoint, sign_note
+from samizdat.errors import StorageError
+from tests.embed.conftest import add_fragments
 from samizdat import migrate
 from tests.embed.test_widget_browser import STATIC, blog, browser, live, serving, shown  # noqa: F401 (fixtures)
 
@@ -329,3 +332,18 @@ def test_requests_stay_under_256_kib_and_a_warm_view_makes_no_more_requests(brow
         assert after[view]["requests"] == before[view]["requests"]
         assert after[view]["served"] == before[view]["served"]
     assert after["warm"]["served"] == 0  # the index and shard come from the browser's cache
+
+
+def test_a_log_that_cannot_be_read_stops_the_publish_instead_of_shipping_unproven_packs(local_app):
+    rt = local_app.extensions["samizdat"]
+    add_fragments(local_app, 2)
+    log = rt.settings.log_path
+    log.mkdir(parents=True)
+    name = rt.settings.log_origin_name
+    (log / "verifier-key").write_text(Ed25519Signer(name, Ed25519PrivateKey.generate()).verifier.vkey + "\n")
+    # A checkpoint signed by some other key than the one published beside it.
+    (log / "checkpoint").write_bytes(sign_checkpoint(Checkpoint(name, 0, EMPTY_ROOT),
+                                                     Ed25519Signer(name, Ed25519PrivateKey.generate())))
+    with rt.Session() as session, pytest.raises(StorageError, match="the provenance log cannot be read"):
+        publish_embed(session, rt.settings)
+    assert not (rt.settings.public_path / "packs").exists()
