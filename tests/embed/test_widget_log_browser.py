@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import html
+import io
 import hashlib
 import json
 import re
 import uuid
+import zipfile
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -152,6 +154,9 @@ def test_a_logged_approved_fragment_is_shown_with_its_proof_checked(browser, log
     got, warnings = open_view(browser, logged_page(logged, blog))
     assert got in live.texts
     assert warnings == []
+    # The self-host copy of embed.js pins the same log key as the published one.
+    archive = zipfile.ZipFile(io.BytesIO(live.app.test_client().get("/embed/selfhost.zip").data))
+    assert published_verifier_key(live.settings.log_path) in archive.read("samizdat/embed.js").decode()
 
 
 def test_an_old_snippet_without_a_pinned_log_key_keeps_working_on_packs_with_proofs(browser, logged_once, blog):
