@@ -82,17 +82,20 @@ def embed_origins(settings: Settings, where: Locations) -> list[dict]:
 def witness_policy(settings: Settings) -> tuple[list[str], int]:
     """The witnesses' verifier keys and how many of them must cosign a checkpoint.
 
-    Read defensively: the witness settings (``SAMIZDAT_WITNESSES``, lines of ``vkey URL``, and
-    ``SAMIZDAT_WITNESS_QUORUM``) may be a string, a list of strings or of records with a vkey.
+    From the witness settings (``SAMIZDAT_WITNESSES``: ``vkey URL`` entries, comma- or
+    newline-separated; ``SAMIZDAT_WITNESS_QUORUM``, 0 meaning 1 when any witness is listed),
+    read defensively: through ``witness_list``/``witness_quorum_count`` where the settings have
+    them, from the raw values otherwise, and no witnesses where neither exists.
     """
-    raw = getattr(settings, "witnesses", None) or []
-    items = raw.replace(",", "\n").splitlines() if isinstance(raw, str) else list(raw)
-    vkeys = []
-    for item in items:
-        vkey = getattr(item, "vkey", None) or (item.split()[0] if isinstance(item, str) and item.split() else None)
-        if vkey and vkey not in vkeys:
-            vkeys.append(vkey)
-    quorum = int(getattr(settings, "witness_quorum", 0) or 0) if vkeys else 0
+    listed = getattr(settings, "witness_list", None)
+    if listed is not None:
+        vkeys = [entry[0] for entry in listed]
+        quorum = int(getattr(settings, "witness_quorum_count", 1 if vkeys else 0))
+    else:
+        raw = str(getattr(settings, "witnesses", "") or "")
+        vkeys = [item.split()[0] for item in raw.replace("\n", ",").split(",") if item.split()]
+        quorum = int(getattr(settings, "witness_quorum", 0) or 0) or (1 if vkeys else 0)
+    vkeys = list(dict.fromkeys(vkeys))
     return vkeys, min(max(quorum, 0), len(vkeys))
 
 

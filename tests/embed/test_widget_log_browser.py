@@ -185,11 +185,14 @@ def test_the_cached_pack_is_proven_again_when_every_origin_fails(browser, logged
 
 def test_the_witness_policy_is_read_from_settings_of_any_shape():
     w1, w2 = CosignatureSigner.generate("w1.example"), CosignatureSigner.generate("w2.example")
-    lines = f"{w1.verifier.vkey} https://w1.example/\n{w2.verifier.vkey} https://w2.example/"
-    assert witness_policy(SimpleNamespace(witnesses=lines, witness_quorum=1)) == (
-        [w1.verifier.vkey, w2.verifier.vkey], 1)
-    records = [SimpleNamespace(vkey=w1.verifier.vkey, url="https://w1.example/")]
-    assert witness_policy(SimpleNamespace(witnesses=records, witness_quorum=5)) == ([w1.verifier.vkey], 1)
+    raw = f"{w1.verifier.vkey} https://w1.example/\n{w2.verifier.vkey} https://w2.example/"
+    both = [w1.verifier.vkey, w2.verifier.vkey]
+    # The witness helper's parsed settings, then raw values (quorum 0: one of any listed).
+    parsed = SimpleNamespace(witness_list=[(w1.verifier.vkey, "https://w1.example/"),
+                                           (w2.verifier.vkey, "https://w2.example/")], witness_quorum_count=2)
+    assert witness_policy(parsed) == (both, 2)
+    assert witness_policy(SimpleNamespace(witnesses=raw, witness_quorum=0)) == (both, 1)
+    assert witness_policy(SimpleNamespace(witnesses=raw.replace("\n", ","), witness_quorum=5)) == (both, 2)
     assert witness_policy(SimpleNamespace()) == ([], 0)  # settings from before the witnesses
 
 
