@@ -32,7 +32,8 @@ from sqlalchemy import create_engine, insert
 from config.settings import Settings
 from embed.publish import publish_embed
 from fragments.models import APPROVED, Fragment
-from mirror.models import Capture, Source
+from mirror.models import Capture, CapturePart, Source
+from provenance.appender import append_captures
 from samizdat import migrate
 from samizdat.runtime import build_runtime
 from tests.services import free_port
@@ -55,6 +56,9 @@ def fill(url: str, count: int) -> None:
                                        "active": True, "created_at": now}])
         conn.execute(insert(Capture), [{"id": 1, "source_id": 1, "status": "ok", "url": "https://example.org/report",
                                         "sha256": "a" * 64, "size": 1, "fetched_at": now, "complete": True}])
+        # A manifest, so the log appender logs the capture and then the fragments' approvals.
+        conn.execute(insert(CapturePart), [{"capture_id": 1, "role": "manifest", "name": "manifest.json",
+                                            "sha256": "b" * 64, "size": 1}])
         batch = []
         for i in range(count):
             words = [WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(22 + i % 18)]
@@ -72,6 +76,12 @@ def fill(url: str, count: int) -> None:
         if batch:
             conn.execute(insert(Fragment), batch)
     engine.dispose()
+
+
+def log_everything(runtime) -> None:
+    """Log the filled capture and every approval (packs carry only what the log holds), untimed."""
+    while append_captures(runtime, decision_batch=100_000).decisions:
+        pass
 
 
 class Gunicorn:
@@ -145,6 +155,7 @@ def measure(count: int, tmp: Path, hello_url: str, publish: bool = True) -> dict
     if not publish:
         return result
     runtime = build_runtime(Settings(data_dir=data, database_url=url))
+    log_everything(runtime)
     started = time.monotonic()
     with runtime.Session() as session:
         report = publish_embed(session, runtime.settings)

@@ -27,7 +27,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import create_engine, insert
 
-from bench.bench_embed import Gunicorn, fill
+from bench.bench_embed import Gunicorn, fill, log_everything
 from config.settings import Settings
 from embed.publish import publish_embed
 from mirror.models import Capture, Source
@@ -149,6 +149,7 @@ def run() -> str:
     archive_pages(url, PAGES)
     settings = Settings(data_dir=tmp, database_url=url)
     runtime = build_runtime(settings)
+    log_everything(runtime)
     with runtime.Session() as session:
         publish_embed(session, settings)  # the frame page and embed.js are published files
     runtime.dispose()

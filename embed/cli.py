@@ -42,6 +42,8 @@ def embed_publish():
     except SamizdatError as exc:
         raise click.ClickException(str(exc)) from None
     packs = report.packs
+    if report.log_note:
+        click.echo(f"note: {report.log_note}")
     with runtime().Session() as session:
         record(session, cli_actor(), "embed.publish", "embed", packs.serial, {
             "packs": packs.packs, "fragments": packs.fragments,

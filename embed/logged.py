@@ -27,14 +27,14 @@ class PackLog:
     checkpoint_note: bytes
     checkpoint: Checkpoint
     reader: merkle.StoredHashes
-    logged: dict[str, LoggedDecision]  # provenance.decisions.logged_approvals
     _proofs: dict[int, list[str]] = field(default_factory=dict, repr=False)
 
-    def proof_of(self, fragment_id: str, text: str) -> dict | None:
-        """What a shard carries for this fragment, or None when its words are not (yet) logged
-        under the checkpoint: no entry, an entry past the checkpoint, or one for other words."""
-        logged = self.logged.get(fragment_id)
-        if logged is None or logged.log_index >= self.checkpoint.size:
+    def proof_of(self, logged: LoggedDecision, text: str) -> dict | None:
+        """What a shard carries for a fragment reading ``text`` whose decision is ``logged``
+        (provenance.decisions.logged_approvals), or None when those words are not logged under
+        this checkpoint: an entry past it, or one for other words."""
+        fragment_id = logged.fragment_id
+        if logged.log_index >= self.checkpoint.size:
             return None
         try:
             entry = parse_entry(logged.entry)
@@ -50,7 +50,7 @@ class PackLog:
         return {"index": index, "entry": logged.entry.decode(), "proof": self._proofs[index]}
 
 
-def read_pack_log(log_dir: Path, vkey: str, logged: dict[str, LoggedDecision]) -> PackLog:
+def read_pack_log(log_dir: Path, vkey: str) -> PackLog:
     """The log in ``log_dir`` as packs use it: its checkpoint (verified with ``vkey``, since
     a widget will refuse anything else) and tiles; ProvenanceError if it cannot be read."""
     verifier = Ed25519Verifier.from_vkey(vkey)
@@ -59,4 +59,4 @@ def read_pack_log(log_dir: Path, vkey: str, logged: dict[str, LoggedDecision]) -
     except OSError as exc:
         raise ProvenanceError(f"the log has no readable checkpoint: {exc.strerror or exc}") from None
     checkpoint, _ = open_checkpoint(note, verifier.name, verifier)
-    return PackLog(vkey, note, checkpoint, TileReader(DirectoryFetcher(log_dir), checkpoint.size), logged)
+    return PackLog(vkey, note, checkpoint, TileReader(DirectoryFetcher(log_dir), checkpoint.size))

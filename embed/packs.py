@@ -1,9 +1,10 @@
 """Static, signed fragment packs: what every embed view reads instead of asking the server.
 
 A pack is the set of approved fragments of one collection (or of all), optionally of one
-language. It is written as content-addressed *shards* (canonical JSON, each well under 256 KiB,
-immutable, cacheable forever) and a small *index* that names the shards by sha256, counts their
-fragments and is signed with the project's Ed25519 key. A client verifies the index signature,
+language, that the provenance log vouches for (provenance.decisions.logged_approvals). It is
+written as content-addressed *shards* (canonical JSON, each well under 256 KiB, immutable,
+cacheable forever) and a small *index* that names the shards by sha256, counts their fragments
+and is signed with the project's Ed25519 key. A client verifies the index signature,
 picks a uniform random position in ``[0, count)``, fetches the one shard that holds it and checks
 that shard's sha256 against the index before showing anything.
 
@@ -41,6 +42,8 @@ from embed.signing import PackSigner
 from fragments.models import APPROVED, Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
+from provenance.decisions import LoggedDecision, logged_approvals
+from provenance.models import LoggedDecisionRow
 
 PACK_FORMAT = "samizdat-pack/1"
 ALL = "all"
@@ -51,6 +54,7 @@ MAX_REQUEST_BYTES = 256 * 1024
 # An index (or a table) names at most this many shards, about 100 bytes each: ~100 KiB.
 MAX_INDEX_SHARDS = 1000
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_STREAM = 2000  # fragments read (and checked against the log) at a time
 
 
 def canonical_json(value) -> bytes:
@@ -144,19 +148,32 @@ def pack_specs(session: Session) -> list[PackSpec]:
     return specs
 
 
+def _logged(session: Session, spec: PackSpec) -> Iterator[tuple[Fragment, LoggedDecision]]:
+    """The pack's approved fragments that the published log vouches for, streamed in order,
+    each with its logged decision.
+
+    An approval not yet under a signed checkpoint waits for the next publish; a text changed
+    since its logged decision (its sha256 no longer the logged one) is left out.
+    """
+    query = _approved(session, spec).execution_options(yield_per=_STREAM)
+    for chunk in session.scalars(query).partitions():
+        logged = logged_approvals(session, [fragment.id for fragment in chunk])
+        yield from ((fragment, logged[fragment.id]) for fragment in chunk if fragment.id in logged)
+
+
 def _shards(session: Session, spec: PackSpec, target: int = SHARD_TARGET_BYTES,
             log: PackLog | None = None) -> Iterator[tuple[bytes, int]]:
     """The pack's shards as (canonical bytes, fragment count), streamed from the database.
 
-    With a ``log``, only fragments whose approval is in it under its checkpoint, each with its
-    entry and inclusion proof (a fragment not yet logged is not yet public).
+    With a ``log``, each fragment carries its decision entry and inclusion proof under the log's
+    checkpoint (one logged after that checkpoint waits for the next publish).
     """
     entries: list[bytes] = []
     size = 0
-    for fragment in session.scalars(_approved(session, spec).execution_options(yield_per=2000)):
+    for fragment, decision in _logged(session, spec):
         carried = pack_entry(fragment)
         if log is not None:
-            proof = log.proof_of(fragment.id, fragment.text)
+            proof = log.proof_of(decision, fragment.text)
             if proof is None:
                 continue
             carried["log"] = proof
@@ -302,7 +319,9 @@ def publish_packs(
 
 
 def curation_fingerprint(session) -> str:
-    """What the packs depend on, in one cheap indexed query: approved count and latest decisions."""
+    """What the packs depend on, in cheap indexed queries: approved count, latest decisions, and
+    the last decision the published log holds (packs carry only logged approvals, so a checkpoint
+    that logs one is a change to publish)."""
     count, reviewed, edited = session.execute(
         select(
             func.count().filter(Fragment.status == APPROVED),
@@ -310,4 +329,6 @@ def curation_fingerprint(session) -> str:
             func.max(Fragment.edited_at),
         )
     ).one()
-    return f"{count}|{reviewed}|{edited}"
+    logged = session.scalar(select(func.max(LoggedDecisionRow.log_index))
+                            .where(LoggedDecisionRow.published.is_(True)))
+    return f"{count}|{reviewed}|{edited}|{logged}"

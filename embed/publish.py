@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -26,10 +27,10 @@ from embed.logged import PackLog, read_pack_log
 from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
-from provenance.appender import published_verifier_key
-from provenance.decisions import logged_approvals
-from provenance.errors import ProvenanceError
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
+from provenance.appender import AppendReport, append_log, published_verifier_key
+from provenance.decisions import logged_approvals
+from provenance.errors import LogBusyError, ProvenanceError
 from samizdat.errors import StorageError
 
 EMBED_JS = "embed.js"
@@ -144,24 +145,22 @@ def subresource_integrity(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
 
-def _fallback_fragment(session: Session, log: PackLog | None = None) -> dict | None:
-    """One approved fragment to show before (or without) JavaScript in the frame page; once
-    there is a log, one it holds (nothing else is public yet)."""
-    query = select(Fragment.id).where(Fragment.status == APPROVED)
-    if log is not None:
-        query = query.where(Fragment.id.in_(list(log.logged)[:1000]))
-    ids = list(session.scalars(query.limit(200)))
-    if not ids:
+def _fallback_fragment(session: Session) -> dict | None:
+    """One approved fragment the log vouches for, to show before (or without) JavaScript in the
+    frame page."""
+    ids = list(session.scalars(select(Fragment.id).where(Fragment.status == APPROVED).limit(200)))
+    logged = sorted(logged_approvals(session, ids))
+    if not logged:
         return None
-    return pack_entry(session.get(Fragment, random.choice(ids)))
+    return pack_entry(session.get(Fragment, random.choice(logged)))
 
 
-def build_frame_html(session: Session, settings: Settings, log: PackLog | None = None) -> bytes:
+def build_frame_html(session: Session, settings: Settings) -> bytes:
     """The static frame page: a genuine fragment as plain HTML, then embed.js."""
     env = Environment(autoescape=True)
     template = env.from_string(_asset(FRAME_HTML))
     return template.render(
-        fragment=_fallback_fragment(session, log),
+        fragment=_fallback_fragment(session),
         archive=settings.public_url.rstrip("/") + "/",
         words=widget_words()["en"],
     ).encode()
@@ -179,6 +178,8 @@ class EmbedPublishReport:
     failures: list[str]
     embed_js_versioned: str = EMBED_JS
     log: dict | None = None  # what embed.js pins of the log (widget_log_config), if anything
+    # Why the log was not appended first (another writer held it), so only what it held is out.
+    log_note: str | None = None
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -205,9 +206,27 @@ def remote_sites(settings: Settings) -> list[StaticSite]:
     return sites
 
 
-def pack_log(session: Session, settings: Settings) -> PackLog | None:
-    """The log the packs are built against: its checkpoint, tiles and logged approvals; None
-    before the appender has published a log (packs as before, without proofs).
+# A log pass takes well under a second: one that holds the lock is waited for this long before
+# publishing without this publish's own pass.
+LOG_WAIT_SECONDS = 3.0
+
+
+def _append_log_soon(session: Session, settings: Settings) -> AppendReport:
+    """One log pass (provenance.appender.append_log), waiting a little for another writer's."""
+    deadline = time.monotonic() + LOG_WAIT_SECONDS
+    while True:
+        try:
+            return append_log(session, settings)
+        except LogBusyError:
+            session.rollback()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.25)
+
+
+def pack_log(settings: Settings) -> PackLog | None:
+    """The log the packs are built against: its checkpoint and tiles; None before the appender
+    has published a log (packs then carry no proofs and embed.js pins no log key).
 
     The log's public verifier key, published beside its checkpoint, is what embed.js pins.
     """
@@ -215,7 +234,7 @@ def pack_log(session: Session, settings: Settings) -> PackLog | None:
     if vkey is None:
         return None
     try:
-        return read_pack_log(settings.log_path, vkey, logged_approvals(session))
+        return read_pack_log(settings.log_path, vkey)
     except ProvenanceError as exc:
         # A log that cannot be read must not publish packs without proofs behind its back: the
         # embed.js pinning its key would refuse them anyway. Publish nothing new until fixed.
@@ -225,16 +244,30 @@ def pack_log(session: Session, settings: Settings) -> PackLog | None:
 def publish_embed(
     session: Session, settings: Settings, fingerprint: str | None = None, **pack_options
 ) -> EmbedPublishReport:
-    """Write packs, embed.js and frame.html to the public directory, S3 and IPFS.
+    """Append the log, then write packs, embed.js and frame.html to the public directory, S3 and
+    IPFS. Commits ``session``.
 
-    A site that fails is reported and skipped: the others (and the app's own copy) still
-    publish, and the next publish brings it up to date. Once there is a log, packs carry only
-    the approvals it holds, with their proofs, and embed.js pins the log's key.
+    Packs carry only what the log holds, so a pass of the log appender runs first: decisions
+    made just before a publish are in it. When the log cannot be appended (another writer holds
+    it), what it already holds is published and the report says why. A site that fails is
+    reported and skipped: the others (and the app's own copy) still publish, and the next
+    publish brings it up to date. Packs carry their proofs under the log's checkpoint, and
+    embed.js pins the log's key.
     """
+    log_note = None
+    try:
+        if _append_log_soon(session, settings).published:
+            # What the packs depend on changed just now; a fingerprint taken before would make
+            # the debouncer publish the same packs once more.
+            fingerprint = curation_fingerprint(session)
+    except ProvenanceError as exc:
+        session.rollback()
+        log_note = (f"the log was not appended ({exc}): only what it already holds is "
+                    "published; the next publish after the log's next pass brings the rest")
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = [load_retired_signer(path) for path in settings.embed_previous_key_paths]
     out: Path = settings.public_path
-    log = pack_log(session, settings)
+    log = pack_log(settings)
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,
                           ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)
@@ -253,7 +286,7 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     script = build_embed_js(signer, settings, where, log=log_config)
-    frame = build_frame_html(session, settings, log)
+    frame = build_frame_html(session, settings)
     versioned = versioned_script_name(script)
     write_atomic(out / EMBED_JS, script)
     write_atomic(out / versioned, script)
@@ -270,7 +303,8 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
-                                [r for _, r in sites], failures, versioned, log_config)
+                                [r for _, r in sites], failures, versioned, log=log_config,
+                                log_note=log_note)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from accounts.models import User
@@ -54,15 +54,17 @@ def archivist_secret(settings: Settings) -> bytes:
     return hmac.new(load_secret_key(settings).encode(), _ARCHIVIST_DOMAIN, hashlib.sha256).digest()
 
 
-def _latest(published_only: bool):
-    """Each fragment's latest recorded decision row (published ones only, if asked) as an alias."""
+def _latest(published_only: bool, ids: list[str] | None = None):
+    """Each fragment's (of ``ids``, None = all) latest recorded decision row — published ones
+    only, if asked — as (subquery of fragment_id and log_index, an alias of the row)."""
     newest = select(LoggedDecisionRow.fragment_id,
                     func.max(LoggedDecisionRow.log_index).label("log_index"))
     if published_only:
         newest = newest.where(LoggedDecisionRow.published.is_(True))
+    if ids is not None:  # filtered inside: no database need group the whole table per chunk
+        newest = newest.where(LoggedDecisionRow.fragment_id.in_(ids))
     newest = newest.group_by(LoggedDecisionRow.fragment_id).subquery()
-    row = aliased(LoggedDecisionRow)
-    return newest, row
+    return newest, aliased(LoggedDecisionRow)
 
 
 def _chunks(ids: list[str]) -> Iterator[list[str]]:
@@ -77,16 +79,18 @@ def logged_approvals(session: Session,
 
     The log's word only: callers that show fragments also require status approved (is_public).
     """
-    newest, row = _latest(published_only=True)
-    query = (select(Fragment.id, Fragment.text, row.log_index, row.text_sha256, row.entry)
-             .join(newest, newest.c.fragment_id == Fragment.id)
-             .join(row, row.log_index == newest.c.log_index)
-             .where(row.decision.in_(PUBLIC_DECISIONS)))
+    def query(ids: list[str] | None):
+        newest, row = _latest(True, ids)
+        return (select(Fragment.id, Fragment.text, row.log_index, row.text_sha256, row.entry)
+                .join(newest, newest.c.fragment_id == Fragment.id)
+                .join(row, row.log_index == newest.c.log_index)
+                .where(row.decision.in_(PUBLIC_DECISIONS)))
+
     if fragment_ids is None:
-        batches: Iterable = [session.execute(query.execution_options(yield_per=2000))]
+        batches: Iterable = [session.execute(query(None).execution_options(yield_per=2000))]
     else:
-        ids = list(dict.fromkeys(fragment_ids))
-        batches = (session.execute(query.where(Fragment.id.in_(chunk))) for chunk in _chunks(ids))
+        wanted = list(dict.fromkeys(fragment_ids))
+        batches = (session.execute(query(chunk)) for chunk in _chunks(wanted))
     out = {}
     for rows in batches:
         for fragment_id, text, log_index, sha, entry in rows:
@@ -116,13 +120,18 @@ def _decision(status: str, text_sha: str, last_decision: str | None,
 
 def new_decision_rows(session: Session, settings: Settings, first_index: int,
                       batch: int) -> list[LoggedDecisionRow]:
-    """Rows for up to ``batch`` fragments whose public state changed since their last recorded
-    decision, numbered from ``first_index``, in review order.
+    """Rows for up to ``batch`` fragments whose public state a decision changed since their last
+    recorded one, numbered from ``first_index``, in review order.
 
     Only fragments whose capture has a row in log_captures (flushed ones included): a decision's
-    entry always comes after its capture's.
+    entry always comes after its capture's. Making a fragment public (approved, edited) takes a
+    decision: its first one, or a review since the last recorded (a new ``reviewed_at``); text
+    or status changed in the database with no review is not logged, so not public. Taking one
+    down (rejected) is logged however it happened.
     """
     newest, row = _latest(published_only=False)
+    reviewed_since = or_(row.log_index.is_(None),
+                            Fragment.reviewed_at.is_distinct_from(row.reviewed_at))
     query = (
         select(Fragment.id, Fragment.capture_id, Fragment.text, Fragment.status,
                Fragment.reviewed_at, Fragment.reviewed_by, row.decision, row.text_sha256,
@@ -130,7 +139,8 @@ def new_decision_rows(session: Session, settings: Settings, first_index: int,
         .join(LoggedCapture, LoggedCapture.capture_id == Fragment.capture_id)
         .outerjoin(newest, newest.c.fragment_id == Fragment.id)
         .outerjoin(row, row.log_index == newest.c.log_index)
-        .where(Fragment.status.in_((APPROVED, REJECTED)))
+        .where(or_(and_(Fragment.status == APPROVED, reviewed_since),
+                   and_(Fragment.status == REJECTED, row.decision.in_(PUBLIC_DECISIONS))))
         .order_by(Fragment.reviewed_at, Fragment.id)
         .execution_options(yield_per=2000)
     )

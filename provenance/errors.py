@@ -25,3 +25,7 @@ class PolicyError(ProvenanceError):
 
 class TimestampError(ProvenanceError):
     """An RFC 3161 time-stamp token is malformed, for other bytes, or not signed by a trusted TSA."""
+
+
+class LogBusyError(ProvenanceError):
+    """Another writer holds the log's lock; a pass can be tried again once it is done."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from provenance import merkle
 from provenance.cosignature import WitnessPolicy
-from provenance.errors import NoteError, ProofError, ProvenanceError
+from provenance.errors import LogBusyError, NoteError, ProofError, ProvenanceError
 from provenance.note import (
     MAX_NOTE_BYTES,
     Checkpoint,
@@ -51,7 +51,7 @@ class LogWriter:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             self._lock.close()
-            raise ProvenanceError(f"another writer holds the log in {self.directory}") from exc
+            raise LogBusyError(f"another writer holds the log in {self.directory}") from exc
         try:
             self.checkpoint = self._resume()
         except BaseException:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from fragments.models import APPROVED, Fragment
-from mirror.models import Capture, Source
+from mirror.models import Capture, CapturePart, Source
 from samizdat.app import create_app
 from samizdat.db import utcnow
 
@@ -23,7 +23,11 @@ def local_app(local_settings):
 
 def add_fragments(app, count, *, collection="vietnam", language="vi", status=APPROVED,
                   text_chars=200, start=0, text="x"):
-    """Store ``count`` fragments under one capture, decided ``status`` one second apart."""
+    """Store ``count`` fragments under one capture, decided ``status`` one second apart.
+
+    The capture has a manifest, so the log appender (run by every publish) logs it and then the
+    fragments' decisions: packs carry only what the log holds.
+    """
     rt = app.extensions["samizdat"]
     now = utcnow()
     with rt.Session() as session:
@@ -35,6 +39,8 @@ def add_fragments(app, count, *, collection="vietnam", language="vi", status=APP
                           size=1, fetched_at=now, complete=True)
         session.add(capture)
         session.flush()
+        session.add(CapturePart(capture_id=capture.id, role="manifest", name="manifest.json",
+                                sha256=hashlib.sha256(source.url.encode()).hexdigest(), size=1))
         for i in range(start, start + count):
             body = (f"{text} {i} " * text_chars)[:text_chars]
             session.add(Fragment(

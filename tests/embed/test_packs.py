@@ -12,6 +12,7 @@ import pytest
 from embed.packs import MAX_REQUEST_BYTES, canonical_json, pack_slug, publish_packs
 from embed.signing import load_or_create_signer, verify
 from fragments.models import APPROVED, PENDING, REJECTED
+from provenance.appender import append_captures
 from tests.embed.conftest import add_fragments
 
 TTL = timedelta(days=7)
@@ -24,8 +25,10 @@ def app(local_app):
 
 
 def publish(app):
+    """Append the log (packs carry only what it holds), then write the packs."""
     settings = app.extensions["samizdat"].settings
     signer = load_or_create_signer(settings.embed_signing_key_path)
+    append_captures(app.extensions["samizdat"])
     with app.extensions["samizdat"].Session() as session:
         return signer, publish_packs(session, [signer], settings.public_path, ttl=TTL)
 
@@ -269,6 +272,7 @@ def test_a_pack_of_many_shards_lists_tables_so_its_index_stays_small(app):
     add_fragments(app, 120, text_chars=200)
     settings = app.extensions["samizdat"].settings
     signer = load_or_create_signer(settings.embed_signing_key_path)
+    append_captures(app.extensions["samizdat"])
     with app.extensions["samizdat"].Session() as session:
         publish_packs(session, [signer], settings.public_path, ttl=TTL, shard_bytes=2000, index_shards=4)
     index = open_index(app, signer, "all/index.json")

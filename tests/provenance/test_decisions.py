@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from config.settings import SettingsError, load_settings
+from embed.publish import publish_embed
 from fragments.curation import Reviewer, edit_text, review
 from fragments.models import APPROVED, PENDING, REJECTED, Fragment
 from mirror.models import Capture
@@ -23,6 +24,7 @@ from provenance.decisions import (
     new_decision_rows,
 )
 from provenance.entries import archivist_key_id, parse_entry, text_sha256
+from provenance.errors import ProvenanceError
 from provenance.log import LogClient, LogWriter
 from provenance.models import LoggedCapture, LoggedDecisionRow
 from samizdat.app import create_app
@@ -165,8 +167,9 @@ def test_a_decision_waits_for_its_capture_and_comes_after_it(runtime, fragments)
         session.commit()
     report = append_captures(runtime)
     assert (report.appended, report.decisions, report.size) == (1, 2, 3)
+    # One review decided both at once: they follow their capture, in fragment id order.
     assert [row[:3] for row in decision_rows(runtime)] == [
-        (1, fragments[0], "approved"), (2, fragments[1], "approved")]
+        (1 + i, fragment_id, "approved") for i, fragment_id in enumerate(sorted(fragments[:2]))]
     # No account of that name (the shell's anonymous reviewer): no key id at all.
     assert entry_at(runtime, 1).archivist is None
 
@@ -181,6 +184,8 @@ def test_a_crash_between_recording_and_publishing_replays_the_same_bytes(runtime
         session.add_all(rows)
         session.commit()
         recorded = [row.entry.encode() for row in rows]
+        recorded_ids = [row.fragment_id for row in rows]
+    assert sorted(recorded_ids) == sorted(fragments[:2])
     with LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name) as writer:
         writer.append(recorded)
     assert [row[4] for row in decision_rows(runtime)] == [False, False]
@@ -193,7 +198,31 @@ def test_a_crash_between_recording_and_publishing_replays_the_same_bytes(runtime
         assert client_of(runtime).verify(index, expected=entry).index == index
     approvals = logged_approvals_of(runtime)
     assert {i: (a.log_index, a.entry) for i, a in approvals.items()} == {
-        fragments[0]: (1, recorded[0]), fragments[1]: (2, recorded[1])}
+        recorded_ids[0]: (1, recorded[0]), recorded_ids[1]: (2, recorded[1])}
+    assert append_captures(runtime).decisions == 0
+
+
+def test_captures_and_decisions_share_one_index_sequence(runtime, fragments):
+    decide(runtime, fragments[:1], APPROVED)
+    assert append_captures(runtime).size == 2  # the capture at 0, its decision at 1
+
+    def refused_with(row, message):
+        with runtime.Session() as session:
+            session.add(row)
+            session.commit()
+        with pytest.raises(ProvenanceError, match=message):
+            append_captures(runtime)
+        with runtime.Session() as session:
+            session.delete(session.merge(row))
+            session.commit()
+
+    # A capture row claiming the decision's index: the database records 3 entries below size 2.
+    refused_with(LoggedCapture(log_index=1, capture_id=None, entry="{}"),
+                 "the log holds 2 entries but the database records 3")
+    # A decision recorded past the checkpoint with index 2 missing: a gap across both tables.
+    refused_with(LoggedDecisionRow(log_index=3, fragment_id=fragments[1], decision="approved",
+                                   text_sha256="0" * 64, entry="{}"),
+                 "have a gap")
     assert append_captures(runtime).decisions == 0
 
 
@@ -202,7 +231,9 @@ def logged_approvals_of(runtime, ids=None):
         return logged_approvals(session, ids)
 
 
-def test_text_changed_behind_the_logs_back_is_not_vouched_for_until_logged(runtime, fragments):
+def test_text_changed_behind_the_logs_back_is_not_public_until_an_archivist_reviews_it(
+        app, runtime, fragments):
+    archivist = create_account(app, ARCHIVIST)
     fragment_id = fragments[0]
     decide(runtime, [fragment_id], APPROVED)
     append_captures(runtime)
@@ -210,23 +241,42 @@ def test_text_changed_behind_the_logs_back_is_not_vouched_for_until_logged(runti
         assert is_public(session, session.get(Fragment, fragment_id))
     assert set(logged_approvals_of(runtime, [fragment_id, "0" * 32])) == {fragment_id}
 
+    planted = "Words nobody approved."
     with runtime.Session() as session:
         session.execute(text("UPDATE fragments SET text = :t WHERE id = :i"),
-                        {"t": "Words nobody approved.", "i": fragment_id})
+                        {"t": planted, "i": fragment_id})
         session.commit()
     assert logged_approvals_of(runtime) == {}
     with runtime.Session() as session:
         assert not is_public(session, session.get(Fragment, fragment_id))
+    # No review made that change: it is no decision, and the log does not vouch for it.
+    assert append_captures(runtime).decisions == 0
+    assert logged_approvals_of(runtime) == {}
 
-    # The next pass writes the change into the public log, as an edit no review made: no archivist
-    # and the time it was seen. Only then is the new text vouched for.
-    before = utcnow() - timedelta(seconds=1)
+    # An archivist reviews the text and approves it: that decision is logged, as an edit.
+    decide(runtime, [fragment_id], APPROVED)
     assert append_captures(runtime).decisions == 1
     entry = entry_at(runtime, 2)
     assert (entry.decision, entry.text_sha256, entry.archivist) == (
-        "edited", text_sha256("Words nobody approved."), None)
-    assert entry.time >= before.strftime("%Y-%m-%dT%H:%M:%SZ")
+        "edited", text_sha256(planted),
+        archivist_key_id(archivist_secret(runtime.settings), archivist.id))
     assert set(logged_approvals_of(runtime)) == {fragment_id}
+
+
+def test_a_rejection_is_logged_however_it_was_made(runtime, fragments):
+    fragment_id = fragments[0]
+    decide(runtime, [fragment_id], APPROVED)
+    append_captures(runtime)
+    with runtime.Session() as session:  # taken down in the database, with no review
+        session.execute(update(Fragment).where(Fragment.id == fragment_id)
+                        .values(status=REJECTED))
+        session.commit()
+    before = (utcnow() - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert append_captures(runtime).decisions == 1
+    entry = entry_at(runtime, 2)
+    assert (entry.decision, entry.archivist) == ("rejected", None)
+    assert entry.time >= before  # seen now: no review says when it was made
+    assert logged_approvals_of(runtime) == {}
 
 
 def test_a_pending_fragment_is_not_public_even_if_its_text_was_approved(runtime, fragments):
@@ -250,3 +300,76 @@ def test_the_archivist_secret_setting_is_used_and_must_be_long_enough(tmp_path):
     assert load_settings({"SAMIZDAT_LOG_ARCHIVIST_SECRET": secret}).log_archivist_secret == secret
     with pytest.raises(SettingsError, match="LOG_ARCHIVIST_SECRET must be at least 16 bytes"):
         load_settings({"SAMIZDAT_LOG_ARCHIVIST_SECRET": "short"})
+
+
+# --- packs carry only what the log holds ---------------------------------------------------------
+
+
+def packed(runtime) -> dict[str, str]:
+    """Fragment id → text, as the published "all" pack carries them."""
+    root = runtime.settings.public_path / "packs"
+    index = json.loads(json.loads((root / "all" / "index.json").read_bytes())["payload"])
+    out = {}
+    for shard in index["shards"]:
+        for fragment in json.loads((root / "shards" / f"{shard['sha256']}.json").read_bytes())[
+                "fragments"]:
+            out[fragment["id"]] = fragment["text"]
+    return out
+
+
+def publish(runtime):
+    with runtime.Session() as session:
+        return publish_embed(session, runtime.settings)
+
+
+def held_log(runtime) -> LogWriter:
+    """The log held by another writer (the scheduler's pass, say) while a test publishes."""
+    settings = runtime.settings
+    return LogWriter(settings.log_path, log_signer(settings), settings.log_origin_name)
+
+
+def test_an_approval_not_yet_logged_waits_for_the_log_before_the_packs_carry_it(
+        app, runtime, fragments):
+    first, second = fragments[:2]
+    decide(runtime, [first], APPROVED)
+    assert set(packed_after(publish(runtime), runtime)) == {first}  # publishing appended first
+
+    decide(runtime, [second], APPROVED)
+    with held_log(runtime):
+        report = publish(runtime)
+        assert "another writer holds the log" in report.log_note
+        assert set(packed(runtime)) == {first}
+        assert report.packs.fragments == 1
+        result = app.test_cli_runner().invoke(args=["embed", "publish"])
+        assert result.exit_code == 0, result.output
+        assert "note: the log was not appended" in result.output
+        assert "only what it already holds is published" in result.output
+    assert set(packed(runtime)) == {first}
+
+    # The scheduler's log pass runs; the next publish carries the approval it logged.
+    assert append_captures(runtime).decisions == 1
+    report = publish(runtime)
+    assert report.log_note is None and set(packed(runtime)) == {first, second}
+
+
+def packed_after(report, runtime) -> dict[str, str]:
+    assert report.log_note is None
+    return packed(runtime)
+
+
+def test_text_changed_behind_the_logs_back_is_not_in_the_packs(runtime, fragments):
+    fragment_id = fragments[0]
+    original = text_of(runtime, fragment_id)
+    decide(runtime, [fragment_id], APPROVED)
+    assert packed_after(publish(runtime), runtime) == {fragment_id: original}
+
+    planted = "Words nobody approved."
+    with runtime.Session() as session:
+        session.execute(text("UPDATE fragments SET text = :t WHERE id = :i"),
+                        {"t": planted, "i": fragment_id})
+        session.commit()
+    report = publish(runtime)  # the log pass before it finds no decision to log
+    assert report.log_note is None and packed(runtime) == {}
+    public = runtime.settings.public_path
+    for path in (public / "frame.html", *public.joinpath("packs").rglob("*.json")):
+        assert planted.encode() not in path.read_bytes(), path
