@@ -59,4 +59,6 @@ def read_pack_log(log_dir: Path, vkey: str) -> PackLog:
     except OSError as exc:
         raise ProvenanceError(f"the log has no readable checkpoint: {exc.strerror or exc}") from None
     checkpoint, _ = open_checkpoint(note, verifier.name, verifier)
-    return PackLog(vkey, note, checkpoint, TileReader(DirectoryFetcher(log_dir), checkpoint.size))
+    # Every fragment's proof over one tree: each subtree is hashed once, not once per proof.
+    reader = merkle.CachedSubtrees(TileReader(DirectoryFetcher(log_dir), checkpoint.size))
+    return PackLog(vkey, note, checkpoint, reader)
