@@ -2,8 +2,8 @@
 decision (the appender records those), and which fragments the log vouches for as approved.
 
 A fragment is public only when the log says so: its latest decision under a signed checkpoint is
-"approved" or "edited" and names the sha256 of the text it has now. Packs and the static copy
-carry nothing else, so text changed in the database behind the log's back is shown nowhere.
+"approved" or "edited" and names the sha256 of the text it has now. The packs carry nothing
+else, so text changed in the database behind the log's back is in no pack.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def new_decision_rows(session: Session, settings: Settings, first_index: int,
     """
     newest, row = _latest(published_only=False)
     reviewed_since = or_(row.log_index.is_(None),
-                            Fragment.reviewed_at.is_distinct_from(row.reviewed_at))
+                         Fragment.reviewed_at.is_distinct_from(row.reviewed_at))
     query = (
         select(Fragment.id, Fragment.capture_id, Fragment.text, Fragment.status,
                Fragment.reviewed_at, Fragment.reviewed_by, row.decision, row.text_sha256,
