@@ -239,9 +239,11 @@ def verify_pack(location: str, pack_key: str | None, log_verifier: Verifier,
         if isinstance(index.get("tables"), list):
             shards = []
             for table in index["tables"]:
-                rel = f"shards/{table.get('sha256')}.json"
-                listed = _json(_hashed(_sibling(location, index_rel, rel), table.get("sha256")), "a table")
-                shards += listed.get("shards") or []
+                sha = table.get("sha256") if isinstance(table, dict) else None
+                listed = _json(_hashed(_sibling(location, index_rel, f"shards/{sha}.json"), sha), "a table")
+                if not isinstance(listed.get("shards"), list):
+                    raise PackError(f"table {sha} lists no shards")
+                shards += listed["shards"]
         if not isinstance(shards, list):
             raise PackError("the index lists no shards")
     except PackError as exc:

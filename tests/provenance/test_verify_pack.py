@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from embed.packs import canonical_json, signed_envelope
 from embed.signing import load_or_create_signer
 from provenance.appender import published_verifier_key
-from provenance.note import Ed25519Signer, parse_note, sign_note
+from provenance.merkle import EMPTY_ROOT
+from provenance.note import Checkpoint, Ed25519Signer, parse_note, sign_checkpoint, sign_note
 from tests.embed.test_widget_log_browser import logged_once  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,3 +104,25 @@ def test_verify_pack_proves_every_fragment_and_names_each_forgery(logged_once, t
 
 def logged_checkpoint(live) -> bytes:
     return (live.settings.log_path / "checkpoint").read_bytes()
+
+
+def test_verify_pack_refuses_garbage_and_hostile_listings_in_one_line_each(tmp_path):
+    signer = load_or_create_signer(tmp_path / "pack.pem")
+    log_signer = Ed25519Signer("example.org/log", Ed25519PrivateKey.generate())
+    log_key = log_signer.verifier.vkey
+    index = tmp_path / "packs" / "all" / "index.json"
+    index.parent.mkdir(parents=True)
+    unproven = signed_envelope([signer], {"format": "samizdat-pack/1", "pack": "all", "tables": [7]})
+    checkpoint = sign_checkpoint(Checkpoint("example.org/log", 0, EMPTY_ROOT), log_signer).decode()
+    hostile = signed_envelope([signer], {"format": "samizdat-pack/1", "pack": "all", "tables": [7, None],
+                                         "checkpoint": checkpoint})
+    cases = ((b"\xff\xfe", "FAIL pack: the pack file is not JSON"),
+             (b"[" * 100_000, "FAIL pack: the pack file is not JSON"),
+             (b"x" * (256 * 1024 + 1), "FAIL pack: " + str(index) + " is larger than 262144 bytes"),
+             (b'{"payload": 3}', "FAIL pack signature: the index is not a signed envelope"),
+             (unproven, "FAIL pack checkpoint: the index names no log checkpoint"),
+             (hostile, "FAIL pack shards: a listed sha256 is not 64 hex digits"))
+    for data, expected in cases:
+        index.write_bytes(data)
+        status, lines = verify("--pack", str(index), "--pack-key", signer.public_key, "--key", log_key)
+        assert status == 1 and lines[-1].startswith(expected), lines
