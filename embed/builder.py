@@ -32,6 +32,8 @@ from embed.publish import (
 from embed.signing import load_or_create_signer
 from embed.sizes import DEFAULT_SIZE, SIZES
 from fragments.models import APPROVED, Fragment
+from provenance.appender import published_verifier_key
+from provenance.decisions import logged_approvals
 from samizdat.errors import UnsafePathError
 from samizdat.i18n import keep_language_in_links, page_language
 from samizdat.paths import confined_file, confined_name
@@ -117,13 +119,17 @@ def _published() -> dict | None:
 
 
 def sample_fragment(session, choice: Choice) -> Fragment | None:
-    """A genuine approved fragment for the snippet's static fallback (random among the newest)."""
+    """A genuine approved fragment for the snippet's static fallback (random among the newest);
+    once there is a log, one whose approval it holds (nothing else is public yet)."""
     query = select(Fragment).where(Fragment.status == APPROVED)
     if choice.collection != ALL:
         query = query.where(Fragment.collection == choice.collection)
     if choice.lang:
         query = query.where(Fragment.language == choice.lang)
     items = list(session.scalars(query.order_by(Fragment.reviewed_at.desc()).limit(50)))
+    if published_verifier_key(runtime().settings.log_path) is not None:
+        logged = logged_approvals(session, [f.id for f in items])
+        items = [f for f in items if f.id in logged]
     return random.choice(items) if items else None
 
 
@@ -247,7 +253,8 @@ def selfhost_zip():
     if published is None or not (root / "packs" / "catalog.json").exists():
         abort(404, description="the fragment packs have not been published yet; try again later")
     signer = load_or_create_signer(runtime().settings.embed_signing_key_path)
-    script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}])
+    script = build_embed_js(signer, runtime().settings, origins=[{"packs": "packs/"}],
+                            log=published.get("log"))
     # Root-relative: a relative src would resolve against each page's own folder
     # (/2026/12/post.html would ask for /2026/12/samizdat/embed.js). The README says so.
     context = snippet_context(scripts=[SELFHOST_SCRIPT])

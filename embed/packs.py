@@ -37,11 +37,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from embed.logged import PackLog
 from embed.signing import PackSigner
 from fragments.models import APPROVED, Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
-from provenance.decisions import logged_approvals
+from provenance.decisions import LoggedDecision, logged_approvals
 from provenance.models import LoggedDecisionRow
 
 PACK_FORMAT = "samizdat-pack/1"
@@ -147,8 +148,9 @@ def pack_specs(session: Session) -> list[PackSpec]:
     return specs
 
 
-def _logged(session: Session, spec: PackSpec) -> Iterator[Fragment]:
-    """The pack's approved fragments that the published log vouches for, streamed in order.
+def _logged(session: Session, spec: PackSpec) -> Iterator[tuple[Fragment, LoggedDecision]]:
+    """The pack's approved fragments that the published log vouches for, streamed in order,
+    each with its logged decision.
 
     An approval not yet under a signed checkpoint waits for the next publish; a text changed
     since its logged decision (its sha256 no longer the logged one) is left out.
@@ -156,15 +158,26 @@ def _logged(session: Session, spec: PackSpec) -> Iterator[Fragment]:
     query = _approved(session, spec).execution_options(yield_per=_STREAM)
     for chunk in session.scalars(query).partitions():
         logged = logged_approvals(session, [fragment.id for fragment in chunk])
-        yield from (fragment for fragment in chunk if fragment.id in logged)
+        yield from ((fragment, logged[fragment.id]) for fragment in chunk if fragment.id in logged)
 
 
-def _shards(session: Session, spec: PackSpec, target: int = SHARD_TARGET_BYTES) -> Iterator[tuple[bytes, int]]:
-    """The pack's shards as (canonical bytes, fragment count), streamed from the database."""
+def _shards(session: Session, spec: PackSpec, target: int = SHARD_TARGET_BYTES,
+            log: PackLog | None = None) -> Iterator[tuple[bytes, int]]:
+    """The pack's shards as (canonical bytes, fragment count), streamed from the database.
+
+    With a ``log``, each fragment carries its decision entry and inclusion proof under the log's
+    checkpoint (one logged after that checkpoint waits for the next publish).
+    """
     entries: list[bytes] = []
     size = 0
-    for fragment in _logged(session, spec):
-        entry = canonical_json(pack_entry(fragment))
+    for fragment, decision in _logged(session, spec):
+        carried = pack_entry(fragment)
+        if log is not None:
+            proof = log.proof_of(decision, fragment.text)
+            if proof is None:
+                continue
+            carried["log"] = proof
+        entry = canonical_json(carried)
         if entries and size + len(entry) > target:
             yield _shard_bytes(entries), len(entries)
             entries, size = [], 0
@@ -224,6 +237,7 @@ def _next_serial(out_dir: Path) -> int:
 def publish_packs(
     session: Session, signers: list[PackSigner], out_dir: Path, *, ttl: timedelta,
     shard_bytes: int = SHARD_TARGET_BYTES, index_shards: int = MAX_INDEX_SHARDS,
+    log: PackLog | None = None,
 ) -> PublishReport:
     """Write every pack (shards, signed indexes, signed catalogue, public keys) under ``out_dir``.
 
@@ -231,6 +245,7 @@ def publish_packs(
     Indexes and the catalogue carry a signed ``expires``, ``ttl`` from now.
     A pack of more than ``index_shards`` shards lists them in content-addressed *tables* of that
     many, and its index lists the tables: the index stays small however large the pack grows.
+    With a ``log``, every index carries its signed checkpoint and every shard entry its proof.
     """
     now = datetime.now(timezone.utc).replace(microsecond=0)
     # Signed, so a stale copy (an origin that missed publishes, a hostile mirror, the CID an old
@@ -261,7 +276,7 @@ def publish_packs(
 
     for spec in pack_specs(session):
         shards, count = [], 0
-        for data, n in _shards(session, spec, shard_bytes):
+        for data, n in _shards(session, spec, shard_bytes, log):
             shards.append(content_addressed(data, n))
             count += n
         listing: dict = {"shards": shards}
@@ -285,6 +300,10 @@ def publish_packs(
             "expires": expires,
             "serial": report.serial,
         }
+        if log is not None:
+            # The signed note as published (cosignatures too): the proofs in the shards lead to
+            # its root, and embed.js checks its signatures against the keys it pins.
+            index["checkpoint"] = log.checkpoint_note.decode()
         write(f"{spec.path}/index.json", signed_envelope(signers, index))
         catalog.append({"collection": spec.collection, "language": spec.language,
                         "count": count, "path": f"{spec.path}/index.json"})

@@ -23,11 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
+from embed.logged import PackLog, read_pack_log
 from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
-from provenance.appender import AppendReport, append_log
+from provenance.appender import AppendReport, append_log, published_verifier_key
 from provenance.decisions import logged_approvals
 from provenance.errors import LogBusyError, ProvenanceError
 from provenance.keyring import retired_paths, revoked_ids
@@ -80,12 +81,41 @@ def embed_origins(settings: Settings, where: Locations) -> list[dict]:
     return origins
 
 
+def witness_policy(settings: Settings) -> tuple[list[str], int]:
+    """The witnesses' verifier keys and how many of them must cosign a checkpoint.
+
+    From the witness settings (``SAMIZDAT_WITNESSES``: ``vkey URL`` entries, comma- or
+    newline-separated; ``SAMIZDAT_WITNESS_QUORUM``, 0 meaning 1 when any witness is listed),
+    read defensively: through ``witness_list``/``witness_quorum_count`` where the settings have
+    them, from the raw values otherwise, and no witnesses where neither exists.
+    """
+    listed = getattr(settings, "witness_list", None)
+    if listed is not None:
+        vkeys = [entry[0] for entry in listed]
+        quorum = int(getattr(settings, "witness_quorum_count", 1 if vkeys else 0))
+    else:
+        raw = str(getattr(settings, "witnesses", "") or "")
+        vkeys = [item.split()[0] for item in raw.replace("\n", ",").split(",") if item.split()]
+        quorum = int(getattr(settings, "witness_quorum", 0) or 0) or (1 if vkeys else 0)
+    vkeys = list(dict.fromkeys(vkeys))
+    return vkeys, min(max(quorum, 0), len(vkeys))
+
+
+def widget_log_config(settings: Settings, log_vkey: str) -> dict:
+    """What embed.js pins of the log: its verifier key and the witness policy."""
+    witnesses, quorum = witness_policy(settings)
+    return {"key": log_vkey, "witnesses": witnesses, "quorum": quorum}
+
+
 def build_embed_js(
-    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None
+    signer: PackSigner, settings: Settings, where: Locations = Locations(), origins: list[dict] | None = None,
+    log: dict | None = None,
 ) -> bytes:
     """embed.js with its configuration (public key, origins, words, style) built in.
 
     ``origins`` replaces the published ones (a self-hosted copy reads only ``packs/`` beside it).
+    ``log`` (widget_log_config) pins the log key and witness policy: such an embed.js shows only
+    fragments proven to be in the log under a checkpoint that policy accepts.
     """
     config = {
         "key": signer.public_key,
@@ -95,6 +125,8 @@ def build_embed_js(
         "words": widget_words(),
         "css": rcssmin.cssmin(_asset("embed.css")),
     }
+    if log:
+        config["log"] = log
     # "</" is escaped so the configuration can never close a surrounding <script> element.
     text = json.dumps(config, ensure_ascii=False, sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
     source = _asset(EMBED_JS)
@@ -146,6 +178,7 @@ class EmbedPublishReport:
     sites: list[SiteReport]
     failures: list[str]
     embed_js_versioned: str = EMBED_JS
+    log: dict | None = None  # what embed.js pins of the log (widget_log_config), if anything
     # Why the log was not appended first (another writer held it), so only what it held is out.
     log_note: str | None = None
 
@@ -204,6 +237,21 @@ def previous_signers(session: Session, settings: Settings, current: PackSigner) 
             signers.append(signer)
             seen.add(signer.key_id)
     return signers
+def pack_log(settings: Settings) -> PackLog | None:
+    """The log the packs are built against: its checkpoint and tiles; None before the appender
+    has published a log (packs then carry no proofs and embed.js pins no log key).
+
+    The log's public verifier key, published beside its checkpoint, is what embed.js pins.
+    """
+    vkey = published_verifier_key(settings.log_path)
+    if vkey is None:
+        return None
+    try:
+        return read_pack_log(settings.log_path, vkey)
+    except ProvenanceError as exc:
+        # A log that cannot be read must not publish packs without proofs behind its back: the
+        # embed.js pinning its key would refuse them anyway. Publish nothing new until fixed.
+        raise StorageError(f"the provenance log cannot be read: {exc}") from exc
 
 
 def publish_embed(
@@ -216,7 +264,8 @@ def publish_embed(
     made just before a publish are in it. When the log cannot be appended (another writer holds
     it), what it already holds is published and the report says why. A site that fails is
     reported and skipped: the others (and the app's own copy) still publish, and the next
-    publish brings it up to date.
+    publish brings it up to date. Packs carry their proofs under the log's checkpoint, and
+    embed.js pins the log's key.
     """
     log_note = None
     try:
@@ -231,9 +280,11 @@ def publish_embed(
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = previous_signers(session, settings, signer)
     out: Path = settings.public_path
+    log = pack_log(settings)
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,
-                          ttl=timedelta(hours=settings.embed_index_ttl_hours), **pack_options)
+                          ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)
+    log_config = widget_log_config(settings, log.vkey) if log else None
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):
@@ -247,7 +298,7 @@ def publish_embed(
             sites.append((site, report))
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
-    script = build_embed_js(signer, settings, where)
+    script = build_embed_js(signer, settings, where, log=log_config)
     frame = build_frame_html(session, settings)
     versioned = versioned_script_name(script)
     write_atomic(out / EMBED_JS, script)
@@ -265,7 +316,8 @@ def publish_embed(
         except StorageError as exc:
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
-                                [r for _, r in sites], failures, versioned, log_note)
+                                [r for _, r in sites], failures, versioned, log=log_config,
+                                log_note=log_note)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}
@@ -292,4 +344,6 @@ def published_state(report: EmbedPublishReport) -> dict:
         "ipns_name": ipfs.ipns_name if ipfs else None,
         "sites": [s.site for s in report.sites],
         "failures": report.failures,
+        # The self-host copy of embed.js must pin what the published one pins.
+        "log": report.log,
     }

@@ -74,6 +74,7 @@ from provenance.tiles import (
     timestamp_path,
 )
 from provenance.timestamp import MAX_TOKEN_BYTES, describe_token, load_roots, verify_timestamp
+from provenance.verify_pack import verify_pack
 from provenance.wacz_signature import verify_signed_data
 
 # What reading a log or a download may raise besides our own refusals: the file system's and the
@@ -1063,13 +1064,39 @@ def build_parser(prog: str = "python -m provenance.verify") -> argparse.Argument
                         help="a pack index or catalogue to refuse likewise (implies --keys)")
     parser.add_argument("--keys-max-entries", type=int, default=DEFAULT_MAX_SCAN, metavar="N",
                         help="read at most N log entries looking for key entries")
+    parser.add_argument("--pack", metavar="URL|FILE",
+                        help="a widget pack index.json or shard: its signature, and every "
+                             "fragment's approval in the log")
+    parser.add_argument("--pack-key", help="the pack key that signs indexes (the x of packs/key.json)")
     return parser
+
+
+def run_pack(pack: str, pack_key: str | None, log: str | None, key: str, origin: str | None = None,
+             echo: Callable[[str], None] = print) -> int:
+    """Check a widget pack index or shard (provenance/verify_pack.py) against the log signed by
+    ``key`` (and, with ``log``, the log itself), one line per check; return the exit status."""
+    try:
+        verifier = Ed25519Verifier.from_vkey(key)
+    except ProvenanceError as exc:
+        echo(Check(False, "log key", str(exc)).line())
+        return 1
+    client = LogClient(log, origin or verifier.name, verifier) if log else None
+    failed = False
+    for ok, what, detail in verify_pack(pack, pack_key, verifier, client):
+        echo(Check(ok, what, detail).line())
+        failed = failed or not ok
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m provenance.verify",
          echo: Callable[[str], None] = print) -> int:
     """``python -m provenance.verify FOLDER|WARC|WACZ --log LOCATION --key VKEY``: the verifier."""
     args = build_parser(prog).parse_args(argv)
+    if args.pack:
+        if args.target is not None or args.fragment:
+            echo(Check(False, "input", "--pack is checked on its own: give no other input").line())
+            return 1
+        return run_pack(args.pack, args.pack_key, args.log, args.key, args.origin, echo)
     keys = args.keys or args.check_wacz or args.check_pack
     status = 0
     if not keys or args.target is not None or args.fragment or args.archive:

@@ -44,12 +44,93 @@
       .then(function (b) { clearTimeout(timer); return new Uint8Array(b); },
             function (e) { clearTimeout(timer); throw e; });
   }
+  function edKey(raw) { return subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]); }
   function ed25519Key() {
-    if (!keyPromise) {
-      keyPromise = subtle ? subtle.importKey("raw", b64urlBytes(CONFIG.key), { name: "Ed25519" }, false, ["verify"])
-        : Promise.reject(new Error("no WebCrypto"));
-    }
+    if (!keyPromise) keyPromise = subtle ? edKey(b64urlBytes(CONFIG.key)) : Promise.reject(new Error("no WebCrypto"));
     return keyPromise;
+  }
+  function warn(e) { if (window.console) console.warn("Samizdat: " + (e && e.message || e)); }
+  // --- The log (CONFIG.log, absent from older builds): a fragment is shown only when its
+  // approval is in the log under a checkpoint signed by the pinned log key and cosigned by
+  // CONFIG.log.quorum of the pinned witnesses, so a stolen pack key alone cannot add words.
+  var checkpoints = {};
+  function vkeyOf(v, type) {  // a signed-note verifier key <name>+<hex id>+<base64(type || key)>
+    var p = String(v).split("+"), raw = b64urlBytes(p.slice(2).join("+"));
+    if (raw[0] !== type || raw.length !== 33) throw new Error("bad pinned key");
+    return { name: p[0], id: p[1], raw: raw.subarray(1) };
+  }
+  function checkpointOf(index) {  // {size, root} of the index's checkpoint, once verified
+    var note = index.checkpoint;
+    if (typeof note !== "string") return Promise.reject(new Error("the index names no log checkpoint"));
+    return checkpoints[note] || (checkpoints[note] = Promise.resolve().then(function () {
+      var L = CONFIG.log, at = note.lastIndexOf("\n\n"), text = note.slice(0, at + 1), body = bytesOf(text);
+      if (at < 0 || note.slice(-1) !== "\n") throw new Error("checkpoint is not a signed note");
+      var sigs = note.slice(at + 2, -1).split("\n").map(function (line) {
+        var m = /^\u2014 (\S+) (\S+)$/.exec(line), b = m && b64urlBytes(m[2]);
+        if (!b || b.length < 5) throw new Error("checkpoint has a malformed signature line");
+        return { name: m[1], id: hex(b.subarray(0, 4)), sig: b.subarray(4) };
+      });
+      var keys = [vkeyOf(L.key, 1)].concat((L.witnesses || []).map(function (w) { return vkeyOf(w, 4); }));
+      return Promise.all(keys.map(function (k, n) {
+        return Promise.all(sigs.filter(function (s) { return s.name === k.name && s.id === k.id; }).map(function (s) {
+          var msg = body, sig = s.sig, d = new DataView(sig.buffer, sig.byteOffset, sig.length), t;
+          if (n) {  // tlog-cosignature/v1: an 8-byte timestamp, then Ed25519 over a header + the text
+            if (sig.length !== 72) return false;
+            t = d.getUint32(0) * 4294967296 + d.getUint32(4);
+            if (t > (Date.now() + SKEW_MS) / 1000) return false;
+            msg = bytesOf("cosignature/v1\ntime " + t + "\n" + text);
+            sig = sig.subarray(8);
+          }
+          return edKey(k.raw).then(function (key) { return subtle.verify({ name: "Ed25519" }, key, sig, msg); });
+        })).then(function (oks) {
+          if (oks.indexOf(false) >= 0) throw new Error("checkpoint has a bad signature by " + k.name);
+          return oks.length > 0;
+        });
+      })).then(function (have) {
+        var cosigned = have.slice(1).filter(Boolean).length, lines = text.split("\n"), root = b64urlBytes(lines[2] || "");
+        if (!have[0]) throw new Error("checkpoint is not signed by the log key");
+        if (cosigned < (L.quorum || 0)) throw new Error("checkpoint has " + cosigned + " of the " + L.quorum + " cosignatures its policy needs");
+        if (lines[0] !== keys[0].name || !/^(0|[1-9]\d{0,15})$/.test(lines[1]) || root.length !== 32) throw new Error("checkpoint is malformed");
+        return { size: +lines[1], root: hex(root) };
+      });
+    }));
+  }
+  function digest(prefix, a, b) {  // RFC 9162: leaf SHA-256(0x00 || entry), node SHA-256(0x01 || l || r)
+    var x = new Uint8Array(1 + a.length + (b ? b.length : 0));
+    x[0] = prefix; x.set(a, 1); if (b) x.set(b, 1 + a.length);
+    return subtle.digest("SHA-256", x).then(function (h) { return new Uint8Array(h); });
+  }
+  function proven(f, cp) {  // resolves if f's approval is in the log under cp (RFC 9162 2.1.3.2)
+    var g = f.log || {}, e = {}, proof = g.proof, fn = g.index, sn = cp.size - 1, i = 0, why = "fragment " + f.id + ": ";
+    try { e = JSON.parse(g.entry); } catch (x) { /* refused below */ }
+    if (e.type !== "decision" || e.fragment !== f.id || !/^(approved|edited)$/.test(e.decision) ||
+        !Array.isArray(proof) || !(fn >= 0 && fn <= sn && fn % 1 === 0)) return Promise.reject(new Error(why + "no logged approval"));
+    function step(r) {
+      if (i === proof.length) {
+        if (sn || hex(r) !== cp.root) throw new Error(why + "inclusion proof does not lead to the checkpoint");
+        return f;
+      }
+      var p = b64urlBytes(String(proof[i++])), left = fn % 2 || fn === sn;
+      if (!sn || p.length !== 32) throw new Error(why + "bad inclusion proof");
+      if (left) while (fn && fn % 2 === 0) { fn /= 2; sn = Math.floor(sn / 2); }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+      return (left ? digest(1, p, r) : digest(1, r, p)).then(step);
+    }
+    return sha256(bytesOf(f.text)).then(function (h) {
+      if (h !== e.text_sha256) throw new Error(why + "its text is not the logged one");
+      return digest(0, bytesOf(g.entry)).then(step);
+    });
+  }
+  // The fragment at ``at`` if proven, else the next proven one of the list; never an unproven one.
+  function choose(list, at, index) {
+    if (!CONFIG.log) return Promise.resolve(list[at]);
+    var k = 0;
+    return checkpointOf(index).then(function (cp) {
+      return (function attempt() {
+        if (k >= list.length) throw new Error("no fragment here is proven in the log");
+        return proven(list[(at + k++) % list.length], cp).catch(function (e) { warn(e); return attempt(); });
+      })();
+    });
   }
   // Where Ed25519 is missing from WebCrypto, only the app's own https origin is trusted
   // (TLS then vouches for the bytes); every other origin must prove its packs by signature.
@@ -68,7 +149,8 @@
       var index = JSON.parse(env.payload);
       if (index.format !== "samizdat-pack/1") throw new Error("unknown format");
       if (index.pack + "/index.json" !== path) throw new Error("wrong pack");
-      return index;
+      // With a pinned log, an index whose checkpoint fails is refused before any shard is fetched.
+      return CONFIG.log ? checkpointOf(index).then(function () { return index; }) : index;
     });
   }
   // Whether a (verified) index may be shown: its signed expiry is ahead and it was not made
@@ -123,8 +205,10 @@
         return fetchVerified(base, got.entry).then(function (shard) {
           var list = fragmentsOf(shard, got.entry);
           // The signed envelope and the exact bytes, so the cache is verified like an origin.
-          remember(path, { env: env, table: table, shard: shard });
-          return { pick: list[got.at] };
+          return choose(list, got.at, index).then(function (pick) {
+            remember(path, { env: env, table: table, shard: shard });
+            return { pick: pick };
+          });
         });
       });
     });
@@ -170,11 +254,13 @@
     function next() {
       if (i >= origins.length) {
         return cached.then(function (c) {
-          if (c && fresh(c.index) && c.fragments.length) return { pick: c.fragments[randomBelow(c.fragments.length)] };
+          if (c && fresh(c.index) && c.fragments.length) {
+            return choose(c.fragments, randomBelow(c.fragments.length), c.index).then(function (pick) { return { pick: pick }; });
+          }
           throw new Error("every origin failed");
         });
       }
-      return loadFromOrigin(origins[i++], path, cached).catch(next);
+      return loadFromOrigin(origins[i++], path, cached).catch(function (e) { warn(e); return next(); });
     }
     return Promise.resolve().then(next);
   }
@@ -260,7 +346,7 @@
       if (!subtle || !window.fetch || !window.TextDecoder) return;
       load(holder.getAttribute("data-collection") || "all", holder.getAttribute("data-lang") || "")
         .then(function (got) { if (got.pick) render(holder, got.pick, CONFIG.archive, opts); })
-        .catch(function () { /* every origin failed: the static fragment stays */ });
+        .catch(warn);  // every origin failed: the static fragment stays
     });
   }
   all[ID] = { scan: scan, srcs: srcs, config: CONFIG };

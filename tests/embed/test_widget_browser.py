@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import zipfile
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 
@@ -60,12 +61,12 @@ class CountingApp:
         return self.app(environ, start_response)
 
 
-@pytest.fixture
-def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
+@contextmanager
+def serving(tmp_path, database_url, s3_server, ipfs_node, bucket, site):
     """The app served on loopback with S3 and IPFS on, two approved articles, packs published."""
     port = free_port()
     settings = make_settings(
-        tmp_path, sqlite_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
+        tmp_path, database_url, s3_endpoint_url=s3_server.endpoint_url, s3_bucket=bucket,
         ipfs_api=ipfs_node.api_multiaddr, ipfs_gateways=ipfs_node.gateway_url,
         public_url=f"http://127.0.0.1:{port}",
     )
@@ -92,6 +93,13 @@ def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
                             "s3": f"{settings.s3_public_base}/embed", "gateway": ipfs_node.gateway_url})
     server.shutdown()
     rt.dispose()
+
+
+@pytest.fixture
+def live(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site):
+    """The app served on loopback with S3 and IPFS on, two approved articles, packs published."""
+    with serving(tmp_path, sqlite_url, s3_server, ipfs_node, bucket, site) as value:
+        yield value
 
 
 @pytest.fixture
