@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,8 @@ def load_or_create_private_key(
 ) -> PrivateKeyTypes:
     """The private key stored at ``path``, made there by ``generate`` first if there is none.
 
-    A new key file is created with O_EXCL and mode 0600, so two processes starting at once
-    cannot both write one, and no other user of the host can read it. ``what`` names the key in
+    A new key file appears whole, with mode 0600 (see :func:`write_private_key`), so two
+    processes starting at once cannot both write one, and no other user of the host can read it. ``what`` names the key in
     the SamizdatError raised when the file cannot be read.
     """
     if not path.exists():
@@ -36,22 +37,31 @@ def load_private_key(path: Path, what: str) -> PrivateKeyTypes:
 
 
 def write_private_key(path: Path, key: PrivateKeyTypes) -> bool:
-    """Write ``key`` as PEM (PKCS#8) to a new file ``path`` (O_EXCL, mode 0600, synced to disk);
-    False, writing nothing, if the file already exists."""
+    """Write ``key`` as PEM (PKCS#8) to a new file ``path`` (mode 0600, synced to disk); False,
+    writing nothing, if the file already exists."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    # Written whole under a temporary name, then linked into place: os.link fails if ``path``
+    # exists, so two processes starting at once cannot both make one, and neither ever reads the
+    # other's half-written file (creating ``path`` itself with O_EXCL and then writing it let a
+    # second process read an empty key: the walk-through's scheduler and web worker did).
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
-        out.flush()
-        os.fsync(out.fileno())
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(temporary)
     return True
 
 

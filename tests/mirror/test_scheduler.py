@@ -148,6 +148,9 @@ def test_the_scheduler_logs_state_changes_and_not_every_tick(settings, runtime, 
         output = proc.communicate(timeout=20)[0].decode()
     lines = output.splitlines()
     assert not [line for line in lines if "Running job" in line or "executed successfully" in line], output
-    # Start, the one capture, stop: a handful of lines, not one per tick.
-    assert len([line for line in lines if " INFO " in line]) <= 12, output
+    # Start, the one capture, the log's pass and its copies, stop: a handful of lines, not one
+    # per tick (some forty ticks went by).
+    assert len([line for line in lines if " INFO " in line]) <= 15, output
+    # Routine contention (a packs publish holding the log for its own pass) is not an error.
+    assert not [line for line in lines if " ERROR " in line], output
     assert any("captured " in line for line in lines), output

@@ -93,6 +93,9 @@ def test_a_manifest_naming_a_path_outside_is_refused_at_rebuild(tmp_path, sqlite
 def test_a_planted_part_name_is_refused_by_every_writer(tmp_path, sqlite_url, s3_server, bucket, site, s3,
                                                           ipfs_node):
     server = captured(tmp_path / "one", sqlite_url, s3_server, bucket, site)
+    # Logged first, as the scheduler does within 30 s: the static copy exports only captures the
+    # log holds, so an unlogged capture's planted part would never reach a writer at all.
+    assert server.flask("log", "append").exit_code == 0
     outside = tmp_path / "escaped"
     with server.runtime.Session() as session:
         page = session.scalar(select(CapturePart).where(CapturePart.role == "page"))
