@@ -356,6 +356,7 @@ def test_a_revoked_log_key_gets_no_cosignature_past_its_revocation_entry_the_new
     from provenance.keys import (RoleSigner, checkpoint_refusals, log_entries, read_history,
                                  revocation, rotation)
     from provenance.note import parse_note, sign_note
+    from provenance.verify import verify_key_use
     from witness.logs import revoke_log_key
 
     old_private, new_private = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
@@ -372,8 +373,12 @@ def test_a_revoked_log_key_gets_no_cosignature_past_its_revocation_entry_the_new
         grow(log, 2)
         reader = TileReader(DirectoryFetcher(log.directory), log.size)
         history = read_history(log_entries(reader), [old_role.public])
-        from_size = history.revocation("log", old_role.public.key_id).index + 1
-        assert from_size == 5
+        # The verifier's --keys line tells the witness's operator the size to revoke from.
+        lines = [c.line() for c in verify_key_use(str(log.directory), old.verifier.vkey)]
+        said = [line for line in lines if f"log key {old_role.public.key_id} revoked" in line]
+        assert len(said) == 1 and said[0].endswith("by entry 4: witnesses refuse it alone with "
+                                                   "--from-size 5)"), lines
+        from_size = 5
         # The operator's two steps (flask witness add-log / revoke-log-key write these lines).
         assert add_log(witness_server.logs_file, origin, new.verifier.vkey)
         assert revoke_log_key(witness_server.logs_file, origin, old.verifier.vkey, from_size)
