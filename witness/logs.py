@@ -49,7 +49,8 @@ def parse_line(line: str, number: int = 0) -> tuple[str, Ed25519Verifier, int | 
     return origin, verifier, int(revoked.group(1)) if revoked else None
 
 
-def parse_file(text: str) -> tuple[dict[str, tuple[Ed25519Verifier, ...]], dict[str, dict[str, int]]]:
+def parse_file(text: str
+               ) -> tuple[dict[str, tuple[Ed25519Verifier, ...]], dict[str, dict[str, int]]]:
     """Every origin with the keys trusted to sign its checkpoints (several during a rotation),
     and per origin each revoked key's vkey with the smallest size it is revoked from."""
     logs: dict[str, list[Ed25519Verifier]] = {}
