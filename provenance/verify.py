@@ -243,6 +243,11 @@ def verify_key_use(log: str, key: str, origin: str | None = None, waczs: Sequenc
                 f"rotation(s), {len(history.revoked)} revocation(s)")
     for index, reason in history.refused:
         yield Check(False, f"key entry {index}", reason)
+    for (role, key_id_), revoked in sorted(history.revoked.items()):
+        if role == "log":  # what a witness's operator needs: flask witness revoke-log-key
+            yield Check(True, f"log key {key_id_} revoked",
+                        f"at {revoked.time} by entry {revoked.index}: witnesses refuse it alone "
+                        f"with --from-size {revoked.index + 1}")
     chain = history.log_keys(pinned)
     if len(chain) > 1:
         yield Check(True, "log key rotations followed",

@@ -5,7 +5,8 @@ answer, every refusal with the spec's status code and a one-line reason:
 
 - 400 a malformed body, an old size above the checkpoint's, a proof where none can be;
 - 404 a checkpoint of a log (origin) this witness does not witness;
-- 403 no signature by a key trusted for that origin (unknown keys are ignored);
+- 403 no signature by a key trusted for that origin (unknown keys are ignored), or signatures only
+  by keys the witnessed-logs file revokes from a size at or below the checkpoint's;
 - 409 an old size other than the last one cosigned (body: that size, ``text/x.tlog.size``), or the
   same size with another root hash (a fork);
 - 422 a consistency proof that does not verify (a fork, or a rolled-back log);
@@ -128,9 +129,10 @@ class Witness:
         if not keys:
             raise Refused(404, f"this witness does not witness the log {checkpoint.origin}")
         try:
-            open_note(request.note, keys)
+            opened = open_note(request.note, keys)
         except NoteError as exc:
             raise Refused(403, f"no valid signature by the log's key: {exc}") from None
+        self._refuse_revoked(checkpoint, opened.verified, keys)
         if request.old_size > checkpoint.size:
             raise Refused(400, f"old size {request.old_size} is larger than the checkpoint's "
                                f"size {checkpoint.size}")
@@ -145,6 +147,24 @@ class Witness:
             self.state.save(checkpoint.origin, checkpoint.size, checkpoint.root_hash, note.text)
         log.info("witness: cosigned %s at size %d", checkpoint.origin, checkpoint.size)
         return Reply(200, cosignature.line().encode())
+
+    def _refuse_revoked(self, checkpoint: Checkpoint, verified, keys) -> None:
+        """Refused (403) when every valid log signature is by a key revoked from a size at or
+        below the checkpoint's: a stolen key alone gets no cosignature once the operator says so."""
+        revoked = self.logs.revoked_from(checkpoint.origin)
+        if not revoked:
+            return
+        by_id = {(k.name, k.key_id): k.vkey for k in keys}
+        dead = []
+        for sig in verified:
+            from_size = revoked.get(by_id[(sig.name, sig.key_id)])
+            if from_size is None or checkpoint.size < from_size:
+                return
+            dead.append(f"{sig.name}+{sig.key_id:08x} (revoked from size {from_size})")
+        log.warning("witness: refused %s at size %d: signed only by revoked key(s)",
+                    checkpoint.origin, checkpoint.size)
+        raise Refused(403, f"the checkpoint of size {checkpoint.size} is signed only by revoked "
+                           f"log key(s): {', '.join(dead)}")
 
     def _keep(self, origin: str, note: bytes, kind: str) -> None:
         """Keep a refused checkpoint; failing to is logged, never a reason to answer 500."""

@@ -343,3 +343,52 @@ def test_concurrent_requests_to_both_workers_cosign_exactly_one(witness_server, 
     assert statuses.count(200) == 1 and statuses.count(409) == 7, statuses
     size = statuses.index(200) + 1
     assert {r.text for r in replies if r.status_code == 409} == {f"{size}\n"}
+
+
+def test_a_revoked_log_key_gets_no_cosignature_past_its_revocation_entry_the_new_key_does(
+        witness_server, origin, tmp_path):
+    """A log key is rotated, then revoked by a log entry (a theft). The witness's operator reads
+    the revocation's index with the verifier's own code, lists the new key and revokes the old one
+    from that entry on; the running witness then refuses what the thief signs alone, as the
+    verifier does, and cosigns what the new key signs."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from provenance.keys import (RoleSigner, checkpoint_refusals, log_entries, read_history,
+                                 revocation, rotation)
+    from provenance.note import parse_note, sign_note
+    from provenance.verify import verify_key_use
+    from witness.logs import revoke_log_key
+
+    old_private, new_private = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    old, new = Ed25519Signer(origin, old_private), Ed25519Signer(origin, new_private)
+    old_role, new_role = RoleSigner("log", old_private, origin), RoleSigner("log", new_private, origin)
+    add_log(witness_server.logs_file, origin, old.verifier.vkey)
+    with LogWriter(tmp_path / "log", old) as log:
+        assert post(witness_server, 0, [], grow(log, 3)).status_code == 200
+        log.append([rotation(old_role, new_role, "2026-12-07T21:00:00Z").encode()])
+        both = sign_note(parse_note(log.publish()).text, [old, new])
+        assert post(witness_server, 3, proof_for(log, 3), both).status_code == 200
+        log.append([revocation("log", old_role.public.key_id, "2026-12-07T22:00:00Z",
+                               old=old_role).encode()])
+        grow(log, 2)
+        reader = TileReader(DirectoryFetcher(log.directory), log.size)
+        history = read_history(log_entries(reader), [old_role.public])
+        # The verifier's --keys line tells the witness's operator the size to revoke from.
+        lines = [c.line() for c in verify_key_use(str(log.directory), old.verifier.vkey)]
+        said = [line for line in lines if f"log key {old_role.public.key_id} revoked" in line]
+        assert len(said) == 1 and said[0].endswith("by entry 4: witnesses refuse it alone with "
+                                                   "--from-size 5)"), lines
+        from_size = 5
+        # The operator's two steps (flask witness add-log / revoke-log-key write these lines).
+        assert add_log(witness_server.logs_file, origin, new.verifier.vkey)
+        assert revoke_log_key(witness_server.logs_file, origin, old.verifier.vkey, from_size)
+        stolen = log.publish()  # size 7, the old (stolen) key's signature alone
+        assert checkpoint_refusals(stolen, history, [old_role.public, new_role.public])
+        reply = post(witness_server, 4, proof_for(log, 4), stolen)
+        assert reply.status_code == 403 and "signed only by revoked log key(s)" in reply.text
+        genuine = sign_note(parse_note(stolen).text, [new])
+        assert checkpoint_refusals(genuine, history, [old_role.public, new_role.public]) == []
+        reply = post(witness_server, 4, proof_for(log, 4), genuine)
+        assert reply.status_code == 200 and cosigned(witness_server, genuine, reply.content)
+        state = WitnessState(witness_server.data_dir / "witness").read(origin)
+        assert state.size == 7

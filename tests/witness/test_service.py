@@ -9,9 +9,9 @@ import pytest
 from provenance import merkle
 from provenance.cosignature import CosignatureSigner, CosignatureVerifier
 from provenance.log import LogWriter
-from provenance.note import Ed25519Signer, b64encode, open_note
+from provenance.note import Ed25519Signer, b64encode, open_note, parse_note, sign_note
 from provenance.tiles import DirectoryFetcher, TileReader
-from witness.logs import WitnessConfigError, WitnessedLogs, add_log
+from witness.logs import WitnessConfigError, WitnessedLogs, add_log, parse_line, revoke_log_key
 from witness.service import MAX_BODY_BYTES, SIZE_CONTENT_TYPE, Witness
 from witness.state import WitnessState
 
@@ -225,3 +225,93 @@ def test_racing_processes_cannot_roll_the_state_back(witness, log, tmp_path):
     assert statuses.count(200) == 1 and statuses.count(409) == 7, statuses
     winner = statuses.index(200) + 1
     assert witness.state.read(ORIGIN).size == winner
+
+
+def resign(note: bytes, signers) -> bytes:
+    """The same checkpoint text, signed by ``signers`` only."""
+    return sign_note(parse_note(note).text, signers)
+
+
+def test_a_revoked_log_key_alone_is_403_from_its_size_on_and_a_new_key_beside_it_is_cosigned(
+        witness, log, log_signer, cosigner, tmp_path):
+    logs = tmp_path / "witnessed-logs"
+    assert witness.add_checkpoint(body(0, [], grow(log, 3))).status == 200
+    assert revoke_log_key(logs, ORIGIN, log_signer.verifier.vkey, 6)
+    # Below the revocation's size the old key still vouches (what it signed before the theft).
+    below = grow(log, 2)
+    assert witness.add_checkpoint(body(3, proof_for(log, 3), below)).status == 200
+    # At the size and past it, the revoked key alone gets no cosignature, even consistent.
+    at = grow(log, 1)
+    reply = witness.add_checkpoint(body(5, proof_for(log, 5), at))
+    assert reply.status == 403, reply.body
+    assert b"signed only by revoked log key(s)" in reply.body and b"from size 6" in reply.body
+    assert witness.state.read(ORIGIN).size == 5
+    # Signed by the revoked key and a key the witness does not know yet: still refused.
+    new = Ed25519Signer.generate(ORIGIN)
+    both = resign(at, [log_signer, new])
+    assert witness.add_checkpoint(body(5, proof_for(log, 5), both)).status == 403
+    # Once the operator adds the new key, the checkpoint both sign is cosigned.
+    assert add_log(logs, ORIGIN, new.verifier.vkey)
+    reply = witness.add_checkpoint(body(5, proof_for(log, 5), both))
+    assert reply.status == 200, reply.body
+    assert cosigned_by(both, reply.body, cosigner)
+    # And one the new key alone signs, later.
+    grown = grow(log, 2)
+    later = resign(grown, [new])
+    assert witness.add_checkpoint(body(6, proof_for(log, 6), later)).status == 200
+    # The thief's own signature on that same checkpoint still cannot stand alone.
+    assert witness.add_checkpoint(body(8, [], grown)).status == 403
+    assert witness.state.read(ORIGIN).size == 8
+
+
+def test_revoking_a_log_key_from_size_0_refuses_every_checkpoint_it_alone_signs(
+        witness, log, log_signer, tmp_path):
+    assert revoke_log_key(tmp_path / "witnessed-logs", ORIGIN, log_signer.verifier.vkey, 0)
+    assert witness.add_checkpoint(body(0, [], grow(log, 1))).status == 403
+    assert witness.state.read(ORIGIN).size == 0
+
+
+def test_the_earliest_revocation_counts_and_none_un_revokes(witness, log, log_signer, tmp_path):
+    logs = tmp_path / "witnessed-logs"
+    vkey = log_signer.verifier.vkey
+    assert revoke_log_key(logs, ORIGIN, vkey, 4)
+    assert not revoke_log_key(logs, ORIGIN, vkey, 9)  # later: already revoked
+    assert not add_log(logs, ORIGIN, vkey)  # listing the key again does not lift it
+    with open(logs, "a") as out:
+        out.write(f"{ORIGIN} {vkey} revoked-from=2\n")  # an operator's hand edit, earlier
+    assert WitnessedLogs(logs).revoked_from(ORIGIN) == {vkey: 2}
+    assert witness.add_checkpoint(body(0, [], grow(log, 1))).status == 200
+    assert witness.add_checkpoint(body(1, proof_for(log, 1), grow(log, 1))).status == 403
+
+
+@pytest.mark.parametrize("line", [
+    "log.example/log revoked-from=3",
+    "log.example/log {vkey} revoked-from=-1",
+    "log.example/log {vkey} revoked-from=03",
+    "log.example/log {vkey} revoked-from=",
+    "log.example/log {vkey} revoked-from=99999999999999999999",
+    "log.example/log {vkey} revoked-from=3 extra",
+    "{vkey} revoked-from=3",
+])
+def test_malformed_revocation_lines_are_refused_and_stop_cosigning(
+        witness, log, log_signer, tmp_path, line):
+    line = line.format(vkey=log_signer.verifier.vkey)
+    with pytest.raises(WitnessConfigError):
+        parse_line(line)
+    with open(tmp_path / "witnessed-logs", "a") as out:
+        out.write(line + "\n")
+    assert witness.add_checkpoint(body(0, [], grow(log, 1))).status == 503
+
+
+def test_revoking_a_key_the_file_does_not_list_is_refused_and_writes_nothing(
+        witness, log_signer, tmp_path):
+    logs = tmp_path / "witnessed-logs"
+    before = logs.read_bytes()
+    other = Ed25519Signer.generate(ORIGIN)
+    with pytest.raises(WitnessConfigError, match="nothing to revoke"):
+        revoke_log_key(logs, ORIGIN, other.verifier.vkey, 3)
+    with pytest.raises(WitnessConfigError, match="nothing to revoke"):
+        revoke_log_key(logs, "other.example/log", log_signer.verifier.vkey, 3)
+    with pytest.raises(WitnessConfigError):
+        revoke_log_key(logs, ORIGIN, "not-a-key", 3)
+    assert logs.read_bytes() == before

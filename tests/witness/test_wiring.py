@@ -101,3 +101,36 @@ def test_the_verifiers_policy_options_refuse_what_cannot_be_checked(local_settin
             assert expected in result.output and len(result.output.splitlines()) == 1, result.output
     finally:
         app.extensions["samizdat"].dispose()
+
+
+def test_flask_witness_revoke_log_key(local_settings, tmp_path):
+    logs = tmp_path / "witnessed"
+    app = create_app(local_settings.replace(witnessed_logs=str(logs), witness_name="w.test/witness"))
+    try:
+        cli = app.test_cli_runner()
+        old, new = Ed25519Signer.generate("a.test/log"), Ed25519Signer.generate("a.test/log")
+        args = ["witness", "revoke-log-key", "a.test/log", old.verifier.vkey, "--from-size", "2"]
+        unknown = cli.invoke(args=args)
+        assert unknown.exit_code == 1 and "nothing to revoke" in unknown.output
+        assert cli.invoke(args=["witness", "add-log", "a.test/log", old.verifier.vkey]).exit_code == 0
+        for bad in (["--from-size", "-1"], ["--from-size", "x"], []):
+            result = cli.invoke(args=args[:4] + bad)
+            assert result.exit_code == 2 and "Traceback" not in result.output
+        done = cli.invoke(args=args)
+        assert done.exit_code == 0 and "revoked: a.test/log checkpoints of size 2" in done.output
+        assert "already revoked" in cli.invoke(args=args).output
+        assert logs.read_text().splitlines()[-1] == f"a.test/log {old.verifier.vkey} revoked-from=2"
+        with LogWriter(tmp_path / "log", old) as writer:
+            writer.append([b"one"])
+            client = app.test_client()
+            assert client.post("/witness/add-checkpoint", data=b"old 0\n\n" + writer.publish()
+                               ).status_code == 200
+            writer.append([b"two"])
+            # Refused for its key before its (missing) proof is even looked at.
+            refused = client.post("/witness/add-checkpoint", data=b"old 1\n\n" + writer.publish())
+            assert refused.status_code == 403 and b"revoked log key(s)" in refused.data
+        status = cli.invoke(args=["witness", "status"]).output.splitlines()[-1]
+        assert status.startswith("a.test/log  cosigned size 1 at ")
+        assert status.endswith(f"; key a.test/log+{old.key_id:08x} revoked from size 2")
+    finally:
+        app.extensions["samizdat"].dispose()
