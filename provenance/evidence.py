@@ -124,8 +124,9 @@ def checkpoint_evidence(settings: Settings) -> tuple[CheckpointEvidence, Ed25519
         fetcher = DirectoryFetcher(settings.log_path)
         data = fetcher.fetch(CHECKPOINT_PATH, MAX_NOTE_BYTES)
         key = str(settings.log_path)
-        # A token is published just after its checkpoint: count them, so the cache sees it come.
-        stamp = hashlib.sha256(data).digest() + b"%d" % published_token_count(
+        # Keyed by the note and the key that checked it; a token is published just after its
+        # checkpoint, so the count is in the key too and the cache sees it come.
+        stamp = hashlib.sha256(data + vkey.encode()).digest() + b"%d" % published_token_count(
             settings.log_path, Checkpoint.parse(data.decode("utf-8").split("\n\n")[0] + "\n").size)
         with _cache_lock:
             cached = _cache.get(key)
