@@ -138,6 +138,11 @@ def test_a_capture_page_shows_its_entry_proof_checkpoint_cosigner_and_time_stamp
     assert command.startswith("python -m provenance.verify FOLDER --log ")
     assert f"--witness {WITNESS.verifier.vkey} --quorum 1 --tsa-root ROOTS.pem" in command
     assert "ROOTS.pem</code>" in html
+    # In Vietnamese, the same proof with its words translated.
+    vi = client.get(f"/captures/{capture_id}/?lang=vi").get_data(as_text=True)
+    assert "<summary>Bằng chứng</summary>" in vi
+    assert "Được <code>witness.example/w1</code> đồng ký lúc" in vi
+    assert "Được CN=Samizdat test TSA, serial" in vi
 
 
 def test_a_fragment_page_shows_its_logged_approval_or_says_it_is_not_yet_logged(app, site, tmp_path):
