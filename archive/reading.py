@@ -158,8 +158,11 @@ def capture_log_entry(capture: Capture) -> LogEntry | None:
         return None
     settings = runtime().settings
     # A page of the static copy points at the copy's own log/, so a mirror verifies on its own.
-    url = copy_log_location() if in_static_copy() else f"{settings.public_url.rstrip('/')}/log"
-    return log_entry(settings, index, url)
+    # It shows no proof: a proof names the current checkpoint, so every page of the copy would
+    # change with each one (the copy is rewritten incrementally); the copy's log/ holds it all.
+    copy = in_static_copy()
+    url = copy_log_location() if copy else f"{settings.public_url.rstrip('/')}/log"
+    return log_entry(settings, index, url, with_proof=not copy)
 
 
 # --- the page -------------------------------------------------------------------------------------

@@ -176,6 +176,7 @@ class LogEntry:
     quorum: int = 0
     time_stamped: bool = False  # SAMIZDAT_TSA_URLS is set: the command checks the tokens too
     evidence: Evidence | None = None  # None: the proof is unavailable right now
+    with_proof: bool = True  # False: the page shows no proof (the static copy; see log_entry)
 
     @property
     def options(self) -> str:
@@ -202,11 +203,12 @@ class LogEntry:
         return f"python -m provenance.verify --fragment {fragment_id} --archive {archive} {self.options}"
 
 
-def log_entry(settings: Settings, index: int, url: str) -> LogEntry:
+def log_entry(settings: Settings, index: int, url: str, with_proof: bool = True) -> LogEntry:
     """Entry ``index`` of the published log at ``url`` as reader pages show it, with its proof
-    when available."""
+    (when ``with_proof`` and available)."""
     # The public key published beside the checkpoint: a web node never reads the log's private key.
     vkey = published_verifier_key(settings.log_path) or "VERIFIER_KEY"
     return LogEntry(index, settings.log_origin_name, url, vkey,
                     tuple(vkey for vkey, _ in settings.witness_list), settings.witness_quorum_count,
-                    bool(settings.tsa_url_list), entry_evidence(settings, index))
+                    bool(settings.tsa_url_list),
+                    entry_evidence(settings, index) if with_proof else None, with_proof)
