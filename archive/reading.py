@@ -149,8 +149,6 @@ def capture_downloads(capture: Capture) -> list[Download]:
     ]
 
 
-
-
 def capture_log_entry(capture: Capture) -> LogEntry | None:
     """The capture's entry in the published log; None while no signed checkpoint covers it."""
     index = logged_index(db_session(), capture.id)

@@ -205,22 +205,28 @@ def test_a_missing_or_corrupt_log_says_the_proof_is_unavailable_and_never_fails_
         assert '<pre class="command">' in html  # the offline check still works from elsewhere
 
 
-def test_the_capture_page_with_the_proof_open_fits_a_360_px_screen(app, site, tmp_path, chromium):
+def test_the_capture_and_fragment_pages_with_the_proof_open_fit_a_360_px_screen(
+        app, site, tmp_path, chromium):
     settings = app.extensions["samizdat"].settings
     capture_id = capture_and_download(app, app.test_client(), site, tmp_path / "download")
+    append_captures(app.extensions["samizdat"])
+    fragment_ids = _fragments(app, capture_id)[:3]
+    _approve(app, fragment_ids)
     append_captures(app.extensions["samizdat"])
     _cosign(settings)
     live = serve(app)
     context = chromium.new_context(viewport=PHONE)
     try:
         page = context.new_page()
-        page.goto(f"http://127.0.0.1:{live.server.server_port}/captures/{capture_id}/")
-        page.click("details.proof summary")
-        assert page.locator("details.proof pre.checkpoint").is_visible()
-        assert page.evaluate("() => window.innerWidth") == 360
-        wider = page.evaluate("() => Math.max(document.documentElement.scrollWidth,"
-                              " document.body.scrollWidth) - window.innerWidth")
-        assert wider <= 0, f"the capture page is {wider} px wider than a 360 px screen"
+        for path in (f"/captures/{capture_id}/", f"/fragments/{fragment_ids[1]}"):
+            page.goto(f"http://127.0.0.1:{live.server.server_port}{path}")
+            page.click("details.proof summary")
+            assert page.locator("details.proof pre.checkpoint").is_visible()
+            assert page.locator("details.proof ol.hashes li").count() >= 1
+            assert page.evaluate("() => window.innerWidth") == 360
+            wider = page.evaluate("() => Math.max(document.documentElement.scrollWidth,"
+                                  " document.body.scrollWidth) - window.innerWidth")
+            assert wider <= 0, f"{path} is {wider} px wider than a 360 px screen"
     finally:
         context.close()
         live.server.shutdown()
