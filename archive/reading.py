@@ -23,7 +23,8 @@ from mirror.models import Capture, Replica
 from mirror.pipeline import OK, UNCHANGED, readable_html
 from mirror.replicas import STORED
 from mirror.reader import capture_link_path
-from provenance.appender import logged_index, published_verifier_key
+from provenance.appender import logged_index
+from provenance.evidence import LogEntry, log_entry
 from samizdat.errors import StorageError
 from samizdat.i18n import keep_language_in_links
 from samizdat.web import db_session, runtime
@@ -148,40 +149,18 @@ def capture_downloads(capture: Capture) -> list[Download]:
     ]
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    """Where a capture stands in the public log, and the command that checks it offline."""
-
-    index: int
-    origin: str
-    url: str
-    verifier_key: str
-    witnesses: tuple[str, ...] = ()  # the witnesses' cosignature keys (SAMIZDAT_WITNESSES)
-    quorum: int = 0
-
-    @property
-    def command(self) -> str:
-        """The standalone verifier's command line for a folder of this capture's files (with the
-        log's witness policy, when it has witnesses)."""
-        policy = "".join(f" --witness {vkey}" for vkey in self.witnesses)
-        if self.witnesses:
-            policy += f" --quorum {self.quorum}"
-        return (f"python -m provenance.verify FOLDER --log {self.url} --key {self.verifier_key}"
-                f"{policy}")
-
-
 def capture_log_entry(capture: Capture) -> LogEntry | None:
     """The capture's entry in the published log; None while no signed checkpoint covers it."""
     index = logged_index(db_session(), capture.id)
     if index is None:
         return None
     settings = runtime().settings
-    # The public key published beside the checkpoint: a web node never reads the log's private key.
-    vkey = published_verifier_key(settings.log_path) or "VERIFIER_KEY"
     # A page of the static copy points at the copy's own log/, so a mirror verifies on its own.
-    url = copy_log_location() if in_static_copy() else f"{settings.public_url.rstrip('/')}/log"
-    return LogEntry(index, settings.log_origin_name, url, vkey,
-                    tuple(vkey for vkey, _ in settings.witness_list), settings.witness_quorum_count)
+    # It shows no proof: a proof names the current checkpoint, so every page of the copy would
+    # change with each one (the copy is rewritten incrementally); the copy's log/ holds it all.
+    copy = in_static_copy()
+    url = copy_log_location() if copy else f"{settings.public_url.rstrip('/')}/log"
+    return log_entry(settings, index, url, with_proof=not copy)
 
 
 # --- the page -------------------------------------------------------------------------------------

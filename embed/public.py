@@ -20,6 +20,8 @@ from fragments.curation import is_fragment_id
 from fragments.models import APPROVED, Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link
+from provenance.decisions import logged_approvals
+from provenance.evidence import LogEntry, log_entry
 from samizdat.web import db_session, json_error, runtime, whole_number
 
 bp = Blueprint("embed_public", __name__, template_folder="templates")
@@ -64,6 +66,16 @@ def _oembed_links(page_url: str, title: str) -> list[dict]:
     ]
 
 
+def fragment_log_entry(fragment: Fragment) -> LogEntry | None:
+    """The fragment's latest logged approval (or edit) of its current text, with its proof; None
+    while the published log holds none."""
+    decision = logged_approvals(db_session(), [fragment.id]).get(fragment.id)
+    if decision is None:
+        return None
+    settings = runtime().settings
+    return log_entry(settings, decision.log_index, f"{settings.public_url.rstrip('/')}/log")
+
+
 @bp.get("/fragments/<fragment_id>")
 def fragment_page(fragment_id: str):
     """One fragment: its text, attribution, how to verify it, and the archived page it came from."""
@@ -78,6 +90,8 @@ def fragment_page(fragment_id: str):
         gateway_links=[f"{g}/ipfs/{fragment.cid}" for g in gateways] if fragment.cid else [],
         oembed_links=_oembed_links(page_url, fragment.title or "Fragment"),
         canonical=page_url,
+        log_entry=fragment_log_entry(fragment),
+        archive_url=runtime().settings.public_url.rstrip("/"),
     )
 
 
