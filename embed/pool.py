@@ -3,8 +3,8 @@
 Counting and OFFSET-scanning the fragments table on every page view grows with the archive (at a
 million fragments no request finished within two seconds). Instead each worker keeps the ids of
 approved fragments, 16 bytes each, grouped by collection and language, and picks by index in O(1).
-The pool is rebuilt in the background when the packs are republished (the catalogue's mtime,
-looked at no more than every few seconds) or when it is older than ``max_age``; requests never wait
+The pool is rebuilt in the background when the packs are republished or the log signs a new
+checkpoint (the catalogue's and the checkpoint's mtimes, looked at no more than every few seconds) or when it is older than ``max_age``; requests never wait
 for a rebuild, except the very first one of a worker and one that finds nothing to pick.
 """
 
@@ -23,6 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from fragments.models import APPROVED, Fragment
+from provenance.decisions import PUBLIC_DECISIONS, logged_public, vouches
+from provenance.models import LoggedDecisionRow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class PoolSnapshot:
     collections: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
     built_at: float = 0.0
-    stamp: float | None = None
+    stamp: object = None
 
     def pick(self, key: Key, rng: random.Random | None = None) -> str | None:
         """A uniformly random id among those matching ``key``; None when there are none."""
@@ -50,13 +52,14 @@ class PoolSnapshot:
         return blob[i * ID_BYTES:(i + 1) * ID_BYTES].hex()
 
 
-def build_snapshot(session, stamp: float | None = None) -> PoolSnapshot:
-    """Read every approved fragment's id, collection and language once (streamed)."""
+def build_snapshot(session, stamp: object = None) -> PoolSnapshot:
+    """Read every public fragment's id, collection and language once (streamed): approved, and
+    approved in the published log (provenance.decisions.logged_public)."""
     buffers: dict[Key, bytearray] = {}
     collections, languages = set(), set()
     rows = session.execute(
         select(Fragment.id, Fragment.collection, Fragment.language)
-        .where(Fragment.status == APPROVED)
+        .where(logged_public())
         .execution_options(yield_per=10_000)
     )
     for fragment_id, collection, language in rows:
@@ -82,9 +85,10 @@ class FragmentPool:
     """The worker's current snapshot, refreshed in the background when the packs change."""
 
     def __init__(self, session_factory: Callable, catalog: Path, check_seconds: float = 2.0,
-                 max_age: float = 60.0):
+                 max_age: float = 60.0, checkpoint: Path | None = None):
         self._session_factory = session_factory
-        self._catalog = catalog
+        # A new checkpoint can make approvals public (or take them down) with no publish.
+        self._watched = [catalog] + ([checkpoint] if checkpoint is not None else [])
         self._check_seconds = check_seconds
         self._max_age = max_age
         self._snapshot: PoolSnapshot | None = None
@@ -92,11 +96,16 @@ class FragmentPool:
         self._lock = threading.Lock()
         self._refreshing = False
 
-    def _stamp(self) -> float | None:
-        try:
-            return self._catalog.stat().st_mtime
-        except OSError:
-            return None
+    def _stamp(self) -> tuple:
+        stamp = []
+        for path in self._watched:
+            try:
+                info = path.stat()
+                # The inode too: files are replaced whole (temp + rename), maybe within one tick.
+                stamp.append((info.st_mtime_ns, info.st_ino))
+            except OSError:
+                stamp.append(None)
+        return tuple(stamp)
 
     def _rebuild(self) -> PoolSnapshot:
         stamp = self._stamp()
@@ -169,7 +178,11 @@ class FragmentRow(NamedTuple("_FragmentRow", [(name, object) for name in PUBLIC_
 
 
 class FragmentReader:
-    """Reads one approved fragment by id on a connection of this thread's own: no ORM session.
+    """Reads one public fragment by id on a connection of this thread's own: no ORM session.
+
+    Public as provenance.decisions says: approved, and its latest published decision in the log
+    is an approval or edit naming the sha256 of its current text (re-checked here, so an edit or
+    rejection not yet logged keeps the logged words or takes it down from the next request on).
 
     The random API's cost per request must stay near a bare Flask view's, so the lookup is one
     prepared statement on a DBAPI connection each thread keeps, in autocommit (no transaction is
@@ -186,8 +199,14 @@ class FragmentReader:
         self._processors = [(i, p) for i, p in enumerate(
             columns[name].type._cached_result_processor(engine.dialect, None) for name in PUBLIC_COLUMNS
         ) if p is not None]
-        self._sql = (f"SELECT {', '.join(PUBLIC_COLUMNS)} FROM {Fragment.__tablename__} "
-                     f"WHERE id = {mark} AND status = '{APPROVED}'")
+        decisions = LoggedDecisionRow.__tablename__
+        public = ", ".join(f"'{d}'" for d in PUBLIC_DECISIONS)
+        # One indexed lookup more (log_decisions.fragment_id): the latest published decision.
+        self._sql = (f"SELECT {', '.join('f.' + c for c in PUBLIC_COLUMNS)}, d.text_sha256 "
+                     f"FROM {Fragment.__tablename__} f JOIN {decisions} d ON d.fragment_id = f.id "
+                     f"WHERE f.id = {mark} AND f.status = '{APPROVED}' "
+                     f"AND d.decision IN ({public}) AND d.log_index = (SELECT max(log_index) "
+                     f"FROM {decisions} WHERE fragment_id = f.id AND published)")
 
     def _connection(self):
         conn = getattr(self._local, "conn", None)
@@ -199,7 +218,7 @@ class FragmentReader:
         return conn
 
     def read(self, fragment_id: str) -> FragmentRow | None:
-        """The approved fragment with this id, or None."""
+        """The public fragment with this id, or None."""
         try:
             cursor = self._connection().cursor()
             cursor.execute(self._sql, (fragment_id,))
@@ -219,9 +238,9 @@ class FragmentReader:
                     connection_invalidated=True, dialect=self._engine.dialect,
                 ) from exc
             raise
-        if row is None:
+        if row is None or not vouches(row[PUBLIC_COLUMNS.index("text")], row[-1]):
             return None
-        values = list(row)
+        values = list(row[:-1])
         for i, process in self._processors:
             values[i] = process(values[i])
         return FragmentRow(*values)

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from embed.builder import Choice, available, read_choice
 from embed.sizes import SIZES, fit_size
 from fragments.curation import is_fragment_id
-from fragments.models import APPROVED, Fragment
+from fragments.models import Fragment
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link
-from provenance.decisions import logged_approvals
+from provenance.decisions import is_public, logged_approvals, logged_public
 from provenance.evidence import LogEntry, log_entry
 from samizdat.web import db_session, json_error, runtime, whole_number
 
@@ -33,21 +33,28 @@ MAX_DIMENSION = 10_000
 
 
 def approved_fragment(fragment_id: str) -> Fragment:
-    """The approved fragment with this id; 404 for any other id (pending ones are not public)."""
-    fragment = db_session().get(Fragment, fragment_id) if is_fragment_id(fragment_id) else None
-    if fragment is None or fragment.status != APPROVED:
+    """The public fragment with this id; 404 for any other id: pending ones, and approved ones
+    whose approval of their current text the published log does not hold yet (issue #15: not in
+    the log, not public), are not public."""
+    session = db_session()
+    fragment = session.get(Fragment, fragment_id) if is_fragment_id(fragment_id) else None
+    if fragment is None or not is_public(session, fragment):
         abort(404, description=f"no published fragment with id {fragment_id[:40]}")
     return fragment
 
 
 def collection_fragments(name: str, limit: int) -> list[Fragment]:
-    """The newest approved fragments of collection ``name`` ("all" for every one); 404 if none."""
-    query = select(Fragment).where(Fragment.status == APPROVED)
+    """The newest public fragments (in the log: provenance.decisions) of collection ``name``
+    ("all" for every one); 404 if none."""
+    session = db_session()
+    query = select(Fragment).where(logged_public())
     if name != ALL:
         query = query.where(Fragment.collection == name)
-    items = list(db_session().scalars(
+    items = list(session.scalars(
         query.order_by(Fragment.reviewed_at.desc(), Fragment.id).limit(limit)
     ))
+    logged = logged_approvals(session, [f.id for f in items])  # the text the log vouches for
+    items = [f for f in items if f.id in logged]
     if not items and name != ALL:
         abort(404, description=f"no published fragments in collection {name[:100]!r}")
     return items

@@ -11,6 +11,7 @@ from embed.pool import FragmentPool, FragmentReader, FragmentRow, Key
 from embed.publish import EMBED_JS, FRAME_HTML
 from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
+from provenance.tiles import CHECKPOINT_PATH
 from samizdat.web import json_error, runtime
 
 bp = Blueprint("embed", __name__)
@@ -46,7 +47,8 @@ def fragment_pool(app: Flask | None = None) -> FragmentPool:
     if pool is None:
         rt = app.extensions["samizdat"]
         pool = app.extensions.setdefault(
-            POOL_KEY, FragmentPool(rt.Session, rt.settings.public_path / "packs" / "catalog.json")
+            POOL_KEY, FragmentPool(rt.Session, rt.settings.public_path / "packs" / "catalog.json",
+                                   checkpoint=rt.settings.log_path / CHECKPOINT_PATH)
         )
     return pool
 

@@ -55,15 +55,20 @@ def save_fragments(session: Session, drafts: list[FragmentDraft]) -> int:
 
 
 def random_approved(session: Session, rng: random.Random | None = None) -> Fragment | None:
-    """One approved fragment chosen uniformly at random, or None when there are none."""
+    """One public fragment (approved in the published log: provenance.decisions) chosen
+    uniformly at random, or None when there are none."""
+    # Imported here: provenance.decisions imports (through mirror.replicas) this module.
+    from provenance.decisions import is_public, logged_public
+
     # Count + offset uses the status index; ORDER BY random() would sort the whole table.
-    count = session.scalar(select(func.count()).select_from(Fragment).where(Fragment.status == APPROVED))
+    count = session.scalar(select(func.count()).select_from(Fragment).where(logged_public()))
     if not count:
         return None
     offset = (rng or random).randrange(count)
-    return session.scalars(
-        select(Fragment).where(Fragment.status == APPROVED).order_by(Fragment.id).offset(offset).limit(1)
+    fragment = session.scalars(
+        select(Fragment).where(logged_public()).order_by(Fragment.id).offset(offset).limit(1)
     ).first()
+    return fragment if fragment is not None and is_public(session, fragment) else None
 
 
 def _iso(moment: datetime | None) -> str | None:

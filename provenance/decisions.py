@@ -94,9 +94,29 @@ def logged_approvals(session: Session,
     out = {}
     for rows in batches:
         for fragment_id, text, log_index, sha, entry in rows:
-            if text_sha256(text) == sha:
+            if vouches(text, sha):
                 out[fragment_id] = LoggedDecision(fragment_id, log_index, entry.encode())
     return out
+
+
+def logged_public():
+    """A SQL condition on ``Fragment``: approved, and its latest published decision is approved
+    or edited. For listings too large for :func:`logged_approvals` (the random API's pool): the
+    caller that shows a fragment's text still checks it against the logged sha256
+    (:func:`vouches`), as the database cannot hash it."""
+    latest = (select(func.max(LoggedDecisionRow.log_index))
+              .where(LoggedDecisionRow.fragment_id == Fragment.id,
+                     LoggedDecisionRow.published.is_(True))
+              .correlate(Fragment).scalar_subquery())
+    row = aliased(LoggedDecisionRow)
+    return and_(Fragment.status == APPROVED,
+                select(row.log_index).where(row.log_index == latest,
+                                            row.decision.in_(PUBLIC_DECISIONS)).exists())
+
+
+def vouches(text: str, logged_sha: str | None) -> bool:
+    """Whether a logged decision naming ``logged_sha`` vouches for ``text``."""
+    return logged_sha is not None and text_sha256(text) == logged_sha
 
 
 def is_public(session: Session, fragment: Fragment) -> bool:

@@ -181,6 +181,15 @@ def cli(app):
 TEST_PASSWORD = "correct horse battery staple"
 
 
+def log_decisions(app_or_runtime) -> None:
+    """One provenance log pass (as the scheduler runs after curation): what archivists approved
+    becomes public, since a decision not yet in the log is not yet public (issue #15)."""
+    from provenance.appender import append_captures
+
+    runtime = getattr(app_or_runtime, "extensions", {}).get("samizdat", app_or_runtime)
+    append_captures(runtime)
+
+
 def create_account(app, name: str, role: str = "archivist", password: str = TEST_PASSWORD):
     """Store a user directly (as `flask users create` would) and return it."""
     from accounts.users import create_user

@@ -31,6 +31,9 @@ def test_blocked_url_to_random_fragment(settings, site, s3_server, ipfs_node):
     # Fragments wait for review; nothing is served to supporters until an archivist approves.
     approved = flask(env, "fragments", "approve", "--all")
     assert approved.returncode == 0 and " fragments approved" in approved.stdout, approved.stderr
+    # An approval is public once the provenance log holds it (the scheduler appends every 30 s).
+    logged = flask(env, "log", "append")
+    assert logged.returncode == 0, logged.stderr
 
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],

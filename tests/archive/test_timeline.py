@@ -21,7 +21,7 @@ from mirror.reader import capture_link_path
 from mirror.sources import add_source
 from samizdat.app import create_app
 from samizdat.db import utcnow
-from tests.conftest import make_settings
+from tests.conftest import log_decisions, make_settings
 
 PROSE = [
     "The provincial court sentenced the blogger to nine years in prison for articles about land "
@@ -309,6 +309,7 @@ def test_fragment_page_names_its_capture_and_links_to_the_reader_view(local_app,
         fragment.status = "approved"
         session.commit()
         fragment_id, text = fragment.id, fragment.text
+    log_decisions(app)  # public once the log holds the approval
     page = client.get(f"/fragments/{fragment_id}").get_data(as_text=True)
     assert f'<a href="/captures/{outcome.capture_id}/">capture {outcome.capture_id}</a>' in page
     assert html.escape(capture_link_path(outcome.capture_id, text)) in page

@@ -11,6 +11,7 @@ from fragments.models import APPROVED, Fragment
 from mirror.models import Capture, CapturePart, Source
 from samizdat.app import create_app
 from samizdat.db import utcnow
+from tests.conftest import log_decisions
 
 
 @pytest.fixture
@@ -22,11 +23,12 @@ def local_app(local_settings):
 
 
 def add_fragments(app, count, *, collection="vietnam", language="vi", status=APPROVED,
-                  text_chars=200, start=0, text="x"):
-    """Store ``count`` fragments under one capture, decided ``status`` one second apart.
+                  text_chars=200, start=0, text="x", logged=True):
+    """Store ``count`` fragments under one capture, decided ``status`` one second apart, then
+    (``logged``) run a log pass, as an archivist's approval is public only once the log holds it.
 
     The capture has a manifest, so the log appender (run by every publish) logs it and then the
-    fragments' decisions: packs carry only what the log holds.
+    fragments' decisions: packs and every public surface carry only what the log holds.
     """
     rt = app.extensions["samizdat"]
     now = utcnow()
@@ -50,5 +52,7 @@ def add_fragments(app, count, *, collection="vietnam", language="vi", status=APP
                 fetched_at=now, reviewed_at=now + timedelta(seconds=i), reviewed_by="arch",
             ))
         session.commit()
+    if logged:
+        log_decisions(app)
 
 

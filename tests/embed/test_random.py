@@ -6,6 +6,7 @@ from fragments.curation import Reviewer, review_pending
 from fragments.models import APPROVED, REJECTED, Fragment
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
+from tests.conftest import log_decisions
 from tests.sites import seed_names
 
 
@@ -15,10 +16,12 @@ def capture_article(app, site, index=0):
         source = add_source(session, site.url(f"/articles/{seed_names()[index]}.html"), 60).source
         session.commit()
     outcome = capture_source(rt, source.id)
-    # Fragments start pending; these tests are about serving, so an archivist approves them all.
+    # Fragments start pending; these tests are about serving, so an archivist approves them all
+    # and a log pass makes that public.
     with rt.Session() as session:
         review_pending(session, APPROVED, Reviewer("arch"))
         session.commit()
+    log_decisions(app)
     return outcome
 
 

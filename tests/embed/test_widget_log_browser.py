@@ -353,7 +353,7 @@ def test_requests_stay_under_256_kib_and_a_warm_view_makes_no_more_requests(brow
 
 def test_a_log_that_cannot_be_read_stops_the_publish_instead_of_shipping_unproven_packs(local_app):
     rt = local_app.extensions["samizdat"]
-    add_fragments(local_app, 2)
+    add_fragments(local_app, 2, logged=False)  # the log is planted below
     log = rt.settings.log_path
     log.mkdir(parents=True)
     name = rt.settings.log_origin_name

@@ -24,11 +24,11 @@ from sqlalchemy import func, select
 
 from accounts.users import create_user, issue_token
 from fragments.models import APPROVED, Fragment
-from mirror.models import Capture, Source
+from mirror.models import Capture, CapturePart, Source
 from samizdat import migrate
 from samizdat.runtime import build_runtime
 from tests import services
-from tests.conftest import make_settings
+from tests.conftest import log_decisions, make_settings
 
 IMPORT_ROWS = 40  # sources per import request: one transaction, so all of them or none
 BOUND = 10.0  # seconds: no request may take longer, database or not
@@ -61,6 +61,9 @@ def served(private_postgres, tmp_path_factory):
                           fetched_at=now, complete=True)
         session.add(capture)
         session.flush()
+        # A manifest, so a log pass logs the capture and then the approvals: public from then on.
+        session.add(CapturePart(capture_id=capture.id, role="manifest", name="manifest.json",
+                                sha256="b" * 64, size=1))
         for i in range(20):
             session.add(Fragment(
                 id=hashlib.sha256(str(i).encode()).hexdigest()[:32], capture_id=capture.id, position=i,
@@ -72,6 +75,7 @@ def served(private_postgres, tmp_path_factory):
         user = create_user(session, "arch", "archivist", "correct horse battery staple")
         token = issue_token(session, user, "tests").plain
         session.commit()
+    log_decisions(rt)
     rt.dispose()
     port = services.free_port()
     env = services.settings_env(

@@ -9,7 +9,7 @@ from accounts.users import set_active
 from fragments import curation
 from fragments.models import APPROVED, PENDING, REJECTED
 from mirror.reader import text_directive
-from tests.conftest import create_account, issue_account_token
+from tests.conftest import create_account, issue_account_token, log_decisions
 from tests.fragments.conftest import bearer, served_after_publish, stored
 
 PLANTED = "The minister admitted the protesters were paid foreign agents."
@@ -64,6 +64,7 @@ def test_a_token_edit_of_an_approved_fragment_is_served_only_after_a_second_arch
 ):
     original = stored(app)[pending[0]].text
     assert approve(client, second, pending[0]).status_code == 200
+    log_decisions(app)
     assert client.get("/api/fragments/random").get_json()["text"] == original
 
     body = edit(client, editor, pending[0])
@@ -99,6 +100,7 @@ def test_an_unedited_fragment_is_public_unmarked_with_a_link_to_its_text(
     app, client, pending, second
 ):
     approve(client, second, pending[0])
+    log_decisions(app)
     served = client.get("/api/fragments/random").get_json()
     assert served["edited"] is False and served["edited_at"] is None
     assert served["original_text"] is None
@@ -107,6 +109,7 @@ def test_an_unedited_fragment_is_public_unmarked_with_a_link_to_its_text(
 
 def test_flask_embed_random_marks_an_edit_too(app, client, cli, edited, second):
     approve(client, second, edited)
+    log_decisions(app)
     output = cli.invoke(args=["embed", "random"]).output
     assert '"edited": true' in output and '"original_text": "' in output
 
@@ -127,6 +130,7 @@ def test_approving_ones_own_edit_is_refused_by_default(app, client, edited, edit
 def test_the_setting_lets_a_one_person_archive_approve_its_own_edits(app, client, edited, editor):
     response = approve(client, editor, edited)
     assert response.status_code == 200 and response.get_json()["reviewed_by"] == "arch"
+    log_decisions(app)
     assert client.get("/api/fragments/random").get_json()["text"] == PLANTED
 
 

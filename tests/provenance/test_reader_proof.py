@@ -145,7 +145,7 @@ def test_a_capture_page_shows_its_entry_proof_checkpoint_cosigner_and_time_stamp
     assert "Được CN=Samizdat test TSA, serial" in vi
 
 
-def test_a_fragment_page_shows_its_logged_approval_or_says_it_is_not_yet_logged(app, site, tmp_path):
+def test_a_fragment_page_shows_its_logged_approval_and_is_not_found_until_logged(app, site, tmp_path):
     settings = app.extensions["samizdat"].settings
     client = app.test_client()
     capture_id = capture_and_download(app, client, site, tmp_path / "download")
@@ -154,6 +154,8 @@ def test_a_fragment_page_shows_its_logged_approval_or_says_it_is_not_yet_logged(
     append_captures(app.extensions["samizdat"])
     _cosign(settings)
     _approve(app, [second])  # approved, but no pass has logged it yet
+    with app.extensions["samizdat"].Session() as session:
+        second_text = session.get(Fragment, second).text
 
     html = client.get(f"/fragments/{first}").get_data(as_text=True)
     assert html.count("Its approval is entry 1 of the public log") == 1
@@ -168,10 +170,10 @@ def test_a_fragment_page_shows_its_logged_approval_or_says_it_is_not_yet_logged(
                               f"--archive {settings.public_url.rstrip('/')} --log ")
     assert "--tsa-root ROOTS.pem" in command
 
+    # Not in the log, not public (issue #15): a 404 as for an unapproved fragment, no text.
     pending = client.get(f"/fragments/{second}")
-    assert pending.status_code == 200
-    assert "This fragment is not yet in the public log." in pending.get_data(as_text=True)
-    assert '<details class="proof">' not in pending.get_data(as_text=True)
+    assert pending.status_code == 404
+    assert second_text not in pending.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "bad signature", "missing", "tile gone"])

@@ -41,7 +41,7 @@ from samizdat.app import create_app
 from samizdat.db import utcnow
 from tests.archive.test_wacz import validate
 from tests.browser.conftest import serve
-from tests.conftest import make_settings
+from tests.conftest import log_decisions, make_settings
 from tests.provenance.capturing import capture_and_download
 from tests.provenance.conftest import StaticLogServer
 
@@ -83,6 +83,7 @@ def archived(tmp_path_factory, site):
         decision = decision_entry_for(session, fragment, "approved", utcnow())
         session.commit()
         source_id, fragment_id = capture.source_id, fragment.id
+    log_decisions(app)  # the archive serves the fragment once its own log holds the approval
     key_file = tmp / "wacz-key.json"
     key_file.write_bytes(app.test_client().get("/archive/wacz-key.json").data)
     live = serve(app)
