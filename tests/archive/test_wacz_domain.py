@@ -436,3 +436,16 @@ def test_the_signer_is_domain_mode_when_configured(signed):
     from archive.wacz_signing import wacz_signer_for
 
     assert isinstance(wacz_signer_for(signed.app.extensions["samizdat"].settings), DomainSigner)
+
+
+def test_without_a_tsa_answering_the_export_is_signed_anonymously_and_logged(signed, caplog):
+    from archive.wacz_signing import wacz_signer_for
+
+    signer = wacz_signer_for(signed.app.extensions["samizdat"].settings)
+    closed = f"http://127.0.0.1:{free_port()}/tsr"
+    down = DomainSigner(signer.identity, (closed,), signer.tsa_roots, signer.fallback, timeout=5)
+    with caplog.at_level("WARNING", logger="archive.wacz_signing"):
+        data = down.signed_data("sha256:" + "0" * 64, "2026-01-01T00:00:00Z", "test")
+    assert "publicKey" in data and "domainCert" not in data
+    assert any("no TSA time-stamped the domain signature" in r.getMessage() and closed in r.getMessage()
+               for r in caplog.records)
