@@ -907,10 +907,14 @@ def _check_domain_signature(signed: dict, options: WaczOptions,
         yield Check(False, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC is outside the "
                     f"certificate's validity ({leaf.not_valid_before_utc} to {leaf.not_valid_after_utc})")
         return
-    window = created <= leaf.not_valid_before_utc + CERT_WINDOW
-    yield Check(window, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC, within the "
-                f"certificate's validity" + ("" if window else f", but over {CERT_WINDOW.days} days "
-                "after its notBefore: authsign (wacz validate --verify-auth) refuses it"), fatal=False)
+    # authsign's rule, kept here too: it bounds what a stolen domain key can sign (security.md).
+    if created > leaf.not_valid_before_utc + CERT_WINDOW:
+        yield Check(False, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC, over "
+                    f"{CERT_WINDOW.days} days after the certificate's notBefore "
+                    f"({leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC)")
+        return
+    yield Check(True, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC, within "
+                f"{CERT_WINDOW.days} days of the certificate's notBefore")
     if tsa_roots is None:
         yield Check(False, "signature time-stamp", "not checked: give the TSAs' roots with --tsa-root",
                     fatal=False)

@@ -449,3 +449,18 @@ def test_without_a_tsa_answering_the_export_is_signed_anonymously_and_logged(sig
     assert "publicKey" in data and "domainCert" not in data
     assert any("no TSA time-stamped the domain signature" in r.getMessage() and closed in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_signature_past_the_certificates_seven_day_window_is_refused(signed, tmp_path):
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=8)
+    leaf, key = signed.ca.issue(DOMAIN, not_before=old)  # valid for 90 days, but not fresh
+    data = digest_of(signed.wacz)["signedData"]
+    forged = with_signed_data(signed, tmp_path / "stale.wacz",
+                              domainCert=pem(leaf, signed.ca.cert).decode(),
+                              **sign_and_stamp(signed, data["hash"], key))
+    result = verify_auth(signed, forged)
+    assert result.returncode == 1 and "Signature not verified via" in result.stdout
+    code, lines = our_verifier(signed, forged, *domain_root_args(signed))
+    assert code == 1
+    assert any(line.startswith("FAIL signature date: created ") and "over 7 days after" in line
+               for line in lines), lines
