@@ -389,8 +389,8 @@ def _send(selection: WaczSelection):
 
 @bp.get("/archive/wacz-key.json")
 def wacz_key():
-    """The public key that signs every WACZ this archive exports, for checking a WACZ's
-    ``publicKey`` against the archive's own."""
+    """The public key that signs this archive's anonymous-mode WACZ exports (all of them unless
+    a domain certificate is configured), for checking a WACZ's ``publicKey`` against it."""
     try:
         signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
     except SamizdatError:

@@ -268,17 +268,20 @@ def _issued(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def wacz_signer_for(settings) -> WaczSigner | DomainSigner:  # noqa: ANN001 - config.settings
     """The signer of this archive's WACZ exports: domain mode when ``settings`` configure a
-    domain certificate (checked when the settings were loaded), else the anonymous WACZ key.
-    SamizdatError when a key or certificate cannot be read."""
+    domain certificate, else the anonymous WACZ key. The domain files are read anew each time, so
+    a renewed certificate is used by the next export; if they (or the TSA roots) no longer load,
+    the export is signed anonymously and the reason logged (`flask doctor` says it too).
+    SamizdatError when the anonymous WACZ key cannot be read."""
     anonymous = load_wacz_signer(settings.wacz_signing_key_path)
     if not settings.wacz_domain_cert:
         return anonymous
     from provenance.timestamp import TimestampError, load_roots
 
-    identity = load_domain_identity(Path(settings.wacz_domain_cert),
-                                    Path(settings.wacz_domain_key))
     try:
+        identity = load_domain_identity(Path(settings.wacz_domain_cert),
+                                        Path(settings.wacz_domain_key))
         roots = load_roots(settings.tsa_roots)
-    except TimestampError as exc:
-        raise SamizdatError(str(exc)) from None
+    except (SamizdatError, TimestampError) as exc:
+        log.error("WACZ signed anonymously: the domain certificate cannot be used: %s", exc)
+        return anonymous
     return DomainSigner(identity, tuple(settings.tsa_url_list), tuple(roots), anonymous)

@@ -464,3 +464,26 @@ def test_a_signature_past_the_certificates_seven_day_window_is_refused(signed, t
     assert code == 1
     assert any(line.startswith("FAIL signature date: created ") and "over 7 days after" in line
                for line in lines), lines
+
+
+def test_the_key_revocation_check_leaves_a_domain_signed_wacz_to_its_ca(signed):
+    settings = signed.app.extensions["samizdat"].settings
+    vkey = log_signer(settings).verifier.vkey
+    result = subprocess.run(
+        [sys.executable, "-m", "provenance.verify", "--keys", "--log", str(settings.log_path),
+         "--key", vkey, "--check-wacz", str(signed.wacz)],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"ok  WACZ {signed.wacz} (not signed by a WACZ key revoked before its signing time)"
+            in result.stdout.splitlines())
+
+
+def test_domain_files_that_no_longer_load_leave_exports_signed_anonymously(signed, tmp_path, caplog):
+    from archive.wacz_signing import WaczSigner, wacz_signer_for
+
+    (tmp_path / "renewed.pem").write_bytes(b"half a renewal")
+    settings = signed.app.extensions["samizdat"].settings.replace(
+        wacz_domain_cert=str(tmp_path / "renewed.pem"))
+    with caplog.at_level("ERROR", logger="archive.wacz_signing"):
+        assert isinstance(wacz_signer_for(settings), WaczSigner)
+    assert any("the domain certificate cannot be used" in r.getMessage() for r in caplog.records)
