@@ -56,6 +56,7 @@ class ProxyLimits:
     max_requests: int = 500
     max_bytes: int = 50 * 1024 * 1024       # all responses together, as sent on the wire
     max_response_bytes: int = 20 * 1024 * 1024
+    max_response_seconds: float = 60.0      # one upstream fetch, however slowly bytes arrive
 
 
 @dataclass
@@ -66,3 +67,5 @@ class ProxyStats:
     bytes: int = 0
     refused: list[str] = field(default_factory=list)  # "host:port reason", never fetched
     ended_by: str | None = None                         # a ProxyLimits bound that was reached
+    refused_count: int = 0                              # all refusals (``refused`` keeps 200)
+    truncated: list[str] = field(default_factory=list)  # "url length": cut at the byte bound
