@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import gzip
 import html
+import ipaddress
+import ssl
 import json
 import socket
 import sys
 import threading
 import zlib
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 # A 1x1 transparent PNG.
 PIXEL_PNG = bytes.fromhex(
@@ -158,6 +167,54 @@ class ProxySite(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def self_signed_context(directory: Path) -> ssl.SSLContext:
+    """A server TLS context for 127.0.0.1 with a throwaway self-signed certificate."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = directory / "site.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pem)
+    return context
+
+
+class TlsProxySite(ProxySite):
+    """The same site over HTTPS (self-signed), to prove CONNECT tunnels are recorded."""
+
+    def __init__(self, directory: Path) -> None:
+        self.tls = self_signed_context(directory)
+        super().__init__()
+
+    def get_request(self):
+        sock, address = super().get_request()
+        return self.tls.wrap_socket(sock, server_side=True), address
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
 
 
 class CountingListener:

@@ -24,7 +24,7 @@ from browser.proxy import RecordingProxy
 from browser.records import ProxyLimits
 from config.settings import Settings
 from samizdat.addresses import address_is_public
-from tests.browser_sites import CountingListener, ProxySite
+from tests.browser_sites import CountingListener, ProxySite, TlsProxySite
 
 CDXJ_INDEXER = Path(sys.executable).parent / "cdxj-indexer"
 PAGE_PATHS = ["/page", "/style.css", "/pixel.png", "/app.js", "/data.json"]
@@ -156,17 +156,37 @@ def test_chromium_attack_page_reaches_no_private_address(tmp_path, site, listene
     assert any(url.startswith(site.url("/redirect?")) for url in responses)
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_https_through_the_tunnel_is_recorded_and_chromium_loads_it(tmp_path, chromium):
+    site = TlsProxySite(tmp_path)
+    try:
+        with recording_proxy(tmp_path, site) as proxy:
+            for path in ("/style.css", "/pixel.png"):
+                # warcprox's certificates name DNS hosts only, never an IP: the client (Chromium
+                # too) is told to ignore certificate errors rather than trust the capture's CA.
+                answer = requests.get(site.url(path), proxies=through(proxy), verify=False, timeout=30)
+                assert answer.ok
+            assert browse(chromium, proxy, site.url("/page")) == "done"
+    finally:
+        site.stop()
+    assert {site.url(path) for path in PAGE_PATHS} <= recorded(proxy.warc_paths, "response")
+    assert {site.url(path) for path in PAGE_PATHS} <= recorded(proxy.warc_paths, "request")
+
+
 def test_plain_client_is_refused_private_addresses_schemes_and_tunnels(tmp_path, site, listeners):
     target = listeners["other_ip"]
     with recording_proxy(tmp_path, site) as proxy:
         direct = requests.get(target.url(), proxies=through(proxy), timeout=30)
         metadata = requests.get("http://169.254.169.254/", proxies=through(proxy), timeout=30)
+        mapped = requests.get(
+            f"http://[::ffff:127.0.0.2]:{target.port}/", proxies=through(proxy), timeout=30
+        )
         with pytest.raises(requests.exceptions.ProxyError, match="403"):
             requests.get(target.url("https"), proxies=through(proxy), timeout=30, verify=False)
         with socket.create_connection(("127.0.0.1", proxy.endpoint.port), timeout=30) as raw:
             raw.sendall(f"GET ftp://{site.endpoint}/file HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             ftp_answer = raw.recv(200)
-    assert direct.status_code == 403 and metadata.status_code == 403
+    assert direct.status_code == metadata.status_code == mapped.status_code == 403
     assert ftp_answer.startswith(b"HTTP/1.0 403")
     assert target.connections == 0
     assert f"127.0.0.2:{target.port} blocked_address" in proxy.stats.refused
