@@ -26,6 +26,9 @@ from config.settings import Settings
 from samizdat.addresses import address_is_public
 from tests.browser_sites import CountingListener, ProxySite, TlsProxySite
 
+# hanzo.warctools (warcprox's record writer) opens GzipFile without a mode; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:GzipFile was opened for writing:FutureWarning")
+
 CDXJ_INDEXER = Path(sys.executable).parent / "cdxj-indexer"
 PAGE_PATHS = ["/page", "/style.css", "/pixel.png", "/app.js", "/data.json"]
 
@@ -299,3 +302,20 @@ def test_settings_decide_the_policy_as_for_the_fetcher(tmp_path, site, listeners
         except requests.exceptions.RequestException:
             pass  # the listener hangs up at once: what counts is that it was reached
     assert target.connections == 1
+
+
+def test_allowed_host_is_matched_as_written_not_by_address(tmp_path, listeners):
+    """``localhost:PORT`` listed lets that spelling through; ``127.0.0.1:PORT``, the same
+    listener by another spelling, stays refused."""
+    target = listeners["by_name"]
+    allowed = frozenset({f"localhost:{target.port}"})
+    with RecordingProxy(tmp_path, address_is_public, ProxyLimits(), allowed) as proxy:
+        other = requests.get(target.url(), proxies=through(proxy), timeout=30)
+        assert target.connections == 0
+        try:
+            requests.get(target.url(host="localhost"), proxies=through(proxy), timeout=30)
+        except requests.exceptions.RequestException:
+            pass  # the listener hangs up at once: what counts is that it was reached
+    assert other.status_code == 403
+    assert target.connections >= 1
+    assert proxy.stats.refused == [f"127.0.0.1:{target.port} blocked_address"]
