@@ -19,6 +19,20 @@ class ProxyEndpoint:
         """The proxy as Chromium's ``--proxy-server`` / Playwright's ``proxy.server`` wants it."""
         return f"http://{self.host}:{self.port}"
 
+    # Chromium sends loopback straight out, past any proxy, unless the bypass list says
+    # "<-loopback>": without it a page could reach 127.0.0.1 unguarded.
+    BYPASS = "<-loopback>"
+
+    @property
+    def playwright_proxy(self) -> dict[str, str]:
+        """Playwright's ``proxy=`` for a context or a launch: everything through the proxy."""
+        return {"server": self.server, "bypass": self.BYPASS}
+
+    @property
+    def chromium_args(self) -> list[str]:
+        """The same as Chromium command-line switches."""
+        return [f"--proxy-server={self.server}", f"--proxy-bypass-list={self.BYPASS}"]
+
 
 @dataclass(frozen=True)
 class PageLimits:

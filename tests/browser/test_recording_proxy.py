@@ -87,7 +87,7 @@ def browse(chromium, proxy: RecordingProxy, url: str) -> str:
     """Load ``url`` in a fresh Chromium profile through ``proxy``; the title once it says done."""
     context = chromium.new_context(
         # Chromium sends loopback straight out unless told not to: <-loopback> keeps it proxied.
-        proxy={"server": proxy.endpoint.server, "bypass": "<-loopback>"},
+        proxy=proxy.endpoint.playwright_proxy,
         ignore_https_errors=True,
         service_workers="block",
     )
@@ -275,7 +275,7 @@ def test_decompression_bomb_is_bounded_on_the_wire_and_in_the_warc(tmp_path, sit
 
 def test_chromium_survives_a_decompression_bomb_subresource(tmp_path, site, chromium):
     with recording_proxy(tmp_path, site, max_response_bytes=256 * 1024) as proxy:
-        context = chromium.new_context(proxy={"server": proxy.endpoint.server, "bypass": "<-loopback>"})
+        context = chromium.new_context(proxy=proxy.endpoint.playwright_proxy)
         try:
             page = context.new_page()
             page.goto(site.url("/bomb-page"), wait_until="load", timeout=60_000)
