@@ -267,3 +267,36 @@ def test_the_import_page_sets_the_mode_of_the_new_sources(app, client, ana):
     assert refused.status_code == 400
     assert "capture mode must be one of" in refused.get_data(as_text=True)
     assert stored(app, "https://other.example/") is None
+
+
+# --- The reader's capture page ---
+
+
+def test_the_capture_page_says_how_the_copy_was_made_in_the_readers_language(app, client, archivist_token):
+    auth = bearer(archivist_token)
+    source_id = client.post("/api/sources", json={"url": "https://gone.example/a"}, headers=auth).get_json()["id"]
+    uploaded = client.post(f"/api/sources/{source_id}/documents", headers=auth,
+                           content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(b"<p>" + b"Words of the page. " * 20 + b"</p>"), "a.html")})
+    capture_id = uploaded.get_json()["id"]
+    # An uploaded document was made by neither method: the page says nothing of one.
+    page = client.get(f"/captures/{capture_id}/").get_data(as_text=True)
+    assert 'class="meta method"' not in page
+
+    def set_method(method, limited_by=None):
+        with app.extensions["samizdat"].Session() as session:
+            capture = session.get(Capture, capture_id)
+            capture.capture_method, capture.limited_by = method, limited_by
+            session.commit()
+
+    set_method("http")
+    page = client.get(f"/captures/{capture_id}/").get_data(as_text=True)
+    assert "Captured as the server sent it, without running the page's scripts." in page
+    set_method("browser", "wall_seconds")
+    page = client.get(f"/captures/{capture_id}/").get_data(as_text=True)
+    assert "Captured in a web browser" in page
+    assert "did not finish loading within the archive's limits" in page
+    vietnamese = client.get(f"/captures/{capture_id}/?lang=vi").get_data(as_text=True)
+    assert "Được lưu bằng trình duyệt web" in vietnamese and "Trang chưa tải xong" in vietnamese
+    set_method("browser")
+    assert "did not finish loading" not in client.get(f"/captures/{capture_id}/").get_data(as_text=True)
