@@ -198,6 +198,25 @@ _bulk_command(
 )
 
 
+@sources_cli.command("mode")
+@click.argument("mode")
+@click.argument("source_ids", nargs=-1, type=int)
+@click.option("--collection", help="Every live source of this collection.")
+@click.option("--country", help="Every live source of this two-letter country code.")
+@with_appcontext
+def sources_mode(mode: str, source_ids: tuple[int, ...], collection: str | None, country: str | None):
+    """Capture SOURCE_IDS, or every source of --collection/--country, in MODE (auto, http, browser)."""
+    rt = runtime()
+    with rt.Session() as session:
+        try:
+            flt = source_filter(source_ids, country=country, collection=collection)
+            result = bulk_change(session, "mode", flt, actor=cli_actor(), capture_mode=mode)
+        except SamizdatError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"set {result.changed} of {len(result.matched)} matching sources to {mode}")
+
+
 @sources_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @with_appcontext

@@ -244,7 +244,7 @@ def delete_source_form(source_id: int):
     return _bulk("delete", source_filter([source_id]))
 
 
-_BULK_DONE = {"pause": "Paused", "resume": "Resumed", "delete": "Deleted"}
+_BULK_DONE = {"pause": "Paused", "resume": "Resumed", "delete": "Deleted", "mode": "Changed the capture mode of"}
 
 
 def _bulk(action: str, flt: SourceFilter):
@@ -254,6 +254,8 @@ def _bulk(action: str, flt: SourceFilter):
         result = bulk_change(
             session, action, flt, confirmed=request.form.get("confirm") == "yes",
             actor=current_actor(),
+            # The bulk forms always send their mode menu; it counts for the mode button only.
+            capture_mode=request.form.get("capture_mode") if action == "mode" else None,
         )
     except ConfirmationNeeded as needed:
         session.rollback()
@@ -269,6 +271,8 @@ def _bulk(action: str, flt: SourceFilter):
     session.commit()
     noun = "source" if len(result.matched) == 1 else "sources"
     extra = "; their captures are kept" if action == "delete" else ""
+    if action == "mode":
+        extra = f" to {request.form.get('capture_mode')}"
     flash(f"{_BULK_DONE[action]} {result.changed} of {len(result.matched)} {noun}{extra}.", "ok")
     return _back()
 
@@ -276,7 +280,8 @@ def _bulk(action: str, flt: SourceFilter):
 @bp.post("/manage/sources/bulk")
 @archivist_page
 def bulk_form():
-    """Pause, resume or delete the ticked sources, or every source matching the list's filter."""
+    """Pause, resume, delete or set the capture mode of the ticked sources, or of every source
+    matching the list's filter."""
     try:
         flt = source_filter(
             request.form.getlist("ids"),

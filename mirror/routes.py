@@ -225,13 +225,14 @@ def remove_source(source_id: int):
     return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
 
 
-_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm"}
+_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm", "capture_mode"}
 
 
 @bp.post("/api/sources/bulk")
 @require_archivist
 def bulk_sources():
-    """Pause, resume or delete many sources: {action, ids?, collection?, country?, q?, state?}.
+    """Pause, resume, delete or set the capture mode of many sources: {action, ids?, collection?,
+    country?, q?, state?, capture_mode? (with action mode)}.
 
     Deleting needs ``"confirm": true``; without it the answer is 400 with how many would go.
     """
@@ -256,7 +257,7 @@ def bulk_sources():
         )
         result = bulk_change(
             session, _optional_text(body, "action") or "", flt, confirmed=confirm,
-            actor=current_actor(),
+            actor=current_actor(), capture_mode=body.get("capture_mode"),
         )
     except ConfirmationNeeded as needed:
         session.rollback()

@@ -230,7 +230,7 @@ def delete_source(session: Session, source: Source, actor: Actor | None = None) 
 
 
 SOURCE_STATES = ("active", "paused")
-BULK_ACTIONS = ("pause", "resume", "delete")
+BULK_ACTIONS = ("pause", "resume", "delete", "mode")
 # Deleting hides sources from mirroring: every interface asks before doing it to many at once.
 DESTRUCTIVE_ACTIONS = frozenset({"delete"})
 MAX_QUERY_CHARS = 200
@@ -341,8 +341,10 @@ def bulk_change(
     flt: SourceFilter,
     confirmed: bool = False,
     actor: Actor | None = None,
+    capture_mode: object = None,
 ) -> BulkResult:
-    """Pause, resume or delete every live source ``flt`` selects; the caller commits.
+    """Pause, resume, delete or set the ``capture_mode`` of (action ``mode``) every live source
+    ``flt`` selects; the caller commits.
 
     The CLI, the API and the page all come here. An empty filter is refused (it is never "all"
     by accident), as is an id that is unknown or deleted (then nothing changes). A destructive
@@ -351,6 +353,10 @@ def bulk_change(
     """
     if action not in BULK_ACTIONS:
         raise SamizdatError(f"action must be one of {', '.join(BULK_ACTIONS)}")
+    if action == "mode":
+        capture_mode = clean_capture_mode(capture_mode)
+    elif capture_mode is not None:
+        raise SamizdatError("a capture mode goes with the action mode")
     if flt.is_empty:
         raise SamizdatError("choose sources: ids, a collection, a country, URL text or a state")
     if flt.ids:
@@ -372,6 +378,10 @@ def bulk_change(
         if action == "delete":
             source.deleted_at = now
             changed.append(source.id)
+        elif action == "mode":
+            if source.capture_mode != capture_mode:
+                source.capture_mode = capture_mode
+                changed.append(source.id)
         elif source.active != (action == "resume"):
             source.active = action == "resume"
             changed.append(source.id)
@@ -379,7 +389,8 @@ def bulk_change(
     if actor is not None and changed:
         record(session, actor, f"source.{action}", "source",
                changed[0] if len(changed) == 1 else None,
-               {"ids": changed, "count": len(changed), "matched": len(matched)})
+               {"ids": changed, "count": len(changed), "matched": len(matched),
+                **({"capture_mode": capture_mode} if action == "mode" else {})})
     return BulkResult(action, matched, len(changed))
 
 

@@ -300,3 +300,72 @@ def test_the_capture_page_says_how_the_copy_was_made_in_the_readers_language(app
     assert "Được lưu bằng trình duyệt web" in vietnamese and "Trang chưa tải xong" in vietnamese
     set_method("browser")
     assert "did not finish loading" not in client.get(f"/captures/{capture_id}/").get_data(as_text=True)
+
+
+# --- Bulk: many sources at once (API, CLI, page), through bulk_change ---
+
+
+def store(app, count: int, **fields) -> list[int]:
+    with app.extensions["samizdat"].Session() as session:
+        sources = [Source(url=f"https://site.example/{n}", interval_minutes=60, **fields)
+                   for n in range(count)]
+        session.add_all(sources)
+        session.commit()
+        return [s.id for s in sources]
+
+
+def modes(app) -> list[str]:
+    with app.extensions["samizdat"].Session() as session:
+        return list(session.scalars(select(Source.capture_mode).order_by(Source.id)))
+
+
+def test_the_api_sets_the_mode_of_a_collection(app, client, archivist_token):
+    store(app, 2, collection="apps")
+    other = Source(url="https://other.example/", interval_minutes=60, collection="news")
+    with app.extensions["samizdat"].Session() as session:
+        session.add(other)
+        session.commit()
+    done = client.post("/api/sources/bulk", headers=bearer(archivist_token),
+                       json={"action": "mode", "capture_mode": "browser", "collection": "apps"})
+    assert done.status_code == 200 and done.get_json() == {"action": "mode", "matched": [1, 2], "changed": 2}
+    assert modes(app) == ["browser", "browser", "auto"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"action": "mode", "ids": [1]}, "capture mode must be one of auto, http, browser, got none"),
+    ({"action": "mode", "ids": [1], "capture_mode": "Browser"},
+     "capture mode must be one of auto, http, browser, got 'Browser'"),
+    ({"action": "pause", "ids": [1], "capture_mode": "http"}, "a capture mode goes with the action mode"),
+])
+def test_the_api_refuses_a_bulk_mode_change_without_a_good_mode(app, client, archivist_token, body, message):
+    store(app, 1)
+    refused = client.post("/api/sources/bulk", headers=bearer(archivist_token), json=body)
+    assert refused.status_code == 400 and refused.get_json()["error"] == message
+    assert modes(app) == ["auto"]
+
+
+def test_the_cli_sets_the_mode_of_a_country(app, cli):
+    store(app, 2, country="VN")
+    result = cli.invoke(args=["sources", "mode", "http", "--country", "VN"])
+    assert result.exit_code == 0 and "set 2 of 2 matching sources to http" in result.output
+    bad = cli.invoke(args=["sources", "mode", "HTTP", "1"])
+    assert bad.exit_code == 1
+    assert bad.output.strip() == "Error: capture mode must be one of auto, http, browser, got 'HTTP'"
+    assert modes(app) == ["http", "http"]
+
+
+def test_the_page_sets_the_mode_of_the_ticked_sources(app, client, ana):
+    ids = store(app, 3)
+    listing = client.get("/manage/sources").get_data(as_text=True)
+    assert 'aria-label="Capture mode for the ticked sources"' in listing
+    done = client.post("/manage/sources/bulk", data={
+        "csrf_token": ana, "ids": [str(ids[0]), str(ids[2])], "action": "mode", "capture_mode": "http"})
+    assert done.status_code == 303
+    assert modes(app) == ["http", "auto", "http"]
+    # Pausing from the same form, whose mode menu is always sent, changes no mode.
+    client.post("/manage/sources/bulk", data={
+        "csrf_token": ana, "ids": [str(ids[1])], "action": "pause", "capture_mode": "browser"})
+    assert modes(app) == ["http", "auto", "http"]
+    refused = client.post("/manage/sources/bulk", data={
+        "csrf_token": ana, "ids": [str(ids[1])], "action": "mode", "capture_mode": ""})
+    assert refused.status_code == 400 and "capture mode must be one of" in refused.get_data(as_text=True)
