@@ -38,6 +38,8 @@ def browser_limits(settings: Settings) -> tuple[PageLimits, ProxyLimits]:
         # One response is held to what the HTTP fetcher would take of a page, and never to more
         # than the whole capture may.
         max_response_bytes=min(settings.fetch_max_bytes, settings.browser_max_bytes),
+        # And one upstream fetch to the fetcher's timeout, within the page's wall-clock.
+        max_response_seconds=min(settings.fetch_timeout, settings.browser_wall_seconds),
     )
     return page, proxy
 

@@ -22,6 +22,7 @@ def test_browser_capture_defaults_to_one_page_at_a_time_within_the_records_defau
     assert (proxy.max_requests, proxy.max_bytes) == (500, 50 * 1024 * 1024)
     # One response is never allowed more than the HTTP fetcher takes of a page.
     assert proxy.max_response_bytes == settings.fetch_max_bytes
+    assert proxy.max_response_seconds == settings.fetch_timeout == 60.0
 
 
 def test_every_browser_limit_reaches_its_record():
@@ -41,6 +42,7 @@ def test_every_browser_limit_reaches_its_record():
     assert page.quiet_wait_seconds == 5.0
     assert (proxy.max_requests, proxy.max_bytes, proxy.max_response_bytes) == (
         90, 2 * 1024 * 1024, 2 * 1024 * 1024)
+    assert proxy.max_response_seconds == 10.0  # never past the page's own wall-clock
 
 
 @pytest.mark.parametrize("name, value, message", [
