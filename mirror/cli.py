@@ -204,8 +204,11 @@ _bulk_command(
 @click.option("--collection", help="Every live source of this collection.")
 @click.option("--country", help="Every live source of this two-letter country code.")
 @with_appcontext
-def sources_mode(mode: str, source_ids: tuple[int, ...], collection: str | None, country: str | None):
-    """Capture SOURCE_IDS, or every source of --collection/--country, in MODE (auto, http, browser)."""
+def sources_mode(
+    mode: str, source_ids: tuple[int, ...], collection: str | None, country: str | None
+):
+    """Capture SOURCE_IDS, or every source of --collection/--country, in MODE (auto, http,
+    browser)."""
     rt = runtime()
     with rt.Session() as session:
         try:

@@ -244,7 +244,10 @@ def delete_source_form(source_id: int):
     return _bulk("delete", source_filter([source_id]))
 
 
-_BULK_DONE = {"pause": "Paused", "resume": "Resumed", "delete": "Deleted", "mode": "Changed the capture mode of"}
+_BULK_DONE = {
+    "pause": "Paused", "resume": "Resumed", "delete": "Deleted",
+    "mode": "Changed the capture mode of",
+}
 
 
 def _bulk(action: str, flt: SourceFilter):

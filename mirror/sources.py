@@ -100,7 +100,10 @@ def clean_capture_mode(mode: object) -> str:
     The one check of a capture mode: the API, the pages, the CLI and the import all call it.
     """
     if not isinstance(mode, str) or mode not in CAPTURE_MODES:
-        shown = repr(mode) if isinstance(mode, str) else "none" if mode is None else type(mode).__name__
+        if isinstance(mode, str):
+            shown = repr(mode)
+        else:
+            shown = "none" if mode is None else type(mode).__name__
         raise SamizdatError(
             f"capture mode must be one of {', '.join(CAPTURE_MODES)}, got {shown:.40}"
         )
