@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import io
 import os
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 
 import pytest
 from PIL import Image
 
 from browser.chromium import BrowserPool, live_processes_in_group, sandbox_status
-from browser.records import PageLimits
+from browser.records import PageLimits, ProxyEndpoint
 from tests.browser_pages import (
     ARTICLE_PARAGRAPHS,
     DELAYED_TEXT,
@@ -26,6 +30,7 @@ from tests.browser_pages import (
     BrowserPagesSite,
 )
 from tests.conftest import CHROMIUM
+from tests.services import free_port, stop_process
 
 AGENT = "Samizdat/1.0 (+https://samizdat.example/about; archiving for the public record)"
 LIMITS = PageLimits(wall_seconds=45, quiet_ms=500, quiet_wait_seconds=15)
@@ -299,3 +304,51 @@ def test_the_sandbox_decision_is_reported(pool, site):
         assert any("no sandbox" in note and "root" in note for note in page.notes)
     else:
         assert decision.sandboxed, decision.reason
+
+
+# -- through a proxy ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_proxy():
+    """A real forwarding HTTP proxy (pproxy) on loopback, logging each connection it forwards."""
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(mode="w+", suffix=".log")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pproxy", "-l", f"http://127.0.0.1:{port}", "-v"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                stop_process(proc)
+                raise RuntimeError("pproxy did not start") from None
+            time.sleep(0.1)
+    yield ProxyEndpoint("127.0.0.1", port), proc, log
+    stop_process(proc)
+    log.close()
+
+
+def test_with_a_proxy_every_request_goes_through_it_loopback_included(pool, site, http_proxy):
+    endpoint, proc, log = http_proxy
+    page = pool.render(site.url("/lazy"), endpoint, LIMITS, AGENT)
+
+    assert page.ended_by is None, page.notes
+    log.seek(0)
+    forwarded = log.read()
+    # Chromium sends loopback around a proxy unless told <-loopback>: here the proxy carried it.
+    assert f"-> 127.0.0.1:{site.server.server_port}" in forwarded, forwarded
+    assert site.hits("/img/observed-5.png")
+
+    # With the proxy gone the browser does not fall back to a direct connection.
+    stop_process(proc)
+    before = len(site.hits())
+    gone = pool.render(site.url("/article"), endpoint, LIMITS, AGENT)
+
+    assert ARTICLE_PARAGRAPHS[0] not in gone.dom_html
+    assert len(site.hits()) == before
+    assert_article_renders(pool, site)
