@@ -235,6 +235,7 @@ class BrowserPool:
         self._broken = False  # crashed, killed or disconnected: relaunch before the next page
         self._lock = threading.Lock()
         self._worker: PlaywrightThread | None = None
+        self._render_lock = threading.Lock()  # one capture at a time: the watchdog is per page
         self._watchdog_hit = False
 
     # -- the browser process ------------------------------------------------------------------
@@ -366,6 +367,13 @@ class BrowserPool:
         """
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"the browser captures http(s) URLs only, not {url[:80]!r}")
+        with self._render_lock:
+            return self._render_on_worker(url, proxy, limits, user_agent)
+
+    def _render_on_worker(
+        self, url: str, proxy: ProxyEndpoint | None, limits: PageLimits, user_agent: str
+    ) -> RenderedPage:
+        """Hand one capture to the Playwright thread and wait for it, within its bounds."""
         if self._worker is None:
             self._worker = PlaywrightThread("chromium-pool")
         budget = (
@@ -515,23 +523,23 @@ class BrowserPool:
             timeout=self.snapshot_seconds * 1000,
             animations="disabled",
         )
-        result.thumbnail_png = make_thumbnail(
-            result.screenshot_png, limits.thumbnail_width, limits.viewport_height
-        )
+        # The thumbnail is made from the first screen alone: decoding a 20,000 px PNG to shrink
+        # its top would cost a hundred megabytes.
+        first_screen = page.screenshot(timeout=self.snapshot_seconds * 1000, animations="disabled")
+        result.thumbnail_png = make_thumbnail(first_screen, limits.thumbnail_width)
 
 
-def make_thumbnail(png: bytes, width: int, top_height: int) -> bytes:
-    """The first screen of a screenshot (``top_height`` px), scaled to ``width`` px wide, as PNG.
+def make_thumbnail(png: bytes, width: int) -> bytes:
+    """A PNG scaled to ``width`` pixels wide (aspect kept), as PNG.
 
-    The top of the page, not the whole of it: a 20,000 px page shrunk to 320 px wide is a strip.
+    The pool passes the page's first screen, not the whole page: a 20,000 px page shrunk to 320 px
+    wide is a strip.
     """
     from PIL import Image
 
     with Image.open(io.BytesIO(png)) as image:
-        image.load()
-        top = image.crop((0, 0, image.width, min(image.height, top_height)))
-        height = max(1, round(top.height * width / top.width))
-        small = top.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        height = max(1, round(image.height * width / image.width))
+        small = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
     small.save(out, format="PNG", optimize=True)
     return out.getvalue()

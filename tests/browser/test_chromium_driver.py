@@ -352,3 +352,16 @@ def test_with_a_proxy_every_request_goes_through_it_loopback_included(pool, site
     assert ARTICLE_PARAGRAPHS[0] not in gone.dom_html
     assert len(site.hits()) == before
     assert_article_renders(pool, site)
+
+
+def test_the_default_height_limit_gives_a_screenshot_that_tall(pool, site):
+    # 20,000 px is past Chromium's 16,384 px texture limit: the screenshot must still be whole.
+    limits = PageLimits(wall_seconds=90, quiet_ms=300, max_scroll_steps=1000)
+    page, _ = render(pool, site, "/endless", limits)
+
+    assert page.ended_by == "height"
+    assert png_size(page.screenshot_png) == (limits.viewport_width, limits.max_height_px)
+    assert png_size(page.thumbnail_png)[0] == limits.thumbnail_width
+    with Image.open(io.BytesIO(page.screenshot_png)) as image:
+        bottom = image.crop((0, image.height - 2500, image.width, image.height)).convert("L")
+        assert sum(bottom.histogram()[:128]) > 0, "the bottom of the screenshot holds no text"
