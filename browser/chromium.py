@@ -237,6 +237,7 @@ class BrowserPool:
         self._worker: PlaywrightThread | None = None
         self._render_lock = threading.Lock()  # one capture at a time: the watchdog is per page
         self._watchdog_hit = False
+        self._driver_pid: int | None = None
 
     # -- the browser process ------------------------------------------------------------------
 
@@ -276,6 +277,8 @@ class BrowserPool:
         self._pgid = pid if pid and (_proc_stat(pid) or ("", 0, 0))[2] == pid else None
         if self._pgid:
             self.process_groups.append(self._pgid)
+        # Playwright's driver (node) is the browser's parent: killed too if it ever stops answering.
+        self._driver_pid = (_proc_stat(pid) or ("", 0, 0))[1] if pid else None
         self._pages_here = 0
         self._broken = False
         self.launches += 1
@@ -389,7 +392,15 @@ class BrowserPool:
             # up and start afresh next time (the thread ends when Playwright finally returns).
             log.error("browser: Playwright did not return after the browser was killed")
             self.kill()
+            driver = self._driver_pid
+            if driver and (_proc_stat(driver) or ("", 0, 0))[1] == os.getpid():  # still ours
+                try:
+                    os.kill(driver, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self._worker.stop(timeout=0)
             self._worker, self._playwright, self._browser, self._pgid = None, None, None, None
+            self._driver_pid = None
             return RenderedPage(
                 final_url=url, status=None, dom_html="", screenshot_png=b"", thumbnail_png=b"",
                 ended_by="wall-clock",
