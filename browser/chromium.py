@@ -430,7 +430,7 @@ class BrowserPool:
         if proxy is not None:
             result.notes.append(
                 "TLS: the recording proxy re-signs every site; the browser accepts its "
-                "certificates (the proxy checks the sites' own)"
+                "certificates and certificate errors are ignored"
             )
         context = None
         watchdog.start()
@@ -482,12 +482,12 @@ class BrowserPool:
             "java_script_enabled": True,
         }
         if proxy is not None:
-            # Playwright adds <-loopback> to the bypass list itself, so loopback is proxied too.
-            options["proxy"] = {"server": proxy.server}
-            # The proxy is ours: it terminates TLS and signs for every site with its own CA, so
-            # the browser accepts it rather than trusting a CA profile-wide (Chromium on Linux
-            # reads CAs only from an NSS database). Checking the site's real certificate is the
-            # proxy's job. Without our proxy, certificate errors stay errors.
+            # Everything through the proxy, loopback included (see ProxyEndpoint.BYPASS).
+            options["proxy"] = proxy.playwright_proxy
+            # The proxy is ours: it terminates TLS and signs for every site with a CA made for
+            # this capture, so the browser accepts its certificates rather than trusting a CA
+            # (Chromium on Linux reads CAs only from an NSS database, and warcprox signs names,
+            # never IP addresses). Without our proxy, certificate errors stay errors.
             options["ignore_https_errors"] = True
         return self._browser.new_context(**options)
 

@@ -19,6 +19,20 @@ class ProxyEndpoint:
         """The proxy as Chromium's ``--proxy-server`` / Playwright's ``proxy.server`` wants it."""
         return f"http://{self.host}:{self.port}"
 
+    # Chromium sends loopback straight out, past any proxy, unless the bypass list says
+    # "<-loopback>": without it a page could reach 127.0.0.1 unguarded.
+    BYPASS = "<-loopback>"
+
+    @property
+    def playwright_proxy(self) -> dict[str, str]:
+        """Playwright's ``proxy=`` for a context or a launch: everything through the proxy."""
+        return {"server": self.server, "bypass": self.BYPASS}
+
+    @property
+    def chromium_args(self) -> list[str]:
+        """The same as Chromium command-line switches."""
+        return [f"--proxy-server={self.server}", f"--proxy-bypass-list={self.BYPASS}"]
+
 
 @dataclass(frozen=True)
 class PageLimits:
@@ -60,6 +74,7 @@ class ProxyLimits:
     max_requests: int = 500
     max_bytes: int = 50 * 1024 * 1024       # all responses together, as sent on the wire
     max_response_bytes: int = 20 * 1024 * 1024
+    max_response_seconds: float = 60.0      # one upstream fetch, however slowly bytes arrive
 
 
 @dataclass
@@ -70,3 +85,5 @@ class ProxyStats:
     bytes: int = 0
     refused: list[str] = field(default_factory=list)  # "host:port reason", never fetched
     ended_by: str | None = None                         # a ProxyLimits bound that was reached
+    refused_count: int = 0                              # all refusals (``refused`` keeps 200)
+    truncated: list[str] = field(default_factory=list)  # "url length": cut at the byte bound
