@@ -365,3 +365,31 @@ def test_the_default_height_limit_gives_a_screenshot_that_tall(pool, site):
     with Image.open(io.BytesIO(page.screenshot_png)) as image:
         bottom = image.crop((0, image.height - 2500, image.width, image.height)).convert("L")
         assert sum(bottom.histogram()[:128]) > 0, "the bottom of the screenshot holds no text"
+
+
+# -- with the recording proxy ------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:GzipFile was opened for writing:FutureWarning")
+def test_through_the_recording_proxy_every_lazy_image_is_in_the_warc(pool, site, tmp_path):
+    from warcio.archiveiterator import ArchiveIterator
+
+    from browser.proxy import RecordingProxy
+    from browser.records import ProxyLimits
+    from samizdat.addresses import address_is_public
+
+    allowed = frozenset({f"127.0.0.1:{site.server.server_port}"})
+    with RecordingProxy(tmp_path / "warcs", address_is_public, ProxyLimits(), allowed) as proxy:
+        page = pool.render(site.url("/lazy"), proxy.endpoint, LIMITS, AGENT)
+    responses = set()
+    for path in proxy.warc_paths:
+        with path.open("rb") as stream:
+            for record in ArchiveIterator(stream):
+                if record.rec_type == "response":
+                    responses.add(record.rec_headers.get_header("WARC-Target-URI"))
+
+    assert page.ended_by is None, page.notes
+    assert site.url("/lazy") in responses
+    for n in range(LAZY_IMAGES):
+        assert site.url(f"/img/native-{n}.png") in responses
+        assert site.url(f"/img/observed-{n}.png") in responses
