@@ -255,7 +255,9 @@ class BrowserPool:
                 browser = _launch(self._playwright, self.executable, sandboxed=False, marker=marker)
             else:
                 try:
-                    browser = _launch(self._playwright, self.executable, sandboxed=True, marker=marker)
+                    browser = _launch(
+                        self._playwright, self.executable, sandboxed=True, marker=marker
+                    )
                     decision = SandboxDecision(True, "Chromium's sandbox is on")
                 except PlaywrightError as exc:
                     decision = SandboxDecision(

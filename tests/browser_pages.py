@@ -3,8 +3,8 @@
 Script-built pages: an article whose paragraphs come from JSON fetched after load, images that
 load only when scrolled into view, a list that grows as one scrolls, a body fetched after a delay,
 a redirect chain. Attack pages: a subresource that trickles forever, a popup storm, a page that
-grows at every scroll, an alert loop, a script that never returns. The server counts every request
-so tests can tell what the browser fetched.
+grows at every scroll, an alert loop, a script that never returns, media that would autoplay, a
+download. The server counts every request so tests can tell what the browser fetched.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def _lazy_page() -> bytes:
         )
     script = """
 const seen = new IntersectionObserver(entries => {
-  for (const e of entries) if (e.isIntersecting) { e.target.src = e.target.dataset.src; seen.unobserve(e.target); }
+  for (const e of entries) {
+    if (e.isIntersecting) { e.target.src = e.target.dataset.src; seen.unobserve(e.target); }
+  }
 });
 document.querySelectorAll('img.io').forEach(img => seen.observe(img));"""
     return _page("Lazy images", "".join(blocks), script)
@@ -158,6 +160,34 @@ HANG = _page(
 
 BLANK = _page("Blank", "")
 
+AUTOPLAY = _page(
+    "Autoplay",
+    '<p id="verdict">waiting</p><audio id="sound" src="/tone.wav" autoplay></audio>',
+    """
+document.getElementById('sound').play().then(
+  () => { document.getElementById('verdict').textContent = 'autoplay played'; },
+  e => { document.getElementById('verdict').textContent = 'autoplay refused: ' + e.name; });""",
+)
+
+
+def _tone_wav() -> bytes:
+    """One second of a 440 Hz tone, 8 kHz 8-bit mono WAV."""
+    import io
+    import math
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as sound:
+        sound.setnchannels(1)
+        sound.setsampwidth(1)
+        sound.setframerate(8000)
+        sound.writeframes(bytes(128 + int(100 * math.sin(2 * math.pi * 440 * i / 8000))
+                                for i in range(8000)))
+    return out.getvalue()
+
+
+TONE_WAV = _tone_wav()
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Serves the pages above; counts every path it is asked for."""
@@ -197,6 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/alerts": ALERTS,
             "/hang": HANG,
             "/blank": BLANK,
+            "/autoplay": AUTOPLAY,
             "/redirect/end": _page("End of the chain", "<p>The chain ends here.</p>"),
         }
         if path in pages:
@@ -219,6 +250,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect(f"/redirect/{step + 1}" if step < 3 else "/redirect/end")
         elif path == "/trickle.html":
             self._trickle(site)
+        elif path == "/tone.wav":
+            self._send(TONE_WAV, "audio/wav")
+        elif path == "/download":
+            body = b"a file the browser must not save"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Disposition", 'attachment; filename="payload.bin"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif path == "/popup-target":
             self._send(_page("Popup", "<p>A popup.</p>"))
         else:

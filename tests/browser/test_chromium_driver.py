@@ -393,3 +393,18 @@ def test_through_the_recording_proxy_every_lazy_image_is_in_the_warc(pool, site,
     for n in range(LAZY_IMAGES):
         assert site.url(f"/img/native-{n}.png") in responses
         assert site.url(f"/img/observed-{n}.png") in responses
+
+
+def test_media_does_not_play_without_a_gesture(pool, site):
+    page, _ = render(pool, site, "/autoplay")
+
+    assert "autoplay refused: NotAllowedError" in page.dom_html
+
+
+def test_a_download_is_refused_and_the_next_page_renders(pool, site):
+    page, _ = render(pool, site, "/download")
+
+    assert page.ended_by == "error"
+    assert any("download" in note.lower() for note in page.notes), page.notes
+    assert page.dom_html == ""
+    assert_article_renders(pool, site)
