@@ -96,7 +96,7 @@ def test_each_capture_shows_how_it_was_made_and_whether_a_limit_ended_it(app, cl
             Capture(source_id=source.id, status="failed", url=source.url, capture_method="http"),
             Capture(source_id=source.id, status="failed", url=source.url, capture_method="browser",
                     method_reason='an empty app root <div id="root"> beside 1 script',
-                    limited_by="wall_seconds"),
+                    limited_by="wall-clock"),
         ])
         session.commit()
         source_id = source.id
@@ -105,7 +105,7 @@ def test_each_capture_shows_how_it_was_made_and_whether_a_limit_ended_it(app, cl
     assert shapes == [
         (1, None, None, None),
         (2, "http", None, None),
-        (3, "browser", 'an empty app root <div id="root"> beside 1 script', "wall_seconds"),
+        (3, "browser", 'an empty app root <div id="root"> beside 1 script', "wall-clock"),
     ]
 
 
@@ -292,7 +292,7 @@ def test_the_capture_page_says_how_the_copy_was_made_in_the_readers_language(app
     set_method("http")
     page = client.get(f"/captures/{capture_id}/").get_data(as_text=True)
     assert "Captured as the server sent it, without running the page's scripts." in page
-    set_method("browser", "wall_seconds")
+    set_method("browser", "wall-clock")
     page = client.get(f"/captures/{capture_id}/").get_data(as_text=True)
     assert "Captured in a web browser" in page
     assert "did not finish loading within the archive's limits" in page
