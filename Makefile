@@ -9,10 +9,11 @@ JSIPFS := tests/ipfs/node_modules/.bin/jsipfs
 
 .PHONY: run test bench install install-dev services clean chromium openssl translations messages
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt requirements-warcprox.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -r requirements-warcprox.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt

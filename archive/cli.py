@@ -13,7 +13,7 @@ from accounts.audit import cli_actor, record
 from archive.index import BATCH_SIZE, count_indexable, reindex
 from archive.static_copy import publish_static
 from archive.wacz import atomic_output, collection_selection, source_selection, write_wacz
-from archive.wacz_signing import load_wacz_signer
+from archive.wacz_signing import wacz_signer_for
 from samizdat.errors import SamizdatError
 from samizdat.web import database_id, runtime
 
@@ -47,7 +47,7 @@ def export_wacz_cmd(collection: str | None, source: str | None, output: str | No
                 selection = source_selection(session, source_id)
             else:
                 selection = collection_selection(session, collection)
-        signer = load_wacz_signer(rt.settings.wacz_signing_key_path)
+        signer = wacz_signer_for(rt.settings)
         # The output is opened first: a path that cannot be written fails before any progress.
         with atomic_output(Path(output)) as fh, click.progressbar(
             length=len(selection.captures), label="exporting", file=sys.stderr

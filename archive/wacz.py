@@ -33,7 +33,7 @@ from flask import Blueprint, abort, jsonify, send_file
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive.wacz_signing import WaczSigner, load_wacz_signer
+from archive.wacz_signing import DomainSigner, WaczSigner, load_wacz_signer, wacz_signer_for
 from mirror.models import Capture, CapturePart, Source
 from mirror.storage import BlobStore
 from mirror.warc import page_hops
@@ -190,7 +190,7 @@ def write_wacz(
     out: IO[bytes],
     progress: Callable[[int], None] | None = None,
     *,
-    signer: WaczSigner,
+    signer: WaczSigner | DomainSigner,
     log_path: Path | None = None,
 ) -> WaczSummary:
     """Write ``selection`` as a WACZ to the seekable binary stream ``out``, signed by ``signer``,
@@ -255,7 +255,9 @@ def write_wacz(
             "wacz_version": WACZ_VERSION,
             "title": selection.title,
             "description": selection.description,
-            "created": _iso(now),
+            # Dated when it is signed, not when the export began: a domain-mode signature's
+            # time-stamp must follow its `created` within minutes, however long the WARCs took.
+            "created": _iso(datetime.now(timezone.utc)),
             "software": SOFTWARE,
             "resources": resources,
         }
@@ -363,7 +365,7 @@ def _send(selection: WaczSelection):
     spool.mkdir(parents=True, exist_ok=True)
     fh = tempfile.TemporaryFile(dir=spool)
     try:
-        signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
+        signer = wacz_signer_for(runtime().settings)
         summary = write_wacz(runtime().stores["local"], selection, fh, signer=signer,
                              log_path=runtime().settings.log_path)
     except BaseException as exc:
@@ -387,8 +389,8 @@ def _send(selection: WaczSelection):
 
 @bp.get("/archive/wacz-key.json")
 def wacz_key():
-    """The public key that signs every WACZ this archive exports, for checking a WACZ's
-    ``publicKey`` against the archive's own."""
+    """The public key that signs this archive's anonymous-mode WACZ exports (all of them unless
+    a domain certificate is configured), for checking a WACZ's ``publicKey`` against it."""
     try:
         signer = load_wacz_signer(runtime().settings.wacz_signing_key_path)
     except SamizdatError:

@@ -118,6 +118,11 @@ class Settings:
     embed_signing_key: str = ""
     # WACZ exports: the ECDSA P-384 key that signs them (empty: data_dir/keys/wacz-ecdsa.pem, 0600).
     wacz_signing_key: str = ""
+    # WACZ domain-mode signatures (docs/archive.md, "Signatures"): the operator's certificate
+    # chain (PEM, leaf first, ending with the root verifiers trust) and the leaf's unencrypted
+    # ECDSA key. Both or neither; with them, SAMIZDAT_TSA_URLS time-stamps each signature.
+    wacz_domain_cert: str = ""
+    wacz_domain_key: str = ""
     # Retired signing keys that still co-sign packs during a rotation (comma-separated paths).
     embed_previous_keys: str = ""
     public_dir: str = ""  # empty: data_dir/public
@@ -317,6 +322,8 @@ class Settings:
                 if p.strip()
             ),
             "wacz_signing_key": _absolute_path_text(self.wacz_signing_key),
+            "wacz_domain_cert": _absolute_path_text(self.wacz_domain_cert),
+            "wacz_domain_key": _absolute_path_text(self.wacz_domain_key),
             "public_dir": _absolute_path_text(self.public_dir),
             "log_signing_key": _absolute_path_text(self.log_signing_key),
             "tsa_roots": _absolute_path_text(self.tsa_roots),
@@ -455,6 +462,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise SettingsError(f"{PREFIX}FETCH_ALLOW_HOSTS must list host:port pairs: {exc}") from None
     _check_tsas(settings)
+    _check_wacz_domain(settings)
     bad_gateway = next((g for g in settings.gateway_list if not _is_base_url(g)), None)
     if bad_gateway is not None:
         raise SettingsError(
@@ -484,6 +492,27 @@ def _check_tsas(settings: Settings) -> None:
         raise SettingsError(
             f"{PREFIX}TSA_ROOTS must name a PEM file of the TSAs' trusted root certificates when "
             f"{PREFIX}TSA_URLS is set")
+def _check_wacz_domain(settings: Settings) -> None:
+    """SAMIZDAT_WACZ_DOMAIN_CERT and _KEY: both or neither, with TSAs, and a chain whose leaf the
+    key belongs to (read once here, so a mistake stops the start, not an export)."""
+    from archive.wacz_signing import load_domain_identity
+    from samizdat.errors import SamizdatError
+
+    cert, key = settings.wacz_domain_cert, settings.wacz_domain_key
+    if not cert and not key:
+        return
+    if not cert or not key:
+        raise SettingsError(f"{PREFIX}WACZ_DOMAIN_CERT and {PREFIX}WACZ_DOMAIN_KEY go together: "
+                            "set both (domain-mode WACZ signatures) or neither (anonymous)")
+    if not settings.tsa_url_list:
+        raise SettingsError(f"{PREFIX}WACZ_DOMAIN_CERT needs {PREFIX}TSA_URLS: a domain-mode "
+                            "signature carries an RFC 3161 time-stamp of itself")
+    try:
+        load_domain_identity(Path(cert), Path(key))
+    except SamizdatError as exc:
+        raise SettingsError(f"{PREFIX}WACZ_DOMAIN_CERT/KEY: {exc}") from None
+
+
 def _check_witness_settings(settings: Settings) -> None:
     """Refuse witness settings that could never work: a bad vkey or URL, an impossible quorum."""
     from provenance.cosignature import CosignatureVerifier  # the one parser of witness keys

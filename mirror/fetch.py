@@ -37,8 +37,13 @@ from urllib3.util import connection as u3util
 
 from config.settings import Settings, endpoint_key
 from mirror.charset import detect_charset
-from mirror.hosts import address_is_public, check_proxied_host
 from mirror.urls import normalize_url
+from samizdat.addresses import (
+    address_is_public,
+    allow_any_address,
+    check_proxied_host,
+    resolve_allowed,
+)
 from samizdat.errors import FetchError, InvalidURLError
 
 REDIRECT_CODES = {301, 302, 303, 307, 308}
@@ -87,27 +92,6 @@ class FetchResult:
     charset_source: str = ""
     # Every request of the fetch in order, redirects first and the final response last.
     hops: list[Hop] = field(default_factory=list)
-
-
-def allow_any_address(_ip: str) -> bool:
-    """The policy when SAMIZDAT_FETCH_ALLOW_PRIVATE is on (tests, closed networks)."""
-    return True
-
-
-def resolve_allowed(host: str, port: int, allow_address: Callable[[str], bool]) -> list[tuple]:
-    """Resolve ``host`` and keep only addresses the policy lets the fetcher connect to."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise FetchError("dns", f"cannot resolve {host}: {exc.strerror or exc}") from None
-    allowed = [info for info in infos if allow_address(info[4][0])]
-    if not allowed:
-        shown = ", ".join(sorted({info[4][0] for info in infos}))
-        raise FetchError(
-            "blocked_address",
-            f"{host} resolves to a private, loopback or link-local address ({shown}); refused",
-        )
-    return allowed
 
 
 class _DeadlineWatch:

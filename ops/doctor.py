@@ -11,6 +11,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ops.metrics import multiprocess_dir
@@ -229,6 +230,34 @@ def _timestamps(runtime: Runtime) -> DoctorCheck:
     return DoctorCheck("timestamps", OK, detail)
 
 
+def _wacz_signing(runtime: Runtime) -> DoctorCheck:
+    """Which WACZ signature exports get, and whether the domain certificate is still in the
+    window within which authsign accepts its signatures."""
+    from datetime import datetime, timezone
+
+    from archive.wacz_signing import load_domain_identity
+    from provenance.wacz_signature import CERT_WINDOW
+    from samizdat.errors import SamizdatError
+
+    settings = runtime.settings
+    if not settings.wacz_domain_cert:
+        return DoctorCheck("wacz signing", OFF, "anonymous mode (SAMIZDAT_WACZ_DOMAIN_CERT not "
+                                                "set): `wacz validate --verify-auth` cannot accept it")
+    try:
+        identity = load_domain_identity(Path(settings.wacz_domain_cert), Path(settings.wacz_domain_key))
+    except SamizdatError as exc:
+        return DoctorCheck("wacz signing", FAILING, str(exc))
+    now = datetime.now(timezone.utc)
+    leaf = identity.leaf
+    detail = (f"domain mode for {identity.domain}, certificate from {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} "
+              f"UTC, usable until {identity.usable_until():%Y-%m-%d %H:%M} UTC")
+    if not identity.fresh(now):
+        return DoctorCheck("wacz signing", WARN, f"{detail}: past it, exports are signed anonymously; "
+                           f"renew the certificate (authsign accepts a signature made within "
+                           f"{CERT_WINDOW.days} days of its notBefore)")
+    return DoctorCheck("wacz signing", OK, detail)
+
+
 def _metrics_dir() -> DoctorCheck:
     path = multiprocess_dir()
     if path is None:
@@ -253,7 +282,7 @@ def run_doctor(runtime: Runtime) -> list[DoctorCheck]:
             checks += [_scheduler(state), _jobs(runtime, state), *_replicas(runtime, state),
                        _processing(state), _packs(runtime, state), _static_copy(runtime, state),
                        _log_copies(runtime)]
-    checks += [_timestamps(runtime), _metrics_dir()]
+    checks += [_timestamps(runtime), _wacz_signing(runtime), _metrics_dir()]
     return checks
 
 

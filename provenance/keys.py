@@ -366,6 +366,10 @@ def wacz_refusals(path: str, history: KeyHistory) -> list[str]:
     signed = digest.get("signedData") if isinstance(digest, dict) else None
     if not isinstance(signed, dict):
         return ["the WACZ is not signed"]
+    if "domainCert" in signed and "publicKey" not in signed:
+        # Domain mode: the key is the domain certificate's, not a WACZ key of the log's key
+        # entries; its CA revokes it and its short life bounds a theft (docs/security.md).
+        return []
     try:
         key = role_key("wacz", signed.get("publicKey"))
     except (KeyRefused, TypeError):

@@ -13,6 +13,7 @@ consistent with it. One line per check; any failure makes the exit status 1. Run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import base64
 import binascii
 import hashlib
@@ -28,7 +29,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -75,7 +76,18 @@ from provenance.tiles import (
 )
 from provenance.timestamp import MAX_TOKEN_BYTES, describe_token, load_roots, verify_timestamp
 from provenance.verify_pack import verify_pack
-from provenance.wacz_signature import verify_signed_data
+from provenance.wacz_signature import (
+    CERT_WINDOW,
+    STAMP_WINDOW,
+    chain_breaks,
+    fingerprint,
+    is_domain_mode,
+    parse_chain,
+    parse_created,
+    subject_name,
+    verify_hash_signature,
+    verify_signed_data,
+)
 
 # What reading a log or a download may raise besides our own refusals: the file system's and the
 # network's errors. Each becomes a failed check with its reason, never a traceback.
@@ -260,7 +272,7 @@ def verify_key_use(log: str, key: str, origin: str | None = None, waczs: Sequenc
         refusals = wacz_refusals(path, history)
         yield from (Check(False, f"WACZ {path}", reason) for reason in refusals)
         if not refusals:
-            yield Check(True, f"WACZ {path}", "its signing key is not revoked at its signing time")
+            yield Check(True, f"WACZ {path}", "not signed by a WACZ key revoked before its signing time")
     for path in packs:
         try:
             with open(path, "rb") as f:
@@ -721,10 +733,12 @@ def _json(data: bytes, what: str) -> dict:
 
 @dataclass(frozen=True)
 class WaczOptions:
-    """How a WACZ's signature is judged: the pinned public key, or leave to accept any key."""
+    """How a WACZ's signature is judged: the pinned public key (anonymous mode), the trusted
+    roots of domain certificates (domain mode), or leave to accept any key or root."""
 
     wacz_key: str | None = None
     allow_unpinned: bool = False
+    domain_roots: tuple[x509.Certificate, ...] | None = None
 
 
 def verify_wacz(path: str | Path, log_key: Verifier, origin: str, client: LogClient | None = None,
@@ -743,7 +757,7 @@ def verify_wacz(path: str | Path, log_key: Verifier, origin: str, client: LogCli
         hashes = yield from _check_package(zf)
         if hashes is None:
             return
-        yield from _check_signature(zf, options)
+        yield from _check_signature(zf, options, tsa_roots)
         embedded = yield from _check_proofs(zf, hashes, log_key, origin, tsa_roots)
         if embedded is not None and client is not None:
             live = yield from check_log(client, memory, tsa_roots=tsa_roots)
@@ -800,8 +814,10 @@ def _check_package(zf: zipfile.ZipFile) -> Generator[Check, None, dict[str, str]
     return matched
 
 
-def _check_signature(zf: zipfile.ZipFile, options: WaczOptions) -> Iterator[Check]:
-    """The digest names datapackage.json's sha256, and a pinned key (or any, if allowed) signed it.
+def _check_signature(zf: zipfile.ZipFile, options: WaczOptions,
+                     tsa_roots: Roots = None) -> Iterator[Check]:
+    """The digest names datapackage.json's sha256, and a pinned key (or any, if allowed) signed it;
+    in domain mode, a certificate chain to a trusted root signed it and a TSA time-stamped that.
     """
     try:
         package = read_member(zf, DATAPACKAGE, MAX_DATAPACKAGE_BYTES)
@@ -822,6 +838,9 @@ def _check_signature(zf: zipfile.ZipFile, options: WaczOptions) -> Iterator[Chec
     if signed.get("hash") != expected:
         yield Check(False, "signature", f"it signs another hash than {DATAPACKAGE}'s")
         return
+    if is_domain_mode(signed):
+        yield from _check_domain_signature(signed, options, tsa_roots)
+        return
     if not verify_signed_data(signed):
         yield Check(False, "signature", "it does not verify with the key it names")
         return
@@ -837,6 +856,84 @@ def _check_signature(zf: zipfile.ZipFile, options: WaczOptions) -> Iterator[Chec
     else:
         yield Check(False, "signature", f"signature made by an unpinned key ({key_id}): give the "
                     "archive's key with --wacz-key FILE|URL, or --allow-unpinned")
+
+
+def _check_domain_signature(signed: dict, options: WaczOptions,
+                            tsa_roots: Roots = None) -> Iterator[Check]:
+    """A domain-mode signature, one line per check: the chain links, its root is trusted, the
+    leaf's key signed the hash at a time the leaf was valid, and an RFC 3161 token by a TSA under
+    ``tsa_roots`` covers the signature string soon after ``created``."""
+    fields = ("signature", "domain", "domainCert", "timeSignature", "timestampCert")
+    if not all(isinstance(signed.get(f), str) for f in fields):
+        yield Check(False, "signature", "domain mode, but " + ", ".join(fields) + " are not all there")
+        return
+    try:
+        chain = parse_chain(signed["domainCert"])
+    except ValueError as exc:
+        yield Check(False, "domain certificate chain", f"not a PEM chain: {exc}")
+        return
+    leaf, root = chain[0], chain[-1]
+    broken = chain_breaks(chain)
+    if broken:
+        yield Check(False, "domain certificate chain", broken)
+        return
+    yield Check(True, "domain certificate chain", f"{len(chain)} certificate(s), each signed by the "
+                f"next, root {root.subject.rfc4514_string()}")
+    if options.domain_roots is not None:
+        if any(fingerprint(root) == fingerprint(r) for r in options.domain_roots):
+            yield Check(True, "domain root", f"trusted (sha-256 {fingerprint(root)})")
+        else:
+            yield Check(False, "domain root", f"sha-256 {fingerprint(root)} is not one of the "
+                        "roots given with --domain-root")
+    elif options.allow_unpinned:
+        yield Check(True, "domain root", f"sha-256 {fingerprint(root)}, unpinned (--allow-unpinned)")
+    else:
+        yield Check(False, "domain root", f"sha-256 {fingerprint(root)}: give the roots you trust "
+                    "with --domain-root PEM, or --allow-unpinned")
+    domain = subject_name(leaf)
+    if domain != signed["domain"]:
+        yield Check(False, "signature", f"it claims the domain {str(signed['domain'])[:80]!r}, "
+                    f"its certificate is for {domain!r}")
+        return
+    if not verify_hash_signature(signed, leaf):
+        yield Check(False, "signature", f"it does not verify with the key of {domain}'s certificate")
+        return
+    yield Check(True, "signature", f"by the key of the certificate for {domain}")
+    created = parse_created(signed.get("created"))
+    if created is None:
+        yield Check(False, "signature date", "created is missing or not an RFC 3339 time")
+        return
+    if not leaf.not_valid_before_utc <= created <= leaf.not_valid_after_utc:
+        yield Check(False, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC is outside the "
+                    f"certificate's validity ({leaf.not_valid_before_utc} to {leaf.not_valid_after_utc})")
+        return
+    # authsign's rule, kept here too: it bounds what a stolen domain key can sign (security.md).
+    if created > leaf.not_valid_before_utc + CERT_WINDOW:
+        yield Check(False, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC, over "
+                    f"{CERT_WINDOW.days} days after the certificate's notBefore "
+                    f"({leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC)")
+        return
+    yield Check(True, "signature date", f"created {created:%Y-%m-%d %H:%M:%S} UTC, within "
+                f"{CERT_WINDOW.days} days of the certificate's notBefore")
+    if tsa_roots is None:
+        yield Check(False, "signature time-stamp", "not checked: give the TSAs' roots with --tsa-root",
+                    fatal=False)
+        return
+    try:
+        token = base64.b64decode(signed["timeSignature"], validate=True)
+        intermediates = parse_chain(signed["timestampCert"])
+        when = verify_timestamp(token, signed["signature"].encode("ascii"), tsa_roots,
+                                intermediates=intermediates)
+    except (binascii.Error, ValueError, TimestampError) as exc:
+        yield Check(False, "signature time-stamp", str(exc))
+        return
+    # A token's genTime may be rounded down to the second, as ``created`` is.
+    if not created - timedelta(seconds=1) <= when <= created + STAMP_WINDOW:
+        yield Check(False, "signature time-stamp", f"made at {when:%Y-%m-%d %H:%M:%S} UTC, not within "
+                    f"{STAMP_WINDOW} after created {created:%Y-%m-%d %H:%M:%S} UTC")
+        return
+    yield Check(True, f"signature time-stamp: {describe_token(token)} says the signature existed by "
+                f"{when:%Y-%m-%d %H:%M:%S} UTC")
 
 
 def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier, origin: str,
@@ -951,7 +1048,7 @@ def run(folder: str | Path | None, log: str | None, key: str, origin: str | None
         fragment: str | None = None, archive: str | None = None,
         state: str | Path | None = None, remember: bool = True,
         tsa_roots: Sequence[str | Path] = (), witnesses: Sequence[str] = (),
-        quorum: int | None = None) -> int:
+        quorum: int | None = None, domain_roots: Sequence[str | Path] = ()) -> int:
     """Check ``folder`` (a capture folder, a WARC or a WACZ) or ``fragment`` at ``archive``
     against the log at ``log`` signed by verifier key ``key`` (and, given PEM files of TSA roots,
     the checkpoint's time-stamps), printing one line per check through ``echo``; return the exit
@@ -959,7 +1056,7 @@ def run(folder: str | Path | None, log: str | None, key: str, origin: str | None
     checks = _checks(folder, log, key, origin, entry=entry, wacz_key=wacz_key,
                      allow_unpinned=allow_unpinned, fragment=fragment, archive=archive,
                      state=state, remember=remember, tsa_root_files=tsa_roots,
-                     witnesses=witnesses, quorum=quorum)
+                     witnesses=witnesses, quorum=quorum, domain_root_files=domain_roots)
     failed = False
     for check in checks:
         echo(check.line())
@@ -971,7 +1068,8 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
             entry: int | None, wacz_key: str | None, allow_unpinned: bool,
             fragment: str | None, archive: str | None, state: str | Path | None,
             remember: bool, tsa_root_files: Sequence[str | Path] = (),
-            witnesses: Sequence[str] = (), quorum: int | None = None) -> Iterator[Check]:
+            witnesses: Sequence[str] = (), quorum: int | None = None,
+            domain_root_files: Sequence[str | Path] = ()) -> Iterator[Check]:
     """The checks for whichever input was given, in order."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
@@ -1017,6 +1115,16 @@ def _checks(target: str | Path | None, log: str | None, key: str, origin: str | 
         except READ_ERRORS as exc:
             yield Check(False, "WACZ key", str(exc))
             return
+        if domain_root_files:
+            domain_roots: list[x509.Certificate] = []
+            for root_file in domain_root_files:
+                try:
+                    # The same PEM bundle reader as the TSAs' roots; its errors name the file.
+                    domain_roots += load_roots(root_file)
+                except TimestampError as exc:
+                    yield Check(False, "domain roots", str(exc).replace("TSA roots", "domain roots"))
+                    return
+            options = dataclasses.replace(options, domain_roots=tuple(domain_roots))
         yield from verify_wacz(path, verifier, origin, client, memory, options, tsa_roots=roots)
         return
     if client is None:
@@ -1044,7 +1152,11 @@ def build_parser(prog: str = "python -m provenance.verify") -> argparse.Argument
     parser.add_argument("--wacz-key", metavar="FILE|URL",
                         help="the archive's WACZ key document (its /archive/wacz-key.json)")
     parser.add_argument("--allow-unpinned", action="store_true",
-                        help="accept a WACZ signed by a key not given with --wacz-key")
+                        help="accept a WACZ signed by a key not given with --wacz-key (or, in "
+                        "domain mode, under a root not given with --domain-root)")
+    parser.add_argument("--domain-root", action="append", default=[], metavar="PEM",
+                        help="a PEM file of root certificates trusted for domain-mode WACZ "
+                        "signatures (repeatable)")
     parser.add_argument("--fragment", metavar="ID", help="check a fragment by id (with --archive)")
     parser.add_argument("--archive", metavar="URL", help="the archive serving the fragment")
     parser.add_argument("--state", metavar="DIR", help="where the last checkpoint seen of each "
@@ -1139,7 +1251,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m provenance.verify
                      wacz_key=args.wacz_key, allow_unpinned=args.allow_unpinned,
                      fragment=args.fragment, archive=args.archive, state=args.state,
                      remember=not args.no_state, tsa_roots=args.tsa_root,
-                     witnesses=args.witness, quorum=args.quorum)
+                     witnesses=args.witness, quorum=args.quorum,
+                     domain_roots=args.domain_root)
     if keys:
         if not args.log:
             echo(Check(False, "key entries", "they are read from the log: give --log").line())

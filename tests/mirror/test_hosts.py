@@ -17,7 +17,7 @@ import pytest
 
 from config.settings import Settings
 from mirror.fetch import Fetcher
-from mirror.hosts import HOSTS_FILE, address_is_public, check_proxied_host, parse_inet_aton
+from samizdat.addresses import HOSTS_FILE, address_is_public, check_proxied_host, parse_inet_aton
 from samizdat.errors import FetchError
 from tests.services import free_port, stop_process
 

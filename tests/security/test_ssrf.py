@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from config.settings import Settings, SettingsError, load_settings
 from mirror.fetch import Fetcher, resolve_allowed
-from mirror.hosts import address_is_public, check_proxied_host
+from samizdat.addresses import address_is_public, check_proxied_host
 from mirror.models import CapturePart
 from mirror.pipeline import capture_source
 from mirror.sources import add_source

@@ -1,6 +1,10 @@
-"""Judging a URL's host without connecting: which addresses are public, which names are local.
+"""The address policy: which addresses are public, which names are local, resolving under a policy.
 
-The direct fetcher resolves names itself and judges every address with :func:`address_is_public`.
+One place for every outbound connection Samizdat makes, whoever makes it: the HTTP fetcher
+(mirror/fetch.py) and the browser's recording proxy (browser/guard.py) both judge addresses here.
+
+A direct connection resolves the name once with :func:`resolve_allowed`, keeps only addresses
+:func:`address_is_public` (or the operator's override) allows, and connects to one of those.
 Through a proxy the proxy resolves, so :func:`check_proxied_host` must judge the host as written:
 it reads numeric hosts the way ``inet_aton`` (and so the proxy's resolver) does (``127.1``,
 ``0x7f.1``, ``2130706433``, ``0177.0.0.1``, ``0``), strips the trailing dot of ``localhost.``,
@@ -11,6 +15,7 @@ the hosts file) before the proxy ever sees them.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +63,33 @@ def address_is_public(ip: str) -> bool:
         # Python's registry calls it global.
         return False
     return addr.is_global and not addr.is_multicast
+
+
+def allow_any_address(_ip: str) -> bool:
+    """The policy when SAMIZDAT_FETCH_ALLOW_PRIVATE is on (tests, closed networks)."""
+    return True
+
+
+def resolve_allowed(host: str, port: int, allow_address: Callable[[str], bool]) -> list[tuple]:
+    """Resolve ``host`` once and keep only the addresses the policy lets us connect to.
+
+    The caller connects to one of the returned ``getaddrinfo`` entries and never resolves the
+    name again for that connection, so a name cannot change its answer between check and connect.
+    Raises FetchError("dns") when the name does not resolve, FetchError("blocked_address") when
+    no address is allowed.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError("dns", f"cannot resolve {host}: {exc.strerror or exc}") from None
+    allowed = [info for info in infos if allow_address(info[4][0])]
+    if not allowed:
+        shown = ", ".join(sorted({info[4][0] for info in infos}))
+        raise FetchError(
+            "blocked_address",
+            f"{host} resolves to a private, loopback or link-local address ({shown}); refused",
+        )
+    return allowed
 
 
 def _inet_aton_part(text: str) -> int | None:
