@@ -46,6 +46,8 @@ class PageLimits:
     viewport_width: int = 1280
     viewport_height: int = 900
     thumbnail_width: int = 320
+    max_popups: int = 20              # popups are closed as they open; more than this ends it
+    max_dialogs: int = 20             # alert/confirm/prompt are dismissed; more than this ends it
 
 
 @dataclass
@@ -57,7 +59,9 @@ class RenderedPage:
     dom_html: str
     screenshot_png: bytes
     thumbnail_png: bytes
-    ended_by: str | None = None       # None when the page finished; else the limit that ended it
+    # None when the page finished; else what ended it: "wall-clock", "quiet-wait" (the network
+    # never went quiet), "scroll-steps", "height", "popups", "dialogs", "crash" or "error".
+    ended_by: str | None = None
     scroll_steps: int = 0
     popups_closed: int = 0
     notes: list[str] = field(default_factory=list)

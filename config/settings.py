@@ -61,6 +61,22 @@ class Settings:
     replica_verify_seconds: float = 3600.0
     replica_verify_batch: int = 1000
     capture_concurrency: int = 4
+    # Browser capture (docs/configuration.md, "Browser capture"): how many pages Chromium renders
+    # at once (each is a Chromium process tree: hundreds of MB), and the Chromium to run: a path
+    # or a command name; empty: `chromium` or `chromium-browser` on PATH, else browser capture is
+    # off (auto falls back to HTTP).
+    browser_concurrency: int = 1
+    chromium: str = ""
+    # The bounds of one browser capture; whichever comes first ends it with what it has, marked
+    # as such (browser.configure.browser_limits maps these onto PageLimits and ProxyLimits).
+    browser_wall_seconds: float = 60.0  # the whole page, whether or not data keeps arriving
+    browser_scroll_steps: int = 40
+    browser_max_height: int = 20_000  # pixels scrolled and screenshotted
+    browser_max_requests: int = 500
+    browser_max_bytes: int = 50 * 1024 * 1024  # every response of the page together
+    # A Chromium process is closed and a fresh one started after this many pages (and after any
+    # crash or hang): whatever one page leaks dies with it.
+    browser_pages_per_process: int = 50
     fragment_min_chars: int = 60  # fragment length bounds; fragments never cut inside a word
     fragment_max_chars: int = 280
     requisites_max_count: int = 20  # same-site stylesheets and images kept per capture
@@ -147,6 +163,14 @@ class Settings:
     # being down does not make every checkpoint unacceptable).
     witnesses: str = ""
     witness_quorum: int = 0
+    # The log re-signs its checkpoint (with a new time line, asking the witnesses to cosign it
+    # afresh) once the newest is this old, even when nothing was appended: widgets and verifiers
+    # refuse checkpoints older than their maximum age, so a quiet archive must stay fresh.
+    log_refresh_seconds: float = 21600.0
+    # The widget (embed.js, when pinned to the log) refuses a checkpoint older than this, so a
+    # stolen pack key cannot replay an index from before its revocation for long; 0: off. It must
+    # exceed the refresh interval plus the time the archive may be down (docs/security.md, "Keys").
+    embed_checkpoint_max_age_hours: float = 72.0
     # This server as a witness of other logs (docs/provenance.md, "Witnesses"): its Ed25519
     # cosigning key (empty: data_dir/keys/witness-ed25519.pem, made on first use, 0600), its key
     # name (empty: the public address's host and path + "/witness") and the file listing the logs
@@ -353,6 +377,10 @@ def _absolute_sqlite_url(url: str) -> str:
     return f"{prefix}{Path(path).expanduser().resolve().as_posix()}{sep}{query}"
 
 
+# Numeric settings where 0 is a meaningful value (off) rather than a mistake.
+_ZERO_MEANS_OFF = frozenset({"embed_checkpoint_max_age_hours"})
+
+
 def _parse_bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -400,6 +428,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = _parse_bool(f.name, raw)
         elif f.type in ("int", int):
             values[f.name] = _parse_number(f.name, raw, int)
+        elif f.name in _ZERO_MEANS_OFF and raw.strip() in ("0", "0.0"):
+            values[f.name] = 0.0
         elif f.type in ("float", float):
             values[f.name] = _parse_number(f.name, raw, float)
         elif f.type in ("Path", Path):
@@ -443,6 +473,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"got {origin!r}"
         )
     _check_witness_settings(settings)
+    _check_browser_settings(settings)
     try:
         settings.fetch_allowed_endpoints  # noqa: B018 - parses every entry
     except ValueError as exc:
@@ -456,6 +487,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"such as https://ipfs.io, got {bad_gateway!r}"
         )
     return settings
+
+
+# The browser settings' bounds, inclusive: past them a capture is a hazard to the machine (a
+# 100,000-pixel screenshot is gigabytes of pixels) or never ends, not merely thorough.
+BROWSER_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "browser_concurrency": (1, 64, ""),
+    "browser_wall_seconds": (1, 3600, " seconds"),
+    "browser_scroll_steps": (1, 10_000, ""),
+    "browser_max_height": (1000, 50_000, " pixels"),
+    "browser_max_requests": (1, 100_000, ""),
+    "browser_max_bytes": (1024 * 1024, 4 * 1024 ** 3, " bytes"),
+    "browser_pages_per_process": (1, 100_000, ""),
+}
+
+
+def _check_browser_settings(settings: Settings) -> None:
+    """Each browser limit within its bounds (BROWSER_BOUNDS), or one line naming the variable."""
+    for name, (low, high, unit) in BROWSER_BOUNDS.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:
+            raise SettingsError(
+                f"{PREFIX}{name.upper()} must be between {_plain(low)} and {_plain(high)}{unit}, "
+                f"got {_plain(value)}"
+            )
+    if settings.chromium and any(c in settings.chromium for c in "\n\r\0"):
+        raise SettingsError(f"{PREFIX}CHROMIUM must be a path or a command name")
+
+
+def _plain(number: float) -> str:
+    """A bound or value as an operator typed it: 60, 1.5, 4294967296 (never 4.29e+09)."""
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 def _check_tsas(settings: Settings) -> None:

@@ -20,6 +20,8 @@ from mirror.rebuild import RebuildError, plan_rebuild, rebuild_index, save_index
 from mirror.replicas import reconcile, verify_replicas
 from mirror.routes import source_as_dict
 from mirror.sources import (
+    CAPTURE_MODES,
+    DEFAULT_CAPTURE_MODE,
     ConfirmationNeeded,
     add_source,
     bulk_change,
@@ -35,26 +37,43 @@ def sources_cli():
     """Manage the pages to mirror."""
 
 
+def _mode_option(what: str) -> Callable:
+    """``--mode``: a plain string, checked by clean_capture_mode like every other way in (a
+    click.Choice would accept "HTTP" with case_sensitive=False and word its errors apart)."""
+    return click.option(
+        "--mode", "mode", default=DEFAULT_CAPTURE_MODE, show_default=True,
+        help=f"{what}: {', '.join(CAPTURE_MODES)} (auto: HTTP first, the browser when the "
+        "page looks script-built).",
+    )
+
+
 @sources_cli.command("add")
 @click.argument("url")
 @click.option("--country", help="Two-letter country code where the page is blocked.")
 @click.option("--collection", help="Collection name, e.g. vietnam.")
 @click.option("--every", "every", help="Capture interval: 30m, 6h, 1d (default from settings).")
+@_mode_option("How to capture it")
 @with_appcontext
-def sources_add(url: str, country: str | None, collection: str | None, every: str | None):
+def sources_add(
+    url: str, country: str | None, collection: str | None, every: str | None, mode: str
+):
     """Add URL as a source (http/https only)."""
     rt = runtime()
     with rt.Session() as session:
         try:
             interval = interval_or_default(every, rt.settings)
             result = add_source(
-                session, url, interval, country=country, collection=collection, actor=cli_actor()
+                session, url, interval, country=country, collection=collection, actor=cli_actor(),
+                capture_mode=mode,
             )
         except SamizdatError as exc:
             raise click.ClickException(str(exc)) from None
         session.commit()
         verb = "added" if result.created else "already present"
-        click.echo(f"{verb}: source {result.source.id} {result.source.url}")
+        click.echo(
+            f"{verb}: source {result.source.id} {result.source.url} "
+            f"(capture mode {result.source.capture_mode})"
+        )
 
 
 @sources_cli.command("import")
@@ -66,9 +85,11 @@ def sources_add(url: str, country: str | None, collection: str | None, every: st
     "--paused", is_flag=True,
     help="Add the new sources paused (resume them later with `flask sources resume`).",
 )
+@_mode_option("How to capture the new sources, unless a CSV row has a capture_mode of its own")
 @with_appcontext
 def sources_import(
-    file: str, country: str | None, collection: str | None, every: str | None, paused: bool
+    file: str, country: str | None, collection: str | None, every: str | None, paused: bool,
+    mode: str,
 ):
     """Import a Citizen Lab test-list CSV or a plain list of URLs (one per line); idempotent."""
     rt = runtime()
@@ -90,7 +111,7 @@ def sources_import(
                 summary = import_sources(
                     session, data, None if file == "-" else file, interval,
                     country=country, collection=collection, progress=bar.update,
-                    active=not paused, actor=cli_actor(),
+                    active=not paused, actor=cli_actor(), capture_mode=mode,
                 )
             except SamizdatError as exc:
                 raise click.ClickException(str(exc)) from None
@@ -177,6 +198,28 @@ _bulk_command(
 )
 
 
+@sources_cli.command("mode")
+@click.argument("mode")
+@click.argument("source_ids", nargs=-1, type=int)
+@click.option("--collection", help="Every live source of this collection.")
+@click.option("--country", help="Every live source of this two-letter country code.")
+@with_appcontext
+def sources_mode(
+    mode: str, source_ids: tuple[int, ...], collection: str | None, country: str | None
+):
+    """Capture SOURCE_IDS, or every source of --collection/--country, in MODE (auto, http,
+    browser)."""
+    rt = runtime()
+    with rt.Session() as session:
+        try:
+            flt = source_filter(source_ids, country=country, collection=collection)
+            result = bulk_change(session, "mode", flt, actor=cli_actor(), capture_mode=mode)
+        except SamizdatError as exc:
+            raise click.ClickException(str(exc)) from None
+        session.commit()
+    click.echo(f"set {result.changed} of {len(result.matched)} matching sources to {mode}")
+
+
 @sources_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @with_appcontext
@@ -189,7 +232,10 @@ def sources_list(as_json: bool):
             return
         for s in sources:
             state = "deleted" if s.deleted_at else "active" if s.active else "paused"
-            click.echo(f"{s.id:>5}  {state:6}  every {s.interval_minutes:>5} min  {s.url}")
+            click.echo(
+                f"{s.id:>5}  {state:6}  every {s.interval_minutes:>5} min  "
+                f"{s.capture_mode:7}  {s.url}"
+            )
 
 
 @click.group("mirror")

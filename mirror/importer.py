@@ -4,6 +4,11 @@ Citizen Lab lists (github.com/citizenlab/test-lists) have the header
 ``url,category_code,category_description,date_added,source,notes`` and one file per country
 (``vn.csv``). A plain list has one URL per line; blank lines and ``#`` comments are skipped.
 Importing is idempotent: URLs are normalised and anything already known is counted, not added.
+
+Every new source gets the import's capture mode (auto unless chosen: a country's list mixes
+plain news sites with script-built ones, and auto captures each the way it needs). A CSV may
+also carry a ``capture_mode`` column of its own, after or instead of Citizen Lab's: a non-empty
+cell sets that row's mode, an empty one leaves the import's.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from sqlalchemy.orm import Session
 
 from accounts.audit import Actor, record
 from mirror.models import Source
-from mirror.sources import check_interval, clean_collection, clean_country
+from mirror.sources import (
+    DEFAULT_CAPTURE_MODE,
+    check_interval,
+    clean_capture_mode,
+    clean_collection,
+    clean_country,
+)
 from mirror.urls import normalize_url
 from samizdat.errors import InvalidURLError, SamizdatError
 from samizdat.text import unstorable_reason
@@ -56,6 +67,7 @@ class ImportRow:
     url: str
     category_code: str | None = None
     category_description: str | None = None
+    capture_mode: str | None = None  # the row's own mode, None for the import's
 
 
 @dataclass
@@ -138,7 +150,8 @@ def _read_csv(text: str) -> Iterator[ImportRow | tuple[int, str]]:
         raise ImportFileError("empty or unreadable CSV header") from None
     if "url" not in header:
         raise ImportFileError("CSV header has no url column")
-    if header[: len(CITIZENLAB_HEADER)] != CITIZENLAB_HEADER and header != ["url"]:
+    if (header[: len(CITIZENLAB_HEADER)] != CITIZENLAB_HEADER
+            and [h for h in header if h != "capture_mode"] != ["url"]):
         missing = [h for h in CITIZENLAB_HEADER if h not in header]
         if missing:
             raise ImportFileError(
@@ -165,7 +178,8 @@ def _read_csv(text: str) -> Iterator[ImportRow | tuple[int, str]]:
             value = row[index[name]].strip() if name in index else ""
             return value or None
 
-        yield ImportRow(line, row[index["url"]].strip(), cell("category_code"), cell("category_description"))
+        yield ImportRow(line, row[index["url"]].strip(), cell("category_code"),
+                        cell("category_description"), cell("capture_mode"))
 
 
 def _read_plain(text: str) -> Iterator[ImportRow | tuple[int, str]]:
@@ -203,13 +217,15 @@ def import_sources(
     max_rows: int | None = MAX_IMPORT_ROWS,
     active: bool = True,
     actor: Actor | None = None,
+    capture_mode: object = DEFAULT_CAPTURE_MODE,
 ) -> ImportSummary:
     """Import every valid row in one transaction (the caller commits); idempotent.
 
     ``progress`` is called with the number of rows handled since the last call. A file with more
     than ``max_rows`` rows (None: no limit) is refused whole with ImportFileError, as is a bad
     country or collection; nothing is written then. ``active=False`` adds the new sources paused,
-    so a long list is not all due at once; rows already present keep their state. With
+    so a long list is not all due at once; rows already present keep their state, and their
+    capture mode. ``capture_mode`` is the new sources' mode unless a row has its own. With
     ``actor``, one audit entry records the file and what it did.
     """
     check_interval(interval_minutes)
@@ -217,6 +233,7 @@ def import_sources(
     try:
         country = clean_country(country or country_from_filename(filename))
         collection = clean_collection(collection)
+        capture_mode = clean_capture_mode(capture_mode)
     except SamizdatError as exc:
         raise ImportFileError(str(exc)) from None
     known = set(session.scalars(select(Source.url)))
@@ -236,6 +253,13 @@ def import_sources(
         if problem:
             summary.add_invalid(item.line, problem)
             continue
+        row_mode = capture_mode
+        if item.capture_mode is not None:
+            try:
+                row_mode = clean_capture_mode(item.capture_mode)
+            except SamizdatError as exc:
+                summary.add_invalid(item.line, str(exc))
+                continue
         try:
             url = normalize_url(item.url)
         except InvalidURLError as exc:
@@ -253,6 +277,7 @@ def import_sources(
                 collection=collection,
                 category_code=item.category_code,
                 category_description=item.category_description,
+                capture_mode=row_mode,
                 active=active,
             )
         )
@@ -264,5 +289,6 @@ def import_sources(
             "file": filename, "added": len(summary.added), "ids": summary.added,
             "already_present": summary.already_present, "invalid": summary.invalid_count,
             "country": country, "collection": collection, "active": active,
+            "capture_mode": capture_mode,
         })
     return summary

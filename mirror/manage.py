@@ -17,6 +17,8 @@ from mirror.jobs import JOB_STATES, enqueue
 from mirror.models import Capture, Job, Source
 from mirror.routes import form_flag, job_as_dict
 from mirror.sources import (
+    CAPTURE_MODES,
+    DEFAULT_CAPTURE_MODE,
     SOURCE_STATES,
     ConfirmationNeeded,
     SourceFilter,
@@ -119,6 +121,7 @@ def _render_sources(error: str | None = None, form: dict | None = None, status: 
         filter_args={k: v for k, v in raw_filter.items() if v},
         filtering=not flt.is_empty,
         states=SOURCE_STATES,
+        modes=CAPTURE_MODES,
         here=_here(),
         default_every=f"{runtime().settings.default_interval_minutes}m",
     )
@@ -156,6 +159,8 @@ def add_source_form():
     """Add a source from the form; errors come back on the same page with the values kept."""
     session = db_session()
     form = {k: request.form.get(k, "").strip() for k in ("url", "country", "collection", "every")}
+    # An absent field is the default; one sent empty or unknown is refused by add_source.
+    form["capture_mode"] = request.form.get("capture_mode", DEFAULT_CAPTURE_MODE)
     try:
         interval = interval_or_default(form["every"], runtime().settings)
         result = add_source(
@@ -165,6 +170,7 @@ def add_source_form():
             country=form["country"] or None,
             collection=form["collection"] or None,
             actor=current_actor(),
+            capture_mode=form["capture_mode"],
         )
     except SamizdatError as exc:
         session.rollback()
@@ -196,18 +202,21 @@ def _change(source_id: int, message: str, **changes):
 @bp.post("/manage/sources/<int:source_id>/edit")
 @archivist_page
 def edit_source_form(source_id: int):
-    """Change country, collection and interval from the row's form."""
+    """Change country, collection, interval and capture mode from the row's form."""
     try:
         every = request.form.get("every", "").strip()
         interval = parse_interval(every)
     except SamizdatError as exc:
         return _render_sources(error=f"source {source_id}: {exc}", status=400)
+    # A form without the field (an older page still open) leaves the mode as it is.
+    mode = {"capture_mode": request.form["capture_mode"]} if "capture_mode" in request.form else {}
     return _change(
         source_id,
         "Saved {url}.",
         country=request.form.get("country", ""),
         collection=request.form.get("collection", ""),
         interval_minutes=interval,
+        **mode,
     )
 
 
@@ -235,7 +244,10 @@ def delete_source_form(source_id: int):
     return _bulk("delete", source_filter([source_id]))
 
 
-_BULK_DONE = {"pause": "Paused", "resume": "Resumed", "delete": "Deleted"}
+_BULK_DONE = {
+    "pause": "Paused", "resume": "Resumed", "delete": "Deleted",
+    "mode": "Changed the capture mode of",
+}
 
 
 def _bulk(action: str, flt: SourceFilter):
@@ -245,6 +257,8 @@ def _bulk(action: str, flt: SourceFilter):
         result = bulk_change(
             session, action, flt, confirmed=request.form.get("confirm") == "yes",
             actor=current_actor(),
+            # The bulk forms always send their mode menu; it counts for the mode button only.
+            capture_mode=request.form.get("capture_mode") if action == "mode" else None,
         )
     except ConfirmationNeeded as needed:
         session.rollback()
@@ -260,6 +274,8 @@ def _bulk(action: str, flt: SourceFilter):
     session.commit()
     noun = "source" if len(result.matched) == 1 else "sources"
     extra = "; their captures are kept" if action == "delete" else ""
+    if action == "mode":
+        extra = f" to {request.form.get('capture_mode')}"
     flash(f"{_BULK_DONE[action]} {result.changed} of {len(result.matched)} {noun}{extra}.", "ok")
     return _back()
 
@@ -267,7 +283,8 @@ def _bulk(action: str, flt: SourceFilter):
 @bp.post("/manage/sources/bulk")
 @archivist_page
 def bulk_form():
-    """Pause, resume or delete the ticked sources, or every source matching the list's filter."""
+    """Pause, resume, delete or set the capture mode of the ticked sources, or of every source
+    matching the list's filter."""
     try:
         flt = source_filter(
             request.form.getlist("ids"),
@@ -307,6 +324,7 @@ def _render_import(
         form=form or {},
         max_mib=MAX_IMPORT_BYTES // (1024 * 1024),
         max_rows=f"{MAX_IMPORT_ROWS:,}",
+        modes=CAPTURE_MODES,
         default_every=f"{runtime().settings.default_interval_minutes}m",
     )
     return secure_page(body, status)
@@ -324,6 +342,7 @@ def import_page():
 def import_form():
     """Import the uploaded list in one transaction and show what was added, known and invalid."""
     form = {k: request.form.get(k, "").strip() for k in ("country", "collection", "every")}
+    form["capture_mode"] = request.form.get("capture_mode", DEFAULT_CAPTURE_MODE)
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         return _render_import(error="choose a file to import", form=form, status=400)
@@ -340,6 +359,7 @@ def import_form():
             collection=form["collection"] or None,
             active=not form["paused"],
             actor=current_actor(),
+            capture_mode=form["capture_mode"],
         )
     except SamizdatError as exc:
         session.rollback()

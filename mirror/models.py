@@ -33,6 +33,9 @@ class Source(Base):
     category_code: Mapped[str | None] = mapped_column(String(32))
     category_description: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How it is captured: "http", "browser" or "auto" (HTTP first, the browser when the result
+    # looks script-built). Checked by mirror.sources.clean_capture_mode wherever it enters.
+    capture_mode: Mapped[str] = mapped_column(String(16), default="auto", server_default="auto")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deleting a source only hides it: its captures (and their fragments) stay in the archive.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -77,6 +80,14 @@ class Capture(Base):
     split_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the fragments and the offline copy were committed (with them, in one transaction).
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How this capture was made: "http" or "browser"; None for captures made before it was recorded.
+    capture_method: Mapped[str | None] = mapped_column(String(16))
+    # Why: for a source in auto mode that went to the browser, what made the HTTP result look
+    # script-built (browser.needed); None otherwise.
+    method_reason: Mapped[str | None] = mapped_column(String(255))
+    # The limit a browser capture ended at (wall-clock, requests, bytes, scroll, height), keeping
+    # what it had by then; None when it finished by itself.
+    limited_by: Mapped[str | None] = mapped_column(String(64))
 
     source: Mapped[Source] = relationship(back_populates="captures")
     parts: Mapped[list[CapturePart]] = relationship(

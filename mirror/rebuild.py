@@ -46,6 +46,7 @@ from mirror.replicas import (
     STORED,
     remote_backends,
 )
+from mirror.sources import CAPTURE_MODES, DEFAULT_CAPTURE_MODE
 from mirror.storage import S3Store, sha256_hex
 from mirror.storage.s3 import KEY_PREFIX
 from samizdat.db import utcnow
@@ -91,6 +92,7 @@ def index_state(session: Session) -> dict:
             "category_code": s.category_code,
             "category_description": s.category_description,
             "active": s.active,
+            "capture_mode": s.capture_mode,
             "created_at": _iso(s.created_at),
             "deleted_at": _iso(s.deleted_at),
         }
@@ -646,6 +648,9 @@ def _get_or_create_source(runtime, session: Session, url: str, record: dict) -> 
         category_code=record.get("category_code"),
         category_description=record.get("category_description"),
         active=bool(record.get("active", True)),
+        # A state saved before capture modes (or altered) gets the default, never a bad mode.
+        capture_mode=record.get("capture_mode") if record.get("capture_mode") in CAPTURE_MODES
+        else DEFAULT_CAPTURE_MODE,
         created_at=_time_or_now(record.get("created_at")),
         deleted_at=_time_or_none(record.get("deleted_at")),
     )

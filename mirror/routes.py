@@ -21,6 +21,7 @@ from mirror.models import Capture, Job, Source
 from mirror.replicas import replica_states
 from mirror.storage.s3 import KEY_PREFIX as S3_KEY_PREFIX
 from mirror.sources import (
+    DEFAULT_CAPTURE_MODE,
     ConfirmationNeeded,
     add_source,
     bulk_change,
@@ -49,6 +50,7 @@ def source_as_dict(source: Source) -> dict:
         "category_code": source.category_code,
         "category_description": source.category_description,
         "active": source.active,
+        "capture_mode": source.capture_mode,
         "created_at": source.created_at.isoformat(),
     }
 
@@ -79,6 +81,9 @@ def capture_as_dict(capture: Capture, session=None, details: bool = False) -> di
         "charset": capture.charset,
         "complete": capture.complete,
         "same_as_id": capture.same_as_id,
+        "capture_method": capture.capture_method,
+        "method_reason": capture.method_reason,
+        "limited_by": capture.limited_by,
         "warc_key": f"{S3_KEY_PREFIX}{warc.sha256}" if warc else None,
     }
     if session is not None:
@@ -150,7 +155,8 @@ def _live_source(source_id: int) -> Source | None:
 @bp.post("/api/sources")
 @require_archivist
 def create_source():
-    """Add a source from JSON {url, country?, collection?, every?}: 201 new, 200 already present."""
+    """Add a source from JSON {url, country?, collection?, every?, capture_mode?}: 201 new, 200
+    already present (unchanged)."""
     session = db_session()
     try:
         body = json_object()
@@ -166,6 +172,7 @@ def create_source():
             country=_optional_text(body, "country"),
             collection=_optional_text(body, "collection"),
             actor=current_actor(),
+            capture_mode=body.get("capture_mode", DEFAULT_CAPTURE_MODE),
         )
     except SamizdatError as exc:
         session.rollback()
@@ -177,14 +184,14 @@ def create_source():
 @bp.patch("/api/sources/<int:source_id>")
 @require_archivist
 def patch_source(source_id: int):
-    """Change a source's country, collection, every (interval) or active (pause/resume)."""
+    """Change a source's country, collection, every (interval), capture_mode or active."""
     session = db_session()
     source = _live_source(source_id)
     if source is None:
         return json_error(404, f"no source with id {source_id}")
     try:
         body = json_object()
-        unknown = set(body) - {"country", "collection", "every", "active"}
+        unknown = set(body) - {"country", "collection", "every", "active", "capture_mode"}
         if unknown:
             raise SamizdatError(f"cannot change {', '.join(sorted(unknown))}")
         changes: dict[str, object] = {}
@@ -195,6 +202,8 @@ def patch_source(source_id: int):
             changes["interval_minutes"] = parse_interval(_optional_text(body, "every") or "")
         if "active" in body:
             changes["active"] = body["active"]
+        if "capture_mode" in body:
+            changes["capture_mode"] = body["capture_mode"]
         update_source(session, source, **changes, actor=current_actor())
     except SamizdatError as exc:
         session.rollback()
@@ -216,13 +225,14 @@ def remove_source(source_id: int):
     return jsonify({**source_as_dict(source), "deleted_at": source.deleted_at.isoformat()})
 
 
-_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm"}
+_BULK_KEYS = {"action", "ids", "collection", "country", "q", "state", "confirm", "capture_mode"}
 
 
 @bp.post("/api/sources/bulk")
 @require_archivist
 def bulk_sources():
-    """Pause, resume or delete many sources: {action, ids?, collection?, country?, q?, state?}.
+    """Pause, resume, delete or set the capture mode of many sources: {action, ids?, collection?,
+    country?, q?, state?, capture_mode? (with action mode)}.
 
     Deleting needs ``"confirm": true``; without it the answer is 400 with how many would go.
     """
@@ -247,7 +257,7 @@ def bulk_sources():
         )
         result = bulk_change(
             session, _optional_text(body, "action") or "", flt, confirmed=confirm,
-            actor=current_actor(),
+            actor=current_actor(), capture_mode=body.get("capture_mode"),
         )
     except ConfirmationNeeded as needed:
         session.rollback()
@@ -362,6 +372,7 @@ def import_source_file():
             collection=request.form.get("collection") or None,
             active=not paused,
             actor=current_actor(),
+            capture_mode=request.form.get("capture_mode", DEFAULT_CAPTURE_MODE),
         )
     except SamizdatError as exc:
         session.rollback()

@@ -88,6 +88,28 @@ def clean_collection(collection: str | None) -> str | None:
     return collection
 
 
+# How a source is captured. "auto" fetches over HTTP and captures again in the browser when the
+# result looks script-built (browser/needed.py); "http" never uses the browser; "browser" always.
+CAPTURE_MODES = ("auto", "http", "browser")
+DEFAULT_CAPTURE_MODE = "auto"
+
+
+def clean_capture_mode(mode: object) -> str:
+    """``mode`` if it is one of CAPTURE_MODES, exactly (lower case); SamizdatError otherwise.
+
+    The one check of a capture mode: the API, the pages, the CLI and the import all call it.
+    """
+    if not isinstance(mode, str) or mode not in CAPTURE_MODES:
+        if isinstance(mode, str):
+            shown = repr(mode)
+        else:
+            shown = "none" if mode is None else type(mode).__name__
+        raise SamizdatError(
+            f"capture mode must be one of {', '.join(CAPTURE_MODES)}, got {shown:.40}"
+        )
+    return mode
+
+
 @dataclass(frozen=True)
 class AddResult:
     """The stored source and whether this call created it."""
@@ -103,6 +125,7 @@ def add_source(
     country: str | None = None,
     collection: str | None = None,
     actor: Actor | None = None,
+    capture_mode: object = DEFAULT_CAPTURE_MODE,
 ) -> AddResult:
     """Validate and store a source; an already known URL (after normalisation) is returned as is.
 
@@ -112,6 +135,7 @@ def add_source(
     normalized = normalize_url(url)
     country = clean_country(country)
     collection = clean_collection(collection)
+    capture_mode = clean_capture_mode(capture_mode)
     check_interval(interval_minutes)
     existing = session.scalar(select(Source).where(Source.url == normalized))
     if existing is not None and existing.deleted_at is not None:
@@ -121,6 +145,7 @@ def add_source(
         existing.interval_minutes = interval_minutes
         existing.country = country
         existing.collection = collection
+        existing.capture_mode = capture_mode
         session.flush()
         _audit_added(session, actor, existing, restored=True)
         return AddResult(existing, created=True)
@@ -131,6 +156,7 @@ def add_source(
         interval_minutes=interval_minutes,
         country=country,
         collection=collection,
+        capture_mode=capture_mode,
         active=True,
     )
     session.add(source)
@@ -149,7 +175,7 @@ def _audit_added(session: Session, actor: Actor | None, source: Source, restored
 
 _UNSET = object()
 # What an edit of a source records, old and new.
-_AUDITED_FIELDS = ("country", "collection", "interval_minutes", "active")
+_AUDITED_FIELDS = ("country", "collection", "interval_minutes", "capture_mode", "active")
 
 
 def update_source(
@@ -160,6 +186,7 @@ def update_source(
     collection: str | None | object = _UNSET,
     interval_minutes: int | object = _UNSET,
     active: bool | object = _UNSET,
+    capture_mode: str | object = _UNSET,
     actor: Actor | None = None,
 ) -> Source:
     """Change the given fields of a source (others stay); validates all before writing any.
@@ -174,6 +201,8 @@ def update_source(
         changes["collection"] = clean_collection(collection)  # type: ignore[arg-type]
     if interval_minutes is not _UNSET:
         changes["interval_minutes"] = check_interval(interval_minutes)
+    if capture_mode is not _UNSET:
+        changes["capture_mode"] = clean_capture_mode(capture_mode)
     if active is not _UNSET:
         if not isinstance(active, bool):
             raise SamizdatError("active must be true or false")
@@ -204,7 +233,7 @@ def delete_source(session: Session, source: Source, actor: Actor | None = None) 
 
 
 SOURCE_STATES = ("active", "paused")
-BULK_ACTIONS = ("pause", "resume", "delete")
+BULK_ACTIONS = ("pause", "resume", "delete", "mode")
 # Deleting hides sources from mirroring: every interface asks before doing it to many at once.
 DESTRUCTIVE_ACTIONS = frozenset({"delete"})
 MAX_QUERY_CHARS = 200
@@ -315,8 +344,10 @@ def bulk_change(
     flt: SourceFilter,
     confirmed: bool = False,
     actor: Actor | None = None,
+    capture_mode: object = None,
 ) -> BulkResult:
-    """Pause, resume or delete every live source ``flt`` selects; the caller commits.
+    """Pause, resume, delete or set the ``capture_mode`` of (action ``mode``) every live source
+    ``flt`` selects; the caller commits.
 
     The CLI, the API and the page all come here. An empty filter is refused (it is never "all"
     by accident), as is an id that is unknown or deleted (then nothing changes). A destructive
@@ -325,6 +356,10 @@ def bulk_change(
     """
     if action not in BULK_ACTIONS:
         raise SamizdatError(f"action must be one of {', '.join(BULK_ACTIONS)}")
+    if action == "mode":
+        capture_mode = clean_capture_mode(capture_mode)
+    elif capture_mode is not None:
+        raise SamizdatError("a capture mode goes with the action mode")
     if flt.is_empty:
         raise SamizdatError("choose sources: ids, a collection, a country, URL text or a state")
     if flt.ids:
@@ -346,6 +381,10 @@ def bulk_change(
         if action == "delete":
             source.deleted_at = now
             changed.append(source.id)
+        elif action == "mode":
+            if source.capture_mode != capture_mode:
+                source.capture_mode = capture_mode
+                changed.append(source.id)
         elif source.active != (action == "resume"):
             source.active = action == "resume"
             changed.append(source.id)
@@ -353,7 +392,8 @@ def bulk_change(
     if actor is not None and changed:
         record(session, actor, f"source.{action}", "source",
                changed[0] if len(changed) == 1 else None,
-               {"ids": changed, "count": len(changed), "matched": len(matched)})
+               {"ids": changed, "count": len(changed), "matched": len(matched),
+                **({"capture_mode": capture_mode} if action == "mode" else {})})
     return BulkResult(action, matched, len(changed))
 
 

@@ -230,6 +230,21 @@ def _timestamps(runtime: Runtime) -> DoctorCheck:
     return DoctorCheck("timestamps", OK, detail)
 
 
+def _browser(runtime: Runtime) -> DoctorCheck:
+    from browser.configure import chromium_missing, find_chromium
+
+    settings = runtime.settings
+    found = find_chromium(settings)
+    if found is None:
+        detail = f"{chromium_missing(settings)}: auto falls back to http, browser sources cannot be captured"
+        # Asked for by name and absent is a fault; merely not installed is a choice.
+        return DoctorCheck("browser", FAILING if settings.chromium else WARN, detail)
+    return DoctorCheck("browser", OK, (
+        f"chromium found at {found}; {settings.browser_concurrency} page(s) at a time, each at most "
+        f"{settings.browser_wall_seconds:g} s, {settings.browser_max_requests} requests and "
+        f"{settings.browser_max_bytes // (1024 * 1024)} MiB"))
+
+
 def _wacz_signing(runtime: Runtime) -> DoctorCheck:
     """Which WACZ signature exports get, and whether the domain certificate is still in the
     window within which authsign accepts its signatures."""
@@ -282,7 +297,7 @@ def run_doctor(runtime: Runtime) -> list[DoctorCheck]:
             checks += [_scheduler(state), _jobs(runtime, state), *_replicas(runtime, state),
                        _processing(state), _packs(runtime, state), _static_copy(runtime, state),
                        _log_copies(runtime)]
-    checks += [_timestamps(runtime), _wacz_signing(runtime), _metrics_dir()]
+    checks += [_timestamps(runtime), _wacz_signing(runtime), _browser(runtime), _metrics_dir()]
     return checks
 
 

@@ -125,6 +125,11 @@ def _logged_key_rows(session: Session) -> list[LoggedCapture]:
         .order_by(LoggedCapture.log_index)))
 
 
+def logged_key_entries(session: Session) -> list[tuple[int, bytes]]:
+    """The key entries recorded in the database as (log index, bytes), in log order."""
+    return [(row.log_index, row.entry.encode()) for row in _logged_key_rows(session)]
+
+
 def record_queued_entries(settings: Settings, session: Session, writer: LogWriter,
                           following: int) -> int:
     """Record every queued key entry not yet in the log as a row from index ``following`` (the

@@ -41,7 +41,7 @@ def db_current():
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @with_appcontext
 def doctor(as_json: bool):
-    """Check the database, stores, Redis, scheduler, queues, packs and metrics; exit 1 if any fails."""
+    """Check the database, stores, Redis, scheduler, queues, packs, Chromium and metrics; exit 1 if any fails."""
     from ops.doctor import doctor_report, run_doctor
 
     checks = run_doctor(runtime())

@@ -42,3 +42,25 @@ def test_downgrade_to_base_and_back(tmp_path):
     engine.dispose()
     migrate.upgrade(url)
     assert migrate.current_revision(url) is not None
+
+
+def test_sources_of_before_0012_become_auto_and_their_captures_record_no_method(database_url):
+    migrate.downgrade(database_url, "0011")
+    try:
+        engine = create_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO sources (id, url, interval_minutes, active, created_at) "
+                "VALUES (7, 'https://old.example/', 60, true, '2026-01-01 00:00:00')"))
+            conn.execute(text(
+                "INSERT INTO captures (id, source_id, status, url, fetched_at, complete) "
+                "VALUES (9, 7, 'ok', 'https://old.example/', '2026-01-01 00:00:00', true)"))
+        migrate.upgrade(database_url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT capture_mode FROM sources WHERE id = 7")).scalar() == "auto"
+            method = conn.execute(text(
+                "SELECT capture_method, method_reason, limited_by FROM captures WHERE id = 9")).one()
+            assert tuple(method) == (None, None, None)
+        engine.dispose()
+    finally:
+        migrate.upgrade(database_url)

@@ -44,3 +44,4 @@ def test_jobs_and_sources_are_cards_at_360_px_with_labelled_cells(app, live_serv
     labelled = page.evaluate("""() => [...document.querySelectorAll('table.cards tbody td[data-label]')]
         .map(td => getComputedStyle(td, '::before').content.replaceAll('"', '') + td.innerText.trim())""")
     assert "State: active" in labelled and "Last capture: never" in labelled
+    assert "Capture: auto" in labelled

@@ -92,7 +92,8 @@ def snapshot(server: Server) -> dict:
     """What readers, supporters and archivists see, keyed by what survives a rebuild."""
     with server.runtime.Session() as session:
         sources = {
-            s.url: (s.country, s.collection, s.interval_minutes, s.active, s.deleted_at is not None)
+            s.url: (s.country, s.collection, s.interval_minutes, s.capture_mode, s.active,
+                    s.deleted_at is not None)
             for s in session.scalars(select(Source))
         }
         captures = {}
@@ -136,9 +137,9 @@ def build_archive(server: Server, site) -> None:
         create_collection(session, "vietnam")
         session.commit()
     for index, extra in ((0, ["--country", "VN", "--collection", "vietnam"]), (1, ["--country", "CN"]),
-                         (2, ["--every", "1d"])):
+                         (2, ["--every", "1d", "--mode", "http"])):
         assert server.flask("sources", "add", site.url(f"/articles/{names[index]}.html"), *extra).exit_code == 0
-    server.flask("sources", "add", site.url("/never-captured.html"), "--country", "IR")
+    server.flask("sources", "add", site.url("/never-captured.html"), "--country", "IR", "--mode", "browser")
     run = server.flask("mirror", "run", "1", "2", "3")
     assert run.exit_code == 0 and "3 captured" in run.output, run.output
     # The first page changes: its second capture has new text (and new fragments).

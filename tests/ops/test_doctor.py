@@ -35,7 +35,7 @@ def doctor(app, *args: str):
 def lines_by_part(output: str) -> dict[str, str]:
     """The report's lines, by the part each begins with."""
     parts = ("database", "local", "s3", "ipfs", "redis", "scheduler", "jobs", "replicas s3",
-             "replicas ipfs", "processing", "packs", "static copy", "log copies", "metrics")
+             "replicas ipfs", "processing", "packs", "static copy", "log copies", "browser", "metrics")
     found = {}
     for line in output.splitlines():
         for part in sorted(parts, key=len, reverse=True):
@@ -58,7 +58,8 @@ def test_a_healthy_archive_passes_every_check(settings, tmp_path):
     assert result.exit_code == 0, result.output
     lines = lines_by_part(result.output)
     assert set(lines) == {"database", "local", "s3", "ipfs", "redis", "scheduler", "jobs", "replicas s3",
-                          "replicas ipfs", "processing", "packs", "static copy", "log copies", "metrics"}
+                          "replicas ipfs", "processing", "packs", "static copy", "log copies", "browser",
+                          "metrics"}
     assert "FAILING" not in result.output
     assert "schema at head" in lines["database"] and "127.0.0.1:6379/9" in lines["redis"]
     report = json.loads(as_json.output)
@@ -119,3 +120,36 @@ def test_doctor_prints_its_report_and_no_library_warning(settings):
     )
     assert lines_by_part(result.stdout)["ipfs"].split()[1] == "ok", result.stdout
     assert "Warning" not in result.stderr and "Warning" not in result.stdout, result.stderr
+
+
+def test_doctor_says_where_chromium_was_found(settings, scheduler_running, app):
+    line = lines_by_part(doctor(app).output)["browser"]
+    # Debian's, which `make test` installs (`make chromium`).
+    assert line.split()[1] == "ok" and "chromium found at /usr/" in line, line
+    assert "1 page(s) at a time, each at most 60 s, 500 requests and 50 MiB" in line
+
+
+def test_doctor_warns_once_when_chromium_is_not_installed(settings, scheduler_running, tmp_path):
+    # A PATH without Chromium, as on a server where it was never installed.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "doctor"], cwd=ROOT,
+        env=settings_env(settings, PATH=str(empty)), capture_output=True, text=True, timeout=120,
+    )
+    line = lines_by_part(result.stdout)["browser"]
+    assert line.split()[1] == "warn", result.stdout
+    assert "chromium not found" in line
+    assert "auto falls back to http, browser sources cannot be captured" in line
+    assert result.stdout.count("chromium not found") == 1
+
+
+def test_doctor_fails_when_the_configured_chromium_is_missing(settings, scheduler_running, tmp_path):
+    app = create_app(settings.replace(chromium=str(tmp_path / "chromium")))
+    try:
+        result = doctor(app)
+    finally:
+        app.extensions["samizdat"].dispose()
+    line = lines_by_part(result.output)["browser"]
+    assert result.exit_code == 1 and "FAILING" in line, result.output
+    assert f"SAMIZDAT_CHROMIUM={tmp_path / 'chromium'} is not an executable file" in line
