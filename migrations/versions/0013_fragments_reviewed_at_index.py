@@ -5,7 +5,7 @@ the fragments reviewed since the last one it saw every 30 s; with this index bot
 pages instead of a scan of every fragment.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-08
 """
 
@@ -13,9 +13,7 @@ from alembic import op
 
 
 revision = "0013"
-# 0011 in this branch; another branch adds 0012 (a different change): whichever merges second
-# points its down_revision at the other, so the history stays one line.
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
