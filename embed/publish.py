@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from embed.logged import PackLog, read_pack_log
-from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
+from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_public
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
@@ -328,9 +328,9 @@ def publish_embed(
     script = build_embed_js(signer, settings, where, log=log_config)
     frame = build_frame_html(session, settings)
     versioned = versioned_script_name(script)
-    write_atomic(out / EMBED_JS, script)
-    write_atomic(out / versioned, script)
-    write_atomic(out / FRAME_HTML, frame)
+    write_public(out / EMBED_JS, script)
+    write_public(out / versioned, script)
+    write_public(out / FRAME_HTML, frame)
     js = "text/javascript; charset=utf-8"
     assets = [SiteFile(EMBED_JS, script, js, "public, max-age=300"),
               SiteFile(versioned, script, js, IMMUTABLE, immutable=True),
@@ -348,7 +348,7 @@ def publish_embed(
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}
-    write_atomic(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
+    write_public(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
     return result
 
 
