@@ -295,6 +295,9 @@ def publish_packs(
             # The signed note as published (cosignatures too): the proofs in the shards lead to
             # its root, and embed.js checks its signatures against the keys it pins.
             index["checkpoint"] = log.checkpoint_note.decode()
+            if log.rotations:
+                # A widget pinned to an earlier log key follows these to the one signing now.
+                index["log_rotations"] = log.rotations
         write(f"{spec.path}/index.json", signed_envelope(signers, index))
         catalog.append({"collection": spec.collection, "language": spec.language,
                         "count": count, "path": f"{spec.path}/index.json"})

@@ -38,7 +38,7 @@ from provenance.decisions import logged_approvals
 from provenance.errors import LogBusyError, ProvenanceError
 from provenance.freshness import note_policy_time
 from provenance.note import Ed25519Verifier
-from provenance.keyring import retired_paths, revoked_ids
+from provenance.keyring import logged_key_entries, retired_paths, revoked_ids
 from samizdat.errors import StorageError
 
 EMBED_JS = "embed.js"
@@ -260,17 +260,20 @@ def previous_signers(session: Session, settings: Settings, current: PackSigner) 
             signers.append(signer)
             seen.add(signer.key_id)
     return signers
-def pack_log(settings: Settings) -> PackLog | None:
+def pack_log(settings: Settings, session: Session | None = None) -> PackLog | None:
     """The log the packs are built against: its checkpoint and tiles; None before the appender
     has published a log (packs then carry no proofs and embed.js pins no log key).
 
-    The log's public verifier key, published beside its checkpoint, is what embed.js pins.
+    The log's public verifier key, published beside its checkpoint, is what embed.js pins;
+    with a ``session``, the log-key rotations the database records go with it (with proofs), so
+    an embed.js pinning an earlier key follows them.
     """
     vkey = published_verifier_key(settings.log_path)
     if vkey is None:
         return None
     try:
-        return read_pack_log(settings.log_path, vkey)
+        return read_pack_log(settings.log_path, vkey,
+                             logged_key_entries(session) if session is not None else ())
     except ProvenanceError as exc:
         # A log that cannot be read must not publish packs without proofs behind its back: the
         # embed.js pinning its key would refuse them anyway. Publish nothing new until fixed.
@@ -306,7 +309,7 @@ def publish_embed(
     signer = load_or_create_signer(settings.embed_signing_key_path)
     retired = previous_signers(session, settings, signer)
     out: Path = settings.public_path
-    log = pack_log(settings)
+    log = pack_log(settings, session)
     # pack_options (shard_bytes, index_shards) let tests build many small shards and tables.
     packs = publish_packs(session, [signer, *retired], out,
                           ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)

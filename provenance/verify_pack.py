@@ -28,12 +28,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from provenance import merkle
-from provenance.entries import DecisionEntry, parse_entry, text_sha256
+from provenance.entries import ROTATE, DecisionEntry, EntryError, KeyEntry, parse_entry, text_sha256
 from provenance.cosignature import WitnessPolicy
 from provenance.errors import NoteError, ProvenanceError
 from provenance.freshness import checkpoint_facts, format_unix, policy_time
 from provenance.log import LogClient
-from provenance.note import Checkpoint, Verifier, open_checkpoint
+from provenance.keys import KeyRefused, verify_key_entry
+from provenance.note import Checkpoint, Ed25519Verifier, Verifier, open_checkpoint, parse_note
 
 # Every pack file a page view reads is at most this large (embed/packs.py MAX_REQUEST_BYTES).
 MAX_PACK_BYTES = 256 * 1024
@@ -263,6 +264,54 @@ def checkpoint_rules(index: dict, checkpoint: Checkpoint, cosigners: dict[str, i
                                                  f"before" if seen else "the first pack checkpoint seen")
 
 
+def follow_rotations(index: dict, note: str, pinned: Verifier) -> tuple[Verifier, list[tuple[int, str]]]:
+    """The log key that must sign the index's checkpoint (embed.js ``logKey``): ``pinned``, or the
+    key it rotated to through the index's ``log_rotations``, each a log-key rotation from the key
+    trusted so far, signed by it and by the new key it names, and included in the checkpoint.
+    Returns that key and the (log index, new key id) of each rotation followed; PackError if one
+    from a trusted key is refused."""
+    rotations = index.get("log_rotations", [])
+    if not isinstance(rotations, list):
+        raise PackError("the index's log rotations are malformed")
+    try:
+        checkpoint = Checkpoint.parse(parse_note(note.encode()).text)
+    except NoteError as exc:
+        raise PackError(f"the checkpoint is malformed: {exc}") from None
+    current, gone, last, followed = pinned, set(), -1, []
+    for carried in rotations:
+        at = carried.get("index") if isinstance(carried, dict) else None
+        why = f"log key rotation at entry {at}"
+        try:
+            data = carried["entry"].encode()
+            entry = parse_entry(data)
+        except (KeyError, TypeError, AttributeError, EntryError) as exc:
+            raise PackError(f"{why}: not a log-key rotation ({exc})") from None
+        if not isinstance(entry, KeyEntry) or entry.role != "log" or entry.action != ROTATE:
+            raise PackError(f"{why}: not a log-key rotation")
+        if entry.key_id in gone:
+            raise PackError(f"{why}: rotates log key {entry.key_id}, which already rotated to another")
+        if entry.key_id != f"{current.key_id:08x}":
+            continue  # a rotation of a key before the pinned one
+        if not isinstance(at, int) or isinstance(at, bool) or at <= last:
+            raise PackError(f"{why}: malformed")
+        if Ed25519Verifier.from_vkey(entry.key).public_key != current.public_key:
+            raise PackError(f"{why}: names another old key than {current.key_id:08x}")
+        try:
+            verify_key_entry(entry)
+        except KeyRefused as exc:
+            raise PackError(f"{why}: {exc}") from None
+        proof = [_b64(h, "a proof hash") for h in carried.get("proof") or []]
+        try:
+            merkle.verify_inclusion(merkle.leaf_hash(data), at, checkpoint.size, proof,
+                                    checkpoint.root_hash)
+        except ProvenanceError as exc:
+            raise PackError(f"{why}: not included in the checkpoint ({exc})") from None
+        gone.add(entry.key_id)
+        last, current = at, Ed25519Verifier.from_vkey(entry.new_key)
+        followed.append((at, entry.new_key_id))
+    return current, followed
+
+
 def verify_pack(location: str, pack_key: str | None, log_verifier: Verifier,
                 client: LogClient | None = None, *, policy: WitnessPolicy | None = None,
                 max_age: float | None = None, now: float | None = None,
@@ -307,6 +356,10 @@ def verify_pack(location: str, pack_key: str | None, log_verifier: Verifier,
         note = index.get("checkpoint")
         if not isinstance(note, str):
             raise PackError("the index names no log checkpoint: its fragments are not proven")
+        log_verifier, followed = follow_rotations(index, note, log_verifier)
+        if followed:
+            yield True, "log key rotations followed", ", ".join(
+                f"entry {at} to {kid}" for at, kid in followed)
         if policy is None:
             checkpoint, _ = open_checkpoint(note.encode(), log_verifier.name, log_verifier)
             cosigners: dict[str, int] = {}

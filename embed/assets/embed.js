@@ -62,49 +62,87 @@
     return { name: p[0], id: p[1], raw: raw.subarray(1) };
   }
   function checkpointOf(index) {  // {size, root, time, revoked} of its checkpoint, once verified
-    var note = index.checkpoint;
+    var note = index.checkpoint, rot = index.log_rotations || [], id = note + JSON.stringify(rot);
     if (typeof note !== "string") return Promise.reject(new Error("the index names no log checkpoint"));
-    return checkpoints[note] || (checkpoints[note] = Promise.resolve().then(function () {
+    return checkpoints[id] || (checkpoints[id] = Promise.resolve().then(function () {
       var L = CONFIG.log, at = note.lastIndexOf("\n\n"), text = note.slice(0, at + 1), body = bytesOf(text);
       if (at < 0 || note.slice(-1) !== "\n") throw new Error("checkpoint is not a signed note");
+      var lines = text.split("\n"), root = b64urlBytes(lines[2] || ""), cp = { revoked: {} }, m, keys;
+      if (!/^(0|[1-9]\d{0,15})$/.test(lines[1]) || root.length !== 32) throw new Error("checkpoint is malformed");
+      cp.size = +lines[1]; cp.root = hex(root);
       var sigs = note.slice(at + 2, -1).split("\n").map(function (line) {
         var m = /^\u2014 (\S+) (\S+)$/.exec(line), b = m && b64urlBytes(m[2]);
         if (!b || b.length < 5) throw new Error("checkpoint has a malformed signature line");
         return { name: m[1], id: hex(b.subarray(0, 4)), sig: b.subarray(4) };
       });
-      var keys = [vkeyOf(L.key, 1)].concat((L.witnesses || []).map(function (w) { return vkeyOf(w, 4); }));
-      return Promise.all(keys.map(function (k, n) {
-        return Promise.all(sigs.filter(function (s) { return s.name === k.name && s.id === k.id; }).map(function (s) {
-          var msg = body, sig = s.sig, d = new DataView(sig.buffer, sig.byteOffset, sig.length), t;
-          if (n) {  // tlog-cosignature/v1: an 8-byte timestamp, then Ed25519 over a header + the text
-            if (sig.length !== 72) return false;
-            t = d.getUint32(0) * 4294967296 + d.getUint32(4);
-            if (t > (Date.now() + SKEW_MS) / 1000) return false;
-            msg = bytesOf("cosignature/v1\ntime " + t + "\n" + text);
-            sig = sig.subarray(8);
-          }
-          return edKey(k.raw).then(function (key) {
-            return subtle.verify({ name: "Ed25519" }, key, sig, msg).then(function (ok) { return ok && (t || 1); });
+      return logKey(rot, cp).then(function (log) {
+        keys = [log].concat((L.witnesses || []).map(function (w) { return vkeyOf(w, 4); }));
+        return Promise.all(keys.map(function (k, n) {
+          return Promise.all(sigs.filter(function (s) { return s.name === k.name && s.id === k.id; }).map(function (s) {
+            var msg = body, sig = s.sig, d = new DataView(sig.buffer, sig.byteOffset, sig.length), t;
+            if (n) {  // tlog-cosignature/v1: an 8-byte timestamp, then Ed25519 over a header + the text
+              if (sig.length !== 72) return false;
+              t = d.getUint32(0) * 4294967296 + d.getUint32(4);
+              if (t > (Date.now() + SKEW_MS) / 1000) return false;
+              msg = bytesOf("cosignature/v1\ntime " + t + "\n" + text);
+              sig = sig.subarray(8);
+            }
+            return edVerify(k.raw, sig, msg).then(function (ok) { return ok && (t || 1); });
+          })).then(function (oks) {
+            if (oks.indexOf(false) >= 0) throw new Error("checkpoint has a bad signature by " + k.name);
+            return Math.max.apply(null, oks.concat(0));  // a cosigner's newest time; 0: none
           });
-        })).then(function (oks) {
-          if (oks.indexOf(false) >= 0) throw new Error("checkpoint has a bad signature by " + k.name);
-          return Math.max.apply(null, oks.concat(0));  // a cosigner's newest time; 0: none
-        });
-      })).then(function (have) {
+        }));
+      }).then(function (have) {
         // Newest first: the quorum-th is how fresh the policy is met (docs/provenance.md).
         var times = have.slice(1).filter(Boolean).sort(function (a, b) { return b - a; }), q = L.quorum || 0;
-        var lines = text.split("\n"), root = b64urlBytes(lines[2] || ""), cp = { revoked: {} }, m;
-        if (!have[0]) throw new Error("checkpoint is not signed by the log key");
+        if (!have[0]) throw new Error("checkpoint is not signed by the log key" + (keys[0].rotated ? " it rotated to" : ""));
         if (times.length < q) throw new Error("checkpoint has " + times.length + " of the " + q + " cosignatures its policy needs");
-        if (lines[0] !== keys[0].name || !/^(0|[1-9]\d{0,15})$/.test(lines[1]) || root.length !== 32) throw new Error("checkpoint is malformed");
+        if (lines[0] !== keys[0].name) throw new Error("checkpoint is malformed");
         lines.slice(3).forEach(function (l) {  // extension lines: "time T", "revoked pack KID T"
           if ((m = /^time (\d{1,12})$/.exec(l))) cp.signed = +m[1];
           if ((m = /^revoked pack ([0-9a-f]{16}) (\d{1,12})$/.exec(l))) cp.revoked[m[1]] = +m[2];
         });
-        cp.size = +lines[1]; cp.root = hex(root); cp.time = q ? times[q - 1] : cp.signed;
+        cp.time = q ? times[q - 1] : cp.signed;
         return cp;
       });
     }));
+  }
+  function edVerify(raw, sig, msg) {
+    return edKey(raw).then(function (key) { return subtle.verify({ name: "Ed25519" }, key, sig, msg); });
+  }
+  // The log key that must sign checkpoint cp: the pinned one, or the key it rotated to through the
+  // index's rotation entries (log order), each signed by the key this page trusts AND the new key
+  // it names (proof of possession), and included in cp. A witness policy still applies to cp.
+  var KEY_FIELDS = ["action", "key", "key_id", "new_key", "new_key_id", "role", "signatures", "time", "type", "v"];
+  function logKey(rot, cp) {
+    var cur = vkeyOf(CONFIG.log.key, 1), gone = {}, last = -1;
+    if (!Array.isArray(rot)) return Promise.reject(new Error("the index's log rotations are malformed"));
+    return rot.reduce(function (p, r) {
+      return p.then(function () {
+        var e = {}, o = {}, why = "log key rotation at entry " + (r && r.index) + ": ", s, nk, msg;
+        try { e = JSON.parse(r.entry); } catch (x) { /* refused below */ }
+        if (e.type !== "key" || e.role !== "log" || e.action !== "rotate") throw new Error(why + "not a log-key rotation");
+        if (gone[e.key_id]) throw new Error(why + "rotates log key " + e.key_id + ", which already rotated to another");
+        if (e.key_id !== cur.id) return;  // a rotation of a key before the pinned one
+        // The exact bytes must be the canonical form rebuilt here, so the signed body is theirs.
+        KEY_FIELDS.forEach(function (f) { o[f] = e[f]; });
+        s = e.signatures || {};
+        o.signatures = { log: s.log, "new": s["new"], old: s.old };
+        if (JSON.stringify(o) !== r.entry || !(r.index > last)) throw new Error(why + "malformed");
+        delete o.signatures;
+        msg = bytesOf("samizdat key entry v1\n" + JSON.stringify(o));
+        if (hex(vkeyOf(e.key, 1).raw) !== hex(cur.raw)) throw new Error(why + "names another old key than " + cur.id);
+        nk = vkeyOf(e.new_key, 1);
+        if (nk.id !== e.new_key_id || nk.name !== cur.name) throw new Error(why + "the new key is not the one named");
+        return Promise.all([edVerify(cur.raw, b64urlBytes(s.old || ""), msg),
+                            edVerify(nk.raw, b64urlBytes(s["new"] || ""), msg)]).then(function (ok) {
+          if (!ok[0]) throw new Error(why + "not signed by log key " + cur.id);
+          if (!ok[1]) throw new Error(why + "not signed by the new key " + nk.id + " it names");
+          return included(r.entry, r.index, r.proof, cp, why);
+        }).then(function () { gone[cur.id] = 1; last = r.index; cur = nk; cur.rotated = 1; });
+      });
+    }, Promise.resolve()).then(function () { return cur; });
   }
   // The index's checkpoint if this page may believe it: its key not revoked when the index or
   // the checkpoint was made, younger than CONFIG.log.maxAge, never smaller than one accepted.
@@ -123,15 +161,13 @@
     x[0] = prefix; x.set(a, 1); if (b) x.set(b, 1 + a.length);
     return subtle.digest("SHA-256", x).then(function (h) { return new Uint8Array(h); });
   }
-  function proven(f, cp) {  // resolves if f's approval is in the log under cp (RFC 9162 2.1.3.2)
-    var g = f.log || {}, e = {}, proof = g.proof, fn = g.index, sn = cp.size - 1, i = 0, why = "fragment " + f.id + ": ";
-    try { e = JSON.parse(g.entry); } catch (x) { /* refused below */ }
-    if (e.type !== "decision" || e.fragment !== f.id || !/^(approved|edited)$/.test(e.decision) ||
-        !Array.isArray(proof) || !(fn >= 0 && fn <= sn && fn % 1 === 0)) return Promise.reject(new Error(why + "no logged approval"));
+  function included(entry, fn, proof, cp, why) {  // resolves if entry is leaf fn under cp (RFC 9162 2.1.3.2)
+    var sn = cp.size - 1, i = 0;
+    if (!Array.isArray(proof) || !(fn >= 0 && fn <= sn && fn % 1 === 0)) return Promise.reject(new Error(why + "not included in the checkpoint"));
     function step(r) {
       if (i === proof.length) {
         if (sn || hex(r) !== cp.root) throw new Error(why + "inclusion proof does not lead to the checkpoint");
-        return f;
+        return;
       }
       var p = b64urlBytes(String(proof[i++])), left = fn % 2 || fn === sn;
       if (!sn || p.length !== 32) throw new Error(why + "bad inclusion proof");
@@ -139,10 +175,17 @@
       fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
       return (left ? digest(1, p, r) : digest(1, r, p)).then(step);
     }
+    return digest(0, bytesOf(entry)).then(step);
+  }
+  function proven(f, cp) {  // resolves to f if f's approval is in the log under cp
+    var g = f.log || {}, e = {}, why = "fragment " + f.id + ": ";
+    try { e = JSON.parse(g.entry); } catch (x) { /* refused below */ }
+    if (e.type !== "decision" || e.fragment !== f.id || !/^(approved|edited)$/.test(e.decision) ||
+        !Array.isArray(g.proof) || !(g.index >= 0 && g.index < cp.size && g.index % 1 === 0)) return Promise.reject(new Error(why + "no logged approval"));
     return sha256(bytesOf(f.text)).then(function (h) {
       if (h !== e.text_sha256) throw new Error(why + "its text is not the logged one");
-      return digest(0, bytesOf(g.entry)).then(step);
-    });
+      return included(g.entry, g.index, g.proof, cp, why);
+    }).then(function () { return f; });
   }
   // The fragment at ``at`` if proven, else the next proven one of the list; never an unproven one.
   function choose(list, at, index) {
