@@ -44,8 +44,22 @@ class Runtime:
 
         return Fetcher(self.settings)
 
+    @cached_property
+    def browser(self):
+        """The process's browsers for browser captures (built on first use, Chromium started on
+        the first browser capture)."""
+        from mirror.browsing import BrowserCapturer
+
+        return BrowserCapturer(self.settings)
+
+    def close_browser(self) -> None:
+        """Stop the process's Chromiums, if any were started: none outlives its process."""
+        if "browser" in self.__dict__:
+            self.__dict__["browser"].close()
+
     def dispose(self) -> None:
-        """Close pooled database connections."""
+        """Close pooled database connections and the browsers."""
+        self.close_browser()
         self.engine.dispose()
 
 
