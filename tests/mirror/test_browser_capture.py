@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import select
 from warcio.archiveiterator import ArchiveIterator
 
+from archive.static_copy import EXPORT_LINK, publish_static
 from fragments.models import Fragment
 from mirror.models import Capture
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
+from provenance.appender import append_captures
 from samizdat.app import create_app
 from samizdat.runtime import build_runtime
 from tests.browser_pages import ARTICLE_PARAGRAPHS, LAZY_IMAGES, BrowserPagesSite
@@ -107,6 +109,14 @@ def test_auto_renders_the_script_built_article_and_keeps_every_word(app, pages):
                     kinds[record.rec_headers.get_header("WARC-Target-URI")] = record.content_stream().read()
     assert kinds[f"urn:fullPage:{pages.url('/article')}"] == shot
     assert all(p.encode() in kinds[f"urn:dom:{pages.url('/article')}"] for p in ARTICLE_PARAGRAPHS)
+    # The static copy holds the screenshot and the rendered copy, and its reader page shows it.
+    append_captures(runtime)
+    report = publish_static(app)
+    assert not report.failures, report.failures
+    root = runtime.settings.public_path / EXPORT_LINK / "captures" / str(outcome.capture_id)
+    assert (root / "files" / "screenshot.png").read_bytes() == shot
+    assert all(p in (root / "files" / "offline.html").read_text() for p in ARTICLE_PARAGRAPHS)
+    assert "files/screenshot.png" in (root / "index.html").read_text()
 
 
 def test_auto_keeps_the_http_capture_of_a_page_whose_words_came_with_it(app, pages):
