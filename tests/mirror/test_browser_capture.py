@@ -9,7 +9,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +23,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from archive.static_copy import EXPORT_LINK, publish_static
 from fragments.models import Fragment
+from mirror.jobs import enqueue
 from mirror.models import Capture
 from mirror.pipeline import capture_source
 from mirror.sources import add_source
@@ -25,6 +32,7 @@ from samizdat.app import create_app
 from samizdat.runtime import build_runtime
 from tests.browser_pages import ARTICLE_PARAGRAPHS, LAZY_IMAGES, BrowserPagesSite
 from tests.conftest import CHROMIUM
+from tests.services import ROOT, settings_env
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +175,49 @@ def test_a_browser_source_without_chromium_fails_cleanly(settings, pages, tmp_pa
             assert session.get(Capture, fallback.capture_id).capture_method == "http"
     finally:
         runtime.dispose()
+
+
+def test_flask_worker_captures_in_the_browser_and_leaves_no_chromium_behind(app, pages):
+    runtime = app.extensions["samizdat"]
+    settings = runtime.settings
+    with runtime.Session() as session:
+        source_id = add_source(session, pages.url("/article?worker"), 60, capture_mode="browser").source.id
+        session.flush()
+        enqueue(session, source_id, "request")
+        session.commit()
+    # Playwright makes Chromium's profile under TMPDIR: the worker's Chromiums name this directory.
+    # A short one: Chromium puts a Unix socket in the profile, and those paths stop at 107 bytes.
+    marker = Path(tempfile.mkdtemp(prefix="smz-worker-"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "worker", "--drain"], cwd=ROOT,
+        env=settings_env(settings, SAMIZDAT_JOBS_POLL_SECONDS="0.2", TMPDIR=str(marker),
+                         SAMIZDAT_FETCH_ALLOW_HOSTS=settings.fetch_allow_hosts,
+                         SAMIZDAT_CHROMIUM=settings.chromium),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    output = proc.communicate(timeout=240)[0].decode()
+    assert proc.returncode == 0, output
+    with runtime.Session() as session:
+        capture = session.scalars(select(Capture).where(Capture.source_id == source_id)).one()
+        assert (capture.status, capture.capture_method) == ("ok", "browser"), output
+    assert chromium_processes_under(marker) == []
+    shutil.rmtree(marker, ignore_errors=True)
+
+
+def chromium_processes_under(directory) -> list[str]:
+    """Command lines of the running processes that name ``directory`` (their profile's home)."""
+    needle = str(directory).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read()
+            with open(f"/proc/{entry}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in argv and state != "Z":
+            found.append(argv.replace(b"\0", b" ").decode(errors="replace")[:200])
+    return found
