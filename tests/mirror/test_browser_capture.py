@@ -160,6 +160,14 @@ def test_a_browser_capture_records_every_lazy_image_and_replays_them(app, pages)
     assert "/img/" not in offline
 
 
+def test_a_browser_source_at_an_address_the_guard_refuses_fails_with_its_reason(app, pages):
+    runtime = app.extensions["samizdat"]
+    # Loopback, but not the one host:port let through.
+    url = pages.url("/article").replace("127.0.0.1", "127.0.0.2")
+    outcome = capture_source(runtime, add(runtime, url, "browser"))
+    assert (outcome.status, outcome.reason) == ("failed", "blocked_address"), outcome.message
+
+
 def test_a_browser_source_without_chromium_fails_cleanly(settings, pages, tmp_path):
     runtime = build_runtime(guarded(settings, pages, chromium=str(tmp_path / "no-chromium")))
     try:
