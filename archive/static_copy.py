@@ -9,7 +9,6 @@ every export incremental. See docs/static-export.md for what a static copy can a
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import html
 import json
@@ -20,7 +19,6 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
@@ -38,7 +36,9 @@ from mirror.models import Capture, CapturePart, Source
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
 from provenance.models import LoggedCapture
 from provenance.publish import LOG_SITE, snapshot
+from samizdat.atomicfile import write_atomic
 from samizdat.errors import SamizdatError, StorageError, UnsafePathError
+from samizdat.filelock import try_lock
 from samizdat.i18n import DEFAULT_LANGUAGE, LANG_ARG, LANGUAGES
 from samizdat.paths import confined_file, confined_name
 
@@ -597,30 +597,13 @@ class Manifests:
     def save(self, site: str, manifest: dict[str, str]) -> None:
         """Record ``manifest`` as what ``site`` now holds (written atomically)."""
         self.by_site[site] = manifest
-        _write_atomic(self.path, json.dumps(self.by_site, sort_keys=True).encode())
+        write_atomic(self.path, json.dumps(self.by_site, sort_keys=True).encode())
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextmanager
-def _export_lock(settings: Settings) -> Iterator[None]:
+def _export_lock(settings: Settings):
     """One export at a time (the CLI and the scheduler may both try)."""
-    path = settings.data_dir / "static-site" / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise StaticExportError("another static export is running; try again when it ends") from None
-        yield
+    return try_lock(settings.data_dir / "static-site" / "lock",
+                    StaticExportError("another static export is running; try again when it ends"))
 
 
 def _file_bytes(f: ExportedFile, spool) -> bytes:
@@ -785,7 +768,7 @@ def publish_static(app: Flask, extra_paths: Iterable[str] = (), full: bool = Fal
                  "files": report.files, "bytes": report.bytes, "written": report.written,
                  "unchanged": report.unchanged, "deleted": report.deleted,
                  "failures": report.failures}
-        _write_atomic(settings.public_path / STATE_FILE, json.dumps(state, indent=2).encode())
+        write_atomic(settings.public_path / STATE_FILE, json.dumps(state, indent=2).encode())
     return report
 
 

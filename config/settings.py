@@ -163,6 +163,14 @@ class Settings:
     # being down does not make every checkpoint unacceptable).
     witnesses: str = ""
     witness_quorum: int = 0
+    # The log re-signs its checkpoint (with a new time line, asking the witnesses to cosign it
+    # afresh) once the newest is this old, even when nothing was appended: widgets and verifiers
+    # refuse checkpoints older than their maximum age, so a quiet archive must stay fresh.
+    log_refresh_seconds: float = 21600.0
+    # The widget (embed.js, when pinned to the log) refuses a checkpoint older than this, so a
+    # stolen pack key cannot replay an index from before its revocation for long; 0: off. It must
+    # exceed the refresh interval plus the time the archive may be down (docs/security.md, "Keys").
+    embed_checkpoint_max_age_hours: float = 72.0
     # This server as a witness of other logs (docs/provenance.md, "Witnesses"): its Ed25519
     # cosigning key (empty: data_dir/keys/witness-ed25519.pem, made on first use, 0600), its key
     # name (empty: the public address's host and path + "/witness") and the file listing the logs
@@ -369,6 +377,10 @@ def _absolute_sqlite_url(url: str) -> str:
     return f"{prefix}{Path(path).expanduser().resolve().as_posix()}{sep}{query}"
 
 
+# Numeric settings where 0 is a meaningful value (off) rather than a mistake.
+_ZERO_MEANS_OFF = frozenset({"embed_checkpoint_max_age_hours"})
+
+
 def _parse_bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -416,6 +428,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = _parse_bool(f.name, raw)
         elif f.type in ("int", int):
             values[f.name] = _parse_number(f.name, raw, int)
+        elif f.name in _ZERO_MEANS_OFF and raw.strip() in ("0", "0.0"):
+            values[f.name] = 0.0
         elif f.type in ("float", float):
             values[f.name] = _parse_number(f.name, raw, float)
         elif f.type in ("Path", Path):

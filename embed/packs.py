@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from fragments.store import fragment_as_dict
 from mirror.reader import capture_link_path
 from provenance.decisions import LoggedDecision, logged_approvals
 from provenance.models import LoggedDecisionRow
+from samizdat.atomicfile import write_atomic
 
 PACK_FORMAT = "samizdat-pack/1"
 ALL = "all"
@@ -192,18 +191,10 @@ def _shard_bytes(entries: list[bytes]) -> bytes:
     return b'{"format":"' + PACK_FORMAT.encode() + b'","fragments":[' + b",".join(entries) + b"]}"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_public(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (readers see the old file or the new one, never half),
+    readable by the web server whatever the umask."""
+    write_atomic(path, data, mode=0o644)
 
 
 def signed_envelope(signers: list[PackSigner], payload: dict) -> bytes:
@@ -256,7 +247,7 @@ def publish_packs(
     catalog = []
 
     def write(rel: str, data: bytes) -> None:
-        write_atomic(root / rel, data)
+        write_public(root / rel, data)
         report.bytes_written += len(data)
         report.largest_file = max(report.largest_file, len(data))
         report.files.append(rel)

@@ -24,13 +24,20 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from embed.logged import PackLog, read_pack_log
-from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_atomic
+from embed.packs import PublishReport, curation_fingerprint, pack_entry, publish_packs, write_public
 from embed.signing import PackSigner, load_or_create_signer, load_retired_signer
 from fragments.models import APPROVED, Fragment
 from mirror.storage.sites import IpfsSite, S3Site, SiteFile, SiteReport, StaticSite
-from provenance.appender import AppendReport, append_log, published_verifier_key
+from provenance.appender import (
+    AppendReport,
+    append_log,
+    published_verifier_key,
+    witness_log_checkpoint,
+)
 from provenance.decisions import logged_approvals
 from provenance.errors import LogBusyError, ProvenanceError
+from provenance.freshness import note_policy_time
+from provenance.note import Ed25519Verifier
 from provenance.keyring import retired_paths, revoked_ids
 from samizdat.errors import StorageError
 
@@ -102,9 +109,22 @@ def witness_policy(settings: Settings) -> tuple[list[str], int]:
 
 
 def widget_log_config(settings: Settings, log_vkey: str) -> dict:
-    """What embed.js pins of the log: its verifier key and the witness policy."""
+    """What embed.js pins of the log: its verifier key, the witness policy and the oldest
+    checkpoint it accepts (``maxAge`` seconds, 0: any age)."""
     witnesses, quorum = witness_policy(settings)
-    return {"key": log_vkey, "witnesses": witnesses, "quorum": quorum}
+    max_age = int(getattr(settings, "embed_checkpoint_max_age_hours", 0) * 3600)
+    return {"key": log_vkey, "witnesses": witnesses, "quorum": quorum, "maxAge": max_age}
+
+
+def packs_checkpoint_time(log: PackLog, config: dict) -> int | None:
+    """When the checkpoint the packs carry is fresh as of under the widget's policy (``config``,
+    :func:`widget_log_config`): as embed.js computes it; None when the policy is not met."""
+    try:
+        return note_policy_time(log.checkpoint_note, log.checkpoint.origin,
+                                Ed25519Verifier.from_vkey(log.vkey), config["witnesses"],
+                                config["quorum"])
+    except ProvenanceError:
+        return None
 
 
 def build_embed_js(
@@ -181,6 +201,9 @@ class EmbedPublishReport:
     log: dict | None = None  # what embed.js pins of the log (widget_log_config), if anything
     # Why the log was not appended first (another writer held it), so only what it held is out.
     log_note: str | None = None
+    # When the indexes' checkpoint is fresh as of under the widget's policy (unix seconds; None:
+    # no log, or the policy is not met): the scheduler republishes before widgets find it too old.
+    checkpoint_time: int | None = None
 
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -273,6 +296,9 @@ def publish_embed(
             # What the packs depend on changed just now; a fingerprint taken before would make
             # the debouncer publish the same packs once more.
             fingerprint = curation_fingerprint(session)
+            # The new checkpoint is cosigned before the indexes carry it: a widget pinning a
+            # witness policy refuses one without the cosignatures it needs.
+            witness_log_checkpoint(settings)
     except ProvenanceError as exc:
         session.rollback()
         log_note = (f"the log was not appended ({exc}): only what it already holds is "
@@ -285,6 +311,7 @@ def publish_embed(
     packs = publish_packs(session, [signer, *retired], out,
                           ttl=timedelta(hours=settings.embed_index_ttl_hours), log=log, **pack_options)
     log_config = widget_log_config(settings, log.vkey) if log else None
+    checkpoint_time = packs_checkpoint_time(log, log_config) if log else None
     pack_files = _pack_files(out, packs)
     sites, failures, where = [], [], Locations()
     for site in remote_sites(settings):
@@ -301,9 +328,9 @@ def publish_embed(
     script = build_embed_js(signer, settings, where, log=log_config)
     frame = build_frame_html(session, settings)
     versioned = versioned_script_name(script)
-    write_atomic(out / EMBED_JS, script)
-    write_atomic(out / versioned, script)
-    write_atomic(out / FRAME_HTML, frame)
+    write_public(out / EMBED_JS, script)
+    write_public(out / versioned, script)
+    write_public(out / FRAME_HTML, frame)
     js = "text/javascript; charset=utf-8"
     assets = [SiteFile(EMBED_JS, script, js, "public, max-age=300"),
               SiteFile(versioned, script, js, IMMUTABLE, immutable=True),
@@ -317,11 +344,11 @@ def publish_embed(
             failures.append(f"{site.name}: {exc}")
     result = EmbedPublishReport(packs, len(script), subresource_integrity(script), signer.key_id,
                                 [r for _, r in sites], failures, versioned, log=log_config,
-                                log_note=log_note)
+                                log_note=log_note, checkpoint_time=checkpoint_time)
     if fingerprint is None:
         fingerprint = curation_fingerprint(session)
     state = {**published_state(result), "fingerprint": fingerprint}
-    write_atomic(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
+    write_public(out / PUBLISHED_STATE, json.dumps(state, indent=2).encode())
     return result
 
 
@@ -346,4 +373,5 @@ def published_state(report: EmbedPublishReport) -> dict:
         "failures": report.failures,
         # The self-host copy of embed.js must pin what the published one pins.
         "log": report.log,
+        "checkpoint_time": report.checkpoint_time,
     }

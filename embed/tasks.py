@@ -9,6 +9,10 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from embed.packs import curation_fingerprint
+from provenance.errors import ProvenanceError
+from provenance.freshness import note_policy_time
+from provenance.note import Ed25519Verifier
+from provenance.tiles import CHECKPOINT_PATH
 from embed.publish import PUBLISHED_STATE, publish_embed
 from config.settings import Settings
 from samizdat.runtime import Runtime
@@ -38,7 +42,8 @@ class PublishDebouncer:
         published = state.get("fingerprint")
         due = self.debounce.due(current, published, time.monotonic())
         # Never published at all: no need to wait for the first one.
-        if not (due or published is None or _half_life_passed(state, runtime.settings)):
+        if not (due or published is None or _half_life_passed(state, runtime.settings)
+                or _checkpoint_refresh_due(state, runtime.settings)):
             return False
         with runtime.Session() as session:
             report = publish_embed(session, runtime.settings, fingerprint=current)
@@ -72,6 +77,31 @@ def _half_life_passed(state: dict, settings: Settings) -> bool:
         return True
     lifetime = min(lifetime, timedelta(hours=settings.embed_index_ttl_hours))
     return datetime.now(timezone.utc) >= generated + lifetime / 2
+
+
+def _checkpoint_refresh_due(state: dict, settings: Settings) -> bool:
+    """Whether the indexes should carry the log's newer checkpoint: the one they carry does not
+    meet the widget's policy, or is a refresh interval old, and the log's current one is fresher
+    under that policy (cosigned, when witnesses are pinned). A quiet archive's log re-signs on a
+    timer (``SAMIZDAT_LOG_REFRESH_SECONDS``); this carries each refresh to the widgets, which
+    refuse a checkpoint older than ``SAMIZDAT_EMBED_CHECKPOINT_MAX_AGE_HOURS``."""
+    config = state.get("log")
+    if not isinstance(config, dict):
+        return False
+    carried = state.get("checkpoint_time")
+    try:
+        log_dir = settings.log_path
+        note = (log_dir / CHECKPOINT_PATH).read_bytes()
+        verifier = Ed25519Verifier.from_vkey(config["key"])
+        current = note_policy_time(note, verifier.name, verifier, config["witnesses"],
+                                   config["quorum"])
+    except (OSError, KeyError, TypeError, ProvenanceError):
+        return False
+    if current is None:
+        return False  # not cosigned yet: the log's next pass asks the witnesses
+    if not isinstance(carried, int):
+        return True
+    return current > carried and time.time() - carried >= settings.log_refresh_seconds
 
 
 def periodic_tasks(settings: Settings) -> list[PeriodicTask]:

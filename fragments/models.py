@@ -53,7 +53,8 @@ class Fragment(Base):
     edited_by: Mapped[str | None] = mapped_column(String(100))
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reviewed_by: Mapped[str | None] = mapped_column(String(100))
-    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Indexed: the log's decision pass reads the newest and the recent ones every 30 s.
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     @property
     def edited(self) -> bool:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,16 @@ from mirror.models import Capture, CapturePart
 from mirror.pipeline import OK
 from provenance.decisions import new_decision_rows
 from provenance.entries import EntryError
-from provenance.keyring import bring_key_entries, hand_over_log_key
+from provenance.keyring import (
+    bring_key_entries,
+    hand_over_log_key,
+    load_role_signer,
+    logged_key_entries,
+    retired_paths,
+)
 from provenance.errors import ProvenanceError
+from provenance.freshness import REVOKED_ROLES, checkpoint_facts, extension_lines, unix_time
+from provenance.keys import RoleKey, read_history, role_key
 from provenance.log import LogWriter
 from provenance.models import LoggedCapture, LoggedDecisionRow
 from provenance.note import Checkpoint, Ed25519Signer
@@ -31,6 +40,7 @@ from provenance.records import capture_entry_for
 from provenance.tiles import CHECKPOINT_PATH, MAX_TIMESTAMPS, timestamp_path, write_file
 from provenance.timestamp import TimestampError, TSAFailure, load_roots, request_timestamps
 from provenance.witnessing import WitnessEndpoint, WitnessReport, witness_checkpoint_in
+from samizdat.errors import SamizdatError
 from samizdat.keyfile import load_or_create_ed25519_key
 from samizdat.runtime import Runtime
 
@@ -97,6 +107,7 @@ class AppendReport:
     keys: int = 0  # key entries (rotations, revocations) newly brought from the queue
     size: int = 0
     published: bool = False
+    refreshed: bool = False  # re-signed with nothing appended, the newest being too old
     stamps: StampReport = field(default_factory=StampReport)
 
 
@@ -142,9 +153,15 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
             entries.append(row.entry.encode())
         report.decisions = len(entries) - report.replayed - report.appended
         session.commit()
-        if entries or not (writer.directory / CHECKPOINT_PATH).exists():
+        now = int(time.time())
+        exists = (writer.directory / CHECKPOINT_PATH).exists()
+        report.refreshed = exists and not entries and refresh_due(
+            writer.checkpoint, now, settings.log_refresh_seconds)
+        if entries or report.refreshed or not exists:
             writer.append(entries)
-            writer.publish()
+            # Every checkpoint says when it was signed and which pack and WACZ keys the log
+            # revokes (provenance/freshness.py): what widgets check an index against.
+            writer.publish(extension_lines(now, revoked_keys(session, settings, writer)))
             report.published = True
         hand_over_log_key(settings, session, writer)  # a log-key rotation, once published
         publish_verifier_key(settings.log_path, writer.signer.verifier.vkey)
@@ -158,6 +175,41 @@ def append_log(session: Session, settings: Settings, batch: int = BATCH,
         # committed: whatever a TSA does, the log has already moved on.
         report.stamps = timestamp_checkpoint(settings, writer.directory, writer.checkpoint)
     return report
+
+
+def refresh_due(checkpoint: Checkpoint, now: int, refresh_seconds: float) -> bool:
+    """Whether the published checkpoint is old enough to be re-signed though nothing was appended:
+    its ``time`` line is ``refresh_seconds`` old, or it has none (signed before they existed)."""
+    try:
+        signed = checkpoint_facts(checkpoint).time
+    except ProvenanceError:
+        return True
+    return signed is None or now - signed >= refresh_seconds
+
+
+def _log_keys(settings: Settings, writer: LogWriter) -> list[RoleKey]:
+    """The log keys this server has held (current and retired): a revocation the log key signed
+    is believed when one of them signed it."""
+    keys = [role_key("log", writer.signer.verifier.vkey)]
+    for path in retired_paths(settings, "log"):
+        try:
+            keys.append(load_role_signer(settings, "log", path).public)
+        except (ProvenanceError, SamizdatError, OSError) as exc:
+            log.warning("retired log key %s not read: %s", path, exc)
+    return keys
+
+
+def revoked_keys(session: Session, settings: Settings, writer: LogWriter
+                 ) -> list[tuple[str, str, int]]:
+    """(role, key id, unix time) of every pack and WACZ key that a key entry in the log (up to
+    ``writer.size``) revokes, as :func:`provenance.keys.read_history` reads them (verified, the
+    earliest revocation of a key counting)."""
+    rows = [(index, entry) for index, entry in logged_key_entries(session) if index < writer.size]
+    if not rows:
+        return []
+    history = read_history(rows, _log_keys(settings, writer))
+    return [(role, key_id, unix_time(revoked.time))
+            for (role, key_id), revoked in history.revoked.items() if role in REVOKED_ROLES]
 
 
 def _logged_rows():
@@ -243,9 +295,10 @@ def timestamp_checkpoint(settings: Settings, directory: Path, checkpoint: Checkp
         log.warning("checkpoint %d not time-stamped: %s", size, exc)
         report.failures = [TSAFailure(url, str(exc)) for url in todo]
         return report
-    # The body text, not the signed note: the same bytes whatever cosignatures are added later.
+    # The tree head (origin, size, root), not the signed note: the same bytes whatever
+    # cosignatures are added later and whatever time line a refresh of the same tree carries.
     try:
-        results = request_timestamps(checkpoint.text().encode(), todo, roots)
+        results = request_timestamps(checkpoint.tree_head().encode(), todo, roots)
     except Exception as exc:  # noqa: BLE001 - whatever breaks here, the log has moved on already
         log.warning("checkpoint %d not time-stamped: %s", size, exc)
         report.failures = [TSAFailure(url, str(exc)) for url in todo]
@@ -313,7 +366,12 @@ def witness_endpoints(settings: Settings) -> list[WitnessEndpoint]:
 def witness_checkpoint(runtime: Runtime) -> WitnessReport:
     """Ask the witnesses that have not cosigned the published checkpoint yet, and add what they
     return to it (see provenance/witnessing.py); never raises for a witness's failure."""
-    settings = runtime.settings
+    return witness_log_checkpoint(runtime.settings)
+
+
+def witness_log_checkpoint(settings: Settings) -> WitnessReport:
+    """:func:`witness_checkpoint` from the settings alone (the packs' publisher calls it after its
+    own log pass, so that the indexes carry a cosigned checkpoint)."""
     endpoints = witness_endpoints(settings)
     if not endpoints:
         return WitnessReport()

@@ -96,7 +96,7 @@ def _tokens(fetcher: DirectoryFetcher, settings: Settings, checkpoint: Checkpoin
             roots = load_roots(settings.tsa_roots)
         except Exception as exc:  # noqa: BLE001 - unverified tokens are still linked
             log.warning("time-stamps shown unverified: %s", exc)
-    body = checkpoint.text().encode()
+    body = checkpoint.tree_head().encode()  # what the tokens cover
     tokens = []
     for k in range(published_token_count(settings.log_path, checkpoint.size)):
         path = timestamp_path(checkpoint.size, k)

@@ -11,7 +11,6 @@ Old keys are kept in ``retired/`` beside the role's key file; a log-key rotation
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from provenance.log import LogWriter
 from provenance.models import LoggedCapture
 from provenance.note import Ed25519Signer, sign_note
 from provenance.tiles import CHECKPOINT_PATH, write_file
+from samizdat.atomicfile import write_atomic
 from samizdat.errors import SamizdatError
 from samizdat.keyfile import load_or_create_ed25519_key, load_private_key, write_private_key
 
@@ -88,15 +88,6 @@ def retired_paths(settings: Settings, role: str) -> list[Path]:
     return sorted(folder.glob(f"{role}-*.pem"))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    temporary.replace(path)
-
-
 # --- the queue ----------------------------------------------------------------------------------
 
 
@@ -116,7 +107,7 @@ def queued(settings: Settings) -> list[bytes]:
 
 def _write_queue(settings: Settings, entries: list[bytes]) -> None:
     settings.log_path.mkdir(parents=True, exist_ok=True)
-    _write_atomic(queue_path(settings), b"".join(e + b"\n" for e in entries))
+    write_atomic(queue_path(settings), b"".join(e + b"\n" for e in entries), sync=True)
 
 
 def enqueue(settings: Settings, entry: KeyEntry) -> None:
@@ -132,6 +123,11 @@ def _logged_key_rows(session: Session) -> list[LoggedCapture]:
     return list(session.scalars(select(LoggedCapture).where(
         LoggedCapture.capture_id.is_(None), LoggedCapture.entry.contains(_KEY_MARK))
         .order_by(LoggedCapture.log_index)))
+
+
+def logged_key_entries(session: Session) -> list[tuple[int, bytes]]:
+    """The key entries recorded in the database as (log index, bytes), in log order."""
+    return [(row.log_index, row.entry.encode()) for row in _logged_key_rows(session)]
 
 
 def record_queued_entries(settings: Settings, session: Session, writer: LogWriter,

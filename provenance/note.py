@@ -304,6 +304,11 @@ class Checkpoint:
         lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]
         return "".join(line + "\n" for line in lines)
 
+    def tree_head(self) -> str:
+        """The first three lines (origin, size, root hash): what witnesses check for consistency
+        and what time-stamps cover, the same whatever extension lines a refresh adds."""
+        return Checkpoint(self.origin, self.size, self.root_hash).text()
+
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
         """Parse a checkpoint note text strictly."""

@@ -11,13 +11,11 @@ pass sends what is still missing.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +31,9 @@ from provenance.routes import (
     TIMESTAMP_MIMETYPE,
 )
 from provenance.tiles import CHECKPOINT_PATH, parse_tile_path, parse_timestamp_path
+from samizdat.atomicfile import write_atomic
 from samizdat.errors import StorageError, UnsafePathError
+from samizdat.filelock import try_lock
 from samizdat.paths import confined_file, confined_name
 
 # The S3 prefix and the IPFS (MFS) site name; the static copy also carries a copy under its log/.
@@ -204,13 +204,8 @@ class PublishRecord:
 
     def save(self) -> None:
         """Write the record atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")
-        try:
-            tmp.write_text(json.dumps({"sites": self.sites, "last": self.last}, sort_keys=True))
-            os.replace(tmp, self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(self.path,
+                     json.dumps({"sites": self.sites, "last": self.last}, sort_keys=True).encode())
 
 
 @dataclass(frozen=True)
@@ -250,17 +245,10 @@ def log_sites(settings: Settings) -> list[LogSite]:
     return sites
 
 
-@contextmanager
-def _publish_lock(settings: Settings) -> Iterator[None]:
+def _publish_lock(settings: Settings):
     """One publish of the log at a time (the scheduler's task and `flask log publish`)."""
-    path = settings.data_dir / RECORD_DIR / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ProvenanceError("another publish of the log is running") from None
-        yield
+    return try_lock(settings.data_dir / RECORD_DIR / "lock",
+                    ProvenanceError("another publish of the log is running"))
 
 
 def _checkpoint_size(data: bytes) -> int | None:

@@ -34,6 +34,9 @@ def append_and_publish(runtime: Runtime) -> int:
         log.info("log: %d capture(s) and %d decision(s) appended, %d replayed; checkpoint of "
                  "size %d published", report.appended, report.decisions, report.replayed,
                  report.size)
+    if report.refreshed:
+        log.info("log: checkpoint of size %d re-signed (the newest was older than %d s)",
+                 report.size, runtime.settings.log_refresh_seconds)
     if report.stamps.written:  # each failing TSA has already said why, in its own line
         log.info("log: checkpoint of size %d time-stamped: %s", report.size,
                  ", ".join(report.stamps.written))

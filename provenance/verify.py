@@ -345,9 +345,9 @@ def check_log(client: LogClient, memory: CheckpointMemory | None, *, tsa_roots: 
 
 def verify_timestamps(client: LogClient, checkpoint: Checkpoint,
                       roots: Sequence[x509.Certificate]) -> Iterator[Check]:
-    """Check ``timestamp/<size>/0.tsr`` … (up to the first missing) over the checkpoint's body
-    text; a final failure when none of them is valid."""
-    body = checkpoint.text().encode()
+    """Check ``timestamp/<size>/0.tsr`` … (up to the first missing) over the checkpoint's tree
+    head (origin, size, root); a final failure when none of them is valid."""
+    body = checkpoint.tree_head().encode()
     size = checkpoint.size
     valid = 0
     for k in range(MAX_TIMESTAMPS):
@@ -1005,7 +1005,7 @@ def _check_proofs(zf: zipfile.ZipFile, hashes: dict[str, str], log_key: Verifier
         for name in sorted(tokens):
             try:
                 token = read_member(zf, name, MAX_TOKEN_BYTES)
-                when = verify_timestamp(token, checkpoint.text().encode(), tsa_roots)
+                when = verify_timestamp(token, checkpoint.tree_head().encode(), tsa_roots)
             except (*READ_ERRORS, TimestampError) as exc:
                 yield Check(False, name, str(exc))
                 continue
@@ -1185,21 +1185,49 @@ def build_parser(prog: str = "python -m provenance.verify") -> argparse.Argument
                         help="a widget pack index.json or shard: its signature, and every "
                              "fragment's approval in the log")
     parser.add_argument("--pack-key", help="the pack key that signs indexes (the x of packs/key.json)")
+    parser.add_argument("--max-age", type=int, default=0, metavar="SECONDS",
+                        help="with --pack: refuse an index whose checkpoint is older than this, "
+                             "as the widget does (its SAMIZDAT_EMBED_CHECKPOINT_MAX_AGE_HOURS); "
+                             "0: any age")
+    parser.add_argument("--now", type=parse_now, metavar="TIME",
+                        help="with --pack: the time the age is measured at (unix seconds or "
+                             "ISO 8601 with offset; default: now)")
     return parser
 
 
+def parse_now(value: str) -> float:
+    """``--now``: unix seconds, or an RFC 3339 / ISO 8601 time with its offset."""
+    if re.fullmatch(r"[0-9]{1,12}", value):
+        return float(value)
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither unix seconds nor an ISO time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs its offset (Z or +00:00)")
+    return moment.timestamp()
+
+
 def run_pack(pack: str, pack_key: str | None, log: str | None, key: str, origin: str | None = None,
-             echo: Callable[[str], None] = print) -> int:
+             echo: Callable[[str], None] = print, *, witnesses: Sequence[str] = (),
+             quorum: int | None = None, max_age: float | None = None, now: float | None = None,
+             state: str | Path | None = None) -> int:
     """Check a widget pack index or shard (provenance/verify_pack.py) against the log signed by
-    ``key`` (and, with ``log``, the log itself), one line per check; return the exit status."""
+    ``key`` (and, with ``log``, the log itself), under the witness policy, the widget's maximum
+    checkpoint age at ``now`` and, with ``state``, the largest pack checkpoint accepted before;
+    one line per check; return the exit status."""
     try:
         verifier = Ed25519Verifier.from_vkey(key)
+        policy = witness_policy(witnesses, quorum)
     except ProvenanceError as exc:
-        echo(Check(False, "log key", str(exc)).line())
+        echo(Check(False, "log key or witness policy", str(exc)).line())
         return 1
     client = LogClient(log, origin or verifier.name, verifier) if log else None
+    # Pack checkpoints lag the log's: they are remembered apart from the log's own.
+    memory = CheckpointMemory(Path(state) / "packs") if state else None
     failed = False
-    for ok, what, detail in verify_pack(pack, pack_key, verifier, client):
+    for ok, what, detail in verify_pack(pack, pack_key, verifier, client, policy=policy,
+                                        max_age=max_age, now=now, memory=memory):
         echo(Check(ok, what, detail).line())
         failed = failed or not ok
     return 1 if failed else 0
@@ -1213,7 +1241,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m provenance.verify
         if args.target is not None or args.fragment:
             echo(Check(False, "input", "--pack is checked on its own: give no other input").line())
             return 1
-        return run_pack(args.pack, args.pack_key, args.log, args.key, args.origin, echo)
+        return run_pack(args.pack, args.pack_key, args.log, args.key, args.origin, echo,
+                        witnesses=args.witness, quorum=args.quorum, max_age=args.max_age or None,
+                        now=args.now, state=None if args.no_state else args.state)
     keys = args.keys or args.check_wacz or args.check_pack
     status = 0
     if not keys or args.target is not None or args.fragment or args.archive:

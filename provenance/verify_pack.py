@@ -15,18 +15,23 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from provenance import merkle
 from provenance.entries import DecisionEntry, parse_entry, text_sha256
-from provenance.errors import ProvenanceError
+from provenance.cosignature import WitnessPolicy
+from provenance.errors import NoteError, ProvenanceError
+from provenance.freshness import checkpoint_facts, format_unix, policy_time
 from provenance.log import LogClient
 from provenance.note import Checkpoint, Verifier, open_checkpoint
 
@@ -177,9 +182,93 @@ def _hashed(location: str, sha256: object) -> bytes:
     return data
 
 
+class PackMemory(Protocol):
+    """Where the largest pack checkpoint accepted of each origin is kept (verify.py's memory)."""
+
+    def recall(self, origin: str) -> tuple[Checkpoint, str] | None: ...
+
+    def remember(self, checkpoint: Checkpoint) -> None: ...
+
+
+def pack_key_id(pack_key: str) -> str:
+    """A pack key's id as the log names it: the sha256 prefix of its raw bytes (16 hex)."""
+    return hashlib.sha256(_b64(pack_key, "the pack key")).hexdigest()[:16]
+
+
+def _parse_iso(value: object) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def checkpoint_rules(index: dict, checkpoint: Checkpoint, cosigners: dict[str, int], quorum: int,
+                     pack_key: str, *, max_age: float | None = None, now: float | None = None,
+                     memory: PackMemory | None = None) -> Iterator[tuple[bool, str, str]]:
+    """The widget's three rules for an index's checkpoint (embed.js ``admit``), as (ok, what,
+    detail): the pack key not revoked when the index or the checkpoint was made, the checkpoint
+    younger than ``max_age`` seconds at ``now`` (None: not checked), and never smaller than
+    the largest one ``memory`` holds (a rollback) nor another root at its size (a fork)."""
+    now = time.time() if now is None else now
+    try:
+        facts = checkpoint_facts(checkpoint)
+    except NoteError as exc:
+        yield False, "checkpoint extension lines", str(exc)
+        return
+    kid = pack_key_id(pack_key)
+    revoked = facts.revocation("pack", kid)
+    issued = _parse_iso(index.get("generated_at"))
+    if revoked is not None and ((issued is not None and revoked <= issued)
+                                or (facts.time is not None and revoked <= facts.time)):
+        yield False, "pack key revocation", (f"the index is signed by pack key {kid}, which the "
+                                             f"checkpoint names revoked from {format_unix(revoked)}")
+    else:
+        yield True, "pack key revocation", (f"the checkpoint names pack key {kid} revoked from "
+                                            f"{format_unix(revoked)}, after the index was made"
+                                            if revoked is not None else
+                                            f"the checkpoint does not name pack key {kid} revoked")
+    fresh = policy_time(checkpoint, cosigners, quorum)
+    source = f"the {quorum}th newest cosignature" if quorum > 1 else \
+        "the newest cosignature" if quorum else "the log's time line"
+    if max_age is not None:
+        if fresh is None:
+            yield False, "checkpoint age", f"the checkpoint has no time ({source}): its age is unknown"
+        elif now - fresh > max_age:
+            yield False, "checkpoint age", (f"{source} is from {format_unix(fresh)}, {int(now - fresh)} s "
+                                            f"before {format_unix(now)}: older than the maximum age "
+                                            f"of {int(max_age)} s")
+        else:
+            yield True, "checkpoint age", f"{source} is from {format_unix(fresh)}, {int(now - fresh)} s old"
+    if memory is not None:
+        try:
+            seen = memory.recall(checkpoint.origin)
+        except ProvenanceError as exc:
+            yield False, "pack checkpoint seen before", str(exc)
+            return
+        if seen is not None and seen[0].size > checkpoint.size:
+            yield False, "pack checkpoint rollback", (f"size {checkpoint.size} is smaller than the "
+                                                      f"size {seen[0].size} accepted on {seen[1]}: rolled back")
+            return
+        if seen is not None and seen[0].size == checkpoint.size and seen[0].root_hash != checkpoint.root_hash:
+            yield False, "pack checkpoint fork", (f"another root than the one accepted at size "
+                                                  f"{checkpoint.size} on {seen[1]}: a fork")
+            return
+        if seen is None or checkpoint.size > seen[0].size:
+            try:
+                memory.remember(checkpoint)
+            except OSError as exc:
+                yield False, "remembering the pack checkpoint", str(exc.strerror or exc)
+                return
+        yield True, "pack checkpoint rollback", (f"not smaller than the size {seen[0].size} accepted "
+                                                 f"before" if seen else "the first pack checkpoint seen")
+
+
 def verify_pack(location: str, pack_key: str | None, log_verifier: Verifier,
-                client: LogClient | None = None) -> Iterator[tuple[bool, str, str]]:
-    """Every check of a widget pack index or shard at ``location``, as (ok, what, detail)."""
+                client: LogClient | None = None, *, policy: WitnessPolicy | None = None,
+                max_age: float | None = None, now: float | None = None,
+                memory: PackMemory | None = None) -> Iterator[tuple[bool, str, str]]:
+    """Every check of a widget pack index or shard at ``location``, as (ok, what, detail); an
+    index's checkpoint must meet ``policy`` and the widget's rules (:func:`checkpoint_rules`)."""
     try:
         data = read_location(location)
         is_index = "payload" in _json(data, "the pack file")
@@ -218,11 +307,26 @@ def verify_pack(location: str, pack_key: str | None, log_verifier: Verifier,
         note = index.get("checkpoint")
         if not isinstance(note, str):
             raise PackError("the index names no log checkpoint: its fragments are not proven")
-        checkpoint, _ = open_checkpoint(note.encode(), log_verifier.name, log_verifier)
+        if policy is None:
+            checkpoint, _ = open_checkpoint(note.encode(), log_verifier.name, log_verifier)
+            cosigners: dict[str, int] = {}
+        else:
+            cosigned = policy.cosigners(note.encode(), log_verifier.name, log_verifier)
+            checkpoint, cosigners = cosigned.checkpoint, cosigned.cosigners
+            policy.check(cosigned)
     except ProvenanceError as exc:
         yield False, "pack checkpoint", str(exc)
         return
-    yield True, f"pack checkpoint of {checkpoint.origin}", f"size {checkpoint.size}, signature verified"
+    yield True, f"pack checkpoint of {checkpoint.origin}", (
+        f"size {checkpoint.size}, signature verified" + (
+            f", {len(cosigners)} of {len(policy.witnesses)} witnesses cosigned, {policy.threshold} "
+            "needed" if policy is not None else ""))
+    rules = list(checkpoint_rules(index, checkpoint, cosigners,
+                                  policy.threshold if policy is not None else 0, pack_key,
+                                  max_age=max_age, now=now, memory=memory))
+    yield from rules
+    if not all(ok for ok, _, _ in rules):
+        return
     if client is not None and current is not None:
         try:
             client.prove_consistency(checkpoint, current)

@@ -14,8 +14,6 @@ import hashlib
 import http.client
 import json
 import logging
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -36,6 +34,7 @@ from provenance.note import (
     open_note,
 )
 from provenance.tiles import CHECKPOINT_PATH, DirectoryFetcher, TileReader, write_file
+from samizdat.atomicfile import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +98,9 @@ def remembered_size(log_dir: Path, endpoint: WitnessEndpoint) -> int:
 
 def remember_size(log_dir: Path, endpoint: WitnessEndpoint, size: int) -> None:
     """Store what this witness last cosigned, atomically."""
-    fd, tmp = tempfile.mkstemp(dir=log_dir, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump({"witness": endpoint.verifier.vkey, "url": endpoint.url, "size": size}, out)
-        os.replace(tmp, _memory_path(log_dir, endpoint))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    memory = {"witness": endpoint.verifier.vkey, "url": endpoint.url, "size": size}
+    write_atomic(_memory_path(log_dir, endpoint), json.dumps(memory).encode(), mode=0o600,
+                 make_parents=False)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

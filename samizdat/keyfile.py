@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from samizdat.atomicfile import create_exclusive
 from samizdat.errors import SamizdatError
 
 
@@ -45,24 +44,10 @@ def write_private_key(path: Path, key: PrivateKeyTypes) -> bool:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    # Written whole under a temporary name, then linked into place: os.link fails if ``path``
-    # exists, so two processes starting at once cannot both make one, and neither ever reads the
-    # other's half-written file (creating ``path`` itself with O_EXCL and then writing it let a
-    # second process read an empty key: the walk-through's scheduler and web worker did).
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return False
-    finally:
-        os.unlink(temporary)
-    return True
+    # Linked into place once whole, so two processes starting at once cannot both make one and
+    # neither reads the other's half-written file (the walk-through's scheduler and web worker
+    # once did, when the key was written in place).
+    return create_exclusive(path, pem, mode=0o600, sync=True)
 
 
 def load_or_create_ed25519_key(path: Path, what: str) -> Ed25519PrivateKey:

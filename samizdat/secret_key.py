@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from config.settings import Settings
+from samizdat.atomicfile import create_exclusive
 from samizdat.errors import SamizdatError
 
 SECRET_KEY_FILE = "secret_key"
@@ -24,17 +24,8 @@ def load_secret_key(settings: Settings) -> str:
     path = Path(settings.data_dir) / SECRET_KEY_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32))
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass  # another worker won the race; use its key
-        finally:
-            tmp.unlink(missing_ok=True)
+        # False when another worker won the race: its key is the one read below.
+        create_exclusive(path, secrets.token_hex(32).encode(), mode=0o600)
     key = path.read_text().strip()
     if not key:
         raise SamizdatError(f"{path} is empty; delete it or set SAMIZDAT_SECRET_KEY")

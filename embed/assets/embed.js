@@ -53,13 +53,15 @@
   // --- The log (CONFIG.log, absent from older builds): a fragment is shown only when its
   // approval is in the log under a checkpoint signed by the pinned log key and cosigned by
   // CONFIG.log.quorum of the pinned witnesses, so a stolen pack key alone cannot add words.
-  var checkpoints = {};
+  // The largest checkpoint this page has accepted, in memory only (readers leave no trace):
+  // a smaller one after it is a rollback, another root at its size a fork.
+  var checkpoints = {}, floor = { size: -1 };
   function vkeyOf(v, type) {  // a signed-note verifier key <name>+<hex id>+<base64(type || key)>
     var p = String(v).split("+"), raw = b64urlBytes(p.slice(2).join("+"));
     if (raw[0] !== type || raw.length !== 33) throw new Error("bad pinned key");
     return { name: p[0], id: p[1], raw: raw.subarray(1) };
   }
-  function checkpointOf(index) {  // {size, root} of the index's checkpoint, once verified
+  function checkpointOf(index) {  // {size, root, time, revoked} of its checkpoint, once verified
     var note = index.checkpoint;
     if (typeof note !== "string") return Promise.reject(new Error("the index names no log checkpoint"));
     return checkpoints[note] || (checkpoints[note] = Promise.resolve().then(function () {
@@ -81,19 +83,40 @@
             msg = bytesOf("cosignature/v1\ntime " + t + "\n" + text);
             sig = sig.subarray(8);
           }
-          return edKey(k.raw).then(function (key) { return subtle.verify({ name: "Ed25519" }, key, sig, msg); });
+          return edKey(k.raw).then(function (key) {
+            return subtle.verify({ name: "Ed25519" }, key, sig, msg).then(function (ok) { return ok && (t || 1); });
+          });
         })).then(function (oks) {
           if (oks.indexOf(false) >= 0) throw new Error("checkpoint has a bad signature by " + k.name);
-          return oks.length > 0;
+          return Math.max.apply(null, oks.concat(0));  // a cosigner's newest time; 0: none
         });
       })).then(function (have) {
-        var cosigned = have.slice(1).filter(Boolean).length, lines = text.split("\n"), root = b64urlBytes(lines[2] || "");
+        // Newest first: the quorum-th is how fresh the policy is met (docs/provenance.md).
+        var times = have.slice(1).filter(Boolean).sort(function (a, b) { return b - a; }), q = L.quorum || 0;
+        var lines = text.split("\n"), root = b64urlBytes(lines[2] || ""), cp = { revoked: {} }, m;
         if (!have[0]) throw new Error("checkpoint is not signed by the log key");
-        if (cosigned < (L.quorum || 0)) throw new Error("checkpoint has " + cosigned + " of the " + L.quorum + " cosignatures its policy needs");
+        if (times.length < q) throw new Error("checkpoint has " + times.length + " of the " + q + " cosignatures its policy needs");
         if (lines[0] !== keys[0].name || !/^(0|[1-9]\d{0,15})$/.test(lines[1]) || root.length !== 32) throw new Error("checkpoint is malformed");
-        return { size: +lines[1], root: hex(root) };
+        lines.slice(3).forEach(function (l) {  // extension lines: "time T", "revoked pack KID T"
+          if ((m = /^time (\d{1,12})$/.exec(l))) cp.signed = +m[1];
+          if ((m = /^revoked pack ([0-9a-f]{16}) (\d{1,12})$/.exec(l))) cp.revoked[m[1]] = +m[2];
+        });
+        cp.size = +lines[1]; cp.root = hex(root); cp.time = q ? times[q - 1] : cp.signed;
+        return cp;
       });
     }));
+  }
+  // The index's checkpoint if this page may believe it: its key not revoked when the index or
+  // the checkpoint was made, younger than CONFIG.log.maxAge, never smaller than one accepted.
+  function admit(index) {
+    return checkpointOf(index).then(function (cp) {
+      var max = CONFIG.log.maxAge, r = cp.revoked[CONFIG.kid], at = Date.parse(index.generated_at) / 1000;
+      if (r <= at || r <= cp.signed) throw new Error("index signed by pack key " + CONFIG.kid + ", which the log revokes from " + new Date(r * 1000).toISOString());
+      if (max && !(cp.time > Date.now() / 1000 - max)) throw new Error("checkpoint is older than " + max + " s: the archive has not refreshed it");
+      if (cp.size < floor.size) throw new Error("checkpoint of size " + cp.size + " is older than the size " + floor.size + " this page accepted: rolled back");
+      if (cp.size === floor.size && cp.root !== floor.root) throw new Error("checkpoint of size " + cp.size + " has another root than the one this page accepted: a fork");
+      return (floor = cp);
+    });
   }
   function digest(prefix, a, b) {  // RFC 9162: leaf SHA-256(0x00 || entry), node SHA-256(0x01 || l || r)
     var x = new Uint8Array(1 + a.length + (b ? b.length : 0));
@@ -125,7 +148,7 @@
   function choose(list, at, index) {
     if (!CONFIG.log) return Promise.resolve(list[at]);
     var k = 0;
-    return checkpointOf(index).then(function (cp) {
+    return admit(index).then(function (cp) {
       return (function attempt() {
         if (k >= list.length) throw new Error("no fragment here is proven in the log");
         return proven(list[(at + k++) % list.length], cp).catch(function (e) { warn(e); return attempt(); });
@@ -150,7 +173,7 @@
       if (index.format !== "samizdat-pack/1") throw new Error("unknown format");
       if (index.pack + "/index.json" !== path) throw new Error("wrong pack");
       // With a pinned log, an index whose checkpoint fails is refused before any shard is fetched.
-      return CONFIG.log ? checkpointOf(index).then(function () { return index; }) : index;
+      return CONFIG.log ? admit(index).then(function () { return index; }) : index;
     });
   }
   // Whether a (verified) index may be shown: its signed expiry is ahead and it was not made

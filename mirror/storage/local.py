@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 from mirror.storage.base import BackendHealth, BlobStore, StoredBlob, sha256_hex
+from samizdat.atomicfile import write_atomic
 from samizdat.errors import BlobNotFoundError, StorageError, StorageFullError
 
 # Write failures that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
@@ -34,21 +33,11 @@ class LocalStore(BlobStore):
         path = self._path(digest)
         if path.exists():
             return StoredBlob(self.name, digest, digest, len(data), uploaded=False)
-        tmp: str | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write then rename, so a crash never leaves a half-written blob under a real name.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            # Written whole, then renamed: a crash never leaves a half-written blob under a real
+            # name, and a write that fails half-way (disk full) leaves no partial file behind.
+            write_atomic(path, data, mode=0o600, sync=True)
         except OSError as exc:
-            if tmp is not None:
-                # A write that failed half-way (disk full) must not leave its partial file behind.
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
             error = StorageFullError if exc.errno in _NO_ROOM else StorageError
             raise error(f"local store cannot write {path}: {exc}") from exc
         return StoredBlob(self.name, digest, digest, len(data), uploaded=True)

@@ -107,3 +107,14 @@ def test_the_log_origin_follows_the_public_address_and_its_key_stays_outside_pub
     for bad in ("a+b/log", "two words/log"):
         with pytest.raises(SettingsError, match="SAMIZDAT_LOG_ORIGIN must be a name"):
             load_settings({"SAMIZDAT_LOG_ORIGIN": bad})
+
+
+def test_the_widgets_checkpoint_max_age_may_be_0_for_off_and_the_log_refresh_must_be_positive():
+    assert load_settings({}).embed_checkpoint_max_age_hours == 72.0
+    assert load_settings({}).log_refresh_seconds == 21600.0
+    assert load_settings({"SAMIZDAT_EMBED_CHECKPOINT_MAX_AGE_HOURS": "0"}).embed_checkpoint_max_age_hours == 0
+    assert load_settings({"SAMIZDAT_EMBED_CHECKPOINT_MAX_AGE_HOURS": "24"}).embed_checkpoint_max_age_hours == 24
+    for name, value in (("SAMIZDAT_EMBED_CHECKPOINT_MAX_AGE_HOURS", "-1"),
+                        ("SAMIZDAT_LOG_REFRESH_SECONDS", "0")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings({name: value})

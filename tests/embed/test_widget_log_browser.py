@@ -3,15 +3,18 @@ shown only when its approval is in the log under a checkpoint the pinned policy 
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import html
 import io
 import hashlib
 import json
 import re
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +30,12 @@ from embed.publish import (
 )
 from embed.signing import load_or_create_signer
 from fragments.models import Fragment
-from provenance.appender import published_verifier_key
+from provenance import merkle
+from provenance.appender import append_log, log_signer, published_verifier_key
+from provenance.freshness import checkpoint_facts, extension_lines
+from provenance.keyring import revoke, rotate
+from provenance.tiles import DirectoryFetcher, TileReader
+from provenance.verify import main as verify_main
 from provenance.cosignature import CosignatureSigner, add_cosignatures
 from provenance.decisions import logged_approvals
 from provenance.merkle import EMPTY_ROOT
@@ -106,16 +114,18 @@ def pack_files(live):
     return index, shard["fragments"]
 
 
-def forge(context, live, fragments, checkpoint=None):
-    """Serve, from every origin, an index re-signed with the real pack key (a stolen key) naming
-    one shard of ``fragments``; ``checkpoint`` replaces the index's checkpoint note."""
+def forge(context, live, fragments, checkpoint=None, signer=None, **changes):
+    """Serve, from every origin, an index re-signed with the real pack key (a stolen key; or
+    ``signer``) naming one shard of ``fragments``; ``checkpoint`` replaces the index's checkpoint
+    note, ``changes`` other fields of the index."""
     index, _ = pack_files(live)
     shard = canonical_json({"format": "samizdat-pack/1", "fragments": fragments})
     digest = hashlib.sha256(shard).hexdigest()
     index.update(count=len(fragments), shards=[{"sha256": digest, "count": len(fragments), "bytes": len(shard)}])
+    index.update(changes)
     if checkpoint is not None:
         index["checkpoint"] = checkpoint
-    signer = load_or_create_signer(live.settings.embed_signing_key_path)
+    signer = signer or load_or_create_signer(live.settings.embed_signing_key_path)
     envelope = signed_envelope([signer], index)
     cors = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
     context.route(re.compile(r".*/all/index\.json$"),
@@ -364,3 +374,129 @@ def test_a_log_that_cannot_be_read_stops_the_publish_instead_of_shipping_unprove
     with rt.Session() as session, pytest.raises(StorageError, match="the provenance log cannot be read"):
         publish_embed(session, rt.settings)
     assert not (rt.settings.public_path / "packs").exists()
+
+
+def test_an_index_signed_by_a_pack_key_the_checkpoint_names_revoked_is_refused(browser, logged, blog):
+    live = logged.live
+    settings = live.settings
+    stolen = load_or_create_signer(settings.embed_signing_key_path)  # what logged.script pins
+    with live.app.extensions["samizdat"].Session() as session:
+        rotate(settings, session, "pack")
+    revoke(settings, "pack", stolen.key_id)
+    republish(live)  # its log pass logs the rotation and the revocation
+    note = (settings.log_path / "checkpoint").read_text()
+    assert f"\nrevoked pack {stolen.key_id} " in note
+    _, fragments = pack_files(live)
+    url = logged_page(logged, blog)
+    # The thief signs an index with the stolen key over the genuine, fresh checkpoint (whose
+    # proofs all hold), dated now or back-dated to before the revocation: the snippets pasted
+    # before the rotation, which pin the stolen key, show nothing.
+    for changes in ({}, {"generated_at": "2020-01-01T00:00:00+00:00"}):
+        got, warnings = open_view(browser, url, lambda c, ch=changes: forge(
+            c, live, fragments, signer=stolen, **ch), refused=True)
+        assert got == "STATIC GENUINE FRAGMENT"
+        assert any(f"index signed by pack key {stolen.key_id}, which the log revokes from" in w
+                   for w in warnings), warnings
+    # The same verdict from the verifier, one line, exit 1.
+    index_file = settings.public_path / "packs/all/index.json"
+    envelope = json.loads(index_file.read_bytes())
+    payload = json.loads(envelope["payload"])
+    forged = signed_envelope([stolen], payload)
+    index_file.write_bytes(forged)
+    lines = []
+    status = verify_main(["--pack", str(index_file), "--pack-key", stolen.public_key,
+                          "--key", published_verifier_key(settings.log_path)], echo=lines.append)
+    assert status == 1
+    assert any(line.startswith(f"FAIL pack key revocation: the index is signed by pack key {stolen.key_id}")
+               for line in lines), lines
+
+
+def test_a_checkpoint_older_than_the_maximum_age_is_refused_and_the_refreshed_one_accepted(
+        browser, logged, blog):
+    live = logged.live
+    settings = live.settings
+    checkpoint_file = settings.log_path / "checkpoint"
+    old_note = checkpoint_file.read_text()
+    signed = checkpoint_facts(Checkpoint.parse(parse_note(old_note.encode()).text)).time
+    # An embed.js that accepts checkpoints up to two hours old.
+    signer = load_or_create_signer(settings.embed_signing_key_path)
+    script = build_embed_js(signer, settings, log={**live.report.log, "maxAge": 7200})
+    name = versioned_script_name(script)
+    (settings.public_path / name).write_bytes(script)
+    url = blog.page(snippet(live, name, subresource_integrity(script)))
+    # The quiet log's refresh pass, a few seconds later, re-signs the same tree; the packs follow.
+    while time.time() < signed + 4:
+        time.sleep(0.5)
+    with live.app.extensions["samizdat"].Session() as session:
+        report = append_log(session, dataclasses.replace(settings, log_refresh_seconds=1.0))
+    assert report.refreshed and not report.appended
+    republish(live)
+    new_note = checkpoint_file.read_text()
+    refreshed = checkpoint_facts(Checkpoint.parse(parse_note(new_note.encode()).text)).time
+    index, fragments = pack_files(live)
+    assert index["checkpoint"] == new_note and refreshed >= signed + 4
+    # The browser's clock two hours after the midpoint: the old checkpoint is past the maximum
+    # age, the refreshed one is not.
+    moment = datetime.fromtimestamp(signed + 7200 + (refreshed - signed) / 2, UTC)
+
+    def at_moment(context, note=None):
+        context.clock.set_fixed_time(moment)
+        if note is not None:
+            forge(context, live, fragments, note)
+
+    got, warnings = open_view(browser, url, lambda c: at_moment(c, old_note), refused=True)
+    assert got == "STATIC GENUINE FRAGMENT"
+    assert any("checkpoint is older than 7200 s" in w for w in warnings), warnings
+    got, warnings = open_view(browser, url, at_moment)
+    assert got in live.texts and warnings == []
+    # The verifier, told the same age and moment, agrees on both.
+    index_file = settings.public_path / "packs/all/index.json"
+    args = ["--pack", str(index_file), "--pack-key", signer.public_key,
+            "--key", published_verifier_key(settings.log_path), "--max-age", "7200",
+            "--now", moment.isoformat()]
+    lines = []
+    assert verify_main(args, echo=lines.append) == 0, lines
+    assert any(line.startswith("ok  checkpoint age (the log's time line is from") for line in lines)
+    payload = json.loads(json.loads(index_file.read_bytes())["payload"])
+    index_file.write_bytes(signed_envelope([signer], {**payload, "checkpoint": old_note}))
+    lines = []
+    assert verify_main(args, echo=lines.append) == 1
+    assert any(line.startswith("FAIL checkpoint age:") and "older than the maximum age of 7200 s" in line
+               for line in lines), lines
+
+
+def smaller_checkpoint(settings) -> str:
+    """The log's tree one entry back, signed as the log signed it then (fresh time line): a
+    genuine checkpoint, older than the published one."""
+    note = (settings.log_path / "checkpoint").read_bytes()
+    size = Checkpoint.parse(parse_note(note).text).size
+    reader = TileReader(DirectoryFetcher(settings.log_path), size)
+    older = Checkpoint(settings.log_origin_name, size - 1, merkle.tree_hash(reader, size - 1),
+                       extension_lines(int(time.time())))
+    return sign_checkpoint(older, log_signer(settings)).decode()
+
+
+def test_a_smaller_checkpoint_after_a_larger_one_in_the_same_page_is_refused(browser, logged_once, blog):
+    live = logged_once.live
+    _, fragments = pack_files(live)
+    older = smaller_checkpoint(live.settings)
+    context = browser.new_context()
+    page = context.new_page()
+    warnings = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    page.goto(logged_page(logged_once, blog))
+    assert shown(page)["text"] in live.texts
+    # Then a second widget on the same page meets indexes carrying the smaller checkpoint (and
+    # no cached pack to fall back on).
+    forge(context, live, fragments, older)
+    with page.expect_console_message(lambda m: "every origin failed" in m.text, timeout=60000):
+        page.evaluate("""() => {
+            localStorage.clear();
+            document.body.insertAdjacentHTML("beforeend",
+                '<blockquote class="samizdat-fragment"><p>SECOND STATIC</p></blockquote>');
+            Object.values(window.__samizdatEmbeds).forEach((e) => e.scan());
+        }""")
+    assert page.locator(".samizdat-embed").count() == 1
+    assert any("is older than the size" in w and "this page accepted: rolled back" in w
+               for w in warnings), warnings
+    context.close()

@@ -373,3 +373,55 @@ def test_text_changed_behind_the_logs_back_is_not_in_the_packs(runtime, fragment
     public = runtime.settings.public_path
     for path in (public / "frame.html", *public.joinpath("packs").rglob("*.json")):
         assert planted.encode() not in path.read_bytes(), path
+
+
+def test_a_pass_with_nothing_new_appends_nothing_and_a_later_change_is_still_caught(
+        runtime, fragments):
+    first, second, third = fragments[:3]
+    decide(runtime, [first, second], APPROVED)
+    assert append_captures(runtime).decisions == 2
+    idle = append_captures(runtime)
+    assert (idle.decisions, idle.appended, idle.published, idle.size) == (0, 0, False, 3)
+
+    # After a pass remembered what it saw: an edit (pending again, then approved), a rejection
+    # and a first approval are each logged by the next pass.
+    with runtime.Session() as session:
+        edit_text(session, session.get(Fragment, first), "A corrected first sentence.", EDITOR)
+        session.commit()
+    assert append_captures(runtime).decisions == 0  # pending: nothing the public saw changed
+    decide(runtime, [first], APPROVED)
+    decide(runtime, [second], REJECTED)
+    decide(runtime, [third], APPROVED)
+    assert append_captures(runtime).decisions == 3
+    assert sorted(row[1:3] for row in decision_rows(runtime)[2:]) == sorted([
+        (first, "edited"), (second, "rejected"), (third, "approved")])
+    assert append_captures(runtime).decisions == 0
+
+
+def test_reviews_stamped_in_the_same_clock_tick_as_the_last_seen_or_before_it_are_caught(
+        runtime, fragments):
+    # The classic watermark bug: a pass that saw stamp T must still see another review stamped
+    # T (same tick) or a little earlier (its transaction committed after the pass), even when
+    # no count changed (approved fragments re-reviewed after their text changed).
+    first, second, third = fragments[:3]
+    decide(runtime, [first, second, third], APPROVED)
+    assert append_captures(runtime).decisions == 3
+    with runtime.Session() as session:
+        approved_at = session.get(Fragment, first).reviewed_at  # one review: one stamp for all
+
+    def review_again(fragment_id, stamp):
+        with runtime.Session() as session:
+            session.execute(update(Fragment).where(Fragment.id == fragment_id).values(
+                text=f"Reviewed again at {stamp.isoformat()}.", reviewed_at=stamp))
+            session.commit()
+
+    seen = approved_at + timedelta(seconds=1)
+    review_again(third, seen)
+    assert append_captures(runtime).decisions == 1  # this pass saw stamp `seen`
+    review_again(first, seen)  # the same tick
+    review_again(second, seen - timedelta(seconds=30))  # stamped earlier, committed later
+    assert append_captures(runtime).decisions == 2
+    assert [row[1:3] for row in decision_rows(runtime)[3:]] == [
+        (third, "edited"), (second, "edited"), (first, "edited")]  # in review order
+    assert set(logged_approvals_of(runtime)) == {first, second, third}
+    assert append_captures(runtime).decisions == 0

@@ -55,10 +55,10 @@ def _pass(app) -> int:
 
 
 def _body(settings: Settings) -> bytes:
-    """The published checkpoint's body text (what the tokens are over), its signature checked."""
+    """The published checkpoint's tree head (what the tokens are over), its signature checked."""
     data = (settings.log_path / "checkpoint").read_bytes()
     checkpoint, _ = open_checkpoint(data, settings.log_origin_name, log_signer(settings).verifier)
-    return checkpoint.text().encode()
+    return checkpoint.tree_head().encode()
 
 
 def _tokens(log_path: Path, size: int) -> list[str]:

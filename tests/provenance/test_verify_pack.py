@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,7 +18,7 @@ from embed.signing import load_or_create_signer
 from provenance.appender import published_verifier_key
 from provenance.merkle import EMPTY_ROOT
 from provenance.note import Checkpoint, Ed25519Signer, parse_note, sign_checkpoint, sign_note
-from tests.embed.test_widget_log_browser import logged_once  # noqa: F401 (fixture)
+from tests.embed.test_widget_log_browser import logged_once, smaller_checkpoint  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,3 +127,37 @@ def test_verify_pack_refuses_garbage_and_hostile_listings_in_one_line_each(tmp_p
         index.write_bytes(data)
         status, lines = verify("--pack", str(index), "--pack-key", signer.public_key, "--key", log_key)
         assert status == 1 and lines[-1].startswith(expected), lines
+
+
+def test_verify_pack_refuses_a_checkpoint_past_the_maximum_age_and_a_rollback(logged_once, tmp_path):
+    live = logged_once.live
+    key = published_verifier_key(live.settings.log_path)
+    pack_key = load_or_create_signer(live.settings.embed_signing_key_path).public_key
+    packs = copy_packs(live, tmp_path)
+    index = str(packs / "all/index.json")
+    base = ("--pack", index, "--pack-key", pack_key, "--key", key)
+    # Fresh now; three days on, past a maximum age of two days (the widget's rule, its clock given).
+    status, lines = verify(*base, "--max-age", str(2 * 86400))
+    assert status == 0 and any(line.startswith("ok  checkpoint age (the log's time line is from")
+                               for line in lines), lines
+    status, lines = verify(*base, "--max-age", str(2 * 86400), "--now", str(int(time.time()) + 3 * 86400))
+    assert status == 1
+    assert [line for line in lines if line.startswith("FAIL")] == [
+        next(line for line in lines if line.startswith("FAIL checkpoint age: the log's time line is from"))]
+    assert "older than the maximum age of 172800 s" in lines[-1]
+    status, lines = verify(*base, "--now", "yesterday")
+    assert status == 2  # a usage error, as argparse reports it
+    # With --state, the largest pack checkpoint accepted is remembered: a smaller one after it
+    # (a genuine older checkpoint, re-signed into an index with the stolen key) is a rollback.
+    state = tmp_path / "state"
+    status, lines = verify(*base, "--state", str(state))
+    assert status == 0 and "ok  pack checkpoint rollback (the first pack checkpoint seen)" in lines
+    older = smaller_checkpoint(live.settings)
+    rewrite(live, packs, lambda index, fragments: index.update(checkpoint=older))
+    status, lines = verify(*base, "--state", str(state))
+    assert status == 1
+    assert any(line.startswith("FAIL pack checkpoint rollback: size ") and "rolled back" in line
+               for line in lines), lines
+    # Without the memory the same older checkpoint is, by itself, a genuine one.
+    status, lines = verify(*base, "--no-state")
+    assert not any("rollback" in line for line in lines)

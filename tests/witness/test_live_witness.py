@@ -7,12 +7,14 @@ origin added to the witness's file, in effect without a restart), so tests never
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import logging
 import re
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -24,6 +26,8 @@ import requests
 from provenance import merkle
 from provenance.appender import log_signer, witness_checkpoint
 from provenance.errors import ProvenanceError
+from provenance.freshness import checkpoint_facts
+from provenance.tasks import append_and_publish
 from provenance.cosignature import CosignatureSigner, CosignatureVerifier, WitnessPolicy
 from provenance.log import LogClient, LogWriter
 from provenance.note import Ed25519Signer, b64encode, open_note
@@ -392,3 +396,41 @@ def test_a_revoked_log_key_gets_no_cosignature_past_its_revocation_entry_the_new
         assert reply.status_code == 200 and cosigned(witness_server, genuine, reply.content)
         state = WitnessState(witness_server.data_dir / "witness").read(origin)
         assert state.size == 7
+
+
+def test_a_quiet_logs_refresh_pass_gets_a_fresher_cosigned_checkpoint_of_the_same_tree(
+        witness_server, tmp_path, sqlite_url, origin):
+    settings = make_settings(tmp_path, sqlite_url, log_origin=origin, witness_quorum=1,
+                             witnesses=f"{witness_server.vkey} {witness_server.url}")
+    add_log(witness_server.logs_file, origin, log_signer(settings).verifier.vkey)
+    policy = WitnessPolicy((CosignatureVerifier.from_vkey(witness_server.vkey),), 1)
+    verifier = log_signer(settings).verifier
+    path = settings.log_path / CHECKPOINT_PATH
+    app = create_app(settings)
+    try:
+        task = next(t for t in app.extensions[TASKS_KEY] if t.id == "provenance.append-captures")
+        task.func(app.extensions["samizdat"])  # the first checkpoint, cosigned
+        first = path.read_bytes()
+        old = policy.verify(first, origin, verifier)
+        # Within the refresh interval (6 h by default) a quiet pass changes nothing.
+        task.func(app.extensions["samizdat"])
+        assert path.read_bytes() == first
+    finally:
+        app.extensions["samizdat"].dispose()
+    signed = checkpoint_facts(old.checkpoint).time
+    assert signed is not None and old.cosigners[WITNESS_NAME] >= signed
+    # Once the newest is older than the interval, the same (quiet) pass re-signs and the witness
+    # cosigns the same tree afresh: same size and root, a newer time line and cosignature.
+    time.sleep(2.5)
+    runtime = build_runtime(dataclasses.replace(settings, log_refresh_seconds=2.0))
+    try:
+        assert append_and_publish(runtime) == 0  # nothing appended
+    finally:
+        runtime.dispose()
+    new = policy.verify(path.read_bytes(), origin, verifier)
+    assert (new.checkpoint.size, new.checkpoint.root_hash) == (old.checkpoint.size,
+                                                                old.checkpoint.root_hash)
+    assert checkpoint_facts(new.checkpoint).time > signed
+    assert new.cosigners[WITNESS_NAME] > old.cosigners[WITNESS_NAME]
+    # The witness holds the same tree: a newer time line is no fork.
+    assert WitnessState(witness_server.data_dir / "witness").read(origin).size == old.checkpoint.size
