@@ -42,6 +42,8 @@ PART_LABELS = {
     "manifest": lazy_gettext("The manifest (where it came from; every file's sha256 and CID)"),
     "offline": lazy_gettext("The offline copy (scripts removed)"),
     "asset": lazy_gettext("An image or stylesheet of the page"),
+    "screenshot": lazy_gettext("The screenshot (the whole page as the archive's browser showed it)"),
+    "thumbnail": lazy_gettext("A small picture of the page's first screen"),
 }
 _PART_ORDER = {role: index for index, role in enumerate(PART_LABELS)}
 
@@ -194,4 +196,6 @@ def read_capture(capture_id: int):
         directory_links=gateway_links(capture.cid) if capture.cid else (),
         replay_url=capture_replay_path(capture.id),
         timeline_url=source_timeline_path(capture.source_id),
+        screenshots={p.role: capture_file_path(capture.id, p.name) for p in capture.parts
+                     if p.role in ("screenshot", "thumbnail")},
     ))

@@ -35,7 +35,8 @@ PAGE_CSP = (
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 # Roles a browser may render; every other file (the page as served, WARC, manifest) downloads.
-RENDERED_ROLES = {"offline", "asset"}
+# A browser capture's screenshots are PNGs the pipeline made, shown in the reader view.
+RENDERED_ROLES = {"offline", "asset", "screenshot", "thumbnail"}
 
 
 def _stored_capture(capture_id: int) -> Capture:

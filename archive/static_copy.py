@@ -51,9 +51,10 @@ EXPORTS_DIR = "site-exports"
 STATE_FILE = "archive-published.json"
 # The endpoint serving a capture's stored files; its URLs are where the pages link to them.
 FILE_ENDPOINT = "replay.capture_file"
-# Roles whose files a browser renders (the offline copy and its images and stylesheets); the
-# others (the page as served, the WARC, the manifest) are downloads.
-RENDERED_ROLES = {"offline", "asset"}
+# Roles whose files a browser renders (the offline copy and its images and stylesheets, and a
+# browser capture's screenshots: PNGs Chromium made); the others (the page as served, the WARC,
+# the manifest) are downloads.
+RENDERED_ROLES = {"offline", "asset", "screenshot", "thumbnail"}
 # A static host sends no CSP, so a captured file that can run script (SVG, HTML, XML…) would run
 # it in the copy's origin when opened. An asset stays a rendered file only when both its type and
 # its name (which gateways and folders go by) are ones no browser runs script from; any other is

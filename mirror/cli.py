@@ -271,7 +271,10 @@ def mirror_run(source_ids: tuple[int, ...], run_all: bool):
             if outcome.status == "failed":
                 failures.append(outcome)
 
-        summary = run_jobs(rt, job_ids, on_done=done)
+        try:
+            summary = run_jobs(rt, job_ids, on_done=done)
+        finally:
+            rt.close_browser()  # no Chromium outlives the command
     for outcome in failures:
         click.echo(f"failed: {outcome.url} ({outcome.reason}): {outcome.message}", err=True)
     click.echo(

@@ -2,7 +2,7 @@
 that a name read from outside (a manifest in S3) is one of them.
 
 A part's name is its path inside the capture's directory (IPFS), the static copy and the replay
-URL. The pipeline makes five kinds; a rebuild refuses any other name, so a hostile bucket cannot
+URL. The pipeline makes seven kinds; a rebuild refuses any other name, so a hostile bucket cannot
 plant ``../../etc/x`` in the database (samizdat/paths.py guards every writer as well).
 """
 
@@ -17,6 +17,9 @@ OTHER_PAGE_NAME = "page.bin"
 WARC_NAME = "capture.warc.gz"
 OFFLINE_NAME = "offline.html"
 MANIFEST_NAME = "manifest.json"
+# A browser capture's full-page screenshot and its first screen, small (PNG).
+SCREENSHOT_NAME = "screenshot.png"
+THUMBNAIL_NAME = "thumbnail.png"
 ASSET_DIR = "assets/"
 # A requisite: assets/<20 hex of its URL's sha256>.<1–5 lowercase letters or digits>.
 ASSET_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
@@ -27,6 +30,8 @@ _FIXED = {
     "warc": {WARC_NAME},
     "offline": {OFFLINE_NAME},
     "manifest": {MANIFEST_NAME},
+    "screenshot": {SCREENSHOT_NAME},
+    "thumbnail": {THUMBNAIL_NAME},
 }
 
 

@@ -21,10 +21,20 @@ from accounts.audit import Actor, record
 from config.logs import log_context
 from fragments.split import CaptureInfo, split_capture
 from fragments.store import save_fragments
+from browser.chromium import BrowserUnavailable
+from browser.needed import browser_needed
+from mirror.browsing import NoBrowserError, refused_target, warc_assets, with_rendered_records
 from mirror.charset import detect_charset
 from mirror.fetch import FetchResult
 from mirror.models import Capture, CapturePart, Source
-from mirror.partnames import OFFLINE_NAME, OTHER_PAGE_NAME, PAGE_NAMES, WARC_NAME
+from mirror.partnames import (
+    OFFLINE_NAME,
+    OTHER_PAGE_NAME,
+    PAGE_NAMES,
+    SCREENSHOT_NAME,
+    THUMBNAIL_NAME,
+    WARC_NAME,
+)
 from mirror.replicas import ensure_replicas, replicate_capture
 from mirror.requisites import (
     Requisite,
@@ -43,6 +53,7 @@ log = logging.getLogger(__name__)
 
 HTML_TYPES = {"text/html", "application/xhtml+xml", ""}
 OK, UNCHANGED, FAILED = "ok", "unchanged", "failed"
+HTTP, BROWSER, AUTO = "http", "browser", "auto"  # capture methods; auto is a source's mode only
 
 
 @dataclass(frozen=True)
@@ -103,30 +114,48 @@ def _previous_success(session, source_id: int) -> Capture | None:
 
 
 def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> CaptureOutcome:
-    """Fetch one source and record the capture: ok (spooled and recorded), unchanged, or failed.
+    """Capture one source and record it: ok (spooled and recorded), unchanged, or failed.
 
-    With ``process`` (the default) the capture is also split and replicated before returning;
-    the scheduler passes False and leaves that to its processing job, so fetching never waits
-    for S3, IPFS or the splitter. Network work happens outside database transactions.
+    By the source's capture mode: ``http`` fetches the page; ``browser`` renders it in Chromium
+    behind a recording proxy; ``auto`` fetches it and, when the response looks script-built
+    (browser.needed), renders it as well and keeps the rendered copy (without Chromium, auto keeps
+    the HTTP one). With ``process`` (the default) the capture is also split and replicated before
+    returning; the scheduler passes False and leaves that to its processing job, so fetching never
+    waits for S3, IPFS or the splitter. Network work happens outside database transactions.
     """
     with runtime.Session() as session:
         source = session.get(Source, source_id)
         if source is None:
             raise InvalidURLError(f"no source with id {source_id}")
         url = source.url
+        mode = source.capture_mode or "auto"
         previous = _previous_success(session, source.id)
-        previous_id = previous.id if previous is not None else None
-        previous_sha = previous.sha256 if previous is not None else None
+        last = _Previous(
+            previous.id, previous.sha256, previous.capture_method
+        ) if previous is not None else None
     fetched_at = utcnow()
+    if mode == BROWSER:
+        return _capture_in_browser(runtime, source_id, url, fetched_at, last, None, process)
     try:
         result = runtime.fetcher.fetch(url)
     except FetchError as exc:
         return _record_failure(
-            runtime, source_id, url, fetched_at, exc.reason, str(exc), exc.status, exc.final_url
+            runtime, source_id, url, fetched_at, exc.reason, str(exc), exc.status, exc.final_url,
+            method=HTTP,
         )
+    if mode == AUTO and result.content_type in HTML_TYPES and result.content_type:
+        reason = browser_needed(result.body, charset=result.charset)
+        if reason is not None:
+            reason = reason[:255]  # the column's width; the reasons are one short line
+            if runtime.browser.available():
+                return _capture_in_browser(runtime, source_id, url, fetched_at, last, reason, process)
+            log.info("%s looks script-built (%s), but there is no Chromium: kept as HTTP", url, reason)
     digest = sha256_hex(result.body)
-    if previous_sha == digest:
-        return _record_unchanged(runtime, source_id, previous_id, result, fetched_at)
+    if last is not None and last.sha256 == digest and last.method != BROWSER:
+        return _record_unchanged(
+            runtime, source_id, last.id, fetched_at, HTTP, None, result.final_url, result.status,
+            result.content_type or None, result.charset,
+        )
     requisites: list[Requisite] = []
     if result.content_type in HTML_TYPES:
         s = runtime.settings
@@ -137,11 +166,7 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
     try:
         parts = _spool_parts(runtime, result, requisites)
     except StorageError as exc:
-        # A full disk is the operator's to fix, not the page's fault: say which it was.
-        reason = "storage_full" if isinstance(exc, StorageFullError) else "storage"
-        return _record_failure(
-            runtime, source_id, url, fetched_at, reason, str(exc), result.status, result.final_url
-        )
+        return _storage_failure(runtime, source_id, url, fetched_at, exc, result.status, result.final_url, HTTP)
     capture = Capture(
         source_id=source_id,
         status=OK,
@@ -155,7 +180,113 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
         local_key=digest,
         fetched_at=fetched_at,
         complete=False,
+        capture_method=HTTP,
     )
+    return _record_capture(runtime, capture, parts, process)
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The source's latest capture with bytes: what "unchanged" is judged against."""
+
+    id: int
+    sha256: str | None
+    method: str | None
+
+
+def _storage_failure(
+    runtime: Runtime, source_id: int, url: str, fetched_at, exc: StorageError,
+    status: int | None, final_url: str | None, method: str, reason_why: str | None = None,
+) -> CaptureOutcome:
+    # A full disk is the operator's to fix, not the page's fault: say which it was.
+    reason = "storage_full" if isinstance(exc, StorageFullError) else "storage"
+    return _record_failure(
+        runtime, source_id, url, fetched_at, reason, str(exc), status, final_url,
+        method=method, method_reason=reason_why,
+    )
+
+
+def _capture_in_browser(
+    runtime: Runtime,
+    source_id: int,
+    url: str,
+    fetched_at,
+    last: _Previous | None,
+    reason: str | None,
+    process: bool,
+) -> CaptureOutcome:
+    """Render the page in Chromium behind its recording proxy and record that capture.
+
+    The page part is the rendered DOM (UTF-8), the WARC the proxy's (plus resource records of
+    the DOM and screenshots), the assets the DOM uses as the proxy recorded them, and the
+    full-page screenshot and its thumbnail. "Unchanged" means the same rendered DOM (sha256) as
+    the previous capture, when that one was a browser capture too.
+    """
+    def failed(code: str, message: str, status: int | None = None, final_url: str | None = None,
+               limited_by: str | None = None) -> CaptureOutcome:
+        return _record_failure(runtime, source_id, url, fetched_at, code, message, status, final_url,
+                               method=BROWSER, method_reason=reason, limited_by=limited_by)
+
+    try:
+        run = runtime.browser.capture(url)
+    except NoBrowserError as exc:
+        return failed("no-browser", f"no Chromium for browser capture: {exc}")
+    except BrowserUnavailable as exc:
+        return failed("browser", str(exc))
+    except ValueError as exc:  # a URL the browser does not take (not http(s))
+        return failed("bad_url", str(exc))
+    page = run.page
+    refused = refused_target(url, run.stats)
+    if refused is not None and (page.status is None or page.status >= 400):
+        return failed(refused, f"the recording proxy refused {url}: {refused}", page.status, page.final_url)
+    if page.status is None or not page.dom_html:
+        notes = "; ".join(page.notes) or "no response"
+        return failed("browser", f"the browser got no page: {notes}", page.status, page.final_url,
+                      run.limited_by)
+    if page.status >= 400:
+        return failed("http_error", f"HTTP {page.status}", page.status, page.final_url)
+    dom = page.dom_html.encode("utf-8")
+    digest = sha256_hex(dom)
+    if last is not None and last.sha256 == digest and last.method == BROWSER:
+        return _record_unchanged(
+            runtime, source_id, last.id, fetched_at, BROWSER, reason, page.final_url, page.status,
+            "text/html", "utf-8",
+        )
+    s = runtime.settings
+    assets = warc_assets(run.warc, dom, page.final_url, s.requisites_max_count, s.requisites_max_bytes)
+    files = [
+        ("page", PAGE_NAMES["text/html"], dom, "text/html"),
+        ("warc", WARC_NAME, with_rendered_records(run, url, dom), "application/warc"),
+    ]
+    if page.screenshot_png:
+        files.append(("screenshot", SCREENSHOT_NAME, page.screenshot_png, "image/png"))
+    if page.thumbnail_png:
+        files.append(("thumbnail", THUMBNAIL_NAME, page.thumbnail_png, "image/png"))
+    files += [("asset", name, body, kind) for name, body, kind in assets]
+    try:
+        parts = _spool(runtime, files)
+    except StorageError as exc:
+        return _storage_failure(runtime, source_id, url, fetched_at, exc, page.status, page.final_url,
+                                BROWSER, reason)
+    capture = Capture(
+        source_id=source_id,
+        status=OK,
+        url=url,
+        final_url=page.final_url,
+        http_status=page.status,
+        content_type="text/html",
+        charset="utf-8",
+        sha256=digest,
+        size=len(dom),
+        local_key=digest,
+        fetched_at=fetched_at,
+        complete=False,
+        capture_method=BROWSER,
+        method_reason=reason,
+        limited_by=run.limited_by,
+    )
+    if run.limited_by:
+        log.info("browser capture of %s ended by %s", url, run.limited_by)
     return _record_capture(runtime, capture, parts, process)
 
 
@@ -490,7 +621,16 @@ def _text_as_html(body: bytes, charset: str | None) -> bytes:
 
 
 def _record_unchanged(
-    runtime: Runtime, source_id: int, previous_id: int, result: FetchResult, fetched_at
+    runtime: Runtime,
+    source_id: int,
+    previous_id: int,
+    fetched_at,
+    method: str,
+    method_reason: str | None,
+    final_url: str,
+    status: int | None,
+    content_type: str | None,
+    charset: str | None,
 ) -> CaptureOutcome:
     """Record a check that found the same bytes as last time: nothing uploaded, nothing split."""
     with runtime.Session() as session:
@@ -499,10 +639,12 @@ def _record_unchanged(
             source_id=source_id,
             status=UNCHANGED,
             url=previous.url,
-            final_url=result.final_url,
-            http_status=result.status,
-            content_type=result.content_type or None,
-            charset=result.charset,
+            final_url=final_url,
+            http_status=status,
+            content_type=content_type,
+            charset=charset,
+            capture_method=method,
+            method_reason=method_reason,
             title=previous.title,
             sha256=previous.sha256,
             size=previous.size,
@@ -530,6 +672,9 @@ def _record_failure(
     message: str,
     http_status: int | None = None,
     final_url: str | None = None,
+    method: str | None = None,
+    method_reason: str | None = None,
+    limited_by: str | None = None,
 ) -> CaptureOutcome:
     """Record a failed attempt with its reason; nothing is stored."""
     with runtime.Session() as session:
@@ -543,6 +688,9 @@ def _record_failure(
             error_message=message[:2000],
             fetched_at=fetched_at,
             complete=False,
+            capture_method=method,
+            method_reason=method_reason[:255] if method_reason else None,
+            limited_by=limited_by,
         )
         session.add(capture)
         session.commit()

@@ -701,6 +701,20 @@ def _restore_capture(runtime, entry, sources, blobs, curated, report) -> int | N
         return None
 
 
+def _capture_method(body: dict) -> dict:
+    """How a manifest says its capture was made, each value checked (a bucket may be hostile):
+    an unknown method, or a reason that is not a string, is left out."""
+    method = body.get("capture_method")
+    if method not in ("http", "browser"):
+        return {}
+    reason, limit = body.get("method_reason"), body.get("limited_by")
+    return {
+        "capture_method": method,
+        "method_reason": reason[:255] if isinstance(reason, str) else None,
+        "limited_by": limit[:64] if isinstance(limit, str) else None,
+    }
+
+
 def _restore_rows(runtime, entry, sources, blobs, records, report, now) -> int | None:
     """The database half of _restore_capture: one transaction, rolled back on any error."""
     body = entry.body
@@ -726,6 +740,7 @@ def _restore_rows(runtime, entry, sources, blobs, records, report, now) -> int |
             http_status=body.get("http_status"), content_type=body.get("content_type"),
             charset=body.get("charset"), title=body.get("title"), sha256=body["sha256"],
             size=page["size"], local_key=body["sha256"], fetched_at=fetched_at,
+            **_capture_method(body),
             # Processed: its offline copy is among the parts and its fragments are made below.
             # Not complete: reconcile re-verifies the replicas and rebuilds the IPFS directory.
             complete=False, split_at=now, processed_at=now, parts=parts,

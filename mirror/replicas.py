@@ -183,6 +183,11 @@ def build_manifest(
         "content_type": capture.content_type,
         "charset": capture.charset,
         "sha256": capture.sha256,
+        # How it was captured (http or browser, why, and the limit it ended at): optional keys
+        # of format 2, absent from manifests written before browser capture.
+        "capture_method": capture.capture_method,
+        "method_reason": capture.method_reason,
+        "limited_by": capture.limited_by,
         "hops": page_hops(spool.get(warc.sha256)) if warc is not None else [],
         "parts": [
             {

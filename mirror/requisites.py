@@ -95,10 +95,15 @@ def asset_stem(url: str) -> str:
 
 
 def _asset_name(url: str, result: FetchResult) -> str:
+    return requisite_name(url, result.content_type)
+
+
+def requisite_name(url: str, content_type: str | None) -> str:
+    """A requisite's file name inside the capture: its URL's stem and an extension."""
     # Only extensions mirror.partnames accepts: a rebuild refuses any other name.
     ext = splitext(urlsplit(url).path)[1].lower()
     if not ASSET_EXTENSION.fullmatch(ext):
-        ext = mimetypes.guess_extension(result.content_type or "") or ".bin"
+        ext = mimetypes.guess_extension(content_type or "") or ".bin"
     if not ASSET_EXTENSION.fullmatch(ext):
         ext = ".bin"
     return f"{asset_stem(url)}{ext}"

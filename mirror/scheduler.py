@@ -209,5 +209,7 @@ def run_scheduler(runtime: Runtime, tasks: Sequence[PeriodicTask] = ()) -> None:
         if not stopping.is_set():
             scheduler.start()
     finally:
+        # The scheduler's own capture jobs may have started Chromiums: none outlives the process.
+        runtime.close_browser()
         lock.release()
     log.info("scheduler stopped")

@@ -189,6 +189,7 @@ def run_worker(runtime: Runtime, concurrency: int | None = None, drain: bool = F
             worker.stop()
             return
         worker.release()
+        runtime.close_browser()  # os._exit skips every cleanup: no Chromium may outlive us
         log.info("worker %s stopped (jobs given back)", worker.name)
         logging.shutdown()
         os._exit(1)  # the capture threads are mid-fetch: nothing left to wait for
@@ -197,7 +198,10 @@ def run_worker(runtime: Runtime, concurrency: int | None = None, drain: bool = F
     signal.signal(signal.SIGINT, on_signal)
     log.info("worker %s ready: %d capture thread(s), polling every %ss",
              worker.name, worker.concurrency, runtime.settings.jobs_poll_seconds)
-    summary = worker.run(drain=drain)
+    try:
+        summary = worker.run(drain=drain)
+    finally:
+        runtime.close_browser()
     log.info("worker %s stopped: %d job(s) run, %d capture(s) processed",
              worker.name, summary.jobs, summary.processed)
     return summary

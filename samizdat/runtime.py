@@ -6,6 +6,7 @@ Built the same way by the web app, the scheduler and the CLI, and free of Flask 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -23,6 +24,8 @@ class Runtime:
     settings: Settings
     engine: Engine = field(init=False)
     Session: sessionmaker = field(init=False)
+    _browser: object = field(init=False, default=None, repr=False)
+    _browser_lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
         self.engine = make_engine(self.settings.sqlalchemy_url)
@@ -44,8 +47,27 @@ class Runtime:
 
         return Fetcher(self.settings)
 
+    @property
+    def browser(self):
+        """The process's browsers for browser captures (built on first use, Chromium started on
+        the first browser capture; built anew after ``close_browser``)."""
+        with self._browser_lock:  # capture threads reach it at once; one capturer per process
+            if self._browser is None:
+                from mirror.browsing import BrowserCapturer
+
+                self._browser = BrowserCapturer(self.settings)
+            return self._browser
+
+    def close_browser(self) -> None:
+        """Stop the process's Chromiums, if any were started: none outlives its process."""
+        with self._browser_lock:
+            capturer, self._browser = self._browser, None
+        if capturer is not None:
+            capturer.close()
+
     def dispose(self) -> None:
-        """Close pooled database connections."""
+        """Close pooled database connections and the browsers."""
+        self.close_browser()
         self.engine.dispose()
 
 
