@@ -113,12 +113,38 @@ def user_shell(fresh_clone):
     return env
 
 
+def _as_from_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default and no signal blocked."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _kill_processes_under(directory: Path) -> None:
+    """SIGKILL every process whose working directory is ``directory`` or below (a hung run's
+    leftovers), so a failed walk-through reports instead of hanging."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(proc / "cwd"))
+        except OSError:
+            continue
+        if cwd == directory or directory in cwd.parents:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_readme_walkthrough_on_the_defaults_in_chromium(fresh_clone, user_shell, chromium):
     env, app_port = user_shell, user_shell["SAMIZDAT_BIND"].rsplit(":", 1)[1]
     base = f"http://127.0.0.1:{app_port}"
     # Terminal 1: `SAMIZDAT_FETCH_ALLOW_PRIVATE=1 make run`, stopped with Ctrl-C at the end.
+    # A terminal's shell starts it with Ctrl-C's signal deliverable: default disposition, nothing
+    # blocked, whatever this test process inherited.
     run = subprocess.Popen(["make", "run"], cwd=fresh_clone, env=env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                           preexec_fn=_as_from_a_terminal)
     walk = None
     blog = BlogPages()
     try:
@@ -291,7 +317,10 @@ def test_readme_walkthrough_on_the_defaults_in_chromium(fresh_clone, user_shell,
         except subprocess.TimeoutExpired:
             hung = True
             os.killpg(run.pid, signal.SIGKILL)
-            log, _ = run.communicate()
+            # The scheduler and gunicorn run in sessions of their own (scripts/run.sh) and hold
+            # the output pipe: end them too, or this would wait for ever.
+            _kill_processes_under(fresh_clone)
+            log, _ = run.communicate(timeout=60)
     text = log.decode(errors="replace")
     assert not hung, f"Ctrl-C did not stop `make run` within 30 s:\n{text[-3000:]}"
     # make itself dies of the SIGINT, as at a terminal; what it ran must have stopped cleanly.
