@@ -144,7 +144,13 @@ def capture_source(runtime: Runtime, source_id: int, process: bool = True) -> Ca
             method=HTTP,
         )
     if mode == AUTO and result.content_type in HTML_TYPES and result.content_type:
-        reason = browser_needed(result.body, charset=result.charset)
+        try:
+            reason = browser_needed(result.body, charset=result.charset)
+        except Exception as exc:  # noqa: BLE001 - a guess must never cost the capture itself
+            # e.g. a full disk when the language model loads: keep what HTTP gave, and let the
+            # steps that store it report what is really wrong.
+            log.warning("auto's test of %s failed (%s): kept as HTTP", url, exc)
+            reason = None
         if reason is not None:
             reason = reason[:255]  # the column's width; the reasons are one short line
             if runtime.browser.available():
