@@ -69,8 +69,9 @@ run: install
 # rate-limit tests' Redis database stay on one worker; every session service is per worker.
 TEST_WORKERS ?= 2
 
+# --durations: the 25 slowest steps end every run's output, so the 20-minute budget is watched.
 test: install-dev services
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 bench: install-dev
 	command -v wrk >/dev/null || scripts/apt-install.sh wrk

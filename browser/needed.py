@@ -45,6 +45,7 @@ _ENABLE_JS = re.compile(
     r"|javascript\s+(aktivieren|activer)|activer\s+javascript|activa(r)?\s+javascript",
     re.IGNORECASE,
 )
+_SCRIPT_TAG = re.compile(rb"<\s*script", re.IGNORECASE)
 # Elements a body may hold without holding any of the page's words.
 _INERT = {"script", "noscript", "style", "link", "meta", "template", "iframe", "svg", "img",
           "br", "hr", "input"}
@@ -59,6 +60,10 @@ def browser_needed(
     here (with ``charset``) the way the fragments are.
     """
     raw = html.encode("utf-8") if isinstance(html, str) else html
+    if b"\x00" not in raw[:4096] and _SCRIPT_TAG.search(raw) is None:
+        # No script can ever add words to it: say so before paying for an extraction (in any
+        # ASCII-compatible encoding; UTF-16 and such go the whole way below).
+        return None
     if extracted_text is None:
         extracted_text = extract_main_text(raw, charset=charset, combine=False).text
     text_chars = len(normalize_space(extracted_text))
